@@ -1,0 +1,45 @@
+// Package eventstore defines the core of esv2: the event types, the [Store]
+// interface every adapter implements, the [Stream] handle, the errors callers
+// test with [errors.Is] and [errors.As], and the [Notifier] that fans one
+// store's "something was appended" signal out to all of its watchers.
+//
+// # Streams and positions
+//
+// A stream is an ordered list of events identified by a string. Each stored
+// event has a 1-based Version inside its stream and a global Position that is
+// strictly increasing in commit order across the whole store. The
+// pseudo-stream [AllStreams] ("$all") reads and watches every stream in global
+// order; writing to it is refused.
+//
+// # Appending
+//
+// [Store.Append] takes an [ExpectedVersion] ([Any], [NoStream],
+// [StreamExists] or an exact version) and appends a batch atomically: either
+// every new event of the batch is stored or none is. A mismatch returns a
+// [*ConflictError], which unwraps to [ErrConcurrency].
+//
+// Events may carry an ID used as an idempotency key. An event whose ID is
+// already stored in the same stream is not stored again; a batch made only of
+// such events is a retry and succeeds whatever its expected version. An ID
+// already stored in another stream is refused with an [*IdempotencyError]
+// and nothing is written. The database enforces this with a unique index, so
+// it holds across restarts and processes.
+//
+// # Reading and watching
+//
+// Reads are Go iterators ([iter.Seq2] of [Recorded] and error): rows are
+// streamed, never materialised whole. The first error is yielded once and ends
+// the iteration; breaking out of the loop early is not an error. Filters
+// ([Filter]) run in the database.
+//
+// [Store.Watch] catches up from a version or position and then follows live
+// appends, in order, with no gap and no duplicate, until its context ends.
+// By default it starts at the present and yields only new events.
+//
+// # Errors
+//
+// Adapters translate driver errors; callers only ever see the sentinels
+// [ErrConcurrency], [ErrIdempotency], [ErrInvalidInput], [ErrClosed] and
+// [ErrNotFound] (wrapped in richer types where there is more to say), or a
+// context error, or a wrapped I/O error from the database.
+package eventstore

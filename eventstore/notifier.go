@@ -1,0 +1,108 @@
+package eventstore
+
+import (
+	"context"
+	"iter"
+	"sync"
+)
+
+// Notifier wakes every watcher of a store when something was appended. One
+// store has one Notifier, fed by the store's own appends and by its single
+// change-detection goroutine (polling or LISTEN); watchers wait on it and
+// then read what is new themselves. Waking is a channel close, so a
+// thousand idle watchers cost nothing per poll and a slow watcher blocks
+// no one. The zero value is not usable; call NewNotifier.
+type Notifier struct {
+	mu     sync.Mutex
+	ch     chan struct{}
+	closed bool
+}
+
+// NewNotifier returns a ready Notifier.
+func NewNotifier() *Notifier { return &Notifier{ch: make(chan struct{})} }
+
+// Changed returns a channel that is closed at the next Notify or at Close.
+// Take it before reading, then wait on it, so that no change is missed.
+func (n *Notifier) Changed() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+// Notify wakes everyone waiting on a channel from Changed.
+func (n *Notifier) Notify() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	close(n.ch)
+	n.ch = make(chan struct{})
+}
+
+// Close wakes every waiter for the last time; Closed reports true after it.
+func (n *Notifier) Close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.closed {
+		n.closed = true
+		close(n.ch)
+	}
+}
+
+// Closed reports whether Close was called.
+func (n *Notifier) Closed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
+}
+
+// PageFunc reads up to limit events after the version or position after,
+// in order, for Follow. It returns fewer than limit events when it reached
+// the end of what is visible.
+type PageFunc func(ctx context.Context, after uint64, limit int) ([]Recorded, error)
+
+// FollowPageSize is the number of events Follow reads per page.
+const FollowPageSize = 512
+
+// Follow implements Store.Watch for adapters: it reads pages after `after`
+// and, when it reaches the end, waits on n before reading again. Rows are
+// read into a page and released before anything is yielded, so a slow
+// consumer holds no database connection. key returns the cursor of an event
+// (Version for a stream, Position for AllStreams).
+//
+// The iteration ends quietly when ctx ends and yields ErrClosed when n is
+// closed; any other error is yielded once and ends it.
+func Follow(ctx context.Context, n *Notifier, after uint64, page PageFunc, key func(Recorded) uint64) iter.Seq2[Recorded, error] {
+	return func(yield func(Recorded, error) bool) {
+		for {
+			changed := n.Changed()
+			if n.Closed() {
+				yield(Recorded{}, ErrClosed)
+				return
+			}
+			events, err := page(ctx, after, FollowPageSize)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				yield(Recorded{}, err)
+				return
+			}
+			for _, r := range events {
+				if !yield(r, nil) {
+					return
+				}
+				after = key(r)
+			}
+			if len(events) == FollowPageSize {
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
+		}
+	}
+}

@@ -1,0 +1,183 @@
+package eventstore
+
+import (
+	"context"
+	"iter"
+)
+
+// Store is an event store. Adapters (adapters/sqlite, adapters/postgres)
+// implement it; every implementation passes the conformance suite in
+// package eventstoretest. All methods are safe for concurrent use.
+//
+// Every method returns ErrClosed (errors.Is) after Close, and a ctx error
+// when its context ends. Invalid arguments are refused with a
+// *ValidationError (ErrInvalidInput) before anything is written.
+type Store interface {
+	// Append appends events to a stream atomically if the stream's version
+	// matches expected. An empty batch writes nothing and reports the
+	// current version (the expectation is still checked).
+	//
+	// Errors: *ConflictError (ErrConcurrency) when expected does not match;
+	// *IdempotencyError (ErrIdempotency) when an event ID is stored in
+	// another stream; *ValidationError (ErrInvalidInput); ErrClosed.
+	Append(ctx context.Context, streamID string, expected ExpectedVersion, events ...Event) (AppendResult, error)
+
+	// Read streams the events of a stream in version order, or of
+	// AllStreams in global order, as described by opts. The iterator yields
+	// at most one error, after which it stops.
+	Read(ctx context.Context, streamID string, opts ReadOptions) iter.Seq2[Recorded, error]
+
+	// Watch yields the events of a stream (or of AllStreams) after
+	// opts.After, first those already stored (catch-up) and then live ones,
+	// in order with no gap and no duplicate, until ctx ends (the iteration
+	// then just stops) or the store is closed (it yields ErrClosed).
+	Watch(ctx context.Context, streamID string, opts WatchOptions) iter.Seq2[Recorded, error]
+
+	// Info describes a stream. A stream without events has Version 0 and
+	// is not an error.
+	Info(ctx context.Context, streamID string) (StreamInfo, error)
+
+	// SaveSnapshot stores s as the latest snapshot of (s.StreamID, s.Name),
+	// unless a snapshot with a higher version is already stored there.
+	SaveSnapshot(ctx context.Context, s Snapshot) error
+
+	// LoadSnapshot returns the latest snapshot of (streamID, name), or an
+	// error satisfying errors.Is(err, ErrNotFound). An empty name means
+	// DefaultSnapshotName.
+	LoadSnapshot(ctx context.Context, streamID, name string) (Snapshot, error)
+
+	// Close releases the store. Watchers end with ErrClosed. Close is
+	// idempotent.
+	Close() error
+}
+
+// ReadOptions selects what Read returns.
+type ReadOptions struct {
+	// From is the first version (for a stream) or global position (for
+	// AllStreams) to return; 0 means the start when reading forwards and
+	// the end when reading backwards.
+	From uint64
+	// Backwards reads from From (or the end) towards the start.
+	Backwards bool
+	// Limit caps the number of events returned; 0 means no limit.
+	Limit int
+	// Filter restricts the events returned. It runs in the database.
+	Filter Filter
+}
+
+// WatchOptions selects what Watch yields.
+type WatchOptions struct {
+	// From is where the watch starts. The zero value starts at the present:
+	// only events appended after the iteration begins are yielded.
+	From Start
+	// Filter restricts the events yielded. It runs in the database.
+	Filter Filter
+}
+
+// Start is where a watch begins: FromPresent (the zero value), FromStart,
+// or After a version or position.
+type Start struct {
+	after uint64
+	set   bool
+}
+
+// FromPresent starts a watch with the events appended after it begins.
+func FromPresent() Start { return Start{} }
+
+// FromStart starts a watch with the first event.
+func FromStart() Start { return Start{set: true} }
+
+// After starts a watch with the events after version v (for a stream) or
+// position v (for AllStreams): pass the last version or position a consumer
+// processed to resume where it left off.
+func After(v uint64) Start { return Start{after: v, set: true} }
+
+// Resolve returns the version or position after which the watch starts;
+// present is called only for FromPresent and must return the current
+// version or position.
+func (s Start) Resolve(present func() (uint64, error)) (uint64, error) {
+	if s.set {
+		return s.after, nil
+	}
+	return present()
+}
+
+// Filter restricts reads and watches. Conditions combine with AND; an
+// empty Filter matches every event.
+type Filter struct {
+	// Types, when not empty, keeps events whose Type is one of these.
+	Types []string
+	// Metadata keeps events whose metadata satisfies every condition.
+	Metadata []MetadataFilter
+	// StreamPrefix keeps events whose stream ID starts with it. It applies
+	// to AllStreams only.
+	StreamPrefix string
+}
+
+// MetadataOp is the comparison of a MetadataFilter.
+type MetadataOp int
+
+const (
+	// MetadataEq keeps events whose metadata value for Key equals Values[0].
+	MetadataEq MetadataOp = iota + 1
+	// MetadataIn keeps events whose metadata value for Key is one of Values.
+	MetadataIn
+	// MetadataPrefix keeps events whose metadata value for Key starts with
+	// Values[0].
+	MetadataPrefix
+)
+
+// String returns "eq", "in" or "prefix".
+func (o MetadataOp) String() string {
+	switch o {
+	case MetadataEq:
+		return "eq"
+	case MetadataIn:
+		return "in"
+	case MetadataPrefix:
+		return "prefix"
+	}
+	return "unknown"
+}
+
+// MetadataFilter is one condition on an event's metadata.
+type MetadataFilter struct {
+	Key    string
+	Op     MetadataOp
+	Values []string
+}
+
+// MetadataEquals keeps events whose metadata key equals value.
+func MetadataEquals(key, value string) MetadataFilter {
+	return MetadataFilter{Key: key, Op: MetadataEq, Values: []string{value}}
+}
+
+// MetadataOneOf keeps events whose metadata key has one of values.
+func MetadataOneOf(key string, values ...string) MetadataFilter {
+	return MetadataFilter{Key: key, Op: MetadataIn, Values: values}
+}
+
+// MetadataHasPrefix keeps events whose metadata key starts with prefix.
+func MetadataHasPrefix(key, prefix string) MetadataFilter {
+	return MetadataFilter{Key: key, Op: MetadataPrefix, Values: []string{prefix}}
+}
+
+// Collect reads a whole iterator into a slice, stopping at the first error.
+// It is meant for tests and small reads; large reads should range over the
+// iterator instead.
+func Collect(seq iter.Seq2[Recorded, error]) ([]Recorded, error) {
+	var out []Recorded
+	for r, err := range seq {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ErrorSeq returns an iterator that yields err once. Adapters use it to
+// report an error found before a read starts.
+func ErrorSeq(err error) iter.Seq2[Recorded, error] {
+	return func(yield func(Recorded, error) bool) { yield(Recorded{}, err) }
+}
