@@ -1,0 +1,101 @@
+package codec
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Encoding turns Go values into bytes and back. [Msgpack] is the default;
+// [JSON] is the other built-in. Plug your own (protobuf, CBOR, ...) by
+// implementing these three methods.
+//
+// Unmarshal receives a non-nil pointer to the value to fill. An Encoding
+// may panic on bad input; the registry recovers and reports the panic as an
+// error wrapping [ErrMalformed], so user data never crashes a read.
+type Encoding interface {
+	// Name identifies the encoding in errors and logs, e.g. "msgpack".
+	Name() string
+	// Marshal encodes v.
+	Marshal(v any) ([]byte, error)
+	// Unmarshal decodes data into the value v points to.
+	Unmarshal(data []byte, v any) error
+}
+
+// Msgpack is the default [Encoding]: MessagePack through
+// github.com/vmihailenco/msgpack/v5. Structs are encoded as maps keyed by
+// field name (or `msgpack:"..."` tag), so adding or removing a field keeps
+// old events readable.
+type Msgpack struct{}
+
+// Name returns "msgpack".
+func (Msgpack) Name() string { return "msgpack" }
+
+// Marshal encodes v as MessagePack.
+func (Msgpack) Marshal(v any) ([]byte, error) { return msgpack.Marshal(v) }
+
+// Unmarshal decodes MessagePack data into the value v points to.
+func (Msgpack) Unmarshal(data []byte, v any) error { return msgpack.Unmarshal(data, v) }
+
+// JSON is the [Encoding] of encoding/json: larger and slower than
+// [Msgpack], but readable in the database.
+type JSON struct{}
+
+// Name returns "json".
+func (JSON) Name() string { return "json" }
+
+// Marshal encodes v as JSON.
+func (JSON) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// Unmarshal decodes JSON data into the value v points to.
+func (JSON) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+var (
+	_ Encoding = Msgpack{}
+	_ Encoding = JSON{}
+)
+
+// marshal calls enc.Marshal and turns a panic into an error, so that a
+// value an encoding cannot handle is reported rather than crashing.
+func marshal(enc Encoding, v any) (data []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			data, err = nil, fmt.Errorf("%s encoding panicked: %v", enc.Name(), r)
+		}
+	}()
+	return enc.Marshal(v)
+}
+
+// unmarshal calls enc.Unmarshal and turns a panic into an error: decoding
+// reads bytes from the database, which must never crash the reader.
+func unmarshal(enc Encoding, data []byte, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s decoding panicked: %v", enc.Name(), r)
+		}
+	}()
+	return enc.Unmarshal(data, v)
+}
+
+// EncodeState encodes a snapshot state with enc (the registry's
+// [Registry.Encoding], typically). The aggregate package uses it for
+// snapshots.
+func EncodeState[S any](enc Encoding, s S) ([]byte, error) {
+	data, err := marshal(enc, s)
+	if err != nil {
+		return nil, fmt.Errorf("codec: encode state %T: %w", s, err)
+	}
+	return data, nil
+}
+
+// DecodeState decodes a snapshot state encoded by [EncodeState]. It never
+// panics: bad bytes return an error wrapping [ErrMalformed].
+func DecodeState[S any](enc Encoding, data []byte) (S, error) {
+	var s S
+	if err := unmarshal(enc, data, &s); err != nil {
+		var zero S
+		return zero, fmt.Errorf("codec: decode state %T with %s: %w: %w", zero, enc.Name(), ErrMalformed, err)
+	}
+	return s, nil
+}

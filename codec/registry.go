@@ -1,0 +1,223 @@
+package codec
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// Registry maps the concrete types of an event type E (usually a sealed
+// interface) to stable type names and back. Build it once with [New],
+// [Register] and [Upcast], then pass it explicitly to whatever needs it
+// (there is no package-level registry). It is safe for concurrent use,
+// including registering while others encode and decode.
+type Registry[E any] struct {
+	enc Encoding
+
+	mu  sync.Mutex               // serialises registrations
+	tab atomic.Pointer[table[E]] // copy-on-write: decode takes no lock
+}
+
+// table is an immutable view of a registry's registrations.
+type table[E any] struct {
+	decoders map[string]decodeFunc[E] // type name (current or old) -> decoder
+	names    map[reflect.Type]string  // concrete Go type -> current name
+}
+
+type decodeFunc[E any] func(enc Encoding, data []byte) (E, error)
+
+// Option configures a [Registry].
+type Option func(*options)
+
+type options struct{ enc Encoding }
+
+// WithEncoding sets the registry's encoding. The default is [Msgpack].
+func WithEncoding(enc Encoding) Option { return func(o *options) { o.enc = enc } }
+
+// New returns an empty registry for event type E.
+func New[E any](opts ...Option) *Registry[E] {
+	o := options{enc: Msgpack{}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.enc == nil {
+		o.enc = Msgpack{}
+	}
+	r := &Registry[E]{enc: o.enc}
+	r.tab.Store(&table[E]{decoders: map[string]decodeFunc[E]{}, names: map[reflect.Type]string{}})
+	return r
+}
+
+// Encoding returns the registry's encoding, for encoding snapshot state
+// with [EncodeState] and [DecodeState].
+func (r *Registry[E]) Encoding() Encoding { return r.enc }
+
+// Register registers the concrete event type T of E under name, which is
+// what the store keeps and must therefore never change. T must implement
+// E (register *T when E's methods have pointer receivers). E is inferred
+// from r:
+//
+//	codec.Register[Deposited](reg, "account.deposited")
+//
+// Registering a name or a type twice returns an error wrapping
+// [ErrDuplicate], and a T that is not an E one wrapping [ErrNotRegistered];
+// the registry is then unchanged. Combine several calls with errors.Join.
+func Register[T, E any](r *Registry[E], name string) error {
+	if err := checkImplements[T, E](name); err != nil {
+		return err
+	}
+	return r.add(name, reflect.TypeFor[T](), func(enc Encoding, data []byte) (E, error) {
+		var t T
+		if err := unmarshal(enc, data, &t); err != nil {
+			var zero E
+			return zero, err
+		}
+		e, _ := any(t).(E) // checked by checkImplements
+		return e, nil
+	})
+}
+
+// Upcast makes events stored under an old type name readable as current
+// events: their bytes are decoded into Old (the type as it was) and
+// converted by up. Use it when a type is renamed or its shape changes (give
+// the new shape a new name and upcast the old one), so history is never
+// rewritten. Events are always written under their current name.
+//
+//	codec.Upcast(reg, "account.credited", func(old CreditedV1) (AccountEvent, error) {
+//		return Deposited{Amount: old.Cents}, nil
+//	})
+//
+// An oldName already registered or upcast returns an error wrapping
+// [ErrDuplicate]. Errors returned by up reach the reader wrapped in a
+// [*DecodeError] with Kind [ErrUpcast].
+func Upcast[Old, E any](r *Registry[E], oldName string, up func(Old) (E, error)) error {
+	if up == nil {
+		return fmt.Errorf("codec: upcast %q: nil function", oldName)
+	}
+	return r.add(oldName, nil, func(enc Encoding, data []byte) (E, error) {
+		var old Old
+		if err := unmarshal(enc, data, &old); err != nil {
+			var zero E
+			return zero, err
+		}
+		e, err := up(old)
+		if err != nil {
+			return e, &upcastError{err}
+		}
+		return e, nil
+	})
+}
+
+// upcastError marks an error returned by an upcaster, as opposed to one of
+// the encoding.
+type upcastError struct{ err error }
+
+func (e *upcastError) Error() string { return e.err.Error() }
+func (e *upcastError) Unwrap() error { return e.err }
+
+func checkImplements[T, E any](name string) error {
+	var t T
+	if _, ok := any(t).(E); !ok {
+		return fmt.Errorf("codec: register %q: %v does not implement %v: %w",
+			name, reflect.TypeFor[T](), reflect.TypeFor[E](), ErrNotRegistered)
+	}
+	return nil
+}
+
+// add registers a decoder under name and, when typ is not nil, typ's
+// current name, replacing the table so that readers never lock.
+func (r *Registry[E]) add(name string, typ reflect.Type, dec decodeFunc[E]) error {
+	if name == "" || len(name) > eventstore.MaxIDLength || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
+		return fmt.Errorf("codec: register %q: a type name must be 1 to %d bytes of UTF-8 without NUL", name, eventstore.MaxIDLength)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.tab.Load()
+	if _, dup := old.decoders[name]; dup {
+		return fmt.Errorf("codec: register %q: name already registered: %w", name, ErrDuplicate)
+	}
+	if prev, dup := old.names[typ]; typ != nil && dup {
+		return fmt.Errorf("codec: register %q: %v is already registered as %q: %w", name, typ, prev, ErrDuplicate)
+	}
+	tab := &table[E]{
+		decoders: make(map[string]decodeFunc[E], len(old.decoders)+1),
+		names:    make(map[reflect.Type]string, len(old.names)+1),
+	}
+	for k, v := range old.decoders {
+		tab.decoders[k] = v
+	}
+	for k, v := range old.names {
+		tab.names[k] = v
+	}
+	tab.decoders[name] = dec
+	if typ != nil {
+		tab.names[typ] = name
+	}
+	r.tab.Store(tab)
+	return nil
+}
+
+// Name returns the registered type name of e's concrete type.
+func (r *Registry[E]) Name(e E) (string, bool) {
+	name, ok := r.tab.Load().names[reflect.TypeOf(e)]
+	return name, ok
+}
+
+// Encode returns e's type name and encoded bytes. An event whose concrete
+// type was not registered (or a nil event) returns an error wrapping
+// [ErrNotRegistered].
+func (r *Registry[E]) Encode(e E) (typ string, data []byte, err error) {
+	name, ok := r.Name(e)
+	if !ok {
+		return "", nil, fmt.Errorf("codec: encode %T: %w", e, ErrNotRegistered)
+	}
+	data, err = marshal(r.enc, e)
+	if err != nil {
+		return "", nil, fmt.Errorf("codec: encode %q: %w", name, err)
+	}
+	return name, data, nil
+}
+
+// Event encodes e into an [eventstore.Event] ready to append (Type and
+// Data set, the other fields left for the caller).
+func (r *Registry[E]) Event(e E) (eventstore.Event, error) {
+	typ, data, err := r.Encode(e)
+	return eventstore.Event{Type: typ, Data: data}, err
+}
+
+// Decode decodes data stored under type name typ. It never panics: an
+// unknown name or bytes that do not decode return a [*DecodeError].
+func (r *Registry[E]) Decode(typ string, data []byte) (E, error) {
+	dec, ok := r.tab.Load().decoders[typ]
+	if !ok {
+		var zero E
+		return zero, &DecodeError{Type: typ, Kind: ErrUnknownType}
+	}
+	e, err := dec(r.enc, data)
+	if err != nil {
+		kind := ErrMalformed
+		if u, ok := err.(*upcastError); ok {
+			kind, err = ErrUpcast, u.err
+		}
+		var zero E
+		return zero, &DecodeError{Type: typ, Kind: kind, Cause: err}
+	}
+	return e, nil
+}
+
+// DecodeRecorded decodes a stored event. Its errors are like those of
+// [Registry.Decode] and also name the event's stream and version.
+func (r *Registry[E]) DecodeRecorded(rec *eventstore.Recorded) (E, error) {
+	e, err := r.Decode(rec.Type, rec.Data)
+	if err != nil {
+		if de, ok := err.(*DecodeError); ok {
+			de.StreamID, de.Version = rec.StreamID, rec.Version
+		}
+	}
+	return e, err
+}
