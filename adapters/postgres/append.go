@@ -1,0 +1,360 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// Append appends events to streamID if its version matches expected; see
+// eventstore.Store.Append for the rules (idempotent retries, duplicates,
+// empty batches). The append is handed to the store's writer, which
+// commits it together with the appends other goroutines made meanwhile
+// (group commit), each with its own checks and result.
+//
+// Errors: *eventstore.ValidationError before anything is sent;
+// *eventstore.ConflictError; *eventstore.IdempotencyError;
+// eventstore.ErrClosed. If ctx ends while the append waits in the queue it
+// is dropped and ctx's error returned; if ctx ends while it is being
+// committed, ctx's error is returned and the append may or may not have
+// been stored (as with any database call): retry it with the same event
+// IDs to find out.
+func (s *Store) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.Event) (eventstore.AppendResult, error) {
+	if err := s.check(ctx); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if err := eventstore.ValidateAppend(streamID, expected, events, s.cfg.maxEventSize); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	req := &appendReq{ctx: ctx, stream: streamID, expected: expected, events: events, done: make(chan appendResp, 1)}
+	if err := s.writer.submit(req); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	select {
+	case r := <-req.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		req.state.CompareAndSwap(reqQueued, reqAbandoned)
+		return eventstore.AppendResult{}, ctx.Err()
+	}
+}
+
+const (
+	reqQueued int32 = iota
+	reqTaken
+	reqAbandoned
+)
+
+type appendReq struct {
+	ctx      context.Context
+	stream   string
+	expected eventstore.ExpectedVersion
+	events   []eventstore.Event
+	state    atomic.Int32
+	done     chan appendResp // buffered: the writer never blocks on it
+}
+
+type appendResp struct {
+	res eventstore.AppendResult
+	err error
+}
+
+// writer is the store's single append goroutine. Appends queue up while
+// it commits the previous group, and it takes them all (up to
+// cfg.groupEvents events) into the next transaction: the more goroutines
+// append at once, the more appends one commit carries. See doc.go, "Global
+// order".
+type writer struct {
+	s      *Store
+	mu     sync.Mutex
+	queue  []*appendReq
+	closed bool
+	wake   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func newWriter(s *Store) *writer {
+	return &writer{s: s, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (w *writer) submit(r *appendReq) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return eventstore.ErrClosed
+	}
+	w.queue = append(w.queue, r)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	for {
+		select {
+		case <-w.wake:
+		case <-w.stop:
+			return
+		}
+		for {
+			group := w.take()
+			if group == nil {
+				break
+			}
+			w.s.commitGroup(group)
+		}
+	}
+}
+
+// take removes the next group from the queue: nil when the queue is
+// empty. Appends whose caller gave up are dropped.
+func (w *writer) take() []*appendReq {
+	w.mu.Lock()
+	n, events := 0, 0
+	for n < len(w.queue) {
+		k := len(w.queue[n].events)
+		if n > 0 && events+k > w.s.cfg.groupEvents {
+			break
+		}
+		events += k
+		n++
+	}
+	if n == 0 {
+		w.mu.Unlock()
+		return nil
+	}
+	taken := w.queue[:n:n]
+	if n == len(w.queue) {
+		w.queue = nil
+	} else {
+		w.queue = append([]*appendReq(nil), w.queue[n:]...)
+	}
+	w.mu.Unlock()
+
+	group := make([]*appendReq, 0, len(taken))
+	for _, r := range taken {
+		if !r.state.CompareAndSwap(reqQueued, reqTaken) {
+			continue
+		}
+		if err := r.ctx.Err(); err != nil {
+			r.done <- appendResp{err: err}
+			continue
+		}
+		group = append(group, r)
+	}
+	if len(group) == 0 {
+		return []*appendReq{} // not nil: the queue may hold more
+	}
+	return group
+}
+
+// close refuses new appends, fails the queued ones with ErrClosed and
+// waits for the group being committed, if any.
+func (w *writer) close() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.done
+		return
+	}
+	w.closed = true
+	pending := w.queue
+	w.queue = nil
+	w.mu.Unlock()
+	for _, r := range pending {
+		if r.state.CompareAndSwap(reqQueued, reqTaken) {
+			r.done <- appendResp{err: eventstore.ErrClosed}
+		}
+	}
+	close(w.stop)
+	<-w.done
+}
+
+// maxAttempts bounds the retries of a group refused because of a
+// concurrent writer (see retryable).
+const maxAttempts = 5
+
+// commitGroup appends a group in one statement (one round trip) and hands
+// each caller its result.
+func (s *Store) commitGroup(group []*appendReq) {
+	if len(group) == 0 {
+		return
+	}
+	var (
+		rows []groupRow
+		err  error
+	)
+	for attempt := 1; ; attempt++ {
+		rows, err = s.execGroup(s.bgCtx, group)
+		if err == nil || !retryable(err) || attempt == maxAttempts {
+			break
+		}
+	}
+	if err != nil {
+		if len(group) > 1 {
+			// Nothing was written. Run each append alone so that the
+			// error reaches only the append that caused it.
+			for _, r := range group {
+				s.commitGroup([]*appendReq{r})
+			}
+			return
+		}
+		r := group[0]
+		if s.closed.Load() && s.bgCtx.Err() != nil {
+			err = eventstore.ErrClosed
+		}
+		r.done <- appendResp{err: translateError(err, errCtx{op: "append", stream: r.stream, expected: r.expected})}
+		return
+	}
+	var top uint64
+	for _, row := range rows {
+		top = max(top, row.position)
+	}
+	if top > 0 {
+		s.advanceHead(top)
+		s.notifier.Notify()
+	}
+	for i, r := range group {
+		r.done <- rows[i].result(r)
+	}
+}
+
+// groupRow is one row returned by append_batch.
+type groupRow struct {
+	status       int32
+	version      int64
+	position     uint64
+	dupIndex     []int32
+	dupVersion   []int64
+	otherID      pgtype.Text
+	otherStream  pgtype.Text
+}
+
+const (
+	statusOK       = 0
+	statusConflict = 1
+	statusIDInUse  = 2
+)
+
+func (g *groupRow) result(r *appendReq) appendResp {
+	switch g.status {
+	case statusConflict:
+		return appendResp{err: &eventstore.ConflictError{StreamID: r.stream, Expected: r.expected, Actual: uint64(g.version)}}
+	case statusIDInUse:
+		return appendResp{err: &eventstore.IdempotencyError{EventID: g.otherID.String, StreamID: r.stream, StoredIn: g.otherStream.String}}
+	case statusOK:
+	default:
+		return appendResp{err: fmt.Errorf("postgres: append: unexpected status %d", g.status)}
+	}
+	res := eventstore.AppendResult{Version: uint64(g.version), Position: g.position}
+	if len(g.dupIndex) > 0 {
+		res.Duplicates = make([]eventstore.Duplicate, len(g.dupIndex))
+		for i, idx := range g.dupIndex {
+			res.Duplicates[i] = eventstore.Duplicate{Index: int(idx), ID: r.events[idx].ID, Version: uint64(g.dupVersion[i])}
+		}
+	}
+	if g.position > 0 {
+		res.Appended = len(r.events) - len(g.dupIndex)
+	}
+	return appendResp{res: res}
+}
+
+// groupArgs are the array parameters of append_batch.
+type groupArgs struct {
+	rStream   []string
+	rExpected []int64
+	rCount    []int32
+	rHasIDs   []bool
+	eID       []pgtype.Text
+	eType     []string
+	eData     [][]byte
+	eMeta     [][]byte
+	eTime     []pgtype.Timestamptz
+}
+
+func buildGroupArgs(group []*appendReq) (groupArgs, error) {
+	total := 0
+	for _, r := range group {
+		total += len(r.events)
+	}
+	a := groupArgs{
+		rStream:   make([]string, len(group)),
+		rExpected: make([]int64, len(group)),
+		rCount:    make([]int32, len(group)),
+		rHasIDs:   make([]bool, len(group)),
+		eID:       make([]pgtype.Text, 0, total),
+		eType:     make([]string, 0, total),
+		eData:     make([][]byte, 0, total),
+		eMeta:     make([][]byte, 0, total),
+		eTime:     make([]pgtype.Timestamptz, 0, total),
+	}
+	for i, r := range group {
+		a.rStream[i] = r.stream
+		a.rExpected[i] = int64(r.expected)
+		a.rCount[i] = int32(len(r.events))
+		for j := range r.events {
+			ev := &r.events[j]
+			if ev.ID != "" {
+				a.rHasIDs[i] = true
+			}
+			a.eID = append(a.eID, pgtype.Text{String: ev.ID, Valid: ev.ID != ""})
+			a.eType = append(a.eType, ev.Type)
+			a.eData = append(a.eData, ev.Data)
+			var meta []byte
+			if len(ev.Metadata) > 0 {
+				var err error
+				if meta, err = json.Marshal(ev.Metadata); err != nil {
+					return groupArgs{}, fmt.Errorf("postgres: append: encode metadata: %w", err)
+				}
+			}
+			a.eMeta = append(a.eMeta, meta)
+			a.eTime = append(a.eTime, pgtype.Timestamptz{Time: ev.Time, Valid: !ev.Time.IsZero()})
+		}
+	}
+	return a, nil
+}
+
+// execGroup runs append_batch for a group and returns one row per append.
+func (s *Store) execGroup(ctx context.Context, group []*appendReq) ([]groupRow, error) {
+	a, err := buildGroupArgs(group)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, s.q.appendCall, s.lockKey, s.channel,
+		a.rStream, a.rExpected, a.rCount, a.rHasIDs, a.eID, a.eType, a.eData, a.eMeta, a.eTime)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]groupRow, 0, len(group))
+	for rows.Next() {
+		var g groupRow
+		var pos int64
+		if err := rows.Scan(&g.status, &g.version, &pos, &g.dupIndex, &g.dupVersion, &g.otherID, &g.otherStream); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		g.position = uint64(pos)
+		out = append(out, g)
+	}
+	rows.Close()
+	// The statement's implicit transaction commits before the server says
+	// it is ready again, so a nil Err means the group is committed.
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) != len(group) {
+		return nil, fmt.Errorf("postgres: append: %d results for %d appends", len(out), len(group))
+	}
+	return out, nil
+}

@@ -1,0 +1,113 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// errCtx says what a failed call was doing, for translateError.
+type errCtx struct {
+	op       string
+	stream   string                     // stream appended to, if any
+	expected eventstore.ExpectedVersion // its expectation
+}
+
+// PostgreSQL error codes the store gives a meaning to.
+const (
+	codeUniqueViolation      = "23505"
+	codeSerializationFailure = "40001"
+	codeDeadlockDetected     = "40P01"
+)
+
+// Constraint names of the schema (see migrations).
+const (
+	constraintEventID       = "events_event_id_key"
+	constraintStreamVersion = "events_stream_version_key"
+)
+
+var eventIDDetail = regexp.MustCompile(`^Key \(event_id\)=\((.*)\) already exists\.$`)
+
+// translateError is the one place where driver errors become esv2 errors,
+// so that callers never see a raw driver error for a condition the
+// eventstore contract names:
+//
+//   - a unique violation on the event-ID index → *eventstore.IdempotencyError
+//     (a racing writer stored the ID; which stream is not known);
+//   - any other unique violation (stream version, position, stream row),
+//     a serialization failure or a deadlock → *eventstore.ConflictError
+//     (its Actual is not known here and is 0);
+//   - pgx.ErrNoRows → eventstore.ErrNotFound;
+//   - a closed pool → eventstore.ErrClosed;
+//   - anything else (context errors included, still matched by errors.Is)
+//     is wrapped with the operation's name.
+//
+// The writer retries conflicts from racing writers before it gets here
+// (see retryable), so in practice ConflictErrors carry the real version.
+func translateError(err error, c errCtx) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		conflict *eventstore.ConflictError
+		idem     *eventstore.IdempotencyError
+		valid    *eventstore.ValidationError
+	)
+	if errors.As(err, &conflict) || errors.As(err, &idem) || errors.As(err, &valid) ||
+		errors.Is(err, eventstore.ErrClosed) || errors.Is(err, eventstore.ErrNotFound) {
+		return err // already translated
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("postgres: %s: %w", c.op, err)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: %s: %w", c.op, eventstore.ErrNotFound)
+	}
+	if errors.Is(err, puddle.ErrClosedPool) {
+		return fmt.Errorf("postgres: %s: %w", c.op, eventstore.ErrClosed)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case codeUniqueViolation:
+			if pgErr.ConstraintName == constraintEventID {
+				id := ""
+				if m := eventIDDetail.FindStringSubmatch(pgErr.Detail); m != nil {
+					id = m[1]
+				}
+				return &eventstore.IdempotencyError{EventID: id, StreamID: c.stream}
+			}
+			return &eventstore.ConflictError{StreamID: c.stream, Expected: c.expected}
+		case codeSerializationFailure, codeDeadlockDetected:
+			return &eventstore.ConflictError{StreamID: c.stream, Expected: c.expected}
+		}
+	}
+	return fmt.Errorf("postgres: %s: %w", c.op, err)
+}
+
+// retryable reports whether an append that failed with err should simply
+// be run again: the database refused it because of a concurrent writer
+// (one that did not take the store's advisory lock, or a serialization
+// failure), and a second run under the lock will see the real state.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case codeSerializationFailure, codeDeadlockDetected:
+		return true
+	case codeUniqueViolation:
+		return pgErr.ConstraintName != constraintEventID
+	}
+	return false
+}
+
+func opErr(op string) errCtx { return errCtx{op: op} }

@@ -1,0 +1,335 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// Read streams the events of streamID in version order, or of
+// eventstore.AllStreams in global position order, as opts says. Rows are
+// scanned one at a time as the loop asks for them; breaking out of the
+// loop releases the connection. Filters run in SQL.
+//
+// Errors (yielded once): *eventstore.ValidationError,
+// eventstore.ErrClosed, a ctx error, or a wrapped database error.
+func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadOptions) iter.Seq2[eventstore.Recorded, error] {
+	if err := s.check(ctx); err != nil {
+		return eventstore.ErrorSeq(err)
+	}
+	if err := eventstore.ValidateReadOptions(streamID, opts.Filter); err != nil {
+		return eventstore.ErrorSeq(err)
+	}
+	if opts.Limit < 0 {
+		return eventstore.ErrorSeq(&eventstore.ValidationError{Field: "limit", Index: -1, Reason: "negative"})
+	}
+	sql, args := s.readQuery(streamID, opts)
+	return func(yield func(eventstore.Recorded, error) bool) {
+		if err := s.check(ctx); err != nil {
+			yield(eventstore.Recorded{}, err)
+			return
+		}
+		rows, err := s.pool.Query(ctx, sql, args...)
+		if err != nil {
+			yield(eventstore.Recorded{}, s.readErr(err))
+			return
+		}
+		defer rows.Close()
+		var sc scanner
+		for rows.Next() {
+			r, err := sc.scan(rows)
+			if err != nil {
+				yield(eventstore.Recorded{}, s.readErr(err))
+				return
+			}
+			if !yield(r, nil) {
+				return
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			yield(eventstore.Recorded{}, s.readErr(err))
+		}
+	}
+}
+
+func (s *Store) readErr(err error) error {
+	if s.closed.Load() && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return eventstore.ErrClosed
+	}
+	return translateError(err, opErr("read"))
+}
+
+// readQuery builds the SELECT for a read. The text depends only on the
+// shape of opts (which filters are present), so pgx's statement cache
+// keeps a few prepared statements, not one per call.
+func (s *Store) readQuery(streamID string, opts eventstore.ReadOptions) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, 8)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	b.WriteString("SELECT ")
+	b.WriteString(s.q.cols)
+	b.WriteString(" FROM ")
+	b.WriteString(s.schema)
+	b.WriteString(".events WHERE ")
+	key := "position"
+	if streamID != eventstore.AllStreams {
+		key = "version"
+		b.WriteString("stream_id = ")
+		b.WriteString(arg(streamID))
+		b.WriteString(" AND ")
+	}
+	from := int64(min(opts.From, math.MaxInt64))
+	b.WriteString(key)
+	switch {
+	case !opts.Backwards:
+		b.WriteString(" >= ")
+		b.WriteString(arg(from))
+	case opts.From == 0:
+		b.WriteString(" > 0") // from the end
+	default:
+		b.WriteString(" <= ")
+		b.WriteString(arg(from))
+	}
+	f := opts.Filter
+	if f.StreamPrefix != "" {
+		b.WriteString(" AND starts_with(stream_id, ")
+		b.WriteString(arg(f.StreamPrefix))
+		b.WriteString(")")
+	}
+	if len(f.Types) > 0 {
+		b.WriteString(" AND type = ANY(")
+		b.WriteString(arg(f.Types))
+		b.WriteString(")")
+	}
+	for _, m := range f.Metadata {
+		switch m.Op {
+		case eventstore.MetadataEq:
+			fmt.Fprintf(&b, " AND metadata->>%s = %s", arg(m.Key), arg(m.Values[0]))
+		case eventstore.MetadataIn:
+			fmt.Fprintf(&b, " AND metadata->>%s = ANY(%s)", arg(m.Key), arg(m.Values))
+		case eventstore.MetadataPrefix:
+			// starts_with, unlike LIKE, needs no escaping of % and _.
+			fmt.Fprintf(&b, " AND starts_with(metadata->>%s, %s)", arg(m.Key), arg(m.Values[0]))
+		}
+	}
+	b.WriteString(" ORDER BY ")
+	b.WriteString(key)
+	if opts.Backwards {
+		b.WriteString(" DESC")
+	}
+	if opts.Limit > 0 {
+		b.WriteString(" LIMIT ")
+		b.WriteString(arg(int64(opts.Limit)))
+	}
+	return b.String(), args
+}
+
+// scanner turns rows of s.q.cols into Recorded values.
+type scanner struct {
+	position, version int64
+	stream, typ       string
+	eventID           pgtype.Text
+	data, meta        []byte
+	at                time.Time
+}
+
+func (sc *scanner) scan(rows pgx.Rows) (eventstore.Recorded, error) {
+	sc.data, sc.meta = nil, nil
+	if err := rows.Scan(&sc.position, &sc.stream, &sc.version, &sc.eventID, &sc.typ, &sc.data, &sc.meta, &sc.at); err != nil {
+		return eventstore.Recorded{}, err
+	}
+	r := eventstore.Recorded{
+		Event: eventstore.Event{
+			ID:   sc.eventID.String,
+			Type: sc.typ,
+			Data: sc.data,
+			Time: sc.at.UTC(),
+		},
+		StreamID: sc.stream,
+		Version:  uint64(sc.version),
+		Position: uint64(sc.position),
+	}
+	if len(r.Data) == 0 {
+		r.Data = nil
+	}
+	if len(sc.meta) > 0 {
+		if err := json.Unmarshal(sc.meta, &r.Metadata); err != nil {
+			return eventstore.Recorded{}, fmt.Errorf("decode metadata of event at position %d: %w", sc.position, err)
+		}
+	}
+	return r, nil
+}
+
+// Watch yields the events of streamID (or eventstore.AllStreams) after
+// opts.From, first those stored, then live ones, in order, each once,
+// until ctx ends (the iteration just stops) or the store is closed (it
+// yields eventstore.ErrClosed). It is eventstore.Follow over pages read
+// with Read: a watcher holds no connection while it waits, and all the
+// store's watchers wait on its one Notifier, woken by its own appends, by
+// LISTEN and by the poll.
+//
+// On AllStreams, positions are allocated in commit order (see doc.go), so
+// resuming with eventstore.After(lastPosition) never skips an event.
+func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.WatchOptions) iter.Seq2[eventstore.Recorded, error] {
+	if err := s.check(ctx); err != nil {
+		return eventstore.ErrorSeq(err)
+	}
+	if err := eventstore.ValidateReadOptions(streamID, opts.Filter); err != nil {
+		return eventstore.ErrorSeq(err)
+	}
+	all := streamID == eventstore.AllStreams
+	key := func(r eventstore.Recorded) uint64 {
+		if all {
+			return r.Position
+		}
+		return r.Version
+	}
+	page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
+		if after >= math.MaxInt64 {
+			return nil, nil
+		}
+		seq := s.Read(ctx, streamID, eventstore.ReadOptions{From: after + 1, Limit: limit, Filter: opts.Filter})
+		return eventstore.Collect(seq)
+	}
+	return func(yield func(eventstore.Recorded, error) bool) {
+		after, err := opts.From.Resolve(func() (uint64, error) { return s.present(ctx, streamID) })
+		if err != nil {
+			if ctx.Err() == nil {
+				yield(eventstore.Recorded{}, err)
+			}
+			return
+		}
+		for r, err := range eventstore.Follow(ctx, s.notifier, after, page, key) {
+			if !yield(r, err) {
+				return
+			}
+		}
+	}
+}
+
+// present returns the current version of a stream, or the head position.
+func (s *Store) present(ctx context.Context, streamID string) (uint64, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	var v int64
+	var err error
+	if streamID == eventstore.AllStreams {
+		err = s.pool.QueryRow(ctx, s.q.head).Scan(&v)
+	} else {
+		err = s.pool.QueryRow(ctx, "SELECT version FROM "+s.schema+".streams WHERE stream_id = $1", streamID).Scan(&v)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, nil
+		}
+	}
+	if err != nil {
+		return 0, s.readErr(err)
+	}
+	return uint64(v), nil
+}
+
+// Info describes streamID, or the whole store for eventstore.AllStreams
+// (Version is then the head position). A stream without events has
+// Version 0 and is not an error. Count equals Version: versions and
+// positions are gapless (see doc.go).
+func (s *Store) Info(ctx context.Context, streamID string) (eventstore.StreamInfo, error) {
+	if err := s.check(ctx); err != nil {
+		return eventstore.StreamInfo{}, err
+	}
+	if err := eventstore.ValidateStreamID(streamID); err != nil {
+		return eventstore.StreamInfo{}, err
+	}
+	info := eventstore.StreamInfo{StreamID: streamID}
+	var (
+		v   int64
+		at  time.Time
+		err error
+	)
+	if streamID == eventstore.AllStreams {
+		err = s.pool.QueryRow(ctx, s.q.allHead).Scan(&v, &at)
+	} else {
+		err = s.pool.QueryRow(ctx, s.q.streamHead, streamID).Scan(&v, &at)
+	}
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return info, nil
+	case err != nil:
+		return eventstore.StreamInfo{}, s.readErr(err)
+	}
+	info.Version, info.Count, info.LastTime = uint64(v), uint64(v), at.UTC()
+	return info, nil
+}
+
+// SaveSnapshot stores snap as the latest snapshot of (StreamID, Name)
+// unless one with a higher version is stored there already (then it does
+// nothing and returns nil). An empty Name means
+// eventstore.DefaultSnapshotName; Time is set by the database.
+func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := eventstore.ValidateSnapshot(snap, 0); err != nil {
+		return err
+	}
+	if snap.Name == "" {
+		snap.Name = eventstore.DefaultSnapshotName
+	}
+	data := snap.Data
+	if data == nil {
+		data = []byte{}
+	}
+	_, err := s.pool.Exec(ctx, s.q.saveSnap, snap.StreamID, snap.Name, int64(snap.Version), snap.Schema, data)
+	if err != nil {
+		return s.snapErr(err, "save snapshot")
+	}
+	return nil
+}
+
+// LoadSnapshot returns the latest snapshot of (streamID, name), or an
+// error matching eventstore.ErrNotFound. An empty name means
+// eventstore.DefaultSnapshotName.
+func (s *Store) LoadSnapshot(ctx context.Context, streamID, name string) (eventstore.Snapshot, error) {
+	if err := s.check(ctx); err != nil {
+		return eventstore.Snapshot{}, err
+	}
+	if err := eventstore.ValidateSnapshot(eventstore.Snapshot{StreamID: streamID, Name: name}, 0); err != nil {
+		return eventstore.Snapshot{}, err
+	}
+	if name == "" {
+		name = eventstore.DefaultSnapshotName
+	}
+	snap := eventstore.Snapshot{StreamID: streamID, Name: name}
+	var v int64
+	err := s.pool.QueryRow(ctx, s.q.loadSnap, streamID, name).Scan(&v, &snap.Schema, &snap.Data, &snap.Time)
+	if err != nil {
+		return eventstore.Snapshot{}, s.snapErr(err, fmt.Sprintf("load snapshot %q of stream %q", name, streamID))
+	}
+	snap.Version = uint64(v)
+	snap.Time = snap.Time.UTC()
+	if len(snap.Data) == 0 {
+		snap.Data = nil
+	}
+	return snap, nil
+}
+
+func (s *Store) snapErr(err error, op string) error {
+	if s.closed.Load() && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return eventstore.ErrClosed
+	}
+	return translateError(err, opErr(op))
+}

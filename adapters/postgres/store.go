@@ -1,0 +1,272 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+var _ eventstore.Store = (*Store)(nil)
+
+// DefaultSchema is the PostgreSQL schema the store uses when WithSchema is
+// not given.
+const DefaultSchema = "esv2"
+
+// DefaultPollInterval is the period of the safety-net poll of the head
+// position (see WithPollInterval).
+const DefaultPollInterval = time.Second
+
+// Store is a PostgreSQL event store. It is safe for concurrent use; create
+// it with Open or New and release it with Close.
+type Store struct {
+	pool     *pgxpool.Pool
+	ownsPool bool
+	cfg      config
+
+	schema  string // sanitized, ready to splice into SQL
+	lockKey int64  // pg_advisory_xact_lock key serialising appends
+	channel string // NOTIFY channel
+
+	q queries
+
+	notifier *eventstore.Notifier
+	head     atomic.Uint64 // highest position known committed
+	writer   *writer
+
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+
+	// listenerPID is the backend PID of the LISTEN connection (0 when not
+	// connected); tests terminate it to exercise reconnection.
+	listenerPID atomic.Uint32
+	// listening is signalled each time the listener has (re)subscribed.
+	listening chan struct{}
+}
+
+type config struct {
+	schema       string
+	migrate      bool
+	listen       bool
+	listenDSN    string
+	pollInterval time.Duration
+	maxEventSize int
+	groupEvents  int
+}
+
+// Option configures a Store.
+type Option func(*config)
+
+// WithSchema sets the PostgreSQL schema holding the store's tables
+// (default DefaultSchema). Several stores can share one database in
+// different schemas; stores opened on the same schema share their events.
+func WithSchema(name string) Option { return func(c *config) { c.schema = name } }
+
+// WithMigrate makes Open and New create or upgrade the schema (see
+// Store.Migrate) before returning.
+func WithMigrate() Option { return func(c *config) { c.migrate = true } }
+
+// WithListenDSN gives the connection string of the dedicated LISTEN
+// connection, when it must differ from the pool's: LISTEN needs a session,
+// so behind pgbouncer in transaction-pooling mode point it at PostgreSQL
+// directly (or at a session-pooling port).
+func WithListenDSN(dsn string) Option { return func(c *config) { c.listenDSN = dsn } }
+
+// WithoutListen disables LISTEN/NOTIFY: appends made by other processes
+// are then seen by watchers at the next poll (see WithPollInterval).
+// Appends made through this store still wake its watchers at once.
+func WithoutListen() Option { return func(c *config) { c.listen = false } }
+
+// WithPollInterval sets the period of the poll of the head position that
+// backs LISTEN up (default DefaultPollInterval). The poll wakes watchers
+// only when the head moved. A value <= 0 disables it.
+func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollInterval = d } }
+
+// WithMaxEventSize lowers or raises the limit on one event's data plus
+// metadata (default eventstore.DefaultMaxEventSize).
+func WithMaxEventSize(n int) Option { return func(c *config) { c.maxEventSize = n } }
+
+// WithGroupCommitLimit caps the number of events the writer commits in
+// one transaction when grouping concurrent appends (default 8192). A
+// single append larger than the limit is still committed whole, alone.
+func WithGroupCommitLimit(events int) Option { return func(c *config) { c.groupEvents = events } }
+
+// Open connects to the database at dsn with a pgxpool.Pool owned by the
+// store (Close closes it) and returns the store. See New for the rest.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	if err := eventstore.CheckContext(ctx); err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open pool: %w", err)
+	}
+	s, err := newStore(ctx, pool, true, opts)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New returns a store over pool, which stays the caller's: Close does not
+// close it. The schema is migrated first when WithMigrate is given;
+// otherwise it must already be at the version this package writes. A
+// schema written by a newer version of this package is refused with a
+// *SchemaVersionError.
+//
+// The store starts a writer goroutine (group commit), a LISTEN
+// connection (unless WithoutListen) and a poller (unless disabled); Close
+// stops them.
+func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error) {
+	if err := eventstore.CheckContext(ctx); err != nil {
+		return nil, err
+	}
+	if pool == nil {
+		return nil, &eventstore.ValidationError{Field: "pool", Index: -1, Reason: "nil"}
+	}
+	return newStore(ctx, pool, false, opts)
+}
+
+func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option) (*Store, error) {
+	cfg := config{
+		schema:       DefaultSchema,
+		listen:       true,
+		pollInterval: DefaultPollInterval,
+		maxEventSize: eventstore.DefaultMaxEventSize,
+		groupEvents:  8192,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.schema == "" {
+		return nil, &eventstore.ValidationError{Field: "schema", Index: -1, Reason: "empty"}
+	}
+	if cfg.groupEvents < 1 {
+		cfg.groupEvents = 1
+	}
+	s := &Store{
+		pool:      pool,
+		ownsPool:  owns,
+		cfg:       cfg,
+		schema:    pgx.Identifier{cfg.schema}.Sanitize(),
+		lockKey:   advisoryKey("append", cfg.schema),
+		channel:   channelName(cfg.schema),
+		notifier:  eventstore.NewNotifier(),
+		listening: make(chan struct{}, 1),
+	}
+	s.q = buildQueries(s.schema)
+	if cfg.migrate {
+		if err := s.Migrate(ctx); err != nil {
+			return nil, err
+		}
+	} else if err := s.checkVersion(ctx); err != nil {
+		return nil, err
+	}
+	var head uint64
+	if err := pool.QueryRow(ctx, s.q.head).Scan(&head); err != nil {
+		return nil, translateError(err, opErr("read head"))
+	}
+	s.head.Store(head)
+
+	s.bgCtx, s.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.writer = newWriter(s)
+	s.bg.Go(func() { s.writer.run() })
+	if cfg.listen {
+		lcfg := pool.Config().ConnConfig.Copy()
+		if cfg.listenDSN != "" {
+			c, err := pgx.ParseConfig(cfg.listenDSN)
+			if err != nil {
+				s.bgCancel()
+				s.writer.close()
+				s.bg.Wait()
+				return nil, fmt.Errorf("postgres: listen DSN: %w", err)
+			}
+			lcfg = c
+		}
+		s.bg.Go(func() { s.listen(s.bgCtx, lcfg) })
+	}
+	if cfg.pollInterval > 0 {
+		s.bg.Go(func() { s.poll(s.bgCtx, cfg.pollInterval) })
+	}
+	return s, nil
+}
+
+// Pool returns the connection pool the store uses.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Schema returns the name of the PostgreSQL schema the store uses.
+func (s *Store) Schema() string { return s.cfg.schema }
+
+// Stream returns a handle on stream id.
+func (s *Store) Stream(id string) *eventstore.Stream { return eventstore.NewStream(s, id) }
+
+// Close stops the writer (appends not yet started fail with
+// eventstore.ErrClosed; one being committed finishes), the listener and
+// the poller, ends watchers with eventstore.ErrClosed, and closes the pool
+// if Open made it. Iterators still open hold a connection: pool.Close
+// waits for them to end. Close is idempotent and returns nil.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		s.writer.close()
+		s.bgCancel()
+		s.bg.Wait()
+		s.notifier.Close()
+		if s.ownsPool {
+			s.pool.Close()
+		}
+	})
+	return nil
+}
+
+// check returns ErrClosed after Close, else the context's error.
+func (s *Store) check(ctx context.Context) error {
+	if s.closed.Load() {
+		return eventstore.ErrClosed
+	}
+	return eventstore.CheckContext(ctx)
+}
+
+// advanceHead records that position h is committed and reports whether
+// it is news.
+func (s *Store) advanceHead(h uint64) bool {
+	for {
+		cur := s.head.Load()
+		if h <= cur {
+			return false
+		}
+		if s.head.CompareAndSwap(cur, h) {
+			return true
+		}
+	}
+}
+
+// advisoryKey derives a stable 64-bit advisory-lock key for a purpose and
+// schema, so that stores on different schemas of one database do not
+// serialise each other.
+func advisoryKey(purpose, schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("esv2:" + purpose + ":" + schema))
+	return int64(h.Sum64())
+}
+
+// channelName returns the NOTIFY channel of a schema. It is derived from a
+// hash so that it stays a short identifier whatever the schema's name.
+func channelName(schema string) string {
+	h := fnv.New64a()
+	h.Write([]byte("esv2:notify:" + schema))
+	return fmt.Sprintf("esv2_%016x", h.Sum64())
+}
+
