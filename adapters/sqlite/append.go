@@ -1,0 +1,547 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// A request is one append or snapshot save waiting for the writer.
+type request struct {
+	ctx   context.Context
+	state atomic.Int32 // reqQueued, reqTaken or reqWithdrawn
+
+	streamID string
+	expected eventstore.ExpectedVersion
+	events   []eventstore.Event
+	snapshot *eventstore.Snapshot
+
+	done chan result // buffered: the writer never blocks on it
+}
+
+const (
+	reqQueued int32 = iota
+	reqTaken
+	reqWithdrawn
+)
+
+type result struct {
+	res eventstore.AppendResult
+	err error
+}
+
+// Oldest and newest event times that fit in int64 Unix nanoseconds.
+var (
+	minTime = time.Unix(0, -1<<63+1)
+	maxTime = time.Unix(0, 1<<63-1)
+)
+
+// Append appends events to a stream; see [eventstore.Store.Append].
+//
+// Appends from many goroutines are queued to the store's single writer,
+// which commits the requests it finds waiting together in one transaction
+// (group commit), each isolated by a savepoint, so one request's conflict
+// does not affect the others and each caller gets its own result.
+//
+// If ctx ends while the request is still queued, the request is withdrawn,
+// nothing is written and Append returns the context error. Once the writer
+// has taken the request it runs to completion (its transaction is not tied
+// to any caller's context) and Append returns its outcome, even if ctx has
+// ended meanwhile; this keeps the answer truthful: an error from Append
+// always means nothing was written, except for a failed COMMIT, whose
+// outcome SQLite reports as an error for every request of the group.
+func (s *Store) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.Event) (eventstore.AppendResult, error) {
+	if err := eventstore.CheckContext(ctx); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if err := eventstore.ValidateAppend(streamID, expected, events, s.opts.maxEventSize); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	for i := range events {
+		if t := events[i].Time; !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
+			return eventstore.AppendResult{}, &eventstore.ValidationError{Field: "event time", Index: i,
+				Reason: fmt.Sprintf("%v is outside the range the store can hold (years 1678 to 2262)", t)}
+		}
+	}
+	if err := s.checkOpen(); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if len(events) == 0 {
+		return s.appendNothing(ctx, streamID, expected)
+	}
+	r := &request{ctx: ctx, streamID: streamID, expected: expected, events: events, done: make(chan result, 1)}
+	res := s.submit(ctx, r)
+	return res.res, res.err
+}
+
+// appendNothing answers an empty append from a reader: the current
+// version, or a conflict.
+func (s *Store) appendNothing(ctx context.Context, streamID string, expected eventstore.ExpectedVersion) (eventstore.AppendResult, error) {
+	info, err := s.Info(ctx, streamID)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if !expected.Matches(info.Version) {
+		return eventstore.AppendResult{}, &eventstore.ConflictError{StreamID: streamID, Expected: expected, Actual: info.Version}
+	}
+	return eventstore.AppendResult{Version: info.Version}, nil
+}
+
+// submit queues r for the writer and waits for its result.
+func (s *Store) submit(ctx context.Context, r *request) result {
+	select {
+	case s.queue <- r:
+	case <-ctx.Done():
+		return result{err: ctx.Err()}
+	case <-s.closing:
+		return result{err: eventstore.ErrClosed}
+	}
+	select {
+	case res := <-r.done:
+		return res
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqQueued, reqWithdrawn) {
+			return result{err: ctx.Err()}
+		}
+	case <-s.writerDone:
+		// The writer has stopped; a request it never took is withdrawn.
+		if r.state.CompareAndSwap(reqQueued, reqWithdrawn) {
+			return result{err: eventstore.ErrClosed}
+		}
+	}
+	// The writer took the request: its result is coming.
+	return <-r.done
+}
+
+// writer holds the writer goroutine's connection state: prepared
+// statements and reusable buffers. Only the writer goroutine uses it
+// (and Open/Close, when the goroutine is not running).
+type writer struct {
+	conn *sql.Conn
+
+	begin, commit, rollback         *sql.Stmt
+	savepoint, release, rollbackTo  *sql.Stmt
+	streamVersion, findIDs          *sql.Stmt
+	upsertStream, updateHead, saveS *sql.Stmt
+	inserts                         map[int]*sql.Stmt
+
+	args []any
+	ids  []string
+}
+
+// insertChunk is the most rows one INSERT statement carries (7 parameters
+// each, far below SQLite's 32766). Batches are cut into chunks of this
+// size, then of smallChunk, then one statement of the exact remainder, so
+// at most smallChunk+1 statements are ever prepared.
+const (
+	insertChunk = 256
+	smallChunk  = 64
+	insertCols  = 7
+)
+
+func (w *writer) prepare(ctx context.Context, c *sql.Conn) error {
+	w.conn = c
+	w.inserts = make(map[int]*sql.Stmt)
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&w.begin, "BEGIN IMMEDIATE"},
+		{&w.commit, "COMMIT"},
+		{&w.rollback, "ROLLBACK"},
+		{&w.savepoint, "SAVEPOINT req"},
+		{&w.release, "RELEASE req"},
+		{&w.rollbackTo, "ROLLBACK TO req"},
+		{&w.streamVersion, "SELECT version FROM streams WHERE stream_id = ?"},
+		{&w.findIDs, "SELECT event_id, stream_id, version FROM events WHERE event_id IN (SELECT value FROM json_each(?))"},
+		{&w.upsertStream, `INSERT INTO streams (stream_id, version, last_time) VALUES (?, ?, ?)
+			ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_time = excluded.last_time`},
+		{&w.updateHead, "UPDATE head SET position = ?, count = count + ?, last_time = ? WHERE id = 1"},
+		{&w.saveS, `INSERT INTO snapshots (stream_id, name, version, schema, data, time) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (stream_id, name) DO UPDATE SET version = excluded.version, schema = excluded.schema,
+				data = excluded.data, time = excluded.time
+			WHERE excluded.version >= snapshots.version`},
+	} {
+		st, err := c.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return err
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+func (w *writer) close() {
+	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.savepoint, w.release, w.rollbackTo,
+		w.streamVersion, w.findIDs, w.upsertStream, w.updateHead, w.saveS} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+	for _, st := range w.inserts {
+		_ = st.Close()
+	}
+	w.inserts = nil
+}
+
+func (w *writer) insertStmt(ctx context.Context, rows int) (*sql.Stmt, error) {
+	if st, ok := w.inserts[rows]; ok {
+		return st, nil
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO events (stream_id, version, event_id, type, data, metadata, time) VALUES ")
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?)")
+	}
+	st, err := w.conn.PrepareContext(ctx, b.String())
+	if err != nil {
+		return nil, err
+	}
+	w.inserts[rows] = st
+	return st, nil
+}
+
+// writeLoop is the writer goroutine: it takes the requests waiting in the
+// queue, up to maxGroup, and commits them in one transaction.
+func (s *Store) writeLoop() {
+	defer close(s.writerDone)
+	group := make([]*request, 0, s.opts.maxGroup)
+	for {
+		select {
+		case r := <-s.queue:
+			group = append(group[:0], r)
+		case <-s.closing:
+			s.drain()
+			return
+		}
+	fill:
+		for len(group) < s.opts.maxGroup {
+			select {
+			case r := <-s.queue:
+				group = append(group, r)
+			default:
+				break fill
+			}
+		}
+		s.commitGroup(group)
+		clear(group)
+	}
+}
+
+// drain answers every request still queued at Close with ErrClosed.
+func (s *Store) drain() {
+	for {
+		select {
+		case r := <-s.queue:
+			if r.state.CompareAndSwap(reqQueued, reqTaken) {
+				r.done <- result{err: eventstore.ErrClosed}
+			}
+		default:
+			return
+		}
+	}
+}
+
+// groupItem is one taken request and its outcome within the transaction.
+type groupItem struct {
+	r       *request
+	res     eventstore.AppendResult
+	err     error
+	lastPos uint64
+	last    int64 // time of its last event
+}
+
+func (s *Store) commitGroup(group []*request) {
+	items := make([]groupItem, 0, len(group))
+	for _, r := range group {
+		if r.ctx.Err() != nil {
+			if r.state.CompareAndSwap(reqQueued, reqWithdrawn) {
+				r.done <- result{err: r.ctx.Err()}
+			}
+			continue
+		}
+		if r.state.CompareAndSwap(reqQueued, reqTaken) {
+			items = append(items, groupItem{r: r})
+		}
+	}
+	if len(items) == 0 {
+		return
+	}
+	// The transaction belongs to the writer, not to any caller: a caller
+	// whose context ends must not roll back the others' work.
+	ctx := context.Background()
+	w := &s.w
+	finish := func(err error) {
+		for i := range items {
+			if items[i].err == nil {
+				items[i].err = err
+			}
+			items[i].r.done <- result{res: items[i].res, err: items[i].err}
+		}
+	}
+	if _, err := w.begin.ExecContext(ctx); err != nil {
+		finish(translateError(err, nil))
+		return
+	}
+	var (
+		wrote, appended int
+		headPos         uint64
+		headCount       int
+		headTime        int64
+		snaps           int
+		broken          error
+	)
+	for i := range items {
+		it := &items[i]
+		if broken != nil {
+			it.err = broken
+			continue
+		}
+		if _, err := w.savepoint.ExecContext(ctx); err != nil {
+			broken = translateError(err, nil)
+			it.err = broken
+			continue
+		}
+		if it.r.snapshot != nil {
+			it.err = w.saveSnapshot(ctx, it.r.snapshot)
+		} else {
+			it.res, it.last, it.err = w.apply(ctx, it.r)
+		}
+		if it.err != nil {
+			// Undo this request only; the others in the group stand.
+			if _, err := w.rollbackTo.ExecContext(ctx); err != nil {
+				broken = translateError(err, nil)
+			} else if _, err := w.release.ExecContext(ctx); err != nil {
+				broken = translateError(err, nil)
+			}
+			continue
+		}
+		if _, err := w.release.ExecContext(ctx); err != nil {
+			broken = translateError(err, nil)
+			it.err = broken
+			continue
+		}
+		if it.r.snapshot != nil {
+			snaps++
+			wrote++
+			continue
+		}
+		if it.res.Appended > 0 {
+			wrote++
+			appended++
+			headPos = it.res.Position
+			headCount += it.res.Appended
+			headTime = it.last
+		}
+	}
+	if broken == nil && headCount > 0 {
+		if _, err := w.updateHead.ExecContext(ctx, int64(headPos), headCount, headTime); err != nil {
+			broken = translateError(err, nil)
+		}
+	}
+	if broken != nil || wrote == 0 {
+		if _, err := w.rollback.ExecContext(ctx); err != nil && broken == nil {
+			broken = translateError(err, nil)
+		}
+		if broken != nil {
+			for i := range items {
+				items[i].err = broken
+			}
+		}
+		finish(broken)
+		return
+	}
+	if _, err := w.commit.ExecContext(ctx); err != nil {
+		err = translateError(err, nil)
+		_, _ = w.rollback.ExecContext(ctx)
+		for i := range items {
+			items[i].err = err
+		}
+		finish(err)
+		return
+	}
+	s.commits.Add(1)
+	s.appends.Add(uint64(appended))
+	s.events.Add(uint64(headCount))
+	s.snapshots.Add(uint64(snaps))
+	if headCount > 0 {
+		s.notifier.Notify()
+	}
+	finish(nil)
+}
+
+// apply runs one append inside the writer's transaction: idempotency
+// check, expected-version check, multi-row insert, stream row upsert.
+func (w *writer) apply(ctx context.Context, r *request) (eventstore.AppendResult, int64, error) {
+	var cur uint64
+	var v int64
+	switch err := w.streamVersion.QueryRowContext(ctx, r.streamID).Scan(&v); err {
+	case nil:
+		cur = uint64(v)
+	case sql.ErrNoRows:
+	default:
+		return eventstore.AppendResult{}, 0, translateError(err, nil)
+	}
+
+	dups, err := w.duplicates(ctx, r)
+	if err != nil {
+		return eventstore.AppendResult{}, 0, err
+	}
+	if len(dups) == len(r.events) {
+		// Every event is already stored: a retry, whatever was expected.
+		return eventstore.AppendResult{Version: cur, Duplicates: dups}, 0, nil
+	}
+	if !r.expected.Matches(cur) {
+		return eventstore.AppendResult{}, 0, &eventstore.ConflictError{StreamID: r.streamID, Expected: r.expected, Actual: cur}
+	}
+
+	now := time.Now().UnixNano()
+	version := cur
+	var lastTime int64
+	var lastPos int64
+	op := &appendOp{streamID: r.streamID, expected: r.expected}
+	var skip []bool
+	if len(dups) > 0 {
+		skip = make([]bool, len(r.events))
+		for _, d := range dups {
+			skip[d.Index] = true
+		}
+	}
+	pending := make([]int, 0, len(r.events)-len(dups))
+	for i := range r.events {
+		if skip == nil || !skip[i] {
+			pending = append(pending, i)
+		}
+	}
+	for len(pending) > 0 {
+		n := len(pending)
+		switch {
+		case n >= insertChunk:
+			n = insertChunk
+		case n >= smallChunk:
+			n = smallChunk
+		}
+		st, err := w.insertStmt(ctx, n)
+		if err != nil {
+			return eventstore.AppendResult{}, 0, translateError(err, op)
+		}
+		args := w.args[:0]
+		for _, i := range pending[:n] {
+			ev := &r.events[i]
+			version++
+			t := now
+			if !ev.Time.IsZero() {
+				t = ev.Time.UnixNano()
+			}
+			lastTime = t
+			var id, md any
+			if ev.ID != "" {
+				id = ev.ID
+			}
+			if ev.Metadata != nil {
+				b, err := json.Marshal(ev.Metadata)
+				if err != nil {
+					return eventstore.AppendResult{}, 0, fmt.Errorf("%w: encoding metadata: %w", ErrDatabase, err)
+				}
+				md = string(b)
+			}
+			var data any
+			if ev.Data != nil {
+				data = ev.Data
+			}
+			args = append(args, r.streamID, int64(version), id, ev.Type, data, md, t)
+		}
+		w.args = args[:0]
+		res, err := st.ExecContext(ctx, args...)
+		clear(args)
+		if err != nil {
+			op.eventID = ""
+			return eventstore.AppendResult{}, 0, translateError(err, op)
+		}
+		if lastPos, err = res.LastInsertId(); err != nil {
+			return eventstore.AppendResult{}, 0, translateError(err, op)
+		}
+		pending = pending[n:]
+	}
+	if _, err := w.upsertStream.ExecContext(ctx, r.streamID, int64(version), lastTime); err != nil {
+		return eventstore.AppendResult{}, 0, translateError(err, op)
+	}
+	return eventstore.AppendResult{
+		Version:    version,
+		Position:   uint64(lastPos),
+		Appended:   int(version - cur),
+		Duplicates: dups,
+	}, lastTime, nil
+}
+
+// duplicates looks up the batch's event IDs in one query. IDs stored in
+// this stream are reported as duplicates (in batch order); an ID stored in
+// another stream fails the append with an IdempotencyError.
+func (w *writer) duplicates(ctx context.Context, r *request) ([]eventstore.Duplicate, error) {
+	ids := w.ids[:0]
+	for i := range r.events {
+		if r.events[i].ID != "" {
+			ids = append(ids, r.events[i].ID)
+		}
+	}
+	w.ids = ids[:0]
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(ids)
+	clear(ids)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding IDs: %w", ErrDatabase, err)
+	}
+	rows, err := w.findIDs.QueryContext(ctx, string(list))
+	if err != nil {
+		return nil, translateError(err, nil)
+	}
+	defer rows.Close()
+	var found map[string]uint64
+	for rows.Next() {
+		var id, stream string
+		var v int64
+		if err := rows.Scan(&id, &stream, &v); err != nil {
+			return nil, translateError(err, nil)
+		}
+		if stream != r.streamID {
+			return nil, &eventstore.IdempotencyError{EventID: id, StreamID: r.streamID, StoredIn: stream}
+		}
+		if found == nil {
+			found = make(map[string]uint64)
+		}
+		found[id] = uint64(v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translateError(err, nil)
+	}
+	if len(found) == 0 {
+		return nil, nil
+	}
+	dups := make([]eventstore.Duplicate, 0, len(found))
+	for i := range r.events {
+		if v, ok := found[r.events[i].ID]; ok && r.events[i].ID != "" {
+			dups = append(dups, eventstore.Duplicate{Index: i, ID: r.events[i].ID, Version: v})
+		}
+	}
+	return dups, nil
+}
+
+func (w *writer) saveSnapshot(ctx context.Context, sn *eventstore.Snapshot) error {
+	var data any
+	if sn.Data != nil {
+		data = sn.Data
+	}
+	_, err := w.saveS.ExecContext(ctx, sn.StreamID, sn.Name, int64(sn.Version), sn.Schema, data, sn.Time.UnixNano())
+	return translateError(err, nil)
+}

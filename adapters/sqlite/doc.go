@@ -1,0 +1,67 @@
+// Package sqlite is the SQLite adapter of esv2: an [eventstore.Store] kept in
+// one SQLite database through modernc.org/sqlite (pure Go, no cgo).
+//
+//	store, err := sqlite.Open(ctx, "events.db") // "" or ":memory:" for in-memory
+//	defer store.Close()
+//	res, err := store.Append(ctx, "account-42", eventstore.NoStream, eventstore.Event{Type: "opened"})
+//
+// # Files and memory
+//
+// A file database is put in WAL mode: readers never block the writer and
+// the writer never blocks readers. Several processes may open the same file
+// and append to it concurrently; each write transaction takes SQLite's write
+// lock (BEGIN IMMEDIATE) and waits up to the busy timeout
+// ([WithBusyTimeout]) for another process to release it. An empty path or
+// ":memory:" opens a new in-memory database (SQLite's memdb VFS, under a
+// random name) that all of the Store's connections share and that no other
+// Store can reach; it disappears at Close.
+//
+// The schema is created on first open and versioned with PRAGMA
+// user_version; a database written by a newer esv2 is refused with
+// [ErrSchemaVersion], and a file that is not a database with
+// [ErrNotDatabase].
+//
+// # Schema
+//
+// events holds one row per event; its INTEGER PRIMARY KEY (AUTOINCREMENT,
+// never reused) is the global position. A unique index on (stream_id,
+// version) keeps versions dense, and a partial unique index on event_id
+// makes idempotency durable across restarts and processes. streams keeps
+// each stream's version and last time so that an append checks its
+// expectation with one lookup; head keeps the global position and count
+// for Info on [eventstore.AllStreams]; snapshots keeps the latest snapshot
+// per (stream, name). Metadata is stored as a JSON object and filtered
+// with json_extract and a parameterised, quoted JSON path.
+//
+// # Group commit
+//
+// One writer goroutine owns the single writer connection. Appends (and
+// snapshot saves) from any number of goroutines are queued to it; it takes
+// every request waiting, up to [WithMaxGroupSize], and commits them in one
+// transaction, each inside its own SAVEPOINT so that one request's conflict
+// or error rolls back only that request. Each caller gets its own result.
+// Under concurrency this turns many fsyncs into one; [Store.Stats] shows it
+// (Commits below Appends). Events of one append are inserted with
+// multi-row INSERT statements, prepared once and cached.
+//
+// # Reading and watching
+//
+// Reads are iterators that fetch bounded pages by key (version or
+// position), so neither memory nor a database lock is held across the
+// caller's loop body. Every filter runs in SQL.
+//
+// Watching uses [eventstore.Follow] over the Store's one
+// [eventstore.Notifier]. Appends through the Store wake watchers right after
+// their commit; appends by other processes are noticed by one poller
+// goroutine per Store that reads PRAGMA data_version on a dedicated
+// connection every poll interval ([WithPollInterval]), however many
+// watchers there are.
+//
+// # Errors
+//
+// Driver errors are translated in one place: constraint violations become
+// [eventstore.ConflictError] or [eventstore.IdempotencyError], a lock held
+// past the busy timeout becomes [ErrBusy], and any other SQLite error is
+// wrapped in [ErrDatabase]. Calls on a closed Store return
+// [eventstore.ErrClosed].
+package sqlite

@@ -1,0 +1,127 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+
+	"github.com/esv2/esv2/adapters/sqlite"
+	"github.com/esv2/esv2/eventstore"
+)
+
+// Open an in-memory store, append to a stream and read it back.
+func Example() {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, ":memory:")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	account := store.Stream("account-42")
+	res, err := account.Append(ctx, eventstore.NoStream,
+		eventstore.Event{Type: "opened", Data: []byte(`{"owner":"ada"}`)},
+		eventstore.Event{Type: "deposited", Data: []byte(`{"amount":10}`)},
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("version:", res.Version)
+
+	for r, err := range account.Read(ctx, eventstore.ReadOptions{}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(r.Version, r.Type, string(r.Data))
+	}
+	// Output:
+	// version: 2
+	// 1 opened {"owner":"ada"}
+	// 2 deposited {"amount":10}
+}
+
+// An append with a stale expected version fails with a conflict.
+func ExampleStore_Append() {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	if _, err := store.Append(ctx, "order-1", eventstore.NoStream, eventstore.Event{ID: "e1", Type: "placed"}); err != nil {
+		log.Fatal(err)
+	}
+	// A retry of the same event is recognised by its ID.
+	res, err := store.Append(ctx, "order-1", eventstore.NoStream, eventstore.Event{ID: "e1", Type: "placed"})
+	fmt.Println(res.Version, len(res.Duplicates), err)
+
+	_, err = store.Append(ctx, "order-1", eventstore.NoStream, eventstore.Event{Type: "paid"})
+	var conflict *eventstore.ConflictError
+	if errors.As(err, &conflict) {
+		fmt.Println("conflict: actual version", conflict.Actual)
+	}
+	// Output:
+	// 1 1 <nil>
+	// conflict: actual version 1
+}
+
+// Read all streams in global order, filtered by a stream-ID prefix.
+func ExampleStore_Read() {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	for _, id := range []string{"cart-1", "user-1", "cart-2"} {
+		if _, err := store.Append(ctx, id, eventstore.Any, eventstore.Event{Type: "created"}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	opts := eventstore.ReadOptions{Filter: eventstore.Filter{StreamPrefix: "cart-"}}
+	for r, err := range store.Read(ctx, eventstore.AllStreams, opts) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(r.Position, r.StreamID)
+	}
+	// Output:
+	// 1 cart-1
+	// 3 cart-2
+}
+
+// Watch a stream from its start: stored events first, then live ones.
+func ExampleStore_Watch() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, err := sqlite.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	if _, err := store.Append(ctx, "chat", eventstore.Any, eventstore.Event{Type: "hello"}); err != nil {
+		log.Fatal(err)
+	}
+	seen := 0
+	for r, err := range store.Watch(ctx, "chat", eventstore.WatchOptions{From: eventstore.FromStart()}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(r.Version, r.Type)
+		if seen++; seen == 1 {
+			// Appended while watching: delivered live.
+			if _, err := store.Append(ctx, "chat", eventstore.Any, eventstore.Event{Type: "bye"}); err != nil {
+				log.Fatal(err)
+			}
+		} else {
+			cancel()
+		}
+	}
+	// Output:
+	// 1 hello
+	// 2 bye
+}

@@ -1,0 +1,100 @@
+package sqlite
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// Option configures a Store; pass options to [Open].
+type Option func(*options) error
+
+type options struct {
+	maxEventSize int
+	readers      int
+	pollInterval time.Duration
+	busyTimeout  time.Duration
+	maxGroup     int
+}
+
+func defaultOptions() options {
+	return options{
+		maxEventSize: eventstore.DefaultMaxEventSize,
+		readers:      4,
+		pollInterval: 5 * time.Millisecond,
+		busyTimeout:  5 * time.Second,
+		maxGroup:     256,
+	}
+}
+
+// WithMaxEventSize sets the largest event accepted, in bytes of Data plus
+// metadata keys and values. The default is
+// [eventstore.DefaultMaxEventSize] (1 MiB); larger events are refused with
+// [eventstore.ErrInvalidInput]. n must be positive.
+func WithMaxEventSize(n int) Option {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("sqlite: WithMaxEventSize(%d): must be positive", n)
+		}
+		o.maxEventSize = n
+		return nil
+	}
+}
+
+// WithReaders sets the number of reader connections (default 4). Reads,
+// Info and watch pages use them; appends and snapshot saves use the single
+// writer connection. n must be at least 1.
+func WithReaders(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("sqlite: WithReaders(%d): must be at least 1", n)
+		}
+		o.readers = n
+		return nil
+	}
+}
+
+// WithPollInterval sets how often the store's single poller checks
+// PRAGMA data_version to notice appends made by other processes to the same
+// file (default 5ms). It bounds the latency with which watchers see such
+// appends; appends made through this Store wake watchers at once. The
+// poller does not run for in-memory stores, which no other process can
+// reach. d must be positive.
+func WithPollInterval(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("sqlite: WithPollInterval(%v): must be positive", d)
+		}
+		o.pollInterval = d
+		return nil
+	}
+}
+
+// WithBusyTimeout sets how long a connection waits for a lock held by
+// another connection or process before failing with [ErrBusy] (default
+// 5s). It is SQLite's busy_timeout; it matters when several processes write
+// to the same file. d must not be negative.
+func WithBusyTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("sqlite: WithBusyTimeout(%v): must not be negative", d)
+		}
+		o.busyTimeout = d
+		return nil
+	}
+}
+
+// WithMaxGroupSize caps how many queued requests (appends and snapshot
+// saves) the writer commits together in one transaction (default 256).
+// 1 disables group commit: every request gets its own transaction. n must
+// be at least 1.
+func WithMaxGroupSize(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("sqlite: WithMaxGroupSize(%d): must be at least 1", n)
+		}
+		o.maxGroup = n
+		return nil
+	}
+}

@@ -1,0 +1,419 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// readPageSize is the number of rows a Read fetches per query. Reads are
+// paged by key (version or position) rather than held open as one cursor:
+// a reader's lock is then held only while a page is fetched, never while
+// the caller's loop body runs. That matters because the loop body may
+// append to the same store (a projection writing back), because the
+// in-memory database has no WAL (a reader open across a commit would make
+// the writer wait), and because a long-open read keeps a WAL file from
+// being checkpointed. Memory stays bounded by one page.
+const readPageSize = 1024
+
+// maxCachedStmts bounds the reader statement cache; filter shapes beyond
+// it are run unprepared.
+const maxCachedStmts = 128
+
+// readQuery is a read's SQL, built once per Read or Watch; pages differ
+// only in their bounds and limit.
+type readQuery struct {
+	sql      string
+	all      bool
+	streamID string
+	filter   []any // arguments of the filter conditions
+}
+
+func buildQuery(streamID string, backwards bool, f eventstore.Filter) (*readQuery, error) {
+	q := &readQuery{all: streamID == eventstore.AllStreams, streamID: streamID}
+	var b strings.Builder
+	if q.all {
+		b.WriteString("SELECT position, stream_id, version, coalesce(event_id, ''), type, data, metadata, time FROM events WHERE position >= ? AND position <= ?")
+		if f.StreamPrefix != "" {
+			// A range on stream_id (BINARY collation compares bytes):
+			// [prefix, prefix with its last byte incremented). Valid UTF-8
+			// never holds 0xFF, so the increment cannot overflow.
+			hi := []byte(f.StreamPrefix)
+			hi[len(hi)-1]++
+			b.WriteString(" AND stream_id >= ? AND stream_id < ?")
+			q.filter = append(q.filter, f.StreamPrefix, string(hi))
+		}
+	} else {
+		b.WriteString("SELECT position, version, coalesce(event_id, ''), type, data, metadata, time FROM events WHERE stream_id = ? AND version >= ? AND version <= ?")
+	}
+	switch len(f.Types) {
+	case 0:
+	case 1:
+		b.WriteString(" AND type = ?")
+		q.filter = append(q.filter, f.Types[0])
+	default:
+		list, err := json.Marshal(f.Types)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString(" AND type IN (SELECT value FROM json_each(?))")
+		q.filter = append(q.filter, string(list))
+	}
+	for _, m := range f.Metadata {
+		// The key goes into a JSON path as a quoted, escaped label and
+		// the path is a parameter: no user text is ever spliced into SQL.
+		key, err := json.Marshal(m.Key)
+		if err != nil {
+			return nil, err
+		}
+		path := "$." + string(key)
+		switch m.Op {
+		case eventstore.MetadataEq:
+			b.WriteString(" AND json_extract(metadata, ?) = ?")
+			q.filter = append(q.filter, path, m.Values[0])
+		case eventstore.MetadataIn:
+			list, err := json.Marshal(m.Values)
+			if err != nil {
+				return nil, err
+			}
+			b.WriteString(" AND json_extract(metadata, ?) IN (SELECT value FROM json_each(?))")
+			q.filter = append(q.filter, path, string(list))
+		case eventstore.MetadataPrefix:
+			b.WriteString(" AND substr(json_extract(metadata, ?), 1, length(?)) = ?")
+			q.filter = append(q.filter, path, m.Values[0], m.Values[0])
+		}
+	}
+	key := "version"
+	if q.all {
+		key = "position"
+	}
+	b.WriteString(" ORDER BY " + key)
+	if backwards {
+		b.WriteString(" DESC")
+	}
+	b.WriteString(" LIMIT ?")
+	q.sql = b.String()
+	return q, nil
+}
+
+// Read streams events; see [eventstore.Store.Read]. Rows are fetched in
+// pages of a bounded size, never all at once, and no database lock is held
+// while the loop body runs. Errors: [eventstore.ErrInvalidInput],
+// [eventstore.ErrClosed], a context error, or a wrapped database error.
+func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadOptions) iter.Seq2[eventstore.Recorded, error] {
+	if err := eventstore.CheckContext(ctx); err != nil {
+		return eventstore.ErrorSeq(err)
+	}
+	if err := eventstore.ValidateReadOptions(streamID, opts.Filter); err != nil {
+		return eventstore.ErrorSeq(err)
+	}
+	if opts.Limit < 0 {
+		return eventstore.ErrorSeq(&eventstore.ValidationError{Field: "limit", Index: -1, Reason: fmt.Sprintf("%d is negative", opts.Limit)})
+	}
+	if opts.From > math.MaxInt64 {
+		return eventstore.ErrorSeq(&eventstore.ValidationError{Field: "from", Index: -1, Reason: fmt.Sprintf("%d is too large", opts.From)})
+	}
+	if err := s.checkOpen(); err != nil {
+		return eventstore.ErrorSeq(err)
+	}
+	q, err := buildQuery(streamID, opts.Backwards, opts.Filter)
+	if err != nil {
+		return eventstore.ErrorSeq(fmt.Errorf("%w: %w", eventstore.ErrInvalidInput, err))
+	}
+	return func(yield func(eventstore.Recorded, error) bool) {
+		lo, hi := opts.From, uint64(math.MaxInt64)
+		if opts.Backwards {
+			lo, hi = 0, opts.From
+			if hi == 0 {
+				hi = math.MaxInt64
+			}
+		}
+		remaining := opts.Limit
+		var page []eventstore.Recorded
+		for {
+			n := readPageSize
+			if opts.Limit > 0 && remaining < n {
+				n = remaining
+			}
+			var err error
+			page, err = s.fetch(ctx, q, lo, hi, n, page[:0])
+			if err != nil {
+				yield(eventstore.Recorded{}, err)
+				return
+			}
+			for _, r := range page {
+				if !yield(r, nil) {
+					return
+				}
+			}
+			if len(page) < n {
+				return
+			}
+			if opts.Limit > 0 {
+				if remaining -= len(page); remaining == 0 {
+					return
+				}
+			}
+			last := q.key(page[len(page)-1])
+			if opts.Backwards {
+				if last <= 1 {
+					return
+				}
+				hi = last - 1
+			} else {
+				lo = last + 1
+			}
+		}
+	}
+}
+
+func (q *readQuery) key(r eventstore.Recorded) uint64 {
+	if q.all {
+		return r.Position
+	}
+	return r.Version
+}
+
+// fetch runs one page of q for keys in [lo, hi], appending to page.
+func (s *Store) fetch(ctx context.Context, q *readQuery, lo, hi uint64, limit int, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
+	if err := ctx.Err(); err != nil {
+		return page, err
+	}
+	if err := s.checkOpen(); err != nil {
+		return page, err
+	}
+	args := make([]any, 0, 4+len(q.filter))
+	if !q.all {
+		args = append(args, q.streamID)
+	}
+	args = append(args, int64(lo), int64(hi))
+	args = append(args, q.filter...)
+	args = append(args, limit)
+	rows, err := s.query(ctx, q.sql, args...)
+	if err != nil {
+		return page, s.readError(ctx, err)
+	}
+	defer rows.Close()
+	var (
+		pos, ver, t int64
+		md          sql.RawBytes
+	)
+	for rows.Next() {
+		var r eventstore.Recorded
+		if q.all {
+			err = rows.Scan(&pos, &r.StreamID, &ver, &r.ID, &r.Type, &r.Data, &md, &t)
+		} else {
+			err = rows.Scan(&pos, &ver, &r.ID, &r.Type, &r.Data, &md, &t)
+			r.StreamID = q.streamID
+		}
+		if err != nil {
+			return page, s.readError(ctx, err)
+		}
+		r.Position, r.Version, r.Time = uint64(pos), uint64(ver), time.Unix(0, t).UTC()
+		if md != nil {
+			if err := json.Unmarshal(md, &r.Metadata); err != nil {
+				return page, fmt.Errorf("%w: event at position %d: malformed metadata: %w", ErrDatabase, pos, err)
+			}
+		}
+		page = append(page, r)
+	}
+	if err := rows.Err(); err != nil {
+		return page, s.readError(ctx, err)
+	}
+	return page, nil
+}
+
+// readError prefers the context's error and ErrClosed over what the
+// driver made of them.
+func (s *Store) readError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if s.closed.Load() {
+		return eventstore.ErrClosed
+	}
+	return translateError(err, nil)
+}
+
+// query runs a reader query through the statement cache.
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return s.readDB.QueryContext(ctx, query, args...)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := s.stmt(ctx, query)
+	if err != nil || st == nil {
+		return s.readDB.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// stmt returns the prepared reader statement for query, or nil when the
+// cache is full.
+func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if s.stmts == nil {
+		return nil, eventstore.ErrClosed
+	}
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	if len(s.stmts) >= maxCachedStmts {
+		return nil, nil
+	}
+	st, err := s.readDB.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	s.stmts[query] = st
+	return st, nil
+}
+
+// Watch follows a stream or AllStreams; see [eventstore.Store.Watch]. It
+// is [eventstore.Follow] over this store's single notifier: appends through
+// this Store wake watchers right after their commit, and appends by other
+// processes are noticed by the store's poller ([WithPollInterval]).
+// FromPresent starts after the stream's current version, or for
+// AllStreams after the head position, as of when iteration begins.
+func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.WatchOptions) iter.Seq2[eventstore.Recorded, error] {
+	if err := eventstore.CheckContext(ctx); err != nil {
+		return eventstore.ErrorSeq(err)
+	}
+	if err := eventstore.ValidateReadOptions(streamID, opts.Filter); err != nil {
+		return eventstore.ErrorSeq(err)
+	}
+	if err := s.checkOpen(); err != nil {
+		return eventstore.ErrorSeq(err)
+	}
+	q, err := buildQuery(streamID, false, opts.Filter)
+	if err != nil {
+		return eventstore.ErrorSeq(fmt.Errorf("%w: %w", eventstore.ErrInvalidInput, err))
+	}
+	return func(yield func(eventstore.Recorded, error) bool) {
+		after, err := opts.From.Resolve(func() (uint64, error) {
+			info, err := s.Info(ctx, streamID)
+			return info.Version, err
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				yield(eventstore.Recorded{}, err)
+			}
+			return
+		}
+		if after >= math.MaxInt64 {
+			return
+		}
+		var buf []eventstore.Recorded
+		page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
+			var err error
+			buf, err = s.fetch(ctx, q, after+1, math.MaxInt64, limit, buf[:0])
+			return buf, err
+		}
+		for r, err := range eventstore.Follow(ctx, s.notifier, after, page, q.key) {
+			if !yield(r, err) {
+				return
+			}
+		}
+	}
+}
+
+// Info describes a stream, or for AllStreams the whole store (Version is
+// the head position); see [eventstore.Store.Info].
+func (s *Store) Info(ctx context.Context, streamID string) (eventstore.StreamInfo, error) {
+	if err := eventstore.CheckContext(ctx); err != nil {
+		return eventstore.StreamInfo{}, err
+	}
+	if err := eventstore.ValidateStreamID(streamID); err != nil {
+		return eventstore.StreamInfo{}, err
+	}
+	if err := s.checkOpen(); err != nil {
+		return eventstore.StreamInfo{}, err
+	}
+	info := eventstore.StreamInfo{StreamID: streamID}
+	var v, n, t int64
+	var err error
+	if streamID == eventstore.AllStreams {
+		err = s.queryRow(ctx, "SELECT position, count, last_time FROM head WHERE id = 1").Scan(&v, &n, &t)
+	} else {
+		err = s.queryRow(ctx, "SELECT version, version, last_time FROM streams WHERE stream_id = ?", streamID).Scan(&v, &n, &t)
+	}
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return info, nil
+	case err != nil:
+		return eventstore.StreamInfo{}, s.readError(ctx, err)
+	}
+	info.Version, info.Count = uint64(v), uint64(n)
+	if n > 0 {
+		info.LastTime = time.Unix(0, t).UTC()
+	}
+	return info, nil
+}
+
+// SaveSnapshot stores sn as the latest snapshot of (sn.StreamID, sn.Name)
+// unless a snapshot with a higher version is stored there already; see
+// [eventstore.Store.SaveSnapshot]. The save goes through the writer like an
+// append (and may share its transaction).
+func (s *Store) SaveSnapshot(ctx context.Context, sn eventstore.Snapshot) error {
+	if err := eventstore.CheckContext(ctx); err != nil {
+		return err
+	}
+	if err := eventstore.ValidateSnapshot(sn, 0); err != nil {
+		return err
+	}
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if sn.Name == "" {
+		sn.Name = eventstore.DefaultSnapshotName
+	}
+	sn.Time = time.Now()
+	r := &request{ctx: ctx, streamID: sn.StreamID, snapshot: &sn, done: make(chan result, 1)}
+	return s.submit(ctx, r).err
+}
+
+// LoadSnapshot returns the latest snapshot of (streamID, name), or an error
+// satisfying errors.Is(err, [eventstore.ErrNotFound]); see
+// [eventstore.Store.LoadSnapshot].
+func (s *Store) LoadSnapshot(ctx context.Context, streamID, name string) (eventstore.Snapshot, error) {
+	if err := eventstore.CheckContext(ctx); err != nil {
+		return eventstore.Snapshot{}, err
+	}
+	if err := eventstore.ValidateSnapshot(eventstore.Snapshot{StreamID: streamID, Name: name}, 0); err != nil {
+		return eventstore.Snapshot{}, err
+	}
+	if err := s.checkOpen(); err != nil {
+		return eventstore.Snapshot{}, err
+	}
+	if name == "" {
+		name = eventstore.DefaultSnapshotName
+	}
+	sn := eventstore.Snapshot{StreamID: streamID, Name: name}
+	var v, t int64
+	err := s.queryRow(ctx, "SELECT version, schema, data, time FROM snapshots WHERE stream_id = ? AND name = ?", streamID, name).
+		Scan(&v, &sn.Schema, &sn.Data, &t)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return eventstore.Snapshot{}, fmt.Errorf("%w: no snapshot %q of stream %q", eventstore.ErrNotFound, name, streamID)
+	case err != nil:
+		return eventstore.Snapshot{}, s.readError(ctx, err)
+	}
+	sn.Version, sn.Time = uint64(v), time.Unix(0, t).UTC()
+	return sn, nil
+}
