@@ -1,0 +1,229 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// driverErrors provokes real errors from the driver, so that
+// translateError is tested against what SQLite actually returns.
+func driverErrors(t *testing.T) map[string]error {
+	t.Helper()
+	ctx := t.Context()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "e.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(0)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	db.SetMaxOpenConns(2)
+	out := map[string]error{}
+	ins := "INSERT INTO events (stream_id, version, event_id, type, time) VALUES (?, ?, ?, 't', 0)"
+	if _, err := db.ExecContext(ctx, ins, "s", 1, "id-1"); err != nil {
+		t.Fatal(err)
+	}
+	_, out["event_id"] = db.ExecContext(ctx, ins, "other", 1, "id-1")
+	_, out["version"] = db.ExecContext(ctx, ins, "s", 1, "id-2")
+	_, out["syntax"] = db.ExecContext(ctx, "SELEKT 1")
+
+	c1, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	c2, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if _, err := c1.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	_, out["busy"] = c2.ExecContext(ctx, "BEGIN IMMEDIATE")
+	if _, err := c1.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+
+	junk := filepath.Join(dir, "junk")
+	if err := os.WriteFile(junk, []byte(strings.Repeat("not a database ", 600)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	jdb, err := sql.Open("sqlite", junk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jdb.Close()
+	_, out["notadb"] = jdb.ExecContext(ctx, "SELECT * FROM sqlite_master")
+	for k, err := range out {
+		if err == nil {
+			t.Fatalf("provoking %s: no error", k)
+		}
+	}
+	return out
+}
+
+func TestTranslateError(t *testing.T) {
+	drv := driverErrors(t)
+	op := &appendOp{streamID: "s", expected: eventstore.Exact(0), eventID: "id-1"}
+	conflict := &eventstore.ConflictError{StreamID: "s", Expected: 3, Actual: 4}
+	for _, tc := range []struct {
+		name   string
+		err    error
+		op     *appendOp
+		is     error // errors.Is target
+		check  func(t *testing.T, got error)
+		nowrap bool // the input itself is returned
+	}{
+		{name: "Nil", err: nil},
+		{name: "EventIDUnique", err: drv["event_id"], op: op, is: eventstore.ErrIdempotency, check: func(t *testing.T, got error) {
+			var e *eventstore.IdempotencyError
+			if !errors.As(got, &e) || e.EventID != "id-1" || e.StreamID != "s" {
+				t.Errorf("got %#v, want IdempotencyError for id-1 in s", got)
+			}
+		}},
+		{name: "VersionUnique", err: drv["version"], op: op, is: eventstore.ErrConcurrency, check: func(t *testing.T, got error) {
+			var e *eventstore.ConflictError
+			if !errors.As(got, &e) || e.StreamID != "s" || e.Expected != 0 {
+				t.Errorf("got %#v, want ConflictError on s", got)
+			}
+		}},
+		{name: "UniqueOutsideAppend", err: drv["version"], is: ErrDatabase},
+		{name: "Busy", err: drv["busy"], is: ErrBusy},
+		{name: "NotADatabase", err: drv["notadb"], is: ErrNotDatabase},
+		{name: "Syntax", err: drv["syntax"], is: ErrDatabase},
+		{name: "ConnDone", err: sql.ErrConnDone, is: eventstore.ErrClosed},
+		{name: "DBClosed", err: errors.New("sql: database is closed"), is: eventstore.ErrClosed},
+		{name: "Canceled", err: fmt.Errorf("query: %w", context.Canceled), is: context.Canceled, nowrap: true},
+		{name: "Deadline", err: context.DeadlineExceeded, is: context.DeadlineExceeded, nowrap: true},
+		{name: "AlreadyTranslated", err: conflict, is: eventstore.ErrConcurrency, nowrap: true},
+		{name: "Other", err: errors.New("boom"), is: ErrDatabase},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := translateError(tc.err, tc.op)
+			if tc.err == nil {
+				if got != nil {
+					t.Fatalf("translateError(nil) = %v", got)
+				}
+				return
+			}
+			if !errors.Is(got, tc.is) {
+				t.Errorf("translateError(%v) = %v; want errors.Is %v", tc.err, got, tc.is)
+			}
+			if tc.nowrap && got != tc.err {
+				t.Errorf("translateError(%v) = %v; want it unchanged", tc.err, got)
+			}
+			if !tc.nowrap && tc.op == nil && !strings.HasPrefix(got.Error(), "sqlite: ") && !strings.HasPrefix(got.Error(), "eventstore: ") {
+				t.Errorf("translateError(%v) = %q; want a message naming the package", tc.err, got)
+			}
+			if tc.check != nil {
+				tc.check(t, got)
+			}
+		})
+	}
+}
+
+// TestAppendWithdrawnWhileQueued: a caller whose context ends while its
+// request waits in the queue gets the context error and nothing of it is
+// written, even though the request is still in the queue.
+func TestAppendWithdrawnWhileQueued(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "w.db")
+	s, err := Open(ctx, path, WithMaxGroupSize(1), WithBusyTimeout(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	// Another connection holds the write lock, so the writer blocks in
+	// BEGIN IMMEDIATE with the first request taken.
+	locker, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close()
+	lc, err := locker.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	if _, err := lc.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+
+	a := &request{ctx: ctx, streamID: "a", expected: eventstore.Any, events: []eventstore.Event{{Type: "t"}}, done: make(chan result, 1)}
+	aDone := make(chan result, 1)
+	go func() { aDone <- s.submit(ctx, a) }()
+	waitFor(ctx, t, "the writer to take the first request", func() bool { return a.state.Load() == reqTaken })
+
+	bctx, bcancel := context.WithCancel(ctx)
+	bErr := make(chan error, 1)
+	go func() {
+		_, err := s.Append(bctx, "b", eventstore.Any, eventstore.Event{Type: "t"})
+		bErr <- err
+	}()
+	waitFor(ctx, t, "the second request to be queued", func() bool { return len(s.queue) == 1 })
+	bcancel()
+	select {
+	case err := <-bErr:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("withdrawn append returned %v, want context.Canceled", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("withdrawn append did not return")
+	}
+
+	if _, err := lc.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case res := <-aDone:
+		if res.err != nil || res.res.Version != 1 {
+			t.Fatalf("first append: %+v", res)
+		}
+	case <-ctx.Done():
+		t.Fatal("first append did not finish")
+	}
+	// One more append through the writer proves it has passed b.
+	if _, err := s.Append(ctx, "c", eventstore.Any, eventstore.Event{Type: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Version != 0 {
+		t.Errorf("withdrawn append was written: stream b at version %d", info.Version)
+	}
+}
+
+// waitFor polls cond until it holds or ctx ends.
+func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
