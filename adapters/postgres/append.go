@@ -232,13 +232,13 @@ func (s *Store) commitGroup(group []*appendReq) {
 
 // groupRow is one row returned by append_batch.
 type groupRow struct {
-	status       int32
-	version      int64
-	position     uint64
-	dupIndex     []int32
-	dupVersion   []int64
-	otherID      pgtype.Text
-	otherStream  pgtype.Text
+	status      int32
+	version     int64
+	position    uint64
+	dupIndex    []int32
+	dupVersion  []int64
+	otherID     pgtype.Text
+	otherStream pgtype.Text
 }
 
 const (

@@ -269,4 +269,3 @@ func channelName(schema string) string {
 	h.Write([]byte("esv2:notify:" + schema))
 	return fmt.Sprintf("esv2_%016x", h.Sum64())
 }
-

@@ -1,0 +1,86 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+func TestTranslateError(t *testing.T) {
+	c := errCtx{op: "append", stream: "s", expected: eventstore.Exact(3)}
+	dupID := &pgconn.PgError{Code: "23505", ConstraintName: constraintEventID, Detail: "Key (event_id)=(e-1) already exists."}
+	dupVersion := &pgconn.PgError{Code: "23505", ConstraintName: constraintStreamVersion}
+	serial := &pgconn.PgError{Code: "40001"}
+	deadlock := &pgconn.PgError{Code: "40P01"}
+	other := &pgconn.PgError{Code: "22001"}
+	tests := []struct {
+		name      string
+		err       error
+		is        error // errors.Is target
+		check     func(error) string
+		retryable bool
+	}{
+		{name: "nil", err: nil},
+		{name: "event ID taken", err: fmt.Errorf("wrapped: %w", dupID), is: eventstore.ErrIdempotency, check: func(err error) string {
+			var ie *eventstore.IdempotencyError
+			if !errors.As(err, &ie) || ie.EventID != "e-1" || ie.StreamID != "s" {
+				return fmt.Sprintf("%#v, want IdempotencyError{EventID: e-1, StreamID: s}", err)
+			}
+			return ""
+		}},
+		{name: "stream version taken", err: dupVersion, is: eventstore.ErrConcurrency, retryable: true, check: func(err error) string {
+			var ce *eventstore.ConflictError
+			if !errors.As(err, &ce) || ce.StreamID != "s" || ce.Expected != eventstore.Exact(3) {
+				return fmt.Sprintf("%#v, want ConflictError{StreamID: s, Expected: 3}", err)
+			}
+			return ""
+		}},
+		{name: "serialization failure", err: serial, is: eventstore.ErrConcurrency, retryable: true},
+		{name: "deadlock", err: deadlock, is: eventstore.ErrConcurrency, retryable: true},
+		{name: "no rows", err: pgx.ErrNoRows, is: eventstore.ErrNotFound},
+		{name: "closed pool", err: puddle.ErrClosedPool, is: eventstore.ErrClosed},
+		{name: "canceled", err: fmt.Errorf("query: %w", context.Canceled), is: context.Canceled},
+		{name: "deadline", err: context.DeadlineExceeded, is: context.DeadlineExceeded},
+		{name: "other database error", err: other, is: other},
+		{name: "already translated", err: &eventstore.ConflictError{StreamID: "x", Actual: 7}, is: eventstore.ErrConcurrency, check: func(err error) string {
+			var ce *eventstore.ConflictError
+			if !errors.As(err, &ce) || ce.Actual != 7 {
+				return fmt.Sprintf("%#v, want it unchanged", err)
+			}
+			return ""
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := translateError(tc.err, c)
+			if tc.err == nil {
+				if got != nil {
+					t.Fatalf("translateError(nil) = %v", got)
+				}
+				return
+			}
+			if !errors.Is(got, tc.is) {
+				t.Errorf("translateError(%v) = %v, want errors.Is %v", tc.err, got, tc.is)
+			}
+			var pgErr *pgconn.PgError
+			if tc.is != other && errors.As(got, &pgErr) {
+				t.Errorf("translateError(%v) = %v still exposes the driver error", tc.err, got)
+			}
+			if tc.check != nil {
+				if msg := tc.check(got); msg != "" {
+					t.Error(msg)
+				}
+			}
+			if r := retryable(tc.err); r != tc.retryable {
+				t.Errorf("retryable(%v) = %v, want %v", tc.err, r, tc.retryable)
+			}
+		})
+	}
+}

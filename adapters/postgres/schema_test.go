@@ -1,0 +1,80 @@
+package postgres
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sync/errgroup"
+)
+
+// TestMigrateConcurrently: several stores migrating one schema at once
+// serialise on the advisory lock; the schema ends at SchemaVersion, set
+// up once.
+func TestMigrateConcurrently(t *testing.T) {
+	schema := freshSchema(t)
+	var g errgroup.Group
+	stores := make([]*Store, 4)
+	for i := range stores {
+		g.Go(func() error {
+			s, err := Open(t.Context(), testDSN(t), WithSchema(schema), WithMigrate(), WithoutListen())
+			stores[i] = s
+			return err
+		})
+	}
+	err := g.Wait()
+	for _, s := range stores {
+		if s != nil {
+			t.Cleanup(func() { s.Close() })
+		}
+	}
+	if err != nil {
+		t.Fatalf("concurrent migrations: %v", err)
+	}
+	var versions []int
+	rows, err := stores[0].pool.Query(t.Context(), "SELECT version FROM "+stores[0].schema+".schema_version ORDER BY version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		versions = append(versions, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int{1}, versions); diff != "" {
+		t.Errorf("schema_version rows (-want +got):\n%s", diff)
+	}
+	if err := stores[1].Migrate(t.Context()); err != nil {
+		t.Errorf("Migrate of an up-to-date schema: %v", err)
+	}
+}
+
+// TestSchemaVersionRefused: a schema not set up, or written by a newer
+// version, is refused with a clear error.
+func TestSchemaVersionRefused(t *testing.T) {
+	schema := freshSchema(t)
+	_, err := Open(t.Context(), testDSN(t), WithSchema(schema), WithoutListen())
+	var sv *SchemaVersionError
+	if !errors.As(err, &sv) || !errors.Is(err, ErrSchemaVersion) || sv.Found != 0 {
+		t.Fatalf("Open without migrating a new schema: %v, want a *SchemaVersionError with Found 0", err)
+	}
+
+	s := openStore(t, schema, WithoutListen())
+	if _, err := s.pool.Exec(t.Context(), "INSERT INTO "+s.schema+".schema_version (version) VALUES (99)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range [][]Option{{}, {WithMigrate()}} {
+		_, err := Open(t.Context(), testDSN(t), append(opts, WithSchema(schema), WithoutListen())...)
+		if !errors.As(err, &sv) || sv.Found != 99 || sv.Supported != SchemaVersion {
+			t.Errorf("Open(%d options) of a version-99 schema: %v, want a *SchemaVersionError{Found: 99}", len(opts), err)
+		}
+	}
+	if err := s.Migrate(t.Context()); !errors.Is(err, ErrSchemaVersion) {
+		t.Errorf("Migrate of a version-99 schema: %v, want ErrSchemaVersion", err)
+	}
+}

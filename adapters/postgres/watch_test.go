@@ -1,0 +1,136 @@
+package postgres
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// waitListening waits until s's listener has (re)subscribed.
+func waitListening(t *testing.T, s *Store) {
+	t.Helper()
+	select {
+	case <-s.listening:
+	case <-time.After(waitTimeout):
+		t.Fatalf("listener not subscribed within %v", waitTimeout)
+	}
+}
+
+// TestWatchAcrossStores: a watcher on one store sees appends made through
+// another store on the same schema (another process, in effect) by
+// LISTEN/NOTIFY alone; the poll is off.
+func TestWatchAcrossStores(t *testing.T) {
+	schema := freshSchema(t)
+	a := openStore(t, schema, WithPollInterval(0))
+	b := openStore(t, schema, WithoutListen(), WithPollInterval(0))
+	waitListening(t, a)
+	w := startWatch(t, a, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart()})
+
+	var worst time.Duration
+	for i := range 20 {
+		start := time.Now()
+		if _, err := b.Append(t.Context(), "s", eventstore.Exact(uint64(i)), evt("x")); err != nil {
+			t.Fatal(err)
+		}
+		got := w.next(t, 1)[0]
+		worst = max(worst, time.Since(start))
+		if got.Version != uint64(i+1) {
+			t.Fatalf("watch yielded s@%d, want s@%d", got.Version, i+1)
+		}
+	}
+	t.Logf("worst append-to-watch latency across stores: %v", worst)
+	w.expectNothingBut(t, b)
+}
+
+// TestListenerReconnects: when the LISTEN connection is killed, the store
+// reconnects and wakes its watchers, so an append made meanwhile by
+// another store is delivered without the poll (which is off here).
+func TestListenerReconnects(t *testing.T) {
+	schema := freshSchema(t)
+	a := openStore(t, schema, WithPollInterval(0))
+	b := openStore(t, schema, WithoutListen(), WithPollInterval(0))
+	waitListening(t, a)
+	w := startWatch(t, a, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart()})
+
+	if _, err := b.Append(t.Context(), "s", eventstore.NoStream, evt("before")); err != nil {
+		t.Fatal(err)
+	}
+	w.next(t, 1)
+
+	pid := a.listenerPID.Load()
+	if pid == 0 {
+		t.Fatal("listener PID unknown")
+	}
+	var killed bool
+	if err := b.pool.QueryRow(t.Context(), "SELECT pg_terminate_backend($1)", int32(pid)).Scan(&killed); err != nil || !killed {
+		t.Fatalf("pg_terminate_backend(%d) = %v, %v", pid, killed, err)
+	}
+	// Appended while the listener is down (or before it notices): its
+	// NOTIFY reaches no one.
+	if _, err := b.Append(t.Context(), "s", eventstore.Exact(1), evt("during")); err != nil {
+		t.Fatal(err)
+	}
+	waitListening(t, a)
+	if got := a.listenerPID.Load(); got == pid || got == 0 {
+		t.Errorf("listener PID after reconnect = %d, want a new one (old %d)", got, pid)
+	}
+	// Nothing else is appended and the poll is off: only the listener's
+	// wake-up after reconnecting can deliver this one.
+	if diff := cmp.Diff([]string{"s@2"}, streamsOf(w.next(t, 1))); diff != "" {
+		t.Errorf("watch after reconnect (-want +got):\n%s", diff)
+	}
+	if _, err := b.Append(t.Context(), "s", eventstore.Exact(2), evt("after")); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"s@3"}, streamsOf(w.next(t, 1))); diff != "" {
+		t.Errorf("watch of a NOTIFY after reconnect (-want +got):\n%s", diff)
+	}
+	w.expectNothingBut(t, b)
+}
+
+// TestPollWithoutListen: with LISTEN off, the poll alone carries appends
+// of another store to watchers.
+func TestPollWithoutListen(t *testing.T) {
+	schema := freshSchema(t)
+	a := openStore(t, schema, WithoutListen(), WithPollInterval(20*time.Millisecond))
+	b := openStore(t, schema, WithoutListen(), WithPollInterval(0))
+	w := startWatch(t, a, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart()})
+	if _, err := b.Append(t.Context(), "s", eventstore.NoStream, evt("x"), evt("y")); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"s@1", "s@2"}, streamsOf(w.next(t, 2))); diff != "" {
+		t.Errorf("watch (-want +got):\n%s", diff)
+	}
+}
+
+// TestCloseEndsWatchers: Close ends watchers with ErrClosed, refuses
+// further calls, and is idempotent.
+func TestCloseEndsWatchers(t *testing.T) {
+	s := newTestStore(t)
+	w := startWatch(t, s, "s", eventstore.WatchOptions{})
+	waitListening(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-w.errs:
+		if !errors.Is(err, eventstore.ErrClosed) {
+			t.Errorf("watch ended with %v, want ErrClosed", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("watch did not end after Close")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := s.Append(t.Context(), "s", eventstore.Any, evt("x")); !errors.Is(err, eventstore.ErrClosed) {
+		t.Errorf("Append after Close: %v, want ErrClosed", err)
+	}
+	if _, err := s.Info(t.Context(), "s"); !errors.Is(err, eventstore.ErrClosed) {
+		t.Errorf("Info after Close: %v, want ErrClosed", err)
+	}
+}
