@@ -1,0 +1,396 @@
+package testsuite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+func appendTests() []test {
+	tests := []test{
+		{"ExpectedVersion/Any", leaf(testAppendAny)},
+		{"ExpectedVersion/NoStream", leaf(testAppendNoStream)},
+		{"ExpectedVersion/StreamExists", leaf(testAppendStreamExists)},
+		{"ExpectedVersion/Exact", leaf(testAppendExact)},
+		{"ExpectedVersionConflict", leaf(testAppendConflict)},
+		{"EmptyBatch", leaf(testAppendEmptyBatch)},
+		{"Result", leaf(testAppendResult)},
+		{"VersionsContiguous", leaf(testAppendVersionsContiguous)},
+		{"PositionsIncreaseAcrossStreams", leaf(testAppendPositions)},
+		{"TimeSetByStore", leaf(testAppendTimeSet)},
+		{"TimeKept", leaf(testAppendTimeKept)},
+		{"MetadataRoundTrip", leaf(testAppendMetadata)},
+		{"DataRoundTrip", testAppendData},
+		{"ConcurrentSameExpectedVersion", leaf(testAppendRace)},
+		{"CancelledContext", leaf(testAppendCancelled)},
+		{"InvalidInput", testAppendInvalid},
+		{"InvalidEventMidBatchWritesNothing", leaf(testAppendInvalidMidBatch)},
+	}
+	return append(tests, idempotencyTests()...)
+}
+
+func testAppendAny(t *testing.T, s eventstore.Store) {
+	var want uint64
+	for i, n := range []int{2, 1, 3} {
+		res := mustAppend(t, s, "s", eventstore.Any, numbered(n, "t", fmt.Sprint(i))...)
+		want += uint64(n)
+		if res.Version != want {
+			t.Errorf("append %d with Any: version %d, want %d", i, res.Version, want)
+		}
+	}
+	wantVersion(t, s, "s", 6)
+}
+
+func testAppendNoStream(t *testing.T, s eventstore.Store) {
+	res := mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
+	if res.Version != 1 {
+		t.Errorf("first append with NoStream: version %d, want 1", res.Version)
+	}
+	_, err := s.Append(ctxTimeout(t), "s", eventstore.NoStream, ev("t", "2"))
+	wantConflict(t, err, "s", eventstore.NoStream, 1)
+	// Exact(0) is NoStream.
+	_, err = s.Append(ctxTimeout(t), "s", eventstore.Exact(0), ev("t", "2"))
+	wantConflict(t, err, "s", eventstore.NoStream, 1)
+	wantVersion(t, s, "s", 1)
+	// A stream is independent of the others.
+	mustAppend(t, s, "other", eventstore.NoStream, ev("t", "1"))
+}
+
+func testAppendStreamExists(t *testing.T, s eventstore.Store) {
+	_, err := s.Append(ctxTimeout(t), "s", eventstore.StreamExists, ev("t", "1"))
+	wantConflict(t, err, "s", eventstore.StreamExists, 0)
+	wantVersion(t, s, "s", 0)
+	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
+	res := mustAppend(t, s, "s", eventstore.StreamExists, ev("t", "2"), ev("t", "3"))
+	if res.Version != 3 {
+		t.Errorf("append with StreamExists: version %d, want 3", res.Version)
+	}
+}
+
+func testAppendExact(t *testing.T, s eventstore.Store) {
+	_, err := s.Append(ctxTimeout(t), "s", eventstore.Exact(1), ev("t", "1"))
+	wantConflict(t, err, "s", eventstore.Exact(1), 0)
+	for v := range uint64(4) {
+		res := mustAppend(t, s, "s", eventstore.Exact(v), ev("t", fmt.Sprint(v+1)))
+		if res.Version != v+1 {
+			t.Errorf("append at Exact(%d): version %d, want %d", v, res.Version, v+1)
+		}
+	}
+	// A plain conversion is the same expectation.
+	mustAppend(t, s, "s", eventstore.ExpectedVersion(4), ev("t", "5"))
+	for _, stale := range []uint64{3, 6, 100} {
+		_, err := s.Append(ctxTimeout(t), "s", eventstore.Exact(stale), ev("t", "x"))
+		wantConflict(t, err, "s", eventstore.Exact(stale), 5)
+	}
+	wantEvents(t, "Read", recorded("s", 1, numberedData("t", "1", "2", "3", "4", "5")...),
+		readAll(t, s, "s", eventstore.ReadOptions{}))
+}
+
+func testAppendConflict(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"), ev("t", "2"))
+	before := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+
+	res, err := s.Append(ctxTimeout(t), "s", eventstore.Exact(1), ev("t", "3"), ev("t", "4"))
+	if err == nil {
+		t.Fatalf("Append at stale version succeeded: %+v", res)
+	}
+	var ce *eventstore.ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v (%T), want a *ConflictError", err, err)
+	}
+	want := &eventstore.ConflictError{StreamID: "s", Expected: eventstore.Exact(1), Actual: 2}
+	if diff := cmp.Diff(want, ce); diff != "" {
+		t.Errorf("ConflictError mismatch (-want +got):\n%s", diff)
+	}
+	wantErr(t, "conflict", err, eventstore.ErrConcurrency)
+	if errors.Is(err, eventstore.ErrInvalidInput) || errors.Is(err, eventstore.ErrIdempotency) {
+		t.Errorf("conflict error %v also matches another sentinel", err)
+	}
+	wantEvents(t, "nothing written", before, readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{}))
+}
+
+// wantConflict checks that err is a *ConflictError with the given fields.
+func wantConflict(t *testing.T, err error, stream string, expected eventstore.ExpectedVersion, actual uint64) {
+	t.Helper()
+	var ce *eventstore.ConflictError
+	if !errors.As(err, &ce) {
+		t.Errorf("Append(%q, %s): error %v, want a *ConflictError", stream, expected, err)
+		return
+	}
+	want := &eventstore.ConflictError{StreamID: stream, Expected: expected, Actual: actual}
+	if diff := cmp.Diff(want, ce); diff != "" {
+		t.Errorf("Append(%q, %s): ConflictError mismatch (-want +got):\n%s", stream, expected, diff)
+	}
+	if !errors.Is(err, eventstore.ErrConcurrency) {
+		t.Errorf("Append(%q, %s): errors.Is(%v, ErrConcurrency) = false", stream, expected, err)
+	}
+}
+
+func testAppendEmptyBatch(t *testing.T, s eventstore.Store) {
+	// On a missing stream.
+	for _, exp := range []eventstore.ExpectedVersion{eventstore.Any, eventstore.NoStream} {
+		res, err := s.Append(ctxTimeout(t), "s", exp)
+		if err != nil {
+			t.Fatalf("empty append with %s on a missing stream: %v", exp, err)
+		}
+		if diff := cmp.Diff(eventstore.AppendResult{}, res); diff != "" {
+			t.Errorf("empty append with %s on a missing stream: result mismatch (-want +got):\n%s", exp, diff)
+		}
+	}
+	_, err := s.Append(ctxTimeout(t), "s", eventstore.StreamExists)
+	wantConflict(t, err, "s", eventstore.StreamExists, 0)
+	wantEmptyStore(t, s)
+
+	// On a stream with events.
+	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"), ev("t", "2"))
+	for _, exp := range []eventstore.ExpectedVersion{eventstore.Any, eventstore.StreamExists, eventstore.Exact(2)} {
+		res, err := s.Append(ctxTimeout(t), "s", exp, []eventstore.Event{}...)
+		if err != nil {
+			t.Fatalf("empty append with %s: %v", exp, err)
+		}
+		if diff := cmp.Diff(eventstore.AppendResult{Version: 2}, res); diff != "" {
+			t.Errorf("empty append with %s: result mismatch (-want +got):\n%s", exp, diff)
+		}
+	}
+	for _, exp := range []eventstore.ExpectedVersion{eventstore.NoStream, eventstore.Exact(1), eventstore.Exact(3)} {
+		_, err := s.Append(ctxTimeout(t), "s", exp)
+		wantConflict(t, err, "s", exp, 2)
+	}
+	wantVersion(t, s, "s", 2)
+}
+
+func testAppendResult(t *testing.T, s eventstore.Store) {
+	res1 := mustAppend(t, s, "a", eventstore.NoStream, ev("t", "1"), ev("t", "2"), ev("t", "3"))
+	res2 := mustAppend(t, s, "b", eventstore.NoStream, ev("t", "1"))
+	for _, c := range []struct {
+		name     string
+		res      eventstore.AppendResult
+		stream   string
+		version  uint64
+		appended int
+	}{
+		{"first", res1, "a", 3, 3},
+		{"second", res2, "b", 1, 1},
+	} {
+		if c.res.Version != c.version || c.res.Appended != c.appended || len(c.res.Duplicates) != 0 {
+			t.Errorf("%s append: result %+v, want version %d, %d appended, no duplicates", c.name, c.res, c.version, c.appended)
+		}
+		// Position is the global position of the last event written.
+		last := readAll(t, s, c.stream, eventstore.ReadOptions{Backwards: true, Limit: 1})
+		if len(last) != 1 || last[0].Position != c.res.Position {
+			t.Errorf("%s append: result position %d, last event read back %+v", c.name, c.res.Position, last)
+		}
+	}
+	if res2.Position <= res1.Position {
+		t.Errorf("positions of successive appends: %d then %d, want increasing", res1.Position, res2.Position)
+	}
+}
+
+func testAppendVersionsContiguous(t *testing.T, s eventstore.Store) {
+	var want []eventstore.Event
+	for i, n := range []int{1, 3, 1, 10, 2} {
+		evs := numbered(n, "t", fmt.Sprint("batch", i))
+		mustAppend(t, s, "s", eventstore.Any, evs...)
+		want = append(want, evs...)
+	}
+	got := readAll(t, s, "s", eventstore.ReadOptions{})
+	wantEvents(t, "Read", recorded("s", 1, want...), got)
+	checkPositions(t, got, false)
+}
+
+func testAppendPositions(t *testing.T, s eventstore.Store) {
+	streams := []string{"a", "b", "c"}
+	var want []eventstore.Recorded
+	var lastPos uint64
+	for round := range 4 {
+		for i, id := range streams {
+			evs := numbered(i+1, "t", fmt.Sprintf("%s-%d", id, round))
+			res := mustAppend(t, s, id, eventstore.Any, evs...)
+			if res.Position <= lastPos {
+				t.Errorf("append %d to %q: position %d after %d, want increasing", round, id, res.Position, lastPos)
+			}
+			lastPos = res.Position
+			want = append(want, recorded(id, res.Version-uint64(len(evs))+1, evs...)...)
+		}
+	}
+	got := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	wantEvents(t, "Read(AllStreams)", want, got)
+	checkPositions(t, got, false)
+	if len(got) > 0 && got[len(got)-1].Position != lastPos {
+		t.Errorf("last position read %d, last append reported %d", got[len(got)-1].Position, lastPos)
+	}
+	// Each stream read gives the same positions as the global read.
+	byKey := make(map[string]uint64, len(got))
+	for _, r := range got {
+		byKey[fmt.Sprint(r.StreamID, "@", r.Version)] = r.Position
+	}
+	for _, id := range streams {
+		for _, r := range readAll(t, s, id, eventstore.ReadOptions{}) {
+			if p := byKey[fmt.Sprint(r.StreamID, "@", r.Version)]; p != r.Position {
+				t.Errorf("%s@%d: position %d in the stream read, %d in the global read", r.StreamID, r.Version, r.Position, p)
+			}
+		}
+	}
+}
+
+func testAppendTimeSet(t *testing.T, s eventstore.Store) {
+	lo := time.Now()
+	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"), ev("t", "2"))
+	hi := time.Now()
+	got := readAll(t, s, "s", eventstore.ReadOptions{})
+	if len(got) != 2 {
+		t.Fatalf("read %d events, want 2", len(got))
+	}
+	checkTimes(t, got, lo, hi)
+	checkTimes(t, readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{}), lo, hi)
+}
+
+func testAppendTimeKept(t *testing.T, s eventstore.Store) {
+	// Microseconds: the finest precision every database of the project
+	// keeps. Times are compared with Equal, so the location may differ.
+	explicit := []time.Time{
+		time.Date(2001, 2, 3, 4, 5, 6, 123456000, time.UTC),
+		time.Date(1999, 12, 31, 23, 59, 59, 0, time.FixedZone("UTC+5", 5*3600)),
+		time.Date(2030, 6, 1, 0, 0, 0, 1000, time.UTC),
+	}
+	evs := make([]eventstore.Event, len(explicit)+1)
+	for i, tm := range explicit {
+		evs[i] = eventstore.Event{Type: "t", Time: tm}
+	}
+	evs[len(explicit)] = ev("t", "now") // zero time in the same batch
+	lo := time.Now()
+	mustAppend(t, s, "s", eventstore.NoStream, evs...)
+	hi := time.Now()
+	got := readAll(t, s, "s", eventstore.ReadOptions{})
+	if len(got) != len(evs) {
+		t.Fatalf("read %d events, want %d", len(got), len(evs))
+	}
+	for i, tm := range explicit {
+		if !got[i].Time.Equal(tm) {
+			t.Errorf("event %d: Time %v, want %v (as given)", i, got[i].Time, tm)
+		}
+	}
+	checkTimes(t, got[len(explicit):], lo, hi)
+}
+
+func testAppendMetadata(t *testing.T, s eventstore.Store) {
+	evs := []eventstore.Event{
+		{Type: "t", Metadata: map[string]string{"correlation": "c-1", "causation": "x", "user": "ünïcødé ✓"}},
+		{Type: "t"},
+		{Type: "t", Metadata: map[string]string{"empty": "", "quote'\"": "back\\slash%_", "long": strings.Repeat("m", 4000)}},
+		{Type: "t", Metadata: map[string]string{}},
+	}
+	mustAppend(t, s, "s", eventstore.NoStream, evs...)
+	wantEvents(t, "Read", recorded("s", 1, evs...), readAll(t, s, "s", eventstore.ReadOptions{}))
+	wantEvents(t, "Read backwards", recorded("s", 4, evs[3]),
+		readAll(t, s, "s", eventstore.ReadOptions{Backwards: true, Limit: 1}))
+}
+
+func testAppendData(t *testing.T, newStore Factory) {
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	big := make([]byte, 64<<10)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{
+		{"Nil", nil},
+		{"Empty", []byte{}},
+		{"Binary", all},
+		{"InvalidUTF8", []byte{0xff, 0xfe, 0x00, 0xc3}},
+		{"JSON", []byte(`{"amount":10,"note":"naïve"}`)},
+		{"Large", big},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			e := eventstore.Event{ID: "id-" + c.name, Type: "t", Data: c.data}
+			mustAppend(t, s, "s", eventstore.NoStream, e, ev("t", "after"))
+			want := recorded("s", 1, e, ev("t", "after"))
+			wantEvents(t, "Read", want, readAll(t, s, "s", eventstore.ReadOptions{}))
+			wantEvents(t, "Read(AllStreams)", want, readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{}))
+		})
+	}
+}
+
+// testAppendRace races several writers on the same expected version, a few
+// rounds in a row: exactly one wins each round and the others get a
+// *ConflictError.
+func testAppendRace(t *testing.T, s eventstore.Store) {
+	const writers, rounds = 4, 8
+	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "0"))
+	for round := range rounds {
+		at := uint64(round + 1)
+		start := make(chan struct{})
+		results := make([]error, writers) // one slot per writer
+		g, ctx := errgroup.WithContext(ctxTimeout(t))
+		for w := range writers {
+			g.Go(func() error {
+				<-start
+				_, err := s.Append(ctx, "s", eventstore.Exact(at), ev("t", fmt.Sprintf("round %d writer %d", round, w)))
+				var ce *eventstore.ConflictError
+				if err != nil && !errors.As(err, &ce) {
+					return fmt.Errorf("writer %d: unexpected error: %w", w, err)
+				}
+				results[w] = err
+				return nil
+			})
+		}
+		close(start)
+		if err := g.Wait(); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		winners := 0
+		for _, err := range results {
+			if err == nil {
+				winners++
+				continue
+			}
+			wantConflict(t, err, "s", eventstore.Exact(at), at+1)
+		}
+		if winners != 1 {
+			t.Fatalf("round %d: %d writers succeeded at Exact(%d), want exactly 1 (errors %v)", round, winners, at, results)
+		}
+	}
+	got := readAll(t, s, "s", eventstore.ReadOptions{})
+	if diff := cmp.Diff(span(1, rounds+1), versions(got)); diff != "" {
+		t.Errorf("versions after the races (-want +got):\n%s", diff)
+	}
+}
+
+func testAppendCancelled(t *testing.T, s eventstore.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := s.Append(ctx, "s", eventstore.Any, ev("t", "1"))
+	wantErr(t, "Append with a cancelled context", err, context.Canceled)
+
+	ctx, cancel = context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel()
+	_, err = s.Append(ctx, "s", eventstore.Any, ev("t", "1"))
+	wantErr(t, "Append past its deadline", err, context.DeadlineExceeded)
+	wantEmptyStore(t, s)
+	// The store still works.
+	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
+}
+
+// numberedData returns events of type typ whose data are the given strings.
+func numberedData(typ string, data ...string) []eventstore.Event {
+	evs := make([]eventstore.Event, len(data))
+	for i, d := range data {
+		evs[i] = ev(typ, d)
+	}
+	return evs
+}

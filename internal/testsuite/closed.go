@@ -1,0 +1,87 @@
+package testsuite
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+func closeTests() []test {
+	return []test{
+		{"EveryMethodReturnsErrClosed", leaf(testClosedMethods)},
+		{"Idempotent", leaf(testCloseIdempotent)},
+		{"Concurrent", leaf(testCloseConcurrent)},
+	}
+}
+
+func testClosedMethods(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
+	save(t, s, eventstore.Snapshot{StreamID: "s", Version: 1})
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	ctx := ctxTimeout(t)
+	_, err := s.Append(ctx, "s", eventstore.Any, ev("t", "2"))
+	wantErr(t, "Append after Close", err, eventstore.ErrClosed)
+	_, err = s.Append(ctx, "s", eventstore.Any)
+	wantErr(t, "empty Append after Close", err, eventstore.ErrClosed)
+	for _, stream := range []string{"s", eventstore.AllStreams} {
+		for _, backwards := range []bool{false, true} {
+			got, err := readErr(t, "Read", s.Read(ctx, stream, eventstore.ReadOptions{Backwards: backwards}))
+			if len(got) != 0 {
+				t.Errorf("Read(%q) after Close yielded %d events", stream, len(got))
+			}
+			wantErr(t, fmt.Sprintf("Read(%q, backwards=%v) after Close", stream, backwards), err, eventstore.ErrClosed)
+		}
+		for _, from := range []eventstore.Start{eventstore.FromPresent(), eventstore.FromStart(), eventstore.After(1)} {
+			got, err := readErr(t, "Watch", s.Watch(ctx, stream, eventstore.WatchOptions{From: from}))
+			if len(got) != 0 {
+				t.Errorf("Watch(%q) after Close yielded %d events", stream, len(got))
+			}
+			wantErr(t, fmt.Sprintf("Watch(%q, %+v) after Close", stream, from), err, eventstore.ErrClosed)
+		}
+		_, err := s.Info(ctx, stream)
+		wantErr(t, fmt.Sprintf("Info(%q) after Close", stream), err, eventstore.ErrClosed)
+	}
+	err = s.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: "s", Version: 2})
+	wantErr(t, "SaveSnapshot after Close", err, eventstore.ErrClosed)
+	_, err = s.LoadSnapshot(ctx, "s", "")
+	wantErr(t, "LoadSnapshot after Close", err, eventstore.ErrClosed)
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v, want nil", err)
+	}
+}
+
+func testCloseIdempotent(t *testing.T, s eventstore.Store) {
+	for i := range 3 {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close #%d: %v, want nil", i+1, err)
+		}
+	}
+}
+
+func testCloseConcurrent(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
+	start := make(chan struct{})
+	var g errgroup.Group
+	for i := range 4 {
+		g.Go(func() error {
+			<-start
+			if err := s.Close(); err != nil {
+				return fmt.Errorf("Close #%d: %w", i, err)
+			}
+			return nil
+		})
+	}
+	close(start)
+	if err := g.Wait(); err != nil {
+		t.Errorf("concurrent Close: %v", err)
+	}
+	if _, err := s.Info(ctxTimeout(t), "s"); !errors.Is(err, eventstore.ErrClosed) {
+		t.Errorf("Info after concurrent Close: %v, want ErrClosed", err)
+	}
+}

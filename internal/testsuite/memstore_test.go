@@ -1,0 +1,379 @@
+package testsuite_test
+
+import (
+	"context"
+	"iter"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// memStore is a small in-memory reference implementation of the contract.
+// It exists to test the suite itself: the suite must pass on it, and must
+// fail on each of its deliberately broken variants (see mutants).
+type memStore struct {
+	mu      sync.Mutex
+	events  []eventstore.Recorded // global order
+	streams map[string][]int      // stream ID -> indexes into events
+	ids     map[string]string     // event ID -> stream ID
+	snaps   map[[2]string]eventstore.Snapshot
+	closed  bool
+	n       *eventstore.Notifier
+	bugs    bugs
+}
+
+// bugs switches on deliberate contract violations, one per mutant.
+type bugs struct {
+	ignoreExpected    bool // appends never conflict
+	noIdempotency     bool // IDs are not deduplicated
+	prefixIsLike      bool // stream prefix filter matches case-insensitively, like SQLite's LIKE
+	watchSkipsOne     bool // the watch hand-over from catch-up to live loses an event
+	closeKeepsWatches bool // Close does not wake watchers
+	limitBeforeFilter bool // Limit counts scanned events, not matching ones
+	olderSnapshotWins bool // an older snapshot overwrites a newer one
+	partialBatch      bool // an invalid event in a batch still lets the ones before it in
+}
+
+func newMemStore(b bugs) *memStore {
+	return &memStore{
+		streams: make(map[string][]int),
+		ids:     make(map[string]string),
+		snaps:   make(map[[2]string]eventstore.Snapshot),
+		n:       eventstore.NewNotifier(),
+		bugs:    b,
+	}
+}
+
+var _ eventstore.Store = (*memStore)(nil)
+
+// position makes positions sparse (10, 20, ...) so that the suite cannot
+// come to rely on dense ones.
+func position(index int) uint64 { return uint64(index+1) * 10 }
+
+func (m *memStore) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.Event) (eventstore.AppendResult, error) {
+	if err := eventstore.CheckContext(ctx); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	err := eventstore.ValidateAppend(streamID, expected, events, 0)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return eventstore.AppendResult{}, eventstore.ErrClosed
+	}
+	if err != nil {
+		if m.bugs.partialBatch {
+			var ve *eventstore.ValidationError
+			if asValidation(err, &ve) && ve.Index > 0 {
+				m.write(streamID, events[:ve.Index], nil)
+			}
+		}
+		return eventstore.AppendResult{}, err
+	}
+	cur := uint64(len(m.streams[streamID]))
+	var dups []eventstore.Duplicate
+	isDup := make(map[int]bool)
+	for i, e := range events {
+		if e.ID == "" || m.bugs.noIdempotency {
+			continue
+		}
+		in, ok := m.ids[e.ID]
+		if !ok {
+			continue
+		}
+		if in != streamID {
+			return eventstore.AppendResult{}, &eventstore.IdempotencyError{EventID: e.ID, StreamID: streamID, StoredIn: in}
+		}
+		for v, idx := range m.streams[streamID] {
+			if m.events[idx].ID == e.ID {
+				dups = append(dups, eventstore.Duplicate{Index: i, ID: e.ID, Version: uint64(v + 1)})
+			}
+		}
+		isDup[i] = true
+	}
+	if len(events) > 0 && len(dups) == len(events) {
+		return eventstore.AppendResult{Version: cur, Duplicates: dups}, nil
+	}
+	if !m.bugs.ignoreExpected && !expected.Matches(cur) {
+		return eventstore.AppendResult{}, &eventstore.ConflictError{StreamID: streamID, Expected: expected, Actual: cur}
+	}
+	res := m.write(streamID, events, isDup)
+	res.Duplicates = dups
+	return res, nil
+}
+
+// write appends the events not marked duplicate; m.mu is held.
+func (m *memStore) write(streamID string, events []eventstore.Event, isDup map[int]bool) eventstore.AppendResult {
+	now := time.Now()
+	var res eventstore.AppendResult
+	for i, e := range events {
+		if isDup[i] {
+			continue
+		}
+		e.Data = slices.Clone(e.Data)
+		e.Metadata = maps.Clone(e.Metadata)
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		idx := len(m.events)
+		r := eventstore.Recorded{Event: e, StreamID: streamID, Version: uint64(len(m.streams[streamID]) + 1), Position: position(idx)}
+		m.events = append(m.events, r)
+		m.streams[streamID] = append(m.streams[streamID], idx)
+		if e.ID != "" {
+			m.ids[e.ID] = streamID
+		}
+		res.Appended++
+		res.Position = r.Position
+	}
+	res.Version = uint64(len(m.streams[streamID]))
+	if res.Appended > 0 {
+		m.n.Notify()
+	}
+	return res
+}
+
+func asValidation(err error, target **eventstore.ValidationError) bool {
+	ve, ok := err.(*eventstore.ValidationError)
+	if ok {
+		*target = ve
+	}
+	return ok
+}
+
+// matches applies a filter in Go (a real store runs it in the database).
+func (m *memStore) matches(r eventstore.Recorded, f eventstore.Filter) bool {
+	if f.StreamPrefix != "" {
+		id, p := r.StreamID, f.StreamPrefix
+		if m.bugs.prefixIsLike {
+			id, p = strings.ToLower(id), strings.ToLower(p)
+		}
+		if !strings.HasPrefix(id, p) {
+			return false
+		}
+	}
+	if len(f.Types) > 0 && !slices.Contains(f.Types, r.Type) {
+		return false
+	}
+	for _, c := range f.Metadata {
+		v, ok := r.Metadata[c.Key]
+		if !ok {
+			return false
+		}
+		switch c.Op {
+		case eventstore.MetadataEq:
+			ok = v == c.Values[0]
+		case eventstore.MetadataIn:
+			ok = slices.Contains(c.Values, v)
+		case eventstore.MetadataPrefix:
+			ok = strings.HasPrefix(v, c.Values[0])
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// list returns the events of a stream in order; m.mu is held.
+func (m *memStore) list(streamID string) []eventstore.Recorded {
+	if streamID == eventstore.AllStreams {
+		return slices.Clone(m.events)
+	}
+	out := make([]eventstore.Recorded, 0, len(m.streams[streamID]))
+	for _, idx := range m.streams[streamID] {
+		out = append(out, m.events[idx])
+	}
+	return out
+}
+
+func key(streamID string) func(eventstore.Recorded) uint64 {
+	if streamID == eventstore.AllStreams {
+		return func(r eventstore.Recorded) uint64 { return r.Position }
+	}
+	return func(r eventstore.Recorded) uint64 { return r.Version }
+}
+
+func (m *memStore) Read(ctx context.Context, streamID string, opts eventstore.ReadOptions) iter.Seq2[eventstore.Recorded, error] {
+	if err := eventstore.CheckContext(ctx); err != nil {
+		return eventstore.ErrorSeq(err)
+	}
+	if err := eventstore.ValidateReadOptions(streamID, opts.Filter); err != nil {
+		return eventstore.ErrorSeq(err)
+	}
+	return func(yield func(eventstore.Recorded, error) bool) {
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			yield(eventstore.Recorded{}, eventstore.ErrClosed)
+			return
+		}
+		list := m.list(streamID)
+		m.mu.Unlock()
+		k := key(streamID)
+		if opts.Backwards {
+			slices.Reverse(list)
+		}
+		n := 0
+		for _, r := range list {
+			if opts.Limit > 0 && n >= opts.Limit {
+				return
+			}
+			if opts.From > 0 && ((!opts.Backwards && k(r) < opts.From) || (opts.Backwards && k(r) > opts.From)) {
+				continue
+			}
+			if m.bugs.limitBeforeFilter {
+				n++
+			}
+			if !m.matches(r, opts.Filter) {
+				continue
+			}
+			if !m.bugs.limitBeforeFilter {
+				n++
+			}
+			if err := ctx.Err(); err != nil {
+				yield(eventstore.Recorded{}, err)
+				return
+			}
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+}
+
+func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.WatchOptions) iter.Seq2[eventstore.Recorded, error] {
+	if err := eventstore.ValidateReadOptions(streamID, opts.Filter); err != nil {
+		return eventstore.ErrorSeq(err)
+	}
+	k := key(streamID)
+	skipped := false
+	page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.closed {
+			return nil, eventstore.ErrClosed
+		}
+		var out []eventstore.Recorded
+		for _, r := range m.list(streamID) {
+			if k(r) > after && m.matches(r, opts.Filter) && len(out) < limit {
+				out = append(out, r)
+			}
+		}
+		if m.bugs.watchSkipsOne && after > 0 && len(out) > 0 && !skipped {
+			skipped = true
+			out = out[1:]
+		}
+		return out, nil
+	}
+	return func(yield func(eventstore.Recorded, error) bool) {
+		if ctx.Err() != nil {
+			return
+		}
+		after, err := opts.From.Resolve(func() (uint64, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			list := m.list(streamID)
+			if len(list) == 0 {
+				return 0, nil
+			}
+			return k(list[len(list)-1]), nil
+		})
+		if err != nil {
+			yield(eventstore.Recorded{}, err)
+			return
+		}
+		for r, err := range eventstore.Follow(ctx, m.n, after, page, k) {
+			if !yield(r, err) {
+				return
+			}
+		}
+	}
+}
+
+func (m *memStore) Info(ctx context.Context, streamID string) (eventstore.StreamInfo, error) {
+	if err := eventstore.CheckContext(ctx); err != nil {
+		return eventstore.StreamInfo{}, err
+	}
+	if err := eventstore.ValidateStreamID(streamID); err != nil {
+		return eventstore.StreamInfo{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return eventstore.StreamInfo{}, eventstore.ErrClosed
+	}
+	info := eventstore.StreamInfo{StreamID: streamID}
+	list := m.list(streamID)
+	if len(list) > 0 {
+		last := list[len(list)-1]
+		info.Version = key(streamID)(last)
+		info.Count = uint64(len(list))
+		info.LastTime = last.Time
+	}
+	return info, nil
+}
+
+func snapName(name string) string {
+	if name == "" {
+		return eventstore.DefaultSnapshotName
+	}
+	return name
+}
+
+func (m *memStore) SaveSnapshot(ctx context.Context, s eventstore.Snapshot) error {
+	if err := eventstore.CheckContext(ctx); err != nil {
+		return err
+	}
+	if err := eventstore.ValidateSnapshot(s, 0); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return eventstore.ErrClosed
+	}
+	s.Name = snapName(s.Name)
+	k := [2]string{s.StreamID, s.Name}
+	if old, ok := m.snaps[k]; ok && old.Version > s.Version && !m.bugs.olderSnapshotWins {
+		return nil
+	}
+	s.Data = slices.Clone(s.Data)
+	s.Time = time.Now()
+	m.snaps[k] = s
+	return nil
+}
+
+func (m *memStore) LoadSnapshot(ctx context.Context, streamID, name string) (eventstore.Snapshot, error) {
+	if err := eventstore.CheckContext(ctx); err != nil {
+		return eventstore.Snapshot{}, err
+	}
+	if err := eventstore.ValidateSnapshot(eventstore.Snapshot{StreamID: streamID, Name: name}, 0); err != nil {
+		return eventstore.Snapshot{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return eventstore.Snapshot{}, eventstore.ErrClosed
+	}
+	s, ok := m.snaps[[2]string{streamID, snapName(name)}]
+	if !ok {
+		return eventstore.Snapshot{}, eventstore.ErrNotFound
+	}
+	return s, nil
+}
+
+func (m *memStore) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	if !m.bugs.closeKeepsWatches {
+		m.n.Close()
+	}
+	return nil
+}

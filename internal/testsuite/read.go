@@ -1,0 +1,443 @@
+package testsuite
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+func readTests() []test {
+	return []test{
+		{"Forwards", leaf(testReadForwards)},
+		{"Backwards", leaf(testReadBackwards)},
+		{"Limit", leaf(testReadLimit)},
+		{"Filter/Types", leaf(testReadFilterTypes)},
+		{"Filter/Metadata", testReadFilterMetadata},
+		{"Filter/LimitCountsMatches", leaf(testReadFilterLimit)},
+		{"AllStreams/GlobalOrder", leaf(testReadAll)},
+		{"AllStreams/StreamPrefix", testReadStreamPrefix},
+		{"AllStreams/Filters", leaf(testReadAllFilters)},
+		{"MissingStream", leaf(testReadMissing)},
+		{"BreakEarly", leaf(testReadBreak)},
+		{"CancelledContext", leaf(testReadCancelled)},
+		{"InvalidInput", testReadInvalid},
+		{"StreamHandle", leaf(testStreamHandle)},
+	}
+}
+
+// tenEvents appends ten events to s, "1" .. "10", and returns them.
+func tenEvents(t *testing.T, s eventstore.Store, stream string) []eventstore.Recorded {
+	t.Helper()
+	evs := numberedData("t", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10")
+	mustAppend(t, s, stream, eventstore.NoStream, evs[:4]...)
+	mustAppend(t, s, stream, eventstore.Exact(4), evs[4:]...)
+	return recorded(stream, 1, evs...)
+}
+
+func reversed(in []eventstore.Recorded) []eventstore.Recorded {
+	out := make([]eventstore.Recorded, len(in))
+	for i, r := range in {
+		out[len(in)-1-i] = r
+	}
+	return out
+}
+
+func testReadForwards(t *testing.T, s eventstore.Store) {
+	all := tenEvents(t, s, "s")
+	mustAppend(t, s, "other", eventstore.NoStream, ev("t", "other"))
+	for _, c := range []struct {
+		from uint64
+		want []eventstore.Recorded
+	}{
+		{0, all},
+		{1, all},
+		{4, all[3:]},
+		{10, all[9:]},
+		{11, nil},
+		{1000, nil},
+	} {
+		got := readAll(t, s, "s", eventstore.ReadOptions{From: c.from})
+		wantEvents(t, fmt.Sprintf("Read from %d", c.from), c.want, got)
+		checkPositions(t, got, false)
+	}
+}
+
+func testReadBackwards(t *testing.T, s eventstore.Store) {
+	all := tenEvents(t, s, "s")
+	mustAppend(t, s, "other", eventstore.NoStream, ev("t", "other"))
+	for _, c := range []struct {
+		name string
+		from uint64
+		want []eventstore.Recorded
+	}{
+		{"FromEnd", 0, reversed(all)},
+		{"FromLast", 10, reversed(all)},
+		{"FromVersion", 4, reversed(all[:4])},
+		{"FromFirst", 1, all[:1]},
+		{"FromBeyondEnd", 50, reversed(all)},
+	} {
+		got := readAll(t, s, "s", eventstore.ReadOptions{From: c.from, Backwards: true})
+		wantEvents(t, fmt.Sprintf("Read backwards %s (from %d)", c.name, c.from), c.want, got)
+		checkPositions(t, got, true)
+	}
+}
+
+func testReadLimit(t *testing.T, s eventstore.Store) {
+	all := tenEvents(t, s, "s")
+	for _, c := range []struct {
+		opts eventstore.ReadOptions
+		want []eventstore.Recorded
+	}{
+		{eventstore.ReadOptions{Limit: 3}, all[:3]},
+		{eventstore.ReadOptions{From: 2, Limit: 3}, all[1:4]},
+		{eventstore.ReadOptions{From: 9, Limit: 5}, all[8:]},
+		{eventstore.ReadOptions{Limit: 100}, all},
+		{eventstore.ReadOptions{Limit: 1, Backwards: true}, all[9:]},
+		{eventstore.ReadOptions{Limit: 3, Backwards: true}, reversed(all[7:])},
+		{eventstore.ReadOptions{From: 5, Limit: 2, Backwards: true}, reversed(all[3:5])},
+		{eventstore.ReadOptions{From: 2, Limit: 5, Backwards: true}, reversed(all[:2])},
+	} {
+		wantEvents(t, fmt.Sprintf("Read %+v", c.opts), c.want, readAll(t, s, "s", c.opts))
+	}
+}
+
+func testReadFilterTypes(t *testing.T, s eventstore.Store) {
+	evs := []eventstore.Event{ev("A", "1"), ev("B", "2"), ev("C", "3"), ev("A", "4"), ev("B", "5"), ev("Ab", "6"), ev("a", "7")}
+	mustAppend(t, s, "s", eventstore.NoStream, evs...)
+	all := recorded("s", 1, evs...)
+	pick := func(idx ...int) []eventstore.Recorded {
+		var out []eventstore.Recorded
+		for _, i := range idx {
+			out = append(out, all[i])
+		}
+		return out
+	}
+	for _, c := range []struct {
+		opts eventstore.ReadOptions
+		want []eventstore.Recorded
+	}{
+		{eventstore.ReadOptions{Filter: eventstore.Filter{Types: []string{"A"}}}, pick(0, 3)},
+		{eventstore.ReadOptions{Filter: eventstore.Filter{Types: []string{"A", "C"}}}, pick(0, 2, 3)},
+		{eventstore.ReadOptions{Filter: eventstore.Filter{Types: []string{"missing"}}}, nil},
+		{eventstore.ReadOptions{Filter: eventstore.Filter{Types: []string{"B"}}, Backwards: true}, pick(4, 1)},
+		{eventstore.ReadOptions{Filter: eventstore.Filter{Types: []string{"A", "B"}}, From: 3}, pick(3, 4)},
+	} {
+		wantEvents(t, fmt.Sprintf("Read %+v", c.opts), c.want, readAll(t, s, "s", c.opts))
+	}
+}
+
+// metadataEvents are the events the metadata filter cases read.
+var metadataEvents = []eventstore.Event{
+	{Type: "A", Data: []byte("0"), Metadata: map[string]string{"tenant": "t1", "user": "ann"}},
+	{Type: "B", Data: []byte("1"), Metadata: map[string]string{"tenant": "t2", "user": "bob"}},
+	{Type: "A", Data: []byte("2"), Metadata: map[string]string{"tenant": "t10"}},
+	{Type: "A", Data: []byte("3")},
+	{Type: "B", Data: []byte("4"), Metadata: map[string]string{"tenant": "T1", "user": "ann"}},
+	{Type: "A", Data: []byte("5"), Metadata: map[string]string{"tenant": "t1", "user": "cid"}},
+	{Type: "A", Data: []byte("6"), Metadata: map[string]string{"tenant": "t%1", "other": "t1"}},
+	{Type: "A", Data: []byte("7"), Metadata: map[string]string{"tenant": "t_1"}},
+	{Type: "A", Data: []byte("8"), Metadata: map[string]string{"tenant": ""}},
+	{Type: "A", Data: []byte("9"), Metadata: map[string]string{"tenant": `t\1`}},
+}
+
+func testReadFilterMetadata(t *testing.T, newStore Factory) {
+	eq, in, prefix := eventstore.MetadataEquals, eventstore.MetadataOneOf, eventstore.MetadataHasPrefix
+	type mf = eventstore.MetadataFilter
+	for _, c := range []struct {
+		name    string
+		filter  eventstore.Filter
+		indexes []int
+	}{
+		{"Equals", eventstore.Filter{Metadata: []mf{eq("tenant", "t1")}}, []int{0, 5}},
+		{"EqualsEmptyValue", eventstore.Filter{Metadata: []mf{eq("tenant", "")}}, []int{8}},
+		{"EqualsMissingKey", eventstore.Filter{Metadata: []mf{eq("nokey", "t1")}}, nil},
+		{"OneOf", eventstore.Filter{Metadata: []mf{in("tenant", "t1", "t2")}}, []int{0, 1, 5}},
+		{"OneOfSingle", eventstore.Filter{Metadata: []mf{in("user", "bob")}}, []int{1}},
+		{"Prefix", eventstore.Filter{Metadata: []mf{prefix("tenant", "t1")}}, []int{0, 2, 5}},
+		{"PrefixEmpty", eventstore.Filter{Metadata: []mf{prefix("user", "")}}, []int{0, 1, 4, 5}},
+		{"PrefixPercentIsLiteral", eventstore.Filter{Metadata: []mf{prefix("tenant", "t%")}}, []int{6}},
+		{"PrefixUnderscoreIsLiteral", eventstore.Filter{Metadata: []mf{prefix("tenant", "t_")}}, []int{7}},
+		{"PrefixBackslashIsLiteral", eventstore.Filter{Metadata: []mf{prefix("tenant", `t\`)}}, []int{9}},
+		{"TwoConditions", eventstore.Filter{Metadata: []mf{eq("tenant", "t1"), eq("user", "ann")}}, []int{0}},
+		{"WithTypes", eventstore.Filter{Types: []string{"B"}, Metadata: []mf{eq("user", "ann")}}, []int{4}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			mustAppend(t, s, "s", eventstore.NoStream, metadataEvents...)
+			all := recorded("s", 1, metadataEvents...)
+			var want []eventstore.Recorded
+			for _, i := range c.indexes {
+				want = append(want, all[i])
+			}
+			wantEvents(t, "Read", want, readAll(t, s, "s", eventstore.ReadOptions{Filter: c.filter}))
+			wantEvents(t, "Read backwards", reversed(want), readAll(t, s, "s", eventstore.ReadOptions{Filter: c.filter, Backwards: true}))
+			wantEvents(t, "Read(AllStreams)", want, readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: c.filter}))
+		})
+	}
+}
+
+// testReadFilterLimit checks that Limit counts the events that match, not
+// the events scanned: the filter runs before the limit.
+func testReadFilterLimit(t *testing.T, s eventstore.Store) {
+	var evs []eventstore.Event
+	for i := range 20 {
+		typ := "skip"
+		if i%5 == 4 {
+			typ = "keep"
+		}
+		evs = append(evs, ev(typ, fmt.Sprint(i)))
+	}
+	mustAppend(t, s, "s", eventstore.NoStream, evs...)
+	all := recorded("s", 1, evs...)
+	keep := eventstore.Filter{Types: []string{"keep"}}
+	wantEvents(t, "Read limit 2", []eventstore.Recorded{all[4], all[9]},
+		readAll(t, s, "s", eventstore.ReadOptions{Filter: keep, Limit: 2}))
+	wantEvents(t, "Read backwards limit 3", []eventstore.Recorded{all[19], all[14], all[9]},
+		readAll(t, s, "s", eventstore.ReadOptions{Filter: keep, Limit: 3, Backwards: true}))
+	wantEvents(t, "Read(AllStreams) limit 2 from 6", []eventstore.Recorded{all[9], all[14]},
+		readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: keep, Limit: 2, From: readAll(t, s, "s", eventstore.ReadOptions{From: 6, Limit: 1})[0].Position}))
+}
+
+// interleaved appends to three streams in turn and returns the events in
+// global order.
+func interleaved(t *testing.T, s eventstore.Store) []eventstore.Recorded {
+	t.Helper()
+	var want []eventstore.Recorded
+	for round := range 3 {
+		for _, id := range []string{"b", "a", "c"} {
+			evs := numbered(2, "t", fmt.Sprintf("%s-%d", id, round))
+			res := mustAppend(t, s, id, eventstore.Any, evs...)
+			want = append(want, recorded(id, res.Version-1, evs...)...)
+		}
+	}
+	return want
+}
+
+func testReadAll(t *testing.T, s eventstore.Store) {
+	want := interleaved(t, s)
+	got := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	wantEvents(t, "Read(AllStreams)", want, got)
+	checkPositions(t, got, false)
+	if len(got) != len(want) {
+		t.FailNow()
+	}
+	// From is inclusive; positions need not be dense, so ask for one that
+	// may fall in a gap too.
+	p := got[5].Position
+	wantEvents(t, "Read(AllStreams) from a position", got[5:], readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: p}))
+	wantEvents(t, "Read(AllStreams) from past a position", got[6:], readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: p + 1}))
+	wantEvents(t, "Read(AllStreams) limit", got[5:8], readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: p, Limit: 3}))
+	gotBack := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Backwards: true})
+	wantEvents(t, "Read(AllStreams) backwards", reversed(got), gotBack)
+	checkPositions(t, gotBack, true)
+	wantEvents(t, "Read(AllStreams) backwards from a position", reversed(got[:6]),
+		readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: p, Backwards: true}))
+	wantEvents(t, "Read(AllStreams) backwards limit", reversed(got[3:6]),
+		readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: p, Backwards: true, Limit: 3}))
+	last := got[len(got)-1].Position
+	if rest := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: last + 1}); len(rest) != 0 {
+		t.Errorf("Read(AllStreams) past the last position: %d events, want none", len(rest))
+	}
+	// Positions in AllStreams reads equal those in stream reads.
+	if diff := cmp.Diff(filterStream(got, "a"), readAll(t, s, "a", eventstore.ReadOptions{})); diff != "" {
+		t.Errorf("stream a read alone differs from its part of the global read (-global +stream):\n%s", diff)
+	}
+}
+
+func filterStream(in []eventstore.Recorded, stream string) []eventstore.Recorded {
+	var out []eventstore.Recorded
+	for _, r := range in {
+		if r.StreamID == stream {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// prefixStreams are stream IDs chosen to catch a prefix filter built with
+// LIKE without escaping its wildcards.
+var prefixStreams = []string{
+	"order-1", "order-2", "orders", "order_x", "orderXx", "order%y", "orderZZ%", `order\z`, "ORDER-3", "user-1", "o", "or",
+}
+
+func testReadStreamPrefix(t *testing.T, newStore Factory) {
+	for _, c := range []struct {
+		name   string
+		prefix string
+		want   []string
+	}{
+		{"Dash", "order-", []string{"order-1", "order-2"}},
+		{"Word", "order", []string{"order-1", "order-2", "orders", "order_x", "orderXx", "order%y", "orderZZ%", `order\z`}},
+		{"Underscore", "order_", []string{"order_x"}},
+		{"Percent", "order%", []string{"order%y"}},
+		{"Backslash", `order\`, []string{`order\z`}},
+		{"WholeID", "order-1", []string{"order-1"}},
+		{"Short", "o", []string{"order-1", "order-2", "orders", "order_x", "orderXx", "order%y", "orderZZ%", `order\z`, "o", "or"}},
+		{"NoMatch", "x", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			var all []eventstore.Recorded
+			for _, id := range prefixStreams {
+				mustAppend(t, s, id, eventstore.NoStream, ev("t", id))
+				all = append(all, recorded(id, 1, ev("t", id))...)
+			}
+			var want []eventstore.Recorded
+			for _, r := range all {
+				for _, w := range c.want {
+					if r.StreamID == w {
+						want = append(want, r)
+					}
+				}
+			}
+			f := eventstore.Filter{StreamPrefix: c.prefix}
+			wantEvents(t, fmt.Sprintf("Read(AllStreams, prefix %q)", c.prefix), want,
+				readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: f}))
+			wantEvents(t, fmt.Sprintf("Read(AllStreams, prefix %q) backwards", c.prefix), reversed(want),
+				readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: f, Backwards: true}))
+		})
+	}
+}
+
+func testReadAllFilters(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "acc-1", eventstore.NoStream, ev("opened", "1"), eventstore.Event{Type: "deposited", Data: []byte("2"), Metadata: map[string]string{"user": "ann"}})
+	mustAppend(t, s, "acc-2", eventstore.NoStream, ev("opened", "3"))
+	mustAppend(t, s, "user-1", eventstore.NoStream, eventstore.Event{Type: "deposited", Data: []byte("4"), Metadata: map[string]string{"user": "ann"}})
+	mustAppend(t, s, "acc-1", eventstore.Exact(2), eventstore.Event{Type: "deposited", Data: []byte("5"), Metadata: map[string]string{"user": "bob"}})
+	all := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	if len(all) != 5 {
+		t.Fatalf("read %d events, want 5", len(all))
+	}
+	f := eventstore.Filter{StreamPrefix: "acc-", Types: []string{"deposited"}}
+	wantEvents(t, "prefix and type", []eventstore.Recorded{all[1], all[4]}, readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: f}))
+	f.Metadata = []eventstore.MetadataFilter{eventstore.MetadataEquals("user", "ann")}
+	wantEvents(t, "prefix, type and metadata", []eventstore.Recorded{all[1]}, readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: f}))
+	wantEvents(t, "prefix from a position", []eventstore.Recorded{all[4]},
+		readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: all[2].Position, Filter: eventstore.Filter{StreamPrefix: "acc-1"}}))
+}
+
+func testReadMissing(t *testing.T, s eventstore.Store) {
+	for _, backwards := range []bool{false, true} {
+		opts := eventstore.ReadOptions{Backwards: backwards}
+		if got := readAll(t, s, "missing", opts); len(got) != 0 {
+			t.Errorf("Read(missing, backwards=%v) on an empty store: %d events", backwards, len(got))
+		}
+		if got := readAll(t, s, eventstore.AllStreams, opts); len(got) != 0 {
+			t.Errorf("Read(AllStreams, backwards=%v) on an empty store: %d events", backwards, len(got))
+		}
+	}
+	mustAppend(t, s, "present", eventstore.NoStream, ev("t", "1"))
+	for _, id := range []string{"missing", "presen", "present2", "PRESENT"} {
+		if got := readAll(t, s, id, eventstore.ReadOptions{}); len(got) != 0 {
+			t.Errorf("Read(%q): %d events, want none", id, len(got))
+		}
+	}
+}
+
+// testReadBreak breaks out of reads early, more times than any sane
+// connection pool is large, then appends and reads: a read that kept its
+// rows or its connection after the break would make this hang (and fail at
+// the deadline).
+func testReadBreak(t *testing.T, s eventstore.Store) {
+	evs := numbered(300, "t", "e")
+	mustAppend(t, s, "s", eventstore.NoStream, evs...)
+	for i := range 40 {
+		opts := eventstore.ReadOptions{Backwards: i%2 == 1}
+		stream := "s"
+		if i%3 == 2 {
+			stream = eventstore.AllStreams
+		}
+		n := 0
+		for _, err := range s.Read(ctxTimeout(t), stream, opts) {
+			if err != nil {
+				t.Fatalf("Read: %v", err)
+			}
+			n++
+			if n == 1+i%3 {
+				break
+			}
+		}
+		if n != 1+i%3 {
+			t.Fatalf("read %d events before the break, want %d", n, 1+i%3)
+		}
+	}
+	// A read abandoned in the middle, with an append in between.
+	for r, err := range s.Read(ctxTimeout(t), "s", eventstore.ReadOptions{}) {
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		if r.Version == 10 {
+			mustAppend(t, s, "s", eventstore.Exact(300), ev("t", "while reading"))
+			break
+		}
+	}
+	mustAppend(t, s, "s", eventstore.Exact(301), ev("t", "after"))
+	got := readAll(t, s, "s", eventstore.ReadOptions{})
+	want := recorded("s", 1, append(evs, ev("t", "while reading"), ev("t", "after"))...)
+	wantEvents(t, "Read after breaks", want, got)
+}
+
+func testReadCancelled(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, numbered(5, "t", "e")...)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, stream := range []string{"s", eventstore.AllStreams} {
+		for _, backwards := range []bool{false, true} {
+			got, err := readErr(t, "Read", s.Read(ctx, stream, eventstore.ReadOptions{Backwards: backwards}))
+			if len(got) != 0 {
+				t.Errorf("Read(%q, backwards=%v) with a cancelled context yielded %d events", stream, backwards, len(got))
+			}
+			wantErr(t, fmt.Sprintf("Read(%q, backwards=%v) with a cancelled context", stream, backwards), err, context.Canceled)
+		}
+	}
+	// Cancelling in the middle of a read ends it; an error, if any, is the
+	// context's.
+	ctx, cancel = context.WithCancel(t.Context())
+	defer cancel()
+	n := 0
+	for _, err := range s.Read(ctx, "s", eventstore.ReadOptions{}) {
+		if err != nil {
+			wantErr(t, "Read cancelled in the middle", err, context.Canceled)
+			break
+		}
+		n++
+		cancel()
+	}
+	if n == 0 {
+		t.Errorf("Read cancelled after its first event yielded no event")
+	}
+	// The store still works.
+	wantVersion(t, s, "s", 5)
+}
+
+func testStreamHandle(t *testing.T, s eventstore.Store) {
+	h := eventstore.NewStream(s, "h")
+	if h.ID() != "h" || h.Store() != s {
+		t.Fatalf("NewStream: ID %q, store %v", h.ID(), h.Store())
+	}
+	ctx := ctxTimeout(t)
+	if _, err := h.Append(ctx, eventstore.NoStream, ev("t", "1"), ev("t", "2")); err != nil {
+		t.Fatalf("Stream.Append: %v", err)
+	}
+	if v, err := h.Version(ctx); err != nil || v != 2 {
+		t.Errorf("Stream.Version: %d, %v; want 2", v, err)
+	}
+	got, err := eventstore.Collect(h.Read(ctx, eventstore.ReadOptions{}))
+	if err != nil {
+		t.Fatalf("Stream.Read: %v", err)
+	}
+	wantEvents(t, "Stream.Read", recorded("h", 1, ev("t", "1"), ev("t", "2")), got)
+	if err := h.SaveSnapshot(ctx, "", 2, "v1", []byte("state")); err != nil {
+		t.Fatalf("Stream.SaveSnapshot: %v", err)
+	}
+	snap, err := h.LoadSnapshot(ctx, "")
+	if err != nil || snap.Version != 2 || string(snap.Data) != "state" {
+		t.Errorf("Stream.LoadSnapshot: %+v, %v", snap, err)
+	}
+}

@@ -1,0 +1,90 @@
+package testsuite_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/testsuite"
+)
+
+// mutantEnv names the deliberate bug TestConformance switches on in the
+// child processes of TestSuiteCatchesMutants.
+const mutantEnv = "ESV2_TESTSUITE_MUTANT"
+
+var mutants = map[string]struct {
+	bugs bugs
+	// fails is a subtest that must fail with this bug.
+	fails string
+}{
+	"ignoreExpected":    {bugs{ignoreExpected: true}, "Append/ExpectedVersionConflict"},
+	"noIdempotency":     {bugs{noIdempotency: true}, "Append/Idempotency/RetryReportsDuplicates"},
+	"prefixIsLike":      {bugs{prefixIsLike: true}, "Read/AllStreams/StreamPrefix/Dash"},
+	"watchSkipsOne":     {bugs{watchSkipsOne: true}, "Watch/FromStart/Stream"},
+	"closeKeepsWatches": {bugs{closeKeepsWatches: true}, "Watch/CloseEndsWatchers"},
+	"limitBeforeFilter": {bugs{limitBeforeFilter: true}, "Read/Filter/LimitCountsMatches"},
+	"olderSnapshotWins": {bugs{olderSnapshotWins: true}, "Snapshot/OlderDoesNotOverwrite"},
+	"partialBatch":      {bugs{partialBatch: true}, "Append/InvalidEventMidBatchWritesNothing"},
+}
+
+// TestConformance runs the suite on the in-memory reference store: a
+// correct store passes it.
+func TestConformance(t *testing.T) {
+	var b bugs
+	if name := os.Getenv(mutantEnv); name != "" {
+		m, ok := mutants[name]
+		if !ok {
+			t.Fatalf("unknown mutant %q", name)
+		}
+		b = m.bugs
+		// The mutant's failures include waits that time out; keep them short.
+		t.Cleanup(testsuite.SetWaitTimeout(2 * time.Second))
+	}
+	testsuite.Run(t, func(t *testing.T) eventstore.Store {
+		s := newMemStore(b)
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// TestSuiteCatchesMutants runs the suite on deliberately broken stores, in
+// child processes (a failing subtest cannot be contained otherwise), and
+// checks that each bug makes the subtest meant to catch it fail.
+func TestSuiteCatchesMutants(t *testing.T) {
+	if os.Getenv(mutantEnv) != "" {
+		t.Skip("inside a mutant run")
+	}
+	if testing.Short() {
+		t.Skip("runs the suite once per mutant")
+	}
+	for name, m := range mutants {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestConformance$", "-test.count=1")
+			cmd.Env = append(os.Environ(), mutantEnv+"="+name)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("the suite passed on a store with bug %q; output:\n%s", name, out)
+			}
+			fail := regexp.MustCompile(`(?m)^\s*--- FAIL: TestConformance/` + regexp.QuoteMeta(m.fails) + ` `)
+			if !fail.Match(out) {
+				t.Errorf("bug %q did not fail %s; failures:\n%s", name, m.fails, failures(out))
+			}
+		})
+	}
+}
+
+// failures keeps the "--- FAIL" lines of a test output.
+func failures(out []byte) []byte {
+	var b bytes.Buffer
+	for line := range bytes.Lines(out) {
+		if bytes.Contains(line, []byte("--- FAIL")) {
+			b.Write(line)
+		}
+	}
+	return b.Bytes()
+}

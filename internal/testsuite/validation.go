@@ -1,0 +1,119 @@
+package testsuite
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// testAppendInvalid checks that each kind of invalid append is refused
+// with a *ValidationError and writes nothing.
+func testAppendInvalid(t *testing.T, newStore Factory) {
+	ok := ev("t", "ok")
+	withMeta := func(k, v string) eventstore.Event {
+		return eventstore.Event{Type: "t", Metadata: map[string]string{k: v}}
+	}
+	for _, c := range []struct {
+		name     string
+		stream   string
+		expected eventstore.ExpectedVersion
+		events   []eventstore.Event
+	}{
+		{"EmptyStreamID", "", eventstore.Any, []eventstore.Event{ok}},
+		{"StreamIDInvalidUTF8", "s\xff", eventstore.Any, []eventstore.Event{ok}},
+		{"StreamIDNUL", "s\x00t", eventstore.Any, []eventstore.Event{ok}},
+		{"StreamIDTooLong", strings.Repeat("s", eventstore.MaxIDLength+1), eventstore.Any, []eventstore.Event{ok}},
+		{"AllStreams", eventstore.AllStreams, eventstore.Any, []eventstore.Event{ok}},
+		{"AllStreamsEmptyBatch", eventstore.AllStreams, eventstore.Any, nil},
+		{"EmptyType", "s", eventstore.Any, []eventstore.Event{{Data: []byte("x")}}},
+		{"TypeInvalidUTF8", "s", eventstore.Any, []eventstore.Event{{Type: "t\xc3"}}},
+		{"TypeNUL", "s", eventstore.Any, []eventstore.Event{{Type: "t\x00"}}},
+		{"TypeTooLong", "s", eventstore.Any, []eventstore.Event{{Type: strings.Repeat("t", eventstore.MaxIDLength+1)}}},
+		{"IDInvalidUTF8", "s", eventstore.Any, []eventstore.Event{{ID: "\xff", Type: "t"}}},
+		{"IDNUL", "s", eventstore.Any, []eventstore.Event{{ID: "a\x00", Type: "t"}}},
+		{"MetadataEmptyKey", "s", eventstore.Any, []eventstore.Event{withMeta("", "v")}},
+		{"MetadataInvalidUTF8", "s", eventstore.Any, []eventstore.Event{withMeta("k", "v\xff")}},
+		{"MetadataNUL", "s", eventstore.Any, []eventstore.Event{withMeta("k\x00", "v")}},
+		{"OversizeData", "s", eventstore.Any, []eventstore.Event{{Type: "t", Data: make([]byte, eventstore.DefaultMaxEventSize+1)}}},
+		{"OversizeMetadata", "s", eventstore.Any, []eventstore.Event{
+			{Type: "t", Data: make([]byte, eventstore.DefaultMaxEventSize-10), Metadata: map[string]string{"key": "0123456789"}},
+		}},
+		{"ExpectedVersionUndefined", "s", eventstore.ExpectedVersion(-3), []eventstore.Event{ok}},
+		{"ExpectedVersionNegative", "s", eventstore.ExpectedVersion(-100), []eventstore.Event{ok}},
+		{"ExpectedVersionTooLarge", "s", eventstore.Exact(1 << 63), []eventstore.Event{ok}},
+		{"ExpectedVersionUndefinedEmptyBatch", "s", eventstore.ExpectedVersion(-3), nil},
+		{"DuplicateIDs", "s", eventstore.Any, []eventstore.Event{evID("a", "t"), evID("a", "t")}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			res, err := s.Append(ctxTimeout(t), c.stream, c.expected, c.events...)
+			if err == nil {
+				t.Fatalf("Append succeeded with %+v, want a *ValidationError", res)
+			}
+			wantValidation(t, "Append", err)
+			wantEmptyStore(t, s)
+			if c.stream != eventstore.AllStreams {
+				if info, err := s.Info(ctxTimeout(t), c.stream); err == nil && info.Version != 0 {
+					t.Errorf("Info(%q) after a refused append: %+v, want version 0", c.stream, info)
+				}
+			}
+		})
+	}
+}
+
+// testAppendInvalidMidBatch checks that one invalid event in the middle of
+// a batch leaves nothing of the batch written.
+func testAppendInvalidMidBatch(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
+	before := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	for _, bad := range []eventstore.Event{
+		{Type: ""},
+		{Type: "t", Data: make([]byte, eventstore.DefaultMaxEventSize+1)},
+		{Type: "t", Metadata: map[string]string{"k": "\xff"}},
+	} {
+		batch := []eventstore.Event{evID("a", "t"), ev("t", "2"), bad, evID("b", "t")}
+		_, err := s.Append(ctxTimeout(t), "s", eventstore.Exact(1), batch...)
+		wantValidation(t, "Append with an invalid event in the middle", err)
+	}
+	wantEvents(t, "nothing written", before, readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{}))
+	// The IDs of the refused batch were not stored.
+	mustAppend(t, s, "other", eventstore.NoStream, evID("a", "t"), evID("b", "t"))
+}
+
+// testReadInvalid checks that invalid read arguments are refused.
+func testReadInvalid(t *testing.T, newStore Factory) {
+	for _, c := range []struct {
+		name   string
+		stream string
+		filter eventstore.Filter
+	}{
+		{"EmptyStreamID", "", eventstore.Filter{}},
+		{"StreamIDInvalidUTF8", "\xff", eventstore.Filter{}},
+		{"StreamPrefixOnStream", "s", eventstore.Filter{StreamPrefix: "s"}},
+		{"EmptyFilterType", "s", eventstore.Filter{Types: []string{""}}},
+		{"MetadataEmptyKey", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{eventstore.MetadataEquals("", "v")}}},
+		{"MetadataUnknownOp", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{{Key: "k", Op: 99, Values: []string{"v"}}}}},
+		{"MetadataInNoValues", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{eventstore.MetadataOneOf("k")}}},
+		{"MetadataEqTwoValues", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{{Key: "k", Op: eventstore.MetadataEq, Values: []string{"a", "b"}}}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
+			for _, backwards := range []bool{false, true} {
+				got, err := readErr(t, "Read", s.Read(ctxTimeout(t), c.stream, eventstore.ReadOptions{Backwards: backwards, Filter: c.filter}))
+				if len(got) != 0 {
+					t.Errorf("Read(backwards=%v) yielded %d events before its error", backwards, len(got))
+				}
+				wantValidation(t, "Read", err)
+			}
+			got, err := readErr(t, "Watch", s.Watch(ctxTimeout(t), c.stream, eventstore.WatchOptions{From: eventstore.FromStart(), Filter: c.filter}))
+			if len(got) != 0 {
+				t.Errorf("Watch yielded %d events before its error", len(got))
+			}
+			wantValidation(t, "Watch", err)
+		})
+	}
+}

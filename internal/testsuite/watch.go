@@ -1,0 +1,510 @@
+package testsuite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+func watchTests() []test {
+	return []test{
+		{"FromPresent", testWatchFromPresent},
+		{"FromStart", testWatchFromStart},
+		{"After", leaf(testWatchAfter)},
+		{"AllStreamsAfterPosition", leaf(testWatchAllAfter)},
+		{"CatchUpThenLive", leaf(testWatchCatchUpThenLive)},
+		{"Filter", leaf(testWatchFilter)},
+		{"ManyWriters", leaf(testWatchManyWriters)},
+		{"ContextCancelEnds", leaf(testWatchCancel)},
+		{"CancelledContext", leaf(testWatchCancelled)},
+		{"SlowWatcherBlocksNoOne", leaf(testWatchSlow)},
+		{"CloseEndsWatchers", leaf(testWatchClose)},
+	}
+}
+
+// watcher ranges over a watch in its own goroutine and hands what it
+// yields to the test through a channel.
+type watcher struct {
+	name   string
+	events chan eventstore.Recorded
+	done   chan struct{} // closed when the iteration has ended
+	err    error         // the error the watch yielded; read only after done
+	cancel context.CancelFunc
+}
+
+// watcherBuffer is large enough that no test's watcher ever waits on the
+// test: these watchers are fast consumers.
+const watcherBuffer = 1 << 14
+
+func startWatch(t *testing.T, s eventstore.Store, stream string, opts eventstore.WatchOptions) *watcher {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	w := &watcher{
+		name:   fmt.Sprintf("Watch(%q, %+v)", stream, opts),
+		events: make(chan eventstore.Recorded, watcherBuffer),
+		done:   make(chan struct{}),
+		cancel: cancel,
+	}
+	seq := s.Watch(ctx, stream, opts)
+	go func() {
+		defer close(w.done)
+		for r, err := range seq {
+			if err != nil {
+				w.err = err
+				return
+			}
+			select {
+			case w.events <- r:
+			default:
+				w.err = errors.New("testsuite: watcher buffer full")
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-w.done:
+		case <-time.After(waitTimeout):
+			t.Errorf("%s did not end within %v of its context's end", w.name, waitTimeout)
+		}
+	})
+	return w
+}
+
+// next returns the watcher's next n events, failing the test if they do
+// not come within waitTimeout or the watch ends first.
+func (w *watcher) next(t *testing.T, n int) []eventstore.Recorded {
+	t.Helper()
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	got := make([]eventstore.Recorded, 0, n)
+	for len(got) < n {
+		select {
+		case r := <-w.events:
+			got = append(got, r)
+		case <-w.done:
+			got = append(got, w.drain()...)
+			if len(got) < n {
+				t.Fatalf("%s ended after %d of %d events with error %v; events: %+v", w.name, len(got), n, w.err, got)
+			}
+		case <-timer.C:
+			t.Fatalf("%s: got %d of %d events within %v: %+v", w.name, len(got), n, waitTimeout, got)
+		}
+	}
+	if len(got) > n {
+		t.Fatalf("%s: got %d events, want %d: %+v", w.name, len(got), n, got)
+	}
+	return got
+}
+
+// until returns the watcher's events up to and including the first for
+// which last returns true.
+func (w *watcher) until(t *testing.T, last func(eventstore.Recorded) bool) []eventstore.Recorded {
+	t.Helper()
+	var got []eventstore.Recorded
+	for {
+		r := w.next(t, 1)[0]
+		got = append(got, r)
+		if last(r) {
+			return got
+		}
+	}
+}
+
+// drain returns the events already buffered.
+func (w *watcher) drain() []eventstore.Recorded {
+	var got []eventstore.Recorded
+	for {
+		select {
+		case r := <-w.events:
+			got = append(got, r)
+		default:
+			return got
+		}
+	}
+}
+
+// end waits for the watch to end by itself and returns its error.
+func (w *watcher) end(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-w.done:
+		return w.err
+	case <-time.After(waitTimeout):
+		t.Fatalf("%s did not end within %v", w.name, waitTimeout)
+		return nil
+	}
+}
+
+// stop cancels the watch, waits for it to end, and checks that it ended
+// quietly and had yielded nothing the test did not take.
+func (w *watcher) stop(t *testing.T) {
+	t.Helper()
+	w.cancel()
+	if err := w.end(t); err != nil {
+		t.Errorf("%s ended with %v after its context was cancelled, want no error", w.name, err)
+	}
+	if extra := w.drain(); len(extra) != 0 {
+		t.Errorf("%s yielded %d unexpected events: %+v", w.name, len(extra), extra)
+	}
+}
+
+// wantSame checks that watched events are exactly what a read gives, Time
+// and Position included.
+func wantSame(t *testing.T, what string, read, watched []eventstore.Recorded) {
+	t.Helper()
+	if diff := cmp.Diff(read, watched, cmpBytes, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("%s: watched events differ from the read (-read +watched):\n%s", what, diff)
+	}
+}
+
+func hasData(data string) func(eventstore.Recorded) bool {
+	return func(r eventstore.Recorded) bool { return string(r.Data) == data }
+}
+
+func testWatchFromPresent(t *testing.T, newStore Factory) {
+	for _, stream := range []string{"s", eventstore.AllStreams} {
+		name := map[bool]string{true: "AllStreams", false: "Stream"}[stream == eventstore.AllStreams]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			mustAppend(t, s, "s", eventstore.NoStream, numbered(3, "t", "before")...)
+			mustAppend(t, s, "x", eventstore.NoStream, ev("t", "before-x"))
+			w := startWatch(t, s, stream, eventstore.WatchOptions{})
+
+			// The watch fixes "the present" when its iteration begins, a
+			// moment the test cannot observe: append probes until one comes
+			// through. Correctness does not depend on the probe interval.
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			deadline := time.NewTimer(waitTimeout)
+			defer deadline.Stop()
+			mustAppend(t, s, "s", eventstore.Any, ev("t", "probe"))
+			var first eventstore.Recorded
+		wait:
+			for {
+				select {
+				case first = <-w.events:
+					break wait
+				case <-w.done:
+					t.Fatalf("watch ended: %v", w.err)
+				case <-tick.C:
+					mustAppend(t, s, "s", eventstore.Any, ev("t", "probe"))
+				case <-deadline.C:
+					t.Fatalf("no probe came through the watch within %v", waitTimeout)
+				}
+			}
+			if string(first.Data) != "probe" {
+				t.Fatalf("first event watched from the present: %+v, want a probe appended after the watch began", first)
+			}
+			mustAppend(t, s, "s", eventstore.Any, numbered(3, "t", "real")...)
+			mustAppend(t, s, "x", eventstore.Any, ev("t", "real-x"))
+			last := "real-3"
+			from := first.Version
+			if stream == eventstore.AllStreams {
+				last, from = "real-x", first.Position
+			}
+			got := append([]eventstore.Recorded{first}, w.until(t, hasData(last))...)
+			wantSame(t, "from the present", readAll(t, s, stream, eventstore.ReadOptions{From: from}), got)
+			w.stop(t)
+		})
+	}
+}
+
+func testWatchFromStart(t *testing.T, newStore Factory) {
+	for _, stream := range []string{"s", eventstore.AllStreams} {
+		name := map[bool]string{true: "AllStreams", false: "Stream"}[stream == eventstore.AllStreams]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			mustAppend(t, s, "s", eventstore.NoStream, numbered(3, "t", "s")...)
+			w := startWatch(t, s, stream, eventstore.WatchOptions{From: eventstore.FromStart()})
+			got := w.next(t, 3)
+			mustAppend(t, s, "s", eventstore.Exact(3), numbered(2, "t", "live")...)
+			got = append(got, w.next(t, 2)...)
+			wantSame(t, "from the start", readAll(t, s, stream, eventstore.ReadOptions{}), got)
+			w.stop(t)
+		})
+	}
+}
+
+func testWatchAfter(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, numbered(5, "t", "s")...)
+	mustAppend(t, s, "other", eventstore.NoStream, ev("t", "other"))
+	after2 := startWatch(t, s, "s", eventstore.WatchOptions{From: eventstore.After(2)})
+	after5 := startWatch(t, s, "s", eventstore.WatchOptions{From: eventstore.After(5)})
+	after0 := startWatch(t, s, "s", eventstore.WatchOptions{From: eventstore.After(0)})
+	wantSame(t, "after 2, catch-up", readAll(t, s, "s", eventstore.ReadOptions{From: 3}), after2.next(t, 3))
+	wantSame(t, "after 0, catch-up", readAll(t, s, "s", eventstore.ReadOptions{}), after0.next(t, 5))
+	mustAppend(t, s, "s", eventstore.Exact(5), numbered(2, "t", "live")...)
+	live := readAll(t, s, "s", eventstore.ReadOptions{From: 6})
+	wantSame(t, "after 2, live", live, after2.next(t, 2))
+	wantSame(t, "after 5, live", live, after5.next(t, 2))
+	wantSame(t, "after 0, live", live, after0.next(t, 2))
+	for _, w := range []*watcher{after2, after5, after0} {
+		w.stop(t)
+	}
+}
+
+func testWatchAllAfter(t *testing.T, s eventstore.Store) {
+	want := interleaved(t, s)
+	all := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	wantEvents(t, "Read(AllStreams)", want, all)
+	if len(all) != len(want) {
+		t.FailNow()
+	}
+	p := all[4].Position
+	w := startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.After(p)})
+	wantSame(t, "catch-up", all[5:], w.next(t, len(all)-5))
+	mustAppend(t, s, "z", eventstore.NoStream, ev("t", "z1"))
+	mustAppend(t, s, "a", eventstore.Any, ev("t", "a-live"))
+	wantSame(t, "live", readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: all[len(all)-1].Position + 1}), w.next(t, 2))
+	w.stop(t)
+}
+
+// testWatchCatchUpThenLive appends while watchers are catching up on a
+// backlog longer than one page, so that the hand-over from catch-up to live
+// happens under load: they must see every event once, in order.
+func testWatchCatchUpThenLive(t *testing.T, s eventstore.Store) {
+	for i := range 6 {
+		mustAppend(t, s, "s", eventstore.Any, numbered(100, "t", fmt.Sprint("backlog", i))...)
+	}
+	mustAppend(t, s, "t", eventstore.Any, numbered(50, "t", "backlog-t")...)
+	ws := startWatch(t, s, "s", eventstore.WatchOptions{From: eventstore.FromStart()})
+	wa := startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart()})
+	g, ctx := errgroup.WithContext(ctxTimeout(t))
+	for _, stream := range []string{"s", "t"} {
+		g.Go(func() error {
+			for i := range 40 {
+				if _, err := s.Append(ctx, stream, eventstore.Any, numbered(1+i%3, "t", fmt.Sprintf("live-%s-%d", stream, i))...); err != nil {
+					return fmt.Errorf("append to %s: %w", stream, err)
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	readS := readAll(t, s, "s", eventstore.ReadOptions{})
+	readA := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	wantSame(t, "stream watch", readS, ws.next(t, len(readS)))
+	wantSame(t, "AllStreams watch", readA, wa.next(t, len(readA)))
+	ws.stop(t)
+	wa.stop(t)
+}
+
+func testWatchFilter(t *testing.T, s eventstore.Store) {
+	keepAcc := eventstore.Filter{StreamPrefix: "acc-", Types: []string{"keep"}}
+	byUser := eventstore.Filter{Metadata: []eventstore.MetadataFilter{eventstore.MetadataEquals("user", "ann")}}
+	wAll := startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart(), Filter: keepAcc})
+	wUser := startWatch(t, s, "acc-1", eventstore.WatchOptions{From: eventstore.FromStart(), Filter: byUser})
+	ann := map[string]string{"user": "ann"}
+	// Catch-up part.
+	mustAppend(t, s, "acc-1", eventstore.NoStream, ev("keep", "1"), eventstore.Event{Type: "drop", Data: []byte("2"), Metadata: ann})
+	mustAppend(t, s, "other", eventstore.NoStream, ev("keep", "3"))
+	// Then a long run of events none of the watchers wants, then live ones.
+	for i := range 3 {
+		mustAppend(t, s, "acc-2", eventstore.Any, numbered(300, "drop", fmt.Sprint("skip", i))...)
+	}
+	mustAppend(t, s, "acc-3", eventstore.NoStream, ev("keep", "4"), eventstore.Event{Type: "keep", Data: []byte("5"), Metadata: ann})
+	mustAppend(t, s, "acc-1", eventstore.Any, ev("drop", "6"), eventstore.Event{Type: "keep", Data: []byte("7"), Metadata: ann})
+	mustAppend(t, s, "xacc-1", eventstore.NoStream, ev("keep", "8"))
+	mustAppend(t, s, "acc-1", eventstore.Any, ev("keep", "last"))
+
+	wantSame(t, "AllStreams watch with stream prefix and type",
+		readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: keepAcc}), wAll.until(t, hasData("last")))
+	want := readAll(t, s, "acc-1", eventstore.ReadOptions{Filter: byUser})
+	wantSame(t, "stream watch with metadata", want, wUser.next(t, len(want)))
+	if diff := cmp.Diff([]string{"2", "7"}, datas(want)); diff != "" {
+		t.Errorf("Read(acc-1, user=ann) (-want +got):\n%s", diff)
+	}
+	wAll.stop(t)
+	wUser.stop(t)
+}
+
+func datas(rs []eventstore.Recorded) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r.Data)
+	}
+	return out
+}
+
+// testWatchManyWriters has writers append to several streams at once while
+// a watcher on each stream and one on AllStreams check that they see every
+// event exactly once and in order.
+func testWatchManyWriters(t *testing.T, s eventstore.Store) {
+	const writers, appends, streams = 8, 50, 4
+	stream := func(w int) string { return fmt.Sprint("w-", w%streams) }
+	from := eventstore.WatchOptions{From: eventstore.FromStart()}
+	all := startWatch(t, s, eventstore.AllStreams, from)
+	byStream := make([]*watcher, streams)
+	for i := range byStream {
+		byStream[i] = startWatch(t, s, stream(i), from)
+	}
+	g, ctx := errgroup.WithContext(ctxTimeout(t))
+	for w := range writers {
+		g.Go(func() error {
+			for i := range appends {
+				if _, err := s.Append(ctx, stream(w), eventstore.Any, ev("t", fmt.Sprintf("writer %d append %d", w, i))); err != nil {
+					return fmt.Errorf("writer %d: %w", w, err)
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	readA := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	if len(readA) != writers*appends {
+		t.Errorf("store holds %d events, want %d", len(readA), writers*appends)
+	}
+	checkPositions(t, readA, false)
+	gotA := all.next(t, len(readA))
+	wantSame(t, "AllStreams watch", readA, gotA)
+	for i, w := range byStream {
+		read := readAll(t, s, stream(i), eventstore.ReadOptions{})
+		if diff := cmp.Diff(span(1, writers/streams*appends), versions(read)); diff != "" {
+			t.Errorf("versions of %s (-want +got):\n%s", stream(i), diff)
+		}
+		wantSame(t, stream(i)+" watch", read, w.next(t, len(read)))
+		w.stop(t)
+	}
+	all.stop(t)
+	// Every writer's appends are in its own order in the global log.
+	last := make(map[string]int)
+	for _, r := range gotA {
+		var w, i int
+		if _, err := fmt.Sscanf(string(r.Data), "writer %d append %d", &w, &i); err != nil {
+			t.Fatalf("event data %q: %v", r.Data, err)
+		}
+		key := fmt.Sprint(w)
+		if prev, ok := last[key]; ok && i != prev+1 {
+			t.Errorf("writer %d: append %d after append %d in the global log", w, i, prev)
+		}
+		last[key] = i
+	}
+}
+
+func testWatchCancel(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
+	for _, stream := range []string{"s", eventstore.AllStreams, "missing"} {
+		w := startWatch(t, s, stream, eventstore.WatchOptions{From: eventstore.FromStart()})
+		if stream != "missing" {
+			w.next(t, 1) // live now: waiting for more
+		}
+		w.stop(t)
+	}
+	// The store still works, and watches still see appends.
+	w := startWatch(t, s, "s", eventstore.WatchOptions{From: eventstore.After(1)})
+	mustAppend(t, s, "s", eventstore.Exact(1), ev("t", "2"))
+	wantSame(t, "after cancelled watches", readAll(t, s, "s", eventstore.ReadOptions{From: 2}), w.next(t, 1))
+	w.stop(t)
+}
+
+func testWatchCancelled(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, stream := range []string{"s", eventstore.AllStreams} {
+		for _, from := range []eventstore.Start{eventstore.FromPresent(), eventstore.FromStart()} {
+			got, err := readErr(t, "Watch", s.Watch(ctx, stream, eventstore.WatchOptions{From: from}))
+			if len(got) != 0 {
+				t.Errorf("Watch(%q, %+v) with a cancelled context yielded %d events", stream, from, len(got))
+			}
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("Watch(%q, %+v) with a cancelled context: error %v, want none (or context.Canceled)", stream, from, err)
+			}
+		}
+	}
+}
+
+// testWatchSlow parks one watcher inside its loop body and checks that
+// appends and another watcher go on without it; once released, it catches
+// up on everything.
+func testWatchSlow(t *testing.T, s eventstore.Store) {
+	const batches, batchSize = 6, 200 // more than two follow pages
+	total := 1 + batches*batchSize
+	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "first"))
+
+	ctx, cancel := context.WithCancel(ctxTimeout(t))
+	defer cancel()
+	parked, release := make(chan struct{}), make(chan struct{})
+	var g errgroup.Group
+	g.Go(func() error {
+		n := 0
+		for r, err := range s.Watch(ctx, "s", eventstore.WatchOptions{From: eventstore.FromStart()}) {
+			if err != nil {
+				return fmt.Errorf("slow watcher: %w", err)
+			}
+			n++
+			if r.Version != uint64(n) {
+				return fmt.Errorf("slow watcher: event %d has version %d", n, r.Version)
+			}
+			if n == 1 {
+				close(parked)
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return fmt.Errorf("slow watcher: %w", ctx.Err())
+				}
+			}
+			if n == total {
+				return nil
+			}
+		}
+		return fmt.Errorf("slow watcher ended after %d of %d events", n, total)
+	})
+	select {
+	case <-parked:
+	case <-time.After(waitTimeout):
+		t.Fatalf("slow watcher did not get the first event within %v", waitTimeout)
+	}
+	fast := startWatch(t, s, "s", eventstore.WatchOptions{From: eventstore.FromStart()})
+	for i := range batches {
+		mustAppend(t, s, "s", eventstore.Any, numbered(batchSize, "t", fmt.Sprint("batch", i))...)
+	}
+	wantSame(t, "fast watcher beside a slow one", readAll(t, s, "s", eventstore.ReadOptions{}), fast.next(t, total))
+	fast.stop(t)
+	close(release)
+	if err := g.Wait(); err != nil {
+		t.Error(err)
+	}
+}
+
+func testWatchClose(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
+	from := eventstore.WatchOptions{From: eventstore.FromStart()}
+	live := []*watcher{startWatch(t, s, "s", from), startWatch(t, s, eventstore.AllStreams, from)}
+	for _, w := range live {
+		w.next(t, 1)
+	}
+	others := []*watcher{
+		startWatch(t, s, "s", eventstore.WatchOptions{}),
+		startWatch(t, s, "missing", from),
+		startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{Filter: eventstore.Filter{Types: []string{"none"}}}),
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for _, w := range append(live, others...) {
+		err := w.end(t)
+		if !errors.Is(err, eventstore.ErrClosed) {
+			t.Errorf("%s ended with %v at Close, want ErrClosed", w.name, err)
+		}
+		if extra := w.drain(); len(extra) != 0 {
+			t.Errorf("%s yielded %d unexpected events: %+v", w.name, len(extra), extra)
+		}
+	}
+}
