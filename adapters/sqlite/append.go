@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -133,6 +134,7 @@ type writer struct {
 
 	args []any
 	ids  []string
+	md   bytes.Buffer
 }
 
 // insertChunk is the most rows one INSERT statement carries (7 parameters
@@ -188,6 +190,18 @@ func (w *writer) close() {
 		_ = st.Close()
 	}
 	w.inserts = nil
+}
+
+// beginTx starts the group's write transaction. Should an earlier
+// transaction have been left open (a ROLLBACK that failed), it is rolled
+// back first rather than wedging the writer for good.
+func (w *writer) beginTx(ctx context.Context) error {
+	_, err := w.begin.ExecContext(ctx)
+	if err != nil && strings.Contains(err.Error(), "within a transaction") {
+		_, _ = w.rollback.ExecContext(ctx)
+		_, err = w.begin.ExecContext(ctx)
+	}
+	return err
 }
 
 func (w *writer) insertStmt(ctx context.Context, rows int) (*sql.Stmt, error) {
@@ -288,10 +302,13 @@ func (s *Store) commitGroup(group []*request) {
 			items[i].r.done <- result{res: items[i].res, err: items[i].err}
 		}
 	}
-	if _, err := w.begin.ExecContext(ctx); err != nil {
+	if err := w.beginTx(ctx); err != nil {
 		finish(translateError(err, nil))
 		return
 	}
+	// A request alone in its transaction needs no savepoint: the
+	// transaction's own rollback isolates it.
+	isolate := len(items) > 1
 	var (
 		wrote, appended int
 		headPos         uint64
@@ -306,10 +323,12 @@ func (s *Store) commitGroup(group []*request) {
 			it.err = broken
 			continue
 		}
-		if _, err := w.savepoint.ExecContext(ctx); err != nil {
-			broken = translateError(err, nil)
-			it.err = broken
-			continue
+		if isolate {
+			if _, err := w.savepoint.ExecContext(ctx); err != nil {
+				broken = translateError(err, nil)
+				it.err = broken
+				continue
+			}
 		}
 		if it.r.snapshot != nil {
 			it.err = w.saveSnapshot(ctx, it.r.snapshot)
@@ -318,17 +337,21 @@ func (s *Store) commitGroup(group []*request) {
 		}
 		if it.err != nil {
 			// Undo this request only; the others in the group stand.
-			if _, err := w.rollbackTo.ExecContext(ctx); err != nil {
-				broken = translateError(err, nil)
-			} else if _, err := w.release.ExecContext(ctx); err != nil {
-				broken = translateError(err, nil)
+			if isolate {
+				if _, err := w.rollbackTo.ExecContext(ctx); err != nil {
+					broken = translateError(err, nil)
+				} else if _, err := w.release.ExecContext(ctx); err != nil {
+					broken = translateError(err, nil)
+				}
 			}
 			continue
 		}
-		if _, err := w.release.ExecContext(ctx); err != nil {
-			broken = translateError(err, nil)
-			it.err = broken
-			continue
+		if isolate {
+			if _, err := w.release.ExecContext(ctx); err != nil {
+				broken = translateError(err, nil)
+				it.err = broken
+				continue
+			}
 		}
 		if it.r.snapshot != nil {
 			snaps++
@@ -349,9 +372,10 @@ func (s *Store) commitGroup(group []*request) {
 		}
 	}
 	if broken != nil || wrote == 0 {
-		if _, err := w.rollback.ExecContext(ctx); err != nil && broken == nil {
-			broken = translateError(err, nil)
-		}
+		// A failed ROLLBACK (SQLite may have rolled back already, after
+		// an I/O error) is dealt with by the next BEGIN; the requests
+		// keep their own errors.
+		_, _ = w.rollback.ExecContext(ctx)
 		if broken != nil {
 			for i := range items {
 				items[i].err = broken
@@ -374,6 +398,7 @@ func (s *Store) commitGroup(group []*request) {
 	s.events.Add(uint64(headCount))
 	s.snapshots.Add(uint64(snaps))
 	if headCount > 0 {
+		s.notifiedHead.Store(headPos)
 		s.notifier.Notify()
 	}
 	finish(nil)
@@ -448,11 +473,11 @@ func (w *writer) apply(ctx context.Context, r *request) (eventstore.AppendResult
 				id = ev.ID
 			}
 			if ev.Metadata != nil {
-				b, err := json.Marshal(ev.Metadata)
-				if err != nil {
+				w.md.Reset()
+				if err := encodeMetadata(&w.md, ev.Metadata); err != nil {
 					return eventstore.AppendResult{}, 0, fmt.Errorf("%w: encoding metadata: %w", ErrDatabase, err)
 				}
-				md = string(b)
+				md = w.md.String()
 			}
 			var data any
 			if ev.Data != nil {

@@ -219,7 +219,7 @@ func (s *Store) fetch(ctx context.Context, q *readQuery, lo, hi uint64, limit in
 		}
 		r.Position, r.Version, r.Time = uint64(pos), uint64(ver), time.Unix(0, t).UTC()
 		if md != nil {
-			if err := json.Unmarshal(md, &r.Metadata); err != nil {
+			if r.Metadata, err = decodeMetadata(md); err != nil {
 				return page, fmt.Errorf("%w: event at position %d: malformed metadata: %w", ErrDatabase, pos, err)
 			}
 		}

@@ -87,6 +87,10 @@ type Store struct {
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // reader statements by SQL text
 
+	// notifiedHead is the head position watchers were last woken for,
+	// by the writer or by the poller.
+	notifiedHead atomic.Uint64
+
 	appends   atomic.Uint64
 	commits   atomic.Uint64
 	events    atomic.Uint64
@@ -380,13 +384,18 @@ func (s *Store) poll() {
 		return
 	}
 	defer stmt.Close()
+	head, err := conn.PrepareContext(ctx, "SELECT position FROM head WHERE id = 1")
+	if err != nil {
+		return
+	}
+	defer head.Close()
 	t := time.NewTicker(s.opts.pollInterval)
 	defer t.Stop()
 	var last int64 = -1
 	for {
 		var v int64
 		if err := stmt.QueryRowContext(ctx).Scan(&v); err == nil {
-			if last >= 0 && v != last {
+			if last >= 0 && v != last && s.foreignAppend(ctx, head) {
 				s.notifier.Notify()
 			}
 			last = v
@@ -397,6 +406,23 @@ func (s *Store) poll() {
 		case <-t.C:
 		}
 	}
+}
+
+// foreignAppend reports whether the change the poller saw may hold events
+// that this Store's writer has not already notified: data_version also
+// changes with this Store's own commits, which woke the watchers already,
+// and with snapshot saves, which watchers do not care about. Waking when
+// unsure costs one extra read per watcher, never a missed event.
+func (s *Store) foreignAppend(ctx context.Context, head *sql.Stmt) bool {
+	var pos int64
+	if err := head.QueryRowContext(ctx).Scan(&pos); err != nil {
+		return true
+	}
+	if uint64(pos) == s.notifiedHead.Load() {
+		return false
+	}
+	s.notifiedHead.Store(uint64(pos))
+	return true
 }
 
 func (s *Store) checkOpen() error {
