@@ -217,6 +217,7 @@ func (s *Store) commitGroup(group []*appendReq) {
 		r.done <- appendResp{err: translateError(err, errCtx{op: "append", stream: r.stream, expected: r.expected})}
 		return
 	}
+	s.groups.Add(1)
 	var top uint64
 	for _, row := range rows {
 		top = max(top, row.position)

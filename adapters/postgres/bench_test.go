@@ -1,0 +1,83 @@
+package postgres
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// Run briefly, e.g.:
+//   ESV2_POSTGRES_DSN=... go test -run '^$' -bench . -benchtime 2000x ./adapters/postgres/
+
+func BenchmarkAppendOne(b *testing.B) {
+	s := newTestStore(b, WithoutListen(), WithPollInterval(0))
+	ev := eventstore.Event{Type: "bench", Data: make([]byte, 100)}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Append(b.Context(), "s", eventstore.Exact(uint64(i)), ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppendBatch100(b *testing.B) {
+	s := newTestStore(b, WithoutListen(), WithPollInterval(0))
+	evs := make([]eventstore.Event, 100)
+	for i := range evs {
+		evs[i] = eventstore.Event{Type: "bench", Data: make([]byte, 100), Metadata: map[string]string{"user": "u"}}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := s.Append(b.Context(), "s", eventstore.Any, evs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
+}
+
+func BenchmarkAppendParallel64(b *testing.B) {
+	s := newTestStore(b, WithoutListen(), WithPollInterval(0))
+	ev := eventstore.Event{Type: "bench", Data: make([]byte, 100)}
+	var next atomic.Int64
+	b.SetParallelism(32) // 64 goroutines on 2 CPUs
+	before := s.groups.Load()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		stream := fmt.Sprintf("s%d", next.Add(1))
+		for pb.Next() {
+			if _, err := s.Append(b.Context(), stream, eventstore.Any, ev); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+	b.ReportMetric(float64(b.N)/float64(s.groups.Load()-before), "appends/tx")
+}
+
+func BenchmarkReadAll(b *testing.B) {
+	s := newTestStore(b, WithoutListen(), WithPollInterval(0))
+	evs := make([]eventstore.Event, 1000)
+	for i := range evs {
+		evs[i] = eventstore.Event{Type: "bench", Data: make([]byte, 100)}
+	}
+	if _, err := s.Append(b.Context(), "s", eventstore.Any, evs...); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		n := 0
+		for _, err := range s.Read(b.Context(), eventstore.AllStreams, eventstore.ReadOptions{}) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != len(evs) {
+			b.Fatalf("read %d events", n)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
+}

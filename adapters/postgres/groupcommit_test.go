@@ -1,0 +1,91 @@
+package postgres
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// TestGroupCommit: 64 goroutines appending one event each, to their own
+// streams, all at once, share a few transactions instead of 64 serialised
+// ones, and each gets its own result.
+func TestGroupCommit(t *testing.T) {
+	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	const goroutines, rounds = 64, 10
+	start := make(chan struct{})
+	var ready sync.WaitGroup
+	var g errgroup.Group
+	for i := range goroutines {
+		ready.Add(1)
+		g.Go(func() error {
+			stream := fmt.Sprintf("g%d", i)
+			ready.Done()
+			<-start
+			for r := range rounds {
+				res, err := s.Append(t.Context(), stream, eventstore.Exact(uint64(r)), evt("x"))
+				if err != nil {
+					return err
+				}
+				if res.Version != uint64(r+1) || res.Appended != 1 {
+					return fmt.Errorf("append %d to %s: %+v", r, stream, res)
+				}
+			}
+			return nil
+		})
+	}
+	ready.Wait()
+	before := s.groups.Load()
+	began := time.Now()
+	close(start)
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(began)
+	groups := s.groups.Load() - before
+	appends := uint64(goroutines * rounds)
+	t.Logf("%d appends from %d goroutines in %d transactions, %v (%.0f appends/s)",
+		appends, goroutines, groups, elapsed, float64(appends)/elapsed.Seconds())
+	if groups > appends/4 {
+		t.Errorf("%d appends took %d transactions; want grouping (at most %d)", appends, groups, appends/4)
+	}
+	info, err := s.Info(t.Context(), eventstore.AllStreams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Count != appends {
+		t.Errorf("store holds %d events, want %d", info.Count, appends)
+	}
+}
+
+// TestReadBreakReleasesConnection: leaving a read early gives its
+// connection back to the pool.
+func TestReadBreakReleasesConnection(t *testing.T) {
+	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	evs := make([]eventstore.Event, 100)
+	for i := range evs {
+		evs[i] = evt("x")
+	}
+	if _, err := s.Append(t.Context(), "s", eventstore.NoStream, evs...); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, err := range s.Read(t.Context(), "s", eventstore.ReadOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; n == 3 {
+			if got := s.pool.Stat().AcquiredConns(); got != 1 {
+				t.Errorf("during the read: %d connections acquired, want 1", got)
+			}
+			break
+		}
+	}
+	if got := s.pool.Stat().AcquiredConns(); got != 0 {
+		t.Errorf("after break: %d connections acquired, want 0", got)
+	}
+}
