@@ -320,9 +320,32 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 			return
 		}
 		var buf []eventstore.Recorded
+		filtered := !filterEmpty(opts.Filter)
+		var scanned uint64 // with a filter: every key up to it was examined
 		page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
-			var err error
-			buf, err = s.fetch(ctx, q, after+1, math.MaxInt64, limit, buf[:0])
+			if !filtered {
+				var err error
+				buf, err = s.fetch(ctx, q, after+1, math.MaxInt64, limit, buf[:0])
+				return buf, err
+			}
+			// Follow resumes after the last event it yielded, but with a
+			// selective filter that may lie far behind the head: bound each
+			// page by the head as it is now, and once a page comes back
+			// short, start later pages after that head, so that each wake
+			// reads only what is new. Whatever commits after the head was
+			// read gets a higher key (one writer at a time).
+			head, err := s.Info(ctx, streamID)
+			if err != nil {
+				return nil, err
+			}
+			lo := max(after, scanned) + 1
+			if lo > head.Version {
+				return buf[:0], nil
+			}
+			buf, err = s.fetch(ctx, q, lo, head.Version, limit, buf[:0])
+			if err == nil && len(buf) < limit {
+				scanned = head.Version
+			}
 			return buf, err
 		}
 		for r, err := range eventstore.Follow(ctx, s.notifier, after, page, q.key) {
@@ -331,6 +354,10 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 			}
 		}
 	}
+}
+
+func filterEmpty(f eventstore.Filter) bool {
+	return len(f.Types) == 0 && len(f.Metadata) == 0 && f.StreamPrefix == ""
 }
 
 // Info describes a stream, or for AllStreams the whole store (Version is

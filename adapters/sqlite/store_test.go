@@ -591,3 +591,69 @@ func TestMetadataFilterKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchFilteredLive watches all streams for one event type while
+// writers append that type among many others: every matching event arrives
+// once, in order, including those committed while a page was being read.
+func TestWatchFilteredLive(t *testing.T) {
+	const writers, perWriter = 4, 150
+	s := openFile(t, filepath.Join(t.TempDir(), "w.db"))
+	ctx := testCtx(t)
+	want := writers * perWriter / 3
+	done := make(chan []eventstore.Recorded, 1)
+	errc := make(chan error, 1)
+	started := make(chan struct{})
+	go func() {
+		var got []eventstore.Recorded
+		opts := eventstore.WatchOptions{From: eventstore.FromStart(), Filter: eventstore.Filter{Types: []string{"match"}, StreamPrefix: "w-"}}
+		close(started)
+		for r, err := range s.Watch(ctx, eventstore.AllStreams, opts) {
+			if err != nil {
+				errc <- err
+				return
+			}
+			got = append(got, r)
+			if len(got) == want {
+				break
+			}
+		}
+		done <- got
+	}()
+	<-started
+	var g errgroup.Group
+	for w := range writers {
+		g.Go(func() error {
+			for i := range perWriter {
+				typ := "other"
+				if i%3 == 0 {
+					typ = "match"
+				}
+				if _, err := s.Append(ctx, fmt.Sprintf("w-%d", w), eventstore.Any, eventstore.Event{Type: typ}); err != nil {
+					return err
+				}
+				if _, err := s.Append(ctx, fmt.Sprintf("x-%d", w), eventstore.Any, eventstore.Event{Type: "match"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-done:
+		for i, r := range got {
+			if r.Type != "match" || r.StreamID[:2] != "w-" {
+				t.Fatalf("event %d: %s in %s passed the filter", i, r.Type, r.StreamID)
+			}
+			if i > 0 && r.Position <= got[i-1].Position {
+				t.Fatalf("event %d: position %d after %d", i, r.Position, got[i-1].Position)
+			}
+		}
+	case err := <-errc:
+		t.Fatalf("watch: %v", err)
+	case <-ctx.Done():
+		t.Fatal("watcher did not see every matching event")
+	}
+}
