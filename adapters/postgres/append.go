@@ -3,10 +3,13 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/esv2/esv2/eventstore"
@@ -118,16 +121,37 @@ func (w *writer) run() {
 }
 
 // take removes the next group from the queue: nil when the queue is
-// empty. Appends whose caller gave up are dropped.
+// empty. A group holds at most cfg.groupEvents events (one larger append
+// goes alone) and no event ID twice: append_batch checks stored IDs once
+// per group, so an ID shared by two appends sends the second to the next
+// group. Appends whose caller gave up are dropped.
 func (w *writer) take() []*appendReq {
 	w.mu.Lock()
-	n, events := 0, 0
+	n, size := 0, 0
+	var ids map[string]struct{}
+scan:
 	for n < len(w.queue) {
-		k := len(w.queue[n].events)
-		if n > 0 && events+k > w.s.cfg.groupEvents {
+		r := w.queue[n]
+		k := max(len(r.events), 1)
+		if n > 0 && size+k > w.s.cfg.groupEvents {
 			break
 		}
-		events += k
+		for i := range r.events {
+			if id := r.events[i].ID; id != "" {
+				if _, dup := ids[id]; dup {
+					break scan
+				}
+			}
+		}
+		for i := range r.events {
+			if id := r.events[i].ID; id != "" {
+				if ids == nil {
+					ids = make(map[string]struct{})
+				}
+				ids[id] = struct{}{}
+			}
+		}
+		size += k
 		n++
 	}
 	if n == 0 {
@@ -197,12 +221,12 @@ func (s *Store) commitGroup(group []*appendReq) {
 	)
 	for attempt := 1; ; attempt++ {
 		rows, err = s.execGroup(s.bgCtx, group)
-		if err == nil || !retryable(err) || attempt == maxAttempts {
+		if err == nil || !(retryable(err) || pgconn.SafeToRetry(err)) || attempt == maxAttempts {
 			break
 		}
 	}
 	if err != nil {
-		if len(group) > 1 {
+		if len(group) > 1 && rolledBack(err) {
 			// Nothing was written. Run each append alone so that the
 			// error reaches only the append that caused it.
 			for _, r := range group {
@@ -210,11 +234,13 @@ func (s *Store) commitGroup(group []*appendReq) {
 			}
 			return
 		}
-		r := group[0]
-		if s.closed.Load() && s.bgCtx.Err() != nil {
-			err = eventstore.ErrClosed
+		// Either one append failed, or the outcome is unknown (the
+		// connection broke after the statement was sent: it may have
+		// committed). Running the appends again could store events
+		// without IDs twice, so every caller gets the error.
+		for _, r := range group {
+			r.done <- appendResp{err: translateError(err, errCtx{op: "append", stream: r.stream, expected: r.expected})}
 		}
-		r.done <- appendResp{err: translateError(err, errCtx{op: "append", stream: r.stream, expected: r.expected})}
 		return
 	}
 	s.groups.Add(1)
@@ -271,12 +297,14 @@ func (g *groupRow) result(r *appendReq) appendResp {
 	return appendResp{res: res}
 }
 
-// groupArgs are the array parameters of append_batch.
+// groupArgs are the parameters of append_batch.
 type groupArgs struct {
-	rStream   []string
+	anyIDs    bool
+	dStream   []string
+	rSIdx     []int32
 	rExpected []int64
 	rCount    []int32
-	rHasIDs   []bool
+	eReq      []int32
 	eID       []pgtype.Text
 	eType     []string
 	eData     [][]byte
@@ -290,25 +318,31 @@ func buildGroupArgs(group []*appendReq) (groupArgs, error) {
 		total += len(r.events)
 	}
 	a := groupArgs{
-		rStream:   make([]string, len(group)),
+		rSIdx:     make([]int32, len(group)),
 		rExpected: make([]int64, len(group)),
 		rCount:    make([]int32, len(group)),
-		rHasIDs:   make([]bool, len(group)),
+		eReq:      make([]int32, 0, total),
 		eID:       make([]pgtype.Text, 0, total),
 		eType:     make([]string, 0, total),
 		eData:     make([][]byte, 0, total),
 		eMeta:     make([][]byte, 0, total),
 		eTime:     make([]pgtype.Timestamptz, 0, total),
 	}
+	streamIdx := make(map[string]int32, len(group))
 	for i, r := range group {
-		a.rStream[i] = r.stream
+		si, ok := streamIdx[r.stream]
+		if !ok {
+			a.dStream = append(a.dStream, r.stream)
+			si = int32(len(a.dStream)) // 1-based, as SQL arrays
+			streamIdx[r.stream] = si
+		}
+		a.rSIdx[i] = si
 		a.rExpected[i] = int64(r.expected)
 		a.rCount[i] = int32(len(r.events))
 		for j := range r.events {
 			ev := &r.events[j]
-			if ev.ID != "" {
-				a.rHasIDs[i] = true
-			}
+			a.anyIDs = a.anyIDs || ev.ID != ""
+			a.eReq = append(a.eReq, int32(i+1))
 			a.eID = append(a.eID, pgtype.Text{String: ev.ID, Valid: ev.ID != ""})
 			a.eType = append(a.eType, ev.Type)
 			a.eData = append(a.eData, ev.Data)
@@ -326,14 +360,23 @@ func buildGroupArgs(group []*appendReq) (groupArgs, error) {
 	return a, nil
 }
 
+// querier is what callAppend needs: a pool, a connection or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // execGroup runs append_batch for a group and returns one row per append.
 func (s *Store) execGroup(ctx context.Context, group []*appendReq) ([]groupRow, error) {
+	return s.callAppend(ctx, s.pool, group)
+}
+
+func (s *Store) callAppend(ctx context.Context, q querier, group []*appendReq) ([]groupRow, error) {
 	a, err := buildGroupArgs(group)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, s.q.appendCall, s.lockKey, s.channel,
-		a.rStream, a.rExpected, a.rCount, a.rHasIDs, a.eID, a.eType, a.eData, a.eMeta, a.eTime)
+	rows, err := q.Query(ctx, s.q.appendCall, s.lockKey, s.channel, a.anyIDs, a.dStream,
+		a.rSIdx, a.rExpected, a.rCount, a.eReq, a.eID, a.eType, a.eData, a.eMeta, a.eTime)
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +393,8 @@ func (s *Store) execGroup(ctx context.Context, group []*appendReq) ([]groupRow, 
 	}
 	rows.Close()
 	// The statement's implicit transaction commits before the server says
-	// it is ready again, so a nil Err means the group is committed.
+	// it is ready again, so a nil Err means the group is committed (inside
+	// an explicit transaction, that it is done).
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
@@ -358,4 +402,12 @@ func (s *Store) execGroup(ctx context.Context, group []*appendReq) ([]groupRow, 
 		return nil, fmt.Errorf("postgres: append: %d results for %d appends", len(out), len(group))
 	}
 	return out, nil
+}
+
+// rolledBack reports whether a failed append statement certainly wrote
+// nothing: the server reported an error (the statement's implicit
+// transaction then rolls back), or pgx failed before sending it.
+func rolledBack(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) || pgconn.SafeToRetry(err)
 }

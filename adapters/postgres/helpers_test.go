@@ -115,20 +115,11 @@ func waitFor(t *testing.T, what string, cond func() (bool, error)) {
 // append_batch call), so a test can hold it uncommitted.
 func rawAppend(ctx context.Context, s *Store, tx pgx.Tx, stream string, events ...eventstore.Event) (eventstore.AppendResult, error) {
 	req := &appendReq{stream: stream, expected: eventstore.Any, events: events}
-	a, err := buildGroupArgs([]*appendReq{req})
+	rows, err := s.callAppend(ctx, tx, []*appendReq{req})
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	var g groupRow
-	var pos int64
-	err = tx.QueryRow(ctx, s.q.appendCall, s.lockKey, s.channel,
-		a.rStream, a.rExpected, a.rCount, a.rHasIDs, a.eID, a.eType, a.eData, a.eMeta, a.eTime).
-		Scan(&g.status, &g.version, &pos, &g.dupIndex, &g.dupVersion, &g.otherID, &g.otherStream)
-	if err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	g.position = uint64(pos)
-	r := g.result(req)
+	r := rows[0].result(req)
 	return r.res, r.err
 }
 

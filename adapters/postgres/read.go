@@ -119,12 +119,12 @@ func (s *Store) readQuery(streamID string, opts eventstore.ReadOptions) (string,
 	for _, m := range f.Metadata {
 		switch m.Op {
 		case eventstore.MetadataEq:
-			fmt.Fprintf(&b, " AND metadata->>%s = %s", arg(m.Key), arg(m.Values[0]))
+			fmt.Fprintf(&b, " AND metadata->>(%s::text) = %s", arg(m.Key), arg(m.Values[0]))
 		case eventstore.MetadataIn:
-			fmt.Fprintf(&b, " AND metadata->>%s = ANY(%s)", arg(m.Key), arg(m.Values))
+			fmt.Fprintf(&b, " AND metadata->>(%s::text) = ANY(%s)", arg(m.Key), arg(m.Values))
 		case eventstore.MetadataPrefix:
 			// starts_with, unlike LIKE, needs no escaping of % and _.
-			fmt.Fprintf(&b, " AND starts_with(metadata->>%s, %s)", arg(m.Key), arg(m.Values[0]))
+			fmt.Fprintf(&b, " AND starts_with(metadata->>(%s::text), %s)", arg(m.Key), arg(m.Values[0]))
 		}
 	}
 	b.WriteString(" ORDER BY ")

@@ -80,103 +80,136 @@ CREATE TABLE {schema}.snapshots (
 	CONSTRAINT snapshots_pkey PRIMARY KEY (stream_id, name)
 );
 
--- append_batch appends the requests of one group commit. Request i targets
--- r_stream[i] with expectation r_expected[i] (-1 any, -2 stream exists,
--- >= 0 exact) and owns the next r_count[i] elements of the e_* arrays.
+-- append_batch appends the requests of one group commit in one statement.
+-- Request i targets stream d_stream[r_sidx[i]] (d_stream lists the group's
+-- streams once each) with expectation r_expected[i] (-1 any, -2 stream
+-- exists, >= 0 exact) and owns the next r_count[i] elements of the e_*
+-- arrays (e_req[j] is the request of event j). No event ID appears in two
+-- requests of a group (the writer splits groups so). p_ids says whether
+-- any event has an ID.
+--
 -- It returns one row per request, in order: o_status 0 = ok, 1 = version
 -- conflict (o_version = actual), 2 = an event ID stored in another stream
--- (o_other_id, o_other_stream); o_dup_index / o_dup_version list the events
--- already stored in the same stream (0-based index in the request).
+-- (o_other_id, o_other_stream); o_dup_index / o_dup_version list the
+-- events already stored in the same stream (0-based index in the request)
+-- and the versions they have; o_position is the position of the request's
+-- last new event, 0 if none.
+--
+-- The requests are checked in order against the state the previous ones
+-- leave, in memory; then one INSERT stores every accepted event and one
+-- upsert moves the streams: a fixed number of statements per group, none
+-- per request or per event.
 --
 -- Positions are allocated as max(position)+1 while holding the advisory
 -- lock p_lock until commit, so they are gapless and in commit order.
 CREATE FUNCTION {schema}.append_batch(
-	p_lock bigint, p_channel text,
-	r_stream text[], r_expected bigint[], r_count int[], r_has_ids bool[],
-	e_id text[], e_type text[], e_data bytea[], e_meta jsonb[], e_time timestamptz[])
+	p_lock bigint, p_channel text, p_ids bool, d_stream text[],
+	r_sidx int[], r_expected bigint[], r_count int[],
+	e_req int[], e_id text[], e_type text[], e_data bytea[], e_meta jsonb[], e_time timestamptz[])
 RETURNS TABLE (o_status int, o_version bigint, o_position bigint,
 	o_dup_index int[], o_dup_version bigint[], o_other_id text, o_other_stream text)
 LANGUAGE plpgsql AS $fn$
 DECLARE
-	v_head  bigint;
-	v_start bigint;
-	v_off   int := 0;
-	v_n     int;
-	v_cur   bigint;
-	v_exp   bigint;
-	v_k     bigint;
-	v_now   timestamptz := now();
+	v_start  bigint;
+	v_head   bigint;
+	d_ver    bigint[];
+	d_moved  bool[];
+	s_ord    bigint[] := '{}';
+	s_stream text[] := '{}';
+	s_ver    bigint[] := '{}';
+	v_ns     int;
+	v_p      int := 1;
+	r_ok     bool[];
+	r_base   bigint[];
+	v_dups   bigint[] := '{}';
+	v_off    int := 0;
+	v_n      int;
+	v_k      int;
+	v_si     int;
+	v_cur    bigint;
+	v_exp    bigint;
+	v_now    timestamptz := now();
 BEGIN
 	PERFORM pg_advisory_xact_lock(p_lock);
-	SELECT coalesce(max(ev.position), 0) INTO v_head FROM {schema}.events ev;
-	v_start := v_head;
-	FOR i IN 1 .. coalesce(cardinality(r_stream), 0) LOOP
+	SELECT coalesce(max(ev.position), 0) INTO v_start FROM {schema}.events ev;
+	v_head := v_start;
+	SELECT array_agg(coalesce(st.version, 0) ORDER BY d.k) INTO d_ver
+	FROM unnest(d_stream) WITH ORDINALITY AS d(s, k)
+	LEFT JOIN {schema}.streams st ON st.stream_id = d.s;
+	d_moved := array_fill(false, ARRAY[cardinality(d_stream)]);
+	IF p_ids THEN
+		SELECT coalesce(array_agg(x.ord ORDER BY x.ord), '{}'),
+		       coalesce(array_agg(ev.stream_id ORDER BY x.ord), '{}'),
+		       coalesce(array_agg(ev.version ORDER BY x.ord), '{}')
+		INTO s_ord, s_stream, s_ver
+		FROM unnest(e_id) WITH ORDINALITY AS x(id, ord)
+		JOIN {schema}.events ev ON ev.event_id = x.id;
+	END IF;
+	v_ns := cardinality(s_ord);
+	r_ok := array_fill(false, ARRAY[cardinality(r_sidx)]);
+	r_base := array_fill(0::bigint, ARRAY[cardinality(r_sidx)]);
+	FOR i IN 1 .. cardinality(r_sidx) LOOP
 		v_n := r_count[i];
+		v_si := r_sidx[i];
+		v_cur := d_ver[v_si];
 		o_position := 0;
 		o_dup_index := '{}';
 		o_dup_version := '{}';
 		o_other_id := NULL;
 		o_other_stream := NULL;
-		v_cur := NULL;
-		SELECT st.version INTO v_cur FROM {schema}.streams st WHERE st.stream_id = r_stream[i];
-		v_cur := coalesce(v_cur, 0);
-		IF v_n > 0 AND r_has_ids[i] THEN
-			SELECT coalesce(array_agg(x.ord::int - 1 ORDER BY x.ord) FILTER (WHERE ev.stream_id = r_stream[i]), '{}'),
-			       coalesce(array_agg(ev.version ORDER BY x.ord) FILTER (WHERE ev.stream_id = r_stream[i]), '{}'),
-			       (array_agg(ev.event_id ORDER BY x.ord) FILTER (WHERE ev.stream_id <> r_stream[i]))[1],
-			       (array_agg(ev.stream_id ORDER BY x.ord) FILTER (WHERE ev.stream_id <> r_stream[i]))[1]
-			INTO o_dup_index, o_dup_version, o_other_id, o_other_stream
-			FROM unnest(e_id[v_off + 1 : v_off + v_n]) WITH ORDINALITY AS x(id, ord)
-			JOIN {schema}.events ev ON ev.event_id = x.id;
-			IF o_other_id IS NOT NULL THEN
-				o_status := 2;
-				o_version := v_cur;
-				v_off := v_off + v_n;
-				RETURN NEXT;
-				CONTINUE;
+		-- The stored IDs among this request's events (s_ord is sorted).
+		WHILE v_p <= v_ns AND s_ord[v_p] <= v_off + v_n LOOP
+			IF s_stream[v_p] = d_stream[v_si] THEN
+				o_dup_index := o_dup_index || (s_ord[v_p] - v_off - 1)::int;
+				o_dup_version := o_dup_version || s_ver[v_p];
+			ELSIF o_other_id IS NULL THEN
+				o_other_id := e_id[s_ord[v_p]];
+				o_other_stream := s_stream[v_p];
 			END IF;
-			IF cardinality(o_dup_index) = v_n THEN
-				-- A retry of a stored batch: success whatever the expectation.
-				o_status := 0;
-				o_version := v_cur;
-				v_off := v_off + v_n;
-				RETURN NEXT;
-				CONTINUE;
-			END IF;
-		END IF;
+			v_p := v_p + 1;
+		END LOOP;
 		v_exp := r_expected[i];
-		IF NOT (v_exp = -1 OR (v_exp = -2 AND v_cur > 0) OR v_exp = v_cur) THEN
-			o_status := 1;
-			o_version := v_cur;
+		IF o_other_id IS NOT NULL THEN
+			o_status := 2;
 			o_dup_index := '{}';
 			o_dup_version := '{}';
-			v_off := v_off + v_n;
-			RETURN NEXT;
-			CONTINUE;
+		ELSIF v_n > 0 AND cardinality(o_dup_index) = v_n THEN
+			o_status := 0; -- a retry of a stored batch: ok whatever the expectation
+		ELSIF NOT (v_exp = -1 OR (v_exp = -2 AND v_cur > 0) OR v_exp = v_cur) THEN
+			o_status := 1;
+			o_dup_index := '{}';
+			o_dup_version := '{}';
+		ELSE
+			o_status := 0;
+			v_k := v_n - cardinality(o_dup_index);
+			IF v_k > 0 THEN
+				r_ok[i] := true;
+				r_base[i] := v_cur;
+				FOR j IN 1 .. cardinality(o_dup_index) LOOP
+					v_dups := v_dups || (v_off + 1 + o_dup_index[j])::bigint;
+				END LOOP;
+				v_cur := v_cur + v_k;
+				v_head := v_head + v_k;
+				d_ver[v_si] := v_cur;
+				d_moved[v_si] := true;
+				o_position := v_head;
+			END IF;
 		END IF;
-		IF v_n > 0 THEN
-			INSERT INTO {schema}.events (position, stream_id, version, event_id, type, data, metadata, occurred_at)
-			SELECT v_head + t.rn, r_stream[i], v_cur + t.rn, t.id, t.typ, coalesce(t.dat, '\x'::bytea), t.meta, coalesce(t.tm, v_now)
-			FROM (
-				SELECT x.id, x.typ, x.dat, x.meta, x.tm, row_number() OVER (ORDER BY x.ord) AS rn
-				FROM unnest(e_id[v_off + 1 : v_off + v_n], e_type[v_off + 1 : v_off + v_n], e_data[v_off + 1 : v_off + v_n],
-				            e_meta[v_off + 1 : v_off + v_n], e_time[v_off + 1 : v_off + v_n])
-				     WITH ORDINALITY AS x(id, typ, dat, meta, tm, ord)
-				WHERE NOT (x.ord::int - 1 = ANY (o_dup_index))
-			) t;
-			GET DIAGNOSTICS v_k = ROW_COUNT;
-			v_head := v_head + v_k;
-			v_cur := v_cur + v_k;
-			INSERT INTO {schema}.streams AS st (stream_id, version, updated_at) VALUES (r_stream[i], v_cur, v_now)
-			ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at;
-			o_position := v_head;
-		END IF;
-		o_status := 0;
 		o_version := v_cur;
 		v_off := v_off + v_n;
 		RETURN NEXT;
 	END LOOP;
 	IF v_head > v_start THEN
+		INSERT INTO {schema}.events (position, stream_id, version, event_id, type, data, metadata, occurred_at)
+		SELECT v_start + row_number() OVER (ORDER BY x.ord),
+		       d_stream[r_sidx[x.req]],
+		       r_base[x.req] + row_number() OVER (PARTITION BY x.req ORDER BY x.ord),
+		       x.id, x.typ, coalesce(x.dat, '\x'::bytea), x.meta, coalesce(x.tm, v_now)
+		FROM unnest(e_req, e_id, e_type, e_data, e_meta, e_time) WITH ORDINALITY AS x(req, id, typ, dat, meta, tm, ord)
+		WHERE r_ok[x.req] AND NOT (x.ord = ANY (v_dups));
+		INSERT INTO {schema}.streams AS st (stream_id, version, updated_at)
+		SELECT d.s, d.v, v_now FROM unnest(d_stream, d_ver, d_moved) AS d(s, v, moved) WHERE d.moved
+		ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at;
 		-- One NOTIFY per transaction, never per event.
 		PERFORM pg_notify(p_channel, v_head::text);
 	END IF;
@@ -271,7 +304,7 @@ type queries struct {
 func buildQueries(schema string) queries {
 	return queries{
 		head:       "SELECT coalesce(max(position), 0) FROM " + schema + ".events",
-		appendCall: "SELECT o_status, o_version, o_position, o_dup_index, o_dup_version, o_other_id, o_other_stream FROM " + schema + ".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+		appendCall: "SELECT o_status, o_version, o_position, o_dup_index, o_dup_version, o_other_id, o_other_stream FROM " + schema + ".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
 		streamHead: "SELECT version, occurred_at FROM " + schema + ".events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1",
 		allHead:    "SELECT position, occurred_at FROM " + schema + ".events ORDER BY position DESC LIMIT 1",
 		saveSnap: "INSERT INTO " + schema + ".snapshots AS sn (stream_id, name, version, schema_tag, data, saved_at) VALUES ($1, $2, $3, $4, $5, now()) " +
