@@ -34,7 +34,12 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 	if opts.Limit < 0 {
 		return eventstore.ErrorSeq(&eventstore.ValidationError{Field: "limit", Index: -1, Reason: "negative"})
 	}
-	sql, args := s.readQuery(streamID, opts)
+	sql, args := s.readQuery(streamID, opts, 0)
+	return s.rows(ctx, sql, args)
+}
+
+// rows streams the events a query built by readQuery returns.
+func (s *Store) rows(ctx context.Context, sql string, args []any) iter.Seq2[eventstore.Recorded, error] {
 	return func(yield func(eventstore.Recorded, error) bool) {
 		if err := s.check(ctx); err != nil {
 			yield(eventstore.Recorded{}, err)
@@ -71,10 +76,11 @@ func (s *Store) readErr(err error) error {
 	return translateError(err, opErr("read"))
 }
 
-// readQuery builds the SELECT for a read. The text depends only on the
-// shape of opts (which filters are present), so pgx's statement cache
-// keeps a few prepared statements, not one per call.
-func (s *Store) readQuery(streamID string, opts eventstore.ReadOptions) (string, []any) {
+// readQuery builds the SELECT for a read, up to version or position upTo
+// when it is not 0 (forwards only). The text depends only on the shape of
+// opts (which filters are present), so pgx's statement cache keeps a few
+// prepared statements, not one per call.
+func (s *Store) readQuery(streamID string, opts eventstore.ReadOptions, upTo uint64) (string, []any) {
 	var b strings.Builder
 	args := make([]any, 0, 8)
 	arg := func(v any) string {
@@ -104,6 +110,9 @@ func (s *Store) readQuery(streamID string, opts eventstore.ReadOptions) (string,
 	default:
 		b.WriteString(" <= ")
 		b.WriteString(arg(from))
+	}
+	if upTo > 0 && !opts.Backwards {
+		fmt.Fprintf(&b, " AND %s <= %s", key, arg(int64(min(upTo, math.MaxInt64))))
 	}
 	f := opts.Filter
 	if f.StreamPrefix != "" {
@@ -199,13 +208,6 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 		}
 		return r.Version
 	}
-	page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
-		if after >= math.MaxInt64 {
-			return nil, nil
-		}
-		seq := s.Read(ctx, streamID, eventstore.ReadOptions{From: after + 1, Limit: limit, Filter: opts.Filter})
-		return eventstore.Collect(seq)
-	}
 	return func(yield func(eventstore.Recorded, error) bool) {
 		after, err := opts.From.Resolve(func() (uint64, error) { return s.present(ctx, streamID) })
 		if err != nil {
@@ -213,6 +215,38 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 				yield(eventstore.Recorded{}, err)
 			}
 			return
+		}
+		filtered := len(opts.Filter.Types) > 0 || len(opts.Filter.Metadata) > 0 || opts.Filter.StreamPrefix != ""
+		var scanned uint64 // with a filter: every key up to it was examined
+		page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
+			var upTo uint64
+			if filtered {
+				// Follow resumes after the last event it yielded, which a
+				// selective filter may leave far behind the head: bound
+				// the page by the head as it is now and, once a page
+				// comes back short, start the next ones after that head,
+				// so that each wake scans only what is new. Keys are
+				// allocated in commit order, so whatever commits later
+				// gets a key above the head read here.
+				head, err := s.present(ctx, streamID)
+				if err != nil {
+					return nil, err
+				}
+				after = max(after, scanned)
+				if after >= head {
+					return nil, nil
+				}
+				upTo = head
+			}
+			if after >= math.MaxInt64 {
+				return nil, nil
+			}
+			sql, args := s.readQuery(streamID, eventstore.ReadOptions{From: after + 1, Limit: limit, Filter: opts.Filter}, upTo)
+			events, err := eventstore.Collect(s.rows(ctx, sql, args))
+			if err == nil && filtered && len(events) < limit {
+				scanned = upTo
+			}
+			return events, err
 		}
 		for r, err := range eventstore.Follow(ctx, s.notifier, after, page, key) {
 			if !yield(r, err) {
