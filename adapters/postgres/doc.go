@@ -25,10 +25,12 @@
 //   - append_batch: the PL/pgSQL function that performs a group of appends
 //     in one statement (below).
 //
-// [Store.Migrate] (or [WithMigrate] at open) creates the schema or upgrades
-// it to [SchemaVersion] in one transaction that first takes a
-// transaction-scoped advisory lock (pg_advisory_xact_lock), so instances
-// starting together migrate once. Without migrating, opening a schema that
+// [WithMigrate] at open (or [Migrate], e.g. in a deployment step run by a
+// role allowed to create tables) creates the schema or upgrades it to
+// [SchemaVersion] in one transaction that first takes a transaction-scoped
+// advisory lock (pg_advisory_xact_lock), so instances starting together
+// migrate once; a schema already up to date is recognised without any
+// DDL. Without migrating, opening a schema that
 // is missing or older fails with a [*SchemaVersionError]; a schema written
 // by a newer esv2 is always refused with one ([ErrSchemaVersion]), never
 // half-used.
@@ -75,7 +77,12 @@
 // made only of those succeeds whatever its expectation) or in another
 // stream ([*eventstore.IdempotencyError], nothing of that append written).
 // A refused append does not affect the others of its group, and each
-// caller gets its own result. So 64 goroutines appending one event each
+// caller gets its own result. The checks run in memory inside the
+// function after two lookups (the group's streams, its stored event IDs);
+// then one INSERT ... SELECT FROM unnest stores every accepted event and
+// one upsert moves the streams, so a group costs a fixed number of
+// statements whatever its size. Two appends carrying the same event ID
+// never share a group (the second waits for the next one). So 64 goroutines appending one event each
 // cost a few transactions, not 64 serialised ones (TestGroupCommit logs
 // the figure).
 //
@@ -106,7 +113,11 @@
 // pooling mode it does not work: give the listener a direct (or
 // session-pooled) connection string with [WithListenDSN], or turn it off
 // with [WithoutListen] and rely on the poll, choosing its interval as the
-// latency other processes' appends may take to reach watchers.
+// latency other processes' appends may take to reach watchers. The
+// pool itself works through pgbouncer in transaction mode only if
+// pgbouncer handles prepared statements (1.21 or later with
+// max_prepared_statements set); otherwise add
+// default_query_exec_mode=exec to the pool's connection string.
 //
 // # Reading
 //

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/esv2/esv2/eventstore"
 )
@@ -28,15 +30,16 @@ type SchemaVersionError struct {
 	Supported int    // SchemaVersion
 }
 
+// Error says what was found and what to do.
 func (e *SchemaVersionError) Error() string {
 	switch {
 	case e.Found > e.Supported:
 		return fmt.Sprintf("postgres: schema %q is at version %d, newer than version %d supported by this build: upgrade esv2",
 			e.Schema, e.Found, e.Supported)
 	case e.Found == 0:
-		return fmt.Sprintf("postgres: schema %q is not set up: call Store.Migrate or open with WithMigrate", e.Schema)
+		return fmt.Sprintf("postgres: schema %q is not set up: run postgres.Migrate or open with WithMigrate", e.Schema)
 	default:
-		return fmt.Sprintf("postgres: schema %q is at version %d, older than version %d: call Store.Migrate or open with WithMigrate",
+		return fmt.Sprintf("postgres: schema %q is at version %d, older than version %d: run postgres.Migrate or open with WithMigrate",
 			e.Schema, e.Found, e.Supported)
 	}
 }
@@ -218,50 +221,88 @@ $fn$;
 `,
 }
 
-// Migrate creates the store's schema or brings it to SchemaVersion. It is
-// safe to run from several processes at once: they serialise on a
-// transaction-scoped advisory lock and only the first one does the work.
-// A schema at a newer version is refused with a *SchemaVersionError.
+// Migrate creates the store's schema or brings it to SchemaVersion; see
+// the package function Migrate. Stores refuse to open on a schema that
+// is not at SchemaVersion unless WithMigrate is given, so this method
+// matters only for a store that must upgrade while running.
 func (s *Store) Migrate(ctx context.Context) error {
 	if s.closed.Load() {
 		return eventstore.ErrClosed
 	}
+	return migrate(ctx, s.pool, s.cfg.schema)
+}
+
+// Migrate creates the schema named by WithSchema (default DefaultSchema)
+// in the database of pool, or brings it to SchemaVersion, without opening
+// a store: for a deployment step run with a role allowed to create
+// tables, while the application opens its stores without WithMigrate.
+// Other options are ignored.
+//
+// It is safe to run from several processes at once: they serialise on a
+// transaction-scoped advisory lock and only the first one does the work.
+// A schema at a newer version is refused with a *SchemaVersionError.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, opts ...Option) error {
+	if pool == nil {
+		return &eventstore.ValidationError{Field: "pool", Index: -1, Reason: "nil"}
+	}
+	cfg := config{schema: DefaultSchema}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.schema == "" {
+		return &eventstore.ValidationError{Field: "schema", Index: -1, Reason: "empty"}
+	}
+	return migrate(ctx, pool, cfg.schema)
+}
+
+func migrate(ctx context.Context, pool *pgxpool.Pool, name string) error {
 	if err := eventstore.CheckContext(ctx); err != nil {
 		return err
 	}
-	tx, err := s.pool.Begin(ctx)
+	schema := pgx.Identifier{name}.Sanitize()
+	// Up to date (the usual case): done without DDL, which the
+	// application's role may not be allowed to run.
+	found, err := readVersion(ctx, pool, schema)
+	switch {
+	case err != nil:
+		return err
+	case found > SchemaVersion:
+		return &SchemaVersionError{Schema: name, Found: found, Supported: SchemaVersion}
+	case found == SchemaVersion:
+		return nil
+	}
+	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return translateError(err, opErr("migrate"))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", advisoryKey("migrate", s.cfg.schema)); err != nil {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", advisoryKey("migrate", name)); err != nil {
 		return translateError(err, opErr("migrate: lock"))
 	}
 	stmts := []string{
-		"CREATE SCHEMA IF NOT EXISTS " + s.schema,
-		"CREATE TABLE IF NOT EXISTS " + s.schema + ".schema_version (version int NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+		"CREATE SCHEMA IF NOT EXISTS " + schema,
+		"CREATE TABLE IF NOT EXISTS " + schema + ".schema_version (version int NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
 	}
 	for _, q := range stmts {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			return translateError(err, opErr("migrate: create schema"))
 		}
 	}
-	var found int
-	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+s.schema+".schema_version").Scan(&found); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+schema+".schema_version").Scan(&found); err != nil {
 		return translateError(err, opErr("migrate: read version"))
 	}
 	if found > SchemaVersion {
-		return &SchemaVersionError{Schema: s.cfg.schema, Found: found, Supported: SchemaVersion}
+		return &SchemaVersionError{Schema: name, Found: found, Supported: SchemaVersion}
 	}
 	if found == SchemaVersion {
 		return nil // nothing to do; the rollback releases the lock
 	}
 	for v := found; v < SchemaVersion; v++ {
-		sql := strings.ReplaceAll(migrations[v], "{schema}", s.schema)
+		sql := strings.ReplaceAll(migrations[v], "{schema}", schema)
 		if _, err := tx.Exec(ctx, sql); err != nil {
 			return translateError(err, opErr(fmt.Sprintf("migrate to version %d", v+1)))
 		}
-		if _, err := tx.Exec(ctx, "INSERT INTO "+s.schema+".schema_version (version) VALUES ($1)", v+1); err != nil {
+		if _, err := tx.Exec(ctx, "INSERT INTO "+schema+".schema_version (version) VALUES ($1)", v+1); err != nil {
 			return translateError(err, opErr("migrate: record version"))
 		}
 	}
@@ -274,19 +315,30 @@ func (s *Store) Migrate(ctx context.Context) error {
 // checkVersion refuses a schema that is missing, older or newer than
 // SchemaVersion.
 func (s *Store) checkVersion(ctx context.Context) error {
-	var found int
-	err := s.pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+s.schema+".schema_version").Scan(&found)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000") { // undefined table / schema
-		found, err = 0, nil
-	}
+	found, err := readVersion(ctx, s.pool, s.schema)
 	if err != nil {
-		return translateError(err, opErr("check schema version"))
+		return err
 	}
 	if found != SchemaVersion {
 		return &SchemaVersionError{Schema: s.cfg.schema, Found: found, Supported: SchemaVersion}
 	}
 	return nil
+}
+
+// readVersion returns the version of a schema, 0 when it is not set up.
+func readVersion(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, schema string) (int, error) {
+	var found int
+	err := q.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+schema+".schema_version").Scan(&found)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000") { // undefined table / schema
+		return 0, nil
+	}
+	if err != nil {
+		return 0, translateError(err, opErr("read schema version"))
+	}
+	return found, nil
 }
 
 // queries holds the SQL texts that do not depend on the call, built once

@@ -78,3 +78,21 @@ func TestSchemaVersionRefused(t *testing.T) {
 		t.Errorf("Migrate of a version-99 schema: %v, want ErrSchemaVersion", err)
 	}
 }
+
+// TestMigrateFunction: the package-level Migrate sets a schema up for
+// stores opened without WithMigrate.
+func TestMigrateFunction(t *testing.T) {
+	schema := freshSchema(t)
+	s := newTestStore(t, WithoutListen()) // any store, for its pool
+	if err := Migrate(t.Context(), s.pool, WithSchema(schema)); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	other, err := Open(t.Context(), testDSN(t), WithSchema(schema), WithoutListen())
+	if err != nil {
+		t.Fatalf("Open after Migrate: %v", err)
+	}
+	defer other.Close()
+	if err := Migrate(t.Context(), s.pool, WithSchema(schema)); err != nil {
+		t.Errorf("second Migrate: %v", err)
+	}
+}
