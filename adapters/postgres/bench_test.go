@@ -81,3 +81,26 @@ func BenchmarkReadAll(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkBareInsertBatch100 is the floor for BenchmarkAppendBatch100:
+// the same rows inserted into the same table by one unnest INSERT, with
+// no checks, lock, stream row or notification.
+func BenchmarkBareInsertBatch100(b *testing.B) {
+	s := newTestStore(b, WithoutListen(), WithPollInterval(0))
+	const n = 100
+	types := make([]string, n)
+	data := make([][]byte, n)
+	meta := make([][]byte, n)
+	for i := range n {
+		types[i], data[i], meta[i] = "bench", make([]byte, 100), []byte(`{"user":"u"}`)
+	}
+	sql := "INSERT INTO " + s.schema + ".events (position, stream_id, version, type, data, metadata, occurred_at) " +
+		"SELECT $1::bigint + o, 's', $1::bigint + o, t, d, m, now() FROM unnest($2::text[], $3::bytea[], $4::jsonb[]) WITH ORDINALITY AS x(t, d, m, o)"
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.pool.Exec(b.Context(), sql, int64(i*n), types, data, meta); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "events/s")
+}
