@@ -183,22 +183,23 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option)
 	}
 	s.head.Store(head)
 
-	s.bgCtx, s.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.writer = newWriter(s)
-	s.bg.Go(func() { s.writer.run() })
+	var listenCfg *pgx.ConnConfig
 	if cfg.listen {
-		lcfg := pool.Config().ConnConfig.Copy()
+		listenCfg = pool.Config().ConnConfig.Copy()
 		if cfg.listenDSN != "" {
 			c, err := pgx.ParseConfig(cfg.listenDSN)
 			if err != nil {
-				s.bgCancel()
-				s.writer.close()
-				s.bg.Wait()
 				return nil, fmt.Errorf("postgres: listen DSN: %w", err)
 			}
-			lcfg = c
+			listenCfg = c
 		}
-		s.bg.Go(func() { s.listen(s.bgCtx, lcfg) })
+	}
+
+	s.bgCtx, s.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.writer = newWriter(s)
+	s.bg.Go(s.writer.run)
+	if listenCfg != nil {
+		s.bg.Go(func() { s.listen(s.bgCtx, listenCfg) })
 	}
 	if cfg.pollInterval > 0 {
 		s.bg.Go(func() { s.poll(s.bgCtx, cfg.pollInterval) })
