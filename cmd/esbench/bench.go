@@ -1,0 +1,584 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/esv2/esv2/aggregate"
+	"github.com/esv2/esv2/eventstore"
+)
+
+// config is what one run measures.
+type config struct {
+	backend string
+	dsn     string
+	path    string
+	events  int
+	quiet   bool
+
+	batch        int           // append_batch: events per Append
+	writers      int           // append_concurrent: goroutines
+	perWriter    int           // append_concurrent: appends per goroutine, per side
+	watchers     int           // watch_latency: watchers
+	watchStreams int           // watch_latency: streams watched
+	watchPer     int           // watch_latency: appends per stream, per side
+	watchEvery   time.Duration // watch_latency: pace of the appender
+	snapLoads    int           // load_snapshot: loads per side
+	snapEvery    uint64        // load_snapshot: SnapshotEvery
+	snapTail     int           // load_snapshot: events after the snapshot
+	readReps     int           // read_stream: reads per side
+	loadReps     int           // load_aggregate: loads per side
+	childRSS     bool          // measure read/load peak RSS in child processes
+
+	progress io.Writer // nil: quiet
+}
+
+func defaultConfig() config {
+	return config{
+		backend: "sqlite", events: 1_000_000,
+		batch: 1000, writers: 64, watchers: 1000, watchStreams: 100,
+		watchEvery: 5 * time.Millisecond, snapLoads: 200, snapEvery: 1000, snapTail: 100,
+		readReps: 3, loadReps: 2, childRSS: true,
+	}
+}
+
+func (c *config) check() error {
+	switch c.backend {
+	case "sqlite":
+	case "postgres":
+		if c.dsn == "" {
+			return errors.New("-backend postgres needs -dsn (or ESV2_POSTGRES_DSN)")
+		}
+	default:
+		return fmt.Errorf("-backend %q: want sqlite or postgres", c.backend)
+	}
+	if c.events < c.batch {
+		return fmt.Errorf("-events %d: want at least %d", c.events, c.batch)
+	}
+	// The fixed counts of the latency operations scale with -events so
+	// that a smoke run stays short: at 200,000 events, 64 × 50 concurrent
+	// appends and 2 × 100 × 2 watched appends per side.
+	if c.perWriter == 0 {
+		c.perWriter = min(max(c.events/4000, 4), 64)
+	}
+	if c.watchPer == 0 {
+		c.watchPer = min(max(c.events/50000, 1), 4)
+	}
+	return nil
+}
+
+// Result is one line of the report.
+type Result struct {
+	Backend     string  `json:"backend"`
+	Op          string  `json:"op"`
+	Events      int     `json:"events"`
+	LibraryPerS float64 `json:"library_per_s"`
+	DriverPerS  float64 `json:"driver_per_s"`
+	// Ratio is LibraryPerS / DriverPerS.
+	Ratio float64 `json:"ratio"`
+	// Latencies, for the operations timed one by one.
+	P50Ms       *float64 `json:"p50_ms,omitempty"`
+	P99Ms       *float64 `json:"p99_ms,omitempty"`
+	DriverP50Ms *float64 `json:"driver_p50_ms,omitempty"`
+	DriverP99Ms *float64 `json:"driver_p99_ms,omitempty"`
+	// ReplayRatio (load_snapshot) is the snapshot load's median latency
+	// over the full replay's time.
+	ReplayRatio *float64 `json:"replay_ratio,omitempty"`
+	// Count is how many operations were timed (appends, loads,
+	// deliveries to watchers).
+	Count int `json:"count,omitempty"`
+	// PeakRSSMB is ru_maxrss in MiB, of what RSSScope says.
+	PeakRSSMB       float64  `json:"peak_rss_mb"`
+	DriverPeakRSSMB *float64 `json:"driver_peak_rss_mb,omitempty"`
+	RSSScope        string   `json:"rss_scope"`
+	// Target is the issue's target for this operation and backend; Met
+	// whether this run meets it.
+	Target string `json:"target"`
+	Met    bool   `json:"met"`
+}
+
+// driver is the bare-driver side of a backend: hand-written SQL doing the
+// work of the library, on the library's own tables.
+type driver interface {
+	// appendBatch appends events with data to stream, whose version is
+	// version, in one transaction.
+	appendBatch(ctx context.Context, stream string, version uint64, typ string, data [][]byte) error
+	// appendOne appends one event to stream in its own transaction; it is
+	// safe for concurrent use.
+	appendOne(ctx context.Context, stream string, typ string, data []byte) error
+	// read scans the events of stream from version from on, in order,
+	// into plain values, and calls fn with each; it returns the count.
+	read(ctx context.Context, stream string, from uint64, fn func(version uint64, typ string, data []byte) error) (int, error)
+	// snapshot reads the snapshot row of (stream, name).
+	snapshot(ctx context.Context, stream, name string) (version uint64, schema string, data []byte, err error)
+	close() error
+}
+
+// env is a backend opened for a run.
+type env struct {
+	name     string
+	store    eventstore.Store
+	drv      driver
+	childEnv []string // how a child process opens the same store
+	cleanup  func() error
+}
+
+func (c *config) logf(format string, args ...any) {
+	if c.progress != nil {
+		fmt.Fprintf(c.progress, "esbench: "+format+"\n", args...)
+	}
+}
+
+// run measures every operation and hands each result to emit as soon as
+// it is known.
+func run(ctx context.Context, cfg config, emit func(Result)) (err error) {
+	if err := cfg.check(); err != nil {
+		return err
+	}
+	var e *env
+	switch cfg.backend {
+	case "sqlite":
+		e, err = openSQLite(ctx, &cfg)
+	case "postgres":
+		e, err = openPostgres(ctx, &cfg)
+	}
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, e.cleanup()) }()
+	b := &bench{cfg: &cfg, env: e, id: runID(), emit: emit}
+	for _, step := range []func(context.Context) error{
+		b.appendBatch, b.readStream, b.loadAggregate, b.loadSnapshot, b.appendConcurrent, b.watchLatency,
+	} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// bench holds the state shared by the operations of one run.
+type bench struct {
+	cfg  *config
+	env  *env
+	id   string
+	emit func(Result)
+
+	libStream, drvStream string
+	fullReplay           time.Duration // library load_aggregate, best of its reps
+}
+
+func (b *bench) result(op string, events int, lib, drv float64) Result {
+	r := Result{Backend: b.env.name, Op: op, Events: events, LibraryPerS: lib, DriverPerS: drv,
+		PeakRSSMB: selfPeakRSSMB(), RSSScope: "this process, whole run so far"}
+	if drv > 0 {
+		r.Ratio = lib / drv
+	}
+	return r
+}
+
+// events returns n events of the counter aggregate, ready to append, and
+// their data.
+func counterEvents(n int) ([]eventstore.Event, [][]byte, error) {
+	reg, err := counterCodec()
+	if err != nil {
+		return nil, nil, err
+	}
+	evs := make([]eventstore.Event, n)
+	data := make([][]byte, n)
+	for i := range evs {
+		ev, err := reg.Event(Added{By: 1, Ref: fmt.Sprintf("order-%032d", i)})
+		if err != nil {
+			return nil, nil, err
+		}
+		evs[i], data[i] = ev, ev.Data
+	}
+	return evs, data, nil
+}
+
+// appendBatch appends cfg.events events to one stream with the library and
+// as many to another with the driver, batch by batch, alternating which
+// goes first.
+func (b *bench) appendBatch(ctx context.Context) error {
+	cfg := b.cfg
+	cfg.logf("append_batch: %d events, batches of %d", cfg.events, cfg.batch)
+	b.libStream, b.drvStream = "bench-"+b.id+"-lib", "bench-"+b.id+"-drv"
+	evs, data, err := counterEvents(cfg.batch)
+	if err != nil {
+		return err
+	}
+	var libT, drvT time.Duration
+	for i, n := 0, 0; n < cfg.events; i, n = i+1, n+cfg.batch {
+		k := min(cfg.batch, cfg.events-n)
+		lib := func() error {
+			t := time.Now()
+			_, err := b.env.store.Append(ctx, b.libStream, eventstore.Exact(uint64(n)), evs[:k]...)
+			libT += time.Since(t)
+			return err
+		}
+		drv := func() error {
+			t := time.Now()
+			err := b.env.drv.appendBatch(ctx, b.drvStream, uint64(n), evs[0].Type, data[:k])
+			drvT += time.Since(t)
+			return err
+		}
+		if err := alternate(i, lib, drv); err != nil {
+			return fmt.Errorf("append_batch: %w", err)
+		}
+	}
+	r := b.result("append_batch", cfg.events, perSecond(cfg.events, libT), perSecond(cfg.events, drvT))
+	r.Target, r.Met = atLeast(r.Ratio, 0.8)
+	b.emit(r)
+	return nil
+}
+
+// alternate runs a then b on even i, b then a on odd i.
+func alternate(i int, a, b func() error) error {
+	if i%2 == 1 {
+		a, b = b, a
+	}
+	if err := a(); err != nil {
+		return err
+	}
+	return b()
+}
+
+func perSecond(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+func atLeast(ratio, want float64) (string, bool) {
+	return fmt.Sprintf("ratio >= %g", want), ratio >= want
+}
+
+// readStream reads the library's stream whole with the library and with
+// the driver, alternately, keeping each side's best time.
+func (b *bench) readStream(ctx context.Context) error {
+	cfg := b.cfg
+	cfg.logf("read_stream: %d reads per side", cfg.readReps)
+	var libBest, drvBest time.Duration = math.MaxInt64, math.MaxInt64
+	for i := range cfg.readReps {
+		lib := func() error {
+			t := time.Now()
+			n, err := libraryRead(ctx, b.env.store, b.libStream)
+			libBest = min(libBest, time.Since(t))
+			return countErr(n, cfg.events, err)
+		}
+		drv := func() error {
+			t := time.Now()
+			n, err := b.env.drv.read(ctx, b.libStream, 1, func(uint64, string, []byte) error { return nil })
+			drvBest = min(drvBest, time.Since(t))
+			return countErr(n, cfg.events, err)
+		}
+		if err := alternate(i, lib, drv); err != nil {
+			return fmt.Errorf("read_stream: %w", err)
+		}
+	}
+	r := b.result("read_stream", cfg.events, perSecond(cfg.events, libBest), perSecond(cfg.events, drvBest))
+	r.Target, r.Met = atLeast(r.Ratio, 0.9)
+	if err := b.childRSS(ctx, &r, "read", "driver-read"); err != nil {
+		return err
+	}
+	b.emit(r)
+	return nil
+}
+
+func countErr(got, want int, err error) error {
+	if err == nil && got != want {
+		err = fmt.Errorf("read %d events, want %d", got, want)
+	}
+	return err
+}
+
+// libraryRead reads a stream whole through the Store and counts it.
+func libraryRead(ctx context.Context, s eventstore.Store, stream string) (int, error) {
+	n := 0
+	for _, err := range s.Read(ctx, stream, eventstore.ReadOptions{}) {
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// childRSS runs libOp (and drvOp, unless empty) in child processes over
+// the same store and records their peak RSS in r; the RSS limit of the
+// issue (64 MB) becomes part of r's target.
+func (b *bench) childRSS(ctx context.Context, r *Result, libOp, drvOp string) error {
+	if !b.cfg.childRSS {
+		return nil
+	}
+	mb, err := runChild(ctx, b.env.childEnv, libOp, b.libStream, b.cfg.events)
+	if err != nil {
+		return fmt.Errorf("%s: child: %w", r.Op, err)
+	}
+	r.PeakRSSMB, r.RSSScope = mb, "child process doing only this operation over the whole stream"
+	if drvOp != "" {
+		mb, err := runChild(ctx, b.env.childEnv, drvOp, b.libStream, b.cfg.events)
+		if err != nil {
+			return fmt.Errorf("%s: driver child: %w", r.Op, err)
+		}
+		r.DriverPeakRSSMB = &mb
+	}
+	r.Target += " and peak_rss_mb <= 64"
+	r.Met = r.Met && r.PeakRSSMB <= 64
+	return nil
+}
+
+// loadAggregate loads the counter over the library's whole stream with
+// Repository.Load, alternating with the driver's read.
+func (b *bench) loadAggregate(ctx context.Context) error {
+	cfg := b.cfg
+	cfg.logf("load_aggregate: %d loads per side", cfg.loadReps)
+	repo, err := newCounterRepo(b.env.store, 0)
+	if err != nil {
+		return err
+	}
+	var libBest, drvBest time.Duration = math.MaxInt64, math.MaxInt64
+	for i := range cfg.loadReps {
+		lib := func() error {
+			t := time.Now()
+			a, err := repo.Load(ctx, b.libStream)
+			libBest = min(libBest, time.Since(t))
+			if err == nil && (a.State().N != int64(cfg.events) || a.Version() != uint64(cfg.events)) {
+				err = fmt.Errorf("loaded N=%d at version %d, want %d", a.State().N, a.Version(), cfg.events)
+			}
+			return err
+		}
+		drv := func() error {
+			t := time.Now()
+			n, err := b.env.drv.read(ctx, b.libStream, 1, func(uint64, string, []byte) error { return nil })
+			drvBest = min(drvBest, time.Since(t))
+			return countErr(n, cfg.events, err)
+		}
+		if err := alternate(i, lib, drv); err != nil {
+			return fmt.Errorf("load_aggregate: %w", err)
+		}
+	}
+	b.fullReplay = libBest
+	r := b.result("load_aggregate", cfg.events, perSecond(cfg.events, libBest), perSecond(cfg.events, drvBest))
+	r.Target, r.Met = atLeast(r.Ratio, 0.6)
+	if err := b.childRSS(ctx, &r, "load", ""); err != nil {
+		return err
+	}
+	b.emit(r)
+	return nil
+}
+
+// loadSnapshot adds snapEvery+snapTail events to the library's stream
+// through a repository that snapshots every snapEvery events, so that the
+// stream ends snapTail events after a snapshot, then times loads of it
+// with the library and with the driver (snapshot row, state decode, the
+// events after it).
+func (b *bench) loadSnapshot(ctx context.Context) error {
+	cfg := b.cfg
+	cfg.logf("load_snapshot: %d loads per side", cfg.snapLoads)
+	var snapErr error
+	repo, err := newCounterRepo(b.env.store, cfg.snapEvery, func(_ context.Context, _ string, err error) { snapErr = err })
+	if err != nil {
+		return err
+	}
+	a, err := repo.Load(ctx, b.libStream)
+	if err != nil {
+		return fmt.Errorf("load_snapshot: %w", err)
+	}
+	for _, n := range []int{int(cfg.snapEvery), cfg.snapTail} {
+		for range n {
+			a.Record(Added{By: 1, Ref: "snapshot-bench"})
+		}
+		if err := repo.Save(ctx, a); err != nil {
+			return fmt.Errorf("load_snapshot: save: %w", err)
+		}
+	}
+	if snapErr != nil {
+		return fmt.Errorf("load_snapshot: snapshot: %w", snapErr)
+	}
+	want := a.State().N
+	lib, drv := make([]time.Duration, 0, cfg.snapLoads), make([]time.Duration, 0, cfg.snapLoads)
+	for i := range cfg.snapLoads {
+		libLoad := func() error {
+			t := time.Now()
+			got, err := repo.Load(ctx, b.libStream)
+			lib = append(lib, time.Since(t))
+			switch {
+			case err != nil:
+				return err
+			case got.State().N != want || got.SnapshotVersion() == 0:
+				return fmt.Errorf("loaded N=%d from snapshot %d, want %d from a snapshot", got.State().N, got.SnapshotVersion(), want)
+			}
+			return nil
+		}
+		drvLoad := func() error {
+			t := time.Now()
+			n, err := driverLoad(ctx, b.env.drv, b.libStream)
+			drv = append(drv, time.Since(t))
+			if err == nil && n != want {
+				err = fmt.Errorf("driver loaded N=%d, want %d", n, want)
+			}
+			return err
+		}
+		if err := alternate(i, libLoad, drvLoad); err != nil {
+			return fmt.Errorf("load_snapshot: %w", err)
+		}
+	}
+	lp50, lp99 := percentiles(lib)
+	dp50, dp99 := percentiles(drv)
+	r := b.result("load_snapshot", cfg.events+int(cfg.snapEvery)+cfg.snapTail, 1/lp50.Seconds(), 1/dp50.Seconds())
+	r.Count = cfg.snapLoads
+	setLatency(&r, lp50, lp99, dp50, dp99)
+	rr := lp50.Seconds() / b.fullReplay.Seconds()
+	r.ReplayRatio = &rr
+	r.Target, r.Met = "replay_ratio <= 0.001", rr <= 0.001
+	b.emit(r)
+	return nil
+}
+
+func setLatency(r *Result, lp50, lp99, dp50, dp99 time.Duration) {
+	ms := func(d time.Duration) *float64 { f := float64(d) / float64(time.Millisecond); return &f }
+	r.P50Ms, r.P99Ms, r.DriverP50Ms, r.DriverP99Ms = ms(lp50), ms(lp99), ms(dp50), ms(dp99)
+}
+
+// percentiles returns the 50th and 99th percentiles of d (sorted in
+// place), nearest rank.
+func percentiles(d []time.Duration) (p50, p99 time.Duration) {
+	if len(d) == 0 {
+		return 0, 0
+	}
+	slices.Sort(d)
+	rank := func(p float64) time.Duration {
+		i := int(math.Ceil(p*float64(len(d)))) - 1
+		return d[min(max(i, 0), len(d)-1)]
+	}
+	return rank(0.50), rank(0.99)
+}
+
+// appendConcurrent has cfg.writers goroutines append single events, each
+// to its own stream, with the library and then with the driver, twice,
+// each round doing half of perWriter appends per goroutine.
+func (b *bench) appendConcurrent(ctx context.Context) error {
+	cfg := b.cfg
+	cfg.logf("append_concurrent: %d goroutines × %d appends per side", cfg.writers, cfg.perWriter)
+	_, data, err := counterEvents(1)
+	if err != nil {
+		return err
+	}
+	ev := eventstore.Event{Type: typeAdded, Data: data[0]}
+	libVersions := make([]uint64, cfg.writers)
+	var libT, drvT time.Duration
+	var libLat, drvLat []time.Duration
+	for round := range 2 {
+		per := cfg.perWriter / 2
+		if round == 1 {
+			per = cfg.perWriter - per
+		}
+		lib := func() error {
+			d, lat, err := concurrently(ctx, cfg.writers, per, func(g int) error {
+				_, err := b.env.store.Append(ctx, fmt.Sprintf("conc-%s-lib-%d", b.id, g), eventstore.Exact(libVersions[g]), ev)
+				libVersions[g]++
+				return err
+			})
+			libT += d
+			libLat = append(libLat, lat...)
+			return err
+		}
+		drv := func() error {
+			d, lat, err := concurrently(ctx, cfg.writers, per, func(g int) error {
+				return b.env.drv.appendOne(ctx, fmt.Sprintf("conc-%s-drv-%d", b.id, g), typeAdded, data[0])
+			})
+			drvT += d
+			drvLat = append(drvLat, lat...)
+			return err
+		}
+		if err := alternate(round, lib, drv); err != nil {
+			return fmt.Errorf("append_concurrent: %w", err)
+		}
+	}
+	total := cfg.writers * cfg.perWriter
+	r := b.result("append_concurrent", total, perSecond(total, libT), perSecond(total, drvT))
+	r.Count = total
+	lp50, lp99 := percentiles(libLat)
+	dp50, dp99 := percentiles(drvLat)
+	setLatency(&r, lp50, lp99, dp50, dp99)
+	want := 4.0
+	if b.env.name == "postgres" {
+		want = 1.5
+	}
+	r.Target, r.Met = atLeast(r.Ratio, want)
+	b.emit(r)
+	return nil
+}
+
+// concurrently runs op per times in each of n goroutines and returns the
+// wall time and every op's latency. The first error stops the goroutines.
+func concurrently(ctx context.Context, n, per int, op func(g int) error) (time.Duration, []time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lats := make([][]time.Duration, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range n {
+		lats[g] = make([]time.Duration, 0, per)
+		wg.Go(func() {
+			<-start
+			for range per {
+				if ctx.Err() != nil {
+					return
+				}
+				t := time.Now()
+				if err := op(g); err != nil {
+					errs[g] = err
+					cancel()
+					return
+				}
+				lats[g] = append(lats[g], time.Since(t))
+			}
+		})
+	}
+	t := time.Now()
+	close(start)
+	wg.Wait()
+	d := time.Since(t)
+	if err := errors.Join(errs...); err != nil {
+		return d, nil, err
+	}
+	return d, slices.Concat(lats...), nil
+}
+
+// newCounterRepo returns a repository of the counter aggregate; snapEvery
+// 0 means no snapshots (Load replays every event).
+func newCounterRepo(s eventstore.Store, snapEvery uint64, onSnapErr ...func(context.Context, string, error)) (*aggregate.Repository[Counter, CounterEvent], error) {
+	reg, err := counterCodec()
+	if err != nil {
+		return nil, err
+	}
+	cfg := aggregate.Config[Counter, CounterEvent]{Evolve: evolve, Codec: reg}
+	if snapEvery > 0 {
+		cfg.SnapshotEvery, cfg.SnapshotSchema = snapEvery, counterSchema
+	}
+	if len(onSnapErr) > 0 {
+		cfg.OnSnapshotError = onSnapErr[0]
+	}
+	return aggregate.NewRepository(s, cfg)
+}

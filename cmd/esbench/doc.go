@@ -1,0 +1,57 @@
+// Command esbench measures esv2 against the bare database driver, in one
+// run, on the same schema.
+//
+//	go run ./cmd/esbench                                   # SQLite, 1,000,000 events, a temporary file
+//	go run ./cmd/esbench -backend sqlite -events 200000 -json
+//	go run ./cmd/esbench -backend postgres -dsn "$ESV2_POSTGRES_DSN" -json
+//
+// # What it measures
+//
+// Every operation is done twice, by the library and by hand-written code on
+// the bare driver (database/sql over modernc.org/sqlite, or pgx), into the
+// same tables, and the report gives both rates and their ratio
+// (library ÷ driver; above 1 means the library is faster). The two sides are
+// measured alternately (batch by batch, or read by read) so that a noisy,
+// shared machine drifts on both alike; use the ratios, not the absolute
+// figures, to compare commits.
+//
+//   - append_batch: events appended to one stream in batches of 1,000.
+//     Driver: one transaction per batch holding one multi-row INSERT
+//     (SQLite) or one COPY (PostgreSQL), plus the stream-version check,
+//     the streams row and, on SQLite, the head row, as the adapter keeps.
+//   - read_stream: the whole stream read in version order. Driver: the same
+//     SELECT, one cursor, scanned into plain values.
+//   - load_aggregate: Repository.Load of a counter aggregate replaying every
+//     event (msgpack decode and reducer); the driver figure is the driver's
+//     read, as the issue asks.
+//   - load_snapshot: Repository.Load of the same aggregate with a snapshot
+//     every 1,000 events and 100 events after the last snapshot. Driver: the
+//     snapshot row, msgpack decode of the state and the events after it,
+//     by hand. replay_ratio is its median latency over the full replay's.
+//   - append_concurrent: 64 goroutines each appending single events to its
+//     own stream. Driver: one transaction per event from 64 goroutines (on
+//     PostgreSQL over a pgxpool).
+//   - watch_latency: 1,000 watchers on 100 streams while single-event
+//     appends flow; the time from an append's return to each watcher's
+//     receipt. Driver: the same watchers reading with the bare driver,
+//     woken per stream by the appender itself (an ideal in-process
+//     notifier).
+//
+// # Memory
+//
+// peak_rss_mb is getrusage's ru_maxrss. For read_stream and load_aggregate
+// it is that of a child process (this program re-run) that opens the
+// store and does only that operation over the whole stream, so the figure
+// is the operation's own peak, not the run's; driver_peak_rss_mb is the
+// same for the driver's read. For the other operations it is this
+// process's peak so far (rss_scope says which).
+//
+// # Output
+//
+// Without -json, a table. With -json, one object per line:
+//
+//	{"backend":"sqlite","op":"append_batch","events":1000000,"library_per_s":...,"driver_per_s":...,"ratio":...,...}
+//
+// with p50_ms/p99_ms (and driver_p50_ms/driver_p99_ms) for latency
+// operations, the target the issue sets and whether it was met.
+package main

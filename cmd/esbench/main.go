@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+)
+
+func main() {
+	if op := os.Getenv(childEnv); op != "" {
+		os.Exit(childMain(op))
+	}
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("esbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := defaultConfig()
+	fs.StringVar(&cfg.backend, "backend", "sqlite", "store to measure: sqlite or postgres")
+	fs.StringVar(&cfg.dsn, "dsn", os.Getenv("ESV2_POSTGRES_DSN"), "PostgreSQL connection string (default $ESV2_POSTGRES_DSN); a fresh schema is made and dropped")
+	fs.StringVar(&cfg.path, "path", "", "SQLite database file (default: a temporary file, removed at exit)")
+	fs.IntVar(&cfg.events, "events", 1_000_000, "events in the measured stream")
+	jsonOut := fs.Bool("json", false, "print one JSON object per line")
+	fs.BoolVar(&cfg.quiet, "q", false, "no progress on stderr")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := cfg.check(); err != nil {
+		fmt.Fprintln(stderr, "esbench:", err)
+		return 2
+	}
+	if !cfg.quiet {
+		cfg.progress = stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var results []Result
+	emit := func(r Result) {
+		results = append(results, r)
+		if *jsonOut {
+			b, _ := json.Marshal(r)
+			fmt.Fprintln(stdout, string(b))
+		}
+	}
+	err := run(ctx, cfg, emit)
+	if !*jsonOut {
+		printTable(stdout, results)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "esbench:", err)
+		return 1
+	}
+	return 0
+}
+
+func printTable(w io.Writer, results []Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "backend\top\tevents\tlibrary/s\tdriver/s\tratio\tp50 ms\tp99 ms\tdrv p50\tdrv p99\tpeak RSS MB\ttarget\tmet\t")
+	opt := func(f *float64) string {
+		if f == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.3f", *f)
+	}
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f\t%.3f\t%s\t%s\t%s\t%s\t%.1f\t%s\t%v\t\n",
+			r.Backend, r.Op, r.Events, r.LibraryPerS, r.DriverPerS, r.Ratio,
+			opt(r.P50Ms), opt(r.P99Ms), opt(r.DriverP50Ms), opt(r.DriverP99Ms), r.PeakRSSMB, r.Target, r.Met)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "\nratio = library/driver (higher is better); load_snapshot also gives replay_ratio (its latency over the full replay's) with -json.")
+	fmt.Fprintln(w, "peak RSS: read_stream and load_aggregate in a child process doing only that operation; other rows: this process so far.")
+}

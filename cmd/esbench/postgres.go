@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/esv2/esv2/adapters/postgres"
+	"github.com/esv2/esv2/eventstore"
+)
+
+// openPostgres creates a fresh schema for the run (dropped at cleanup),
+// opens the library's store on it and the bare driver beside it.
+func openPostgres(ctx context.Context, cfg *config) (*env, error) {
+	schema := "esbench_" + runID()
+	store, err := postgres.Open(ctx, cfg.dsn, postgres.WithSchema(schema), postgres.WithMigrate())
+	if err != nil {
+		return nil, err
+	}
+	e, err := attachPostgres(ctx, cfg.dsn, schema, store)
+	if err != nil {
+		return nil, errors.Join(err, store.Close(), dropSchema(cfg.dsn, schema))
+	}
+	cleanup := e.cleanup
+	e.cleanup = func() error { return errors.Join(cleanup(), dropSchema(cfg.dsn, schema)) }
+	cfg.logf("postgres: schema %s", schema)
+	return e, nil
+}
+
+func dropSchema(dsn, schema string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	return err
+}
+
+// attachPostgres opens the driver on schema, and the library's store
+// unless given one.
+func attachPostgres(ctx context.Context, dsn, schema string, store *postgres.Store) (*env, error) {
+	if store == nil {
+		var err error
+		if store, err = postgres.Open(ctx, dsn, postgres.WithSchema(schema)); err != nil {
+			return nil, err
+		}
+	}
+	// The driver's pool has pgxpool's default size, as the store's has.
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return nil, errors.Join(err, store.Close())
+	}
+	d := newPGDriver(pool, schema)
+	return &env{
+		name:     "postgres",
+		store:    store,
+		drv:      d,
+		childEnv: []string{"ESBENCH_BACKEND=postgres", "ESBENCH_DSN=" + dsn, "ESBENCH_SCHEMA=" + schema},
+		cleanup:  func() error { return errors.Join(store.Close(), d.close()) },
+	}, nil
+}
+
+// pgDriver is the bare driver (pgx over a pgxpool) on the adapter's tables
+// (see adapters/postgres/schema.go).
+//
+// What its writes keep, as the adapter does: positions are gapless and in
+// commit order, allocated as max(position)+1 under the same
+// transaction-scoped advisory lock the adapter takes (the key derived as
+// the adapter derives it); the stream's version is read and checked
+// under that lock and the streams row is moved in the same transaction.
+// What they skip: event IDs (none in the benchmark, so the adapter skips
+// its lookup too), metadata, validation, NOTIFY (the watch_latency driver
+// side wakes its own watchers in process), and group commit.
+type pgDriver struct {
+	pool    *pgxpool.Pool
+	schema  string // the raw name, for pgx.Identifier
+	lockKey int64
+
+	qHead, qInsertOne, qUpsert, qUpsertOne, qRead, qSnap string
+}
+
+func newPGDriver(pool *pgxpool.Pool, schema string) *pgDriver {
+	s := pgx.Identifier{schema}.Sanitize()
+	h := fnv.New64a()
+	h.Write([]byte("esv2:append:" + schema)) // as adapters/postgres advisoryKey("append", schema)
+	return &pgDriver{
+		pool: pool, schema: schema, lockKey: int64(h.Sum64()),
+		qHead: "SELECT (SELECT coalesce(max(position), 0) FROM " + s + ".events), " +
+			"(SELECT coalesce(max(version), 0) FROM " + s + ".streams WHERE stream_id = $1)",
+		qInsertOne: "INSERT INTO " + s + ".events (position, stream_id, version, event_id, type, data, metadata, occurred_at) VALUES (" +
+			"(SELECT coalesce(max(position), 0) + 1 FROM " + s + ".events), $1, " +
+			"coalesce((SELECT version FROM " + s + ".streams WHERE stream_id = $1), 0) + 1, NULL, $2, $3, NULL, now())",
+		qUpsert: "INSERT INTO " + s + ".streams (stream_id, version, updated_at) VALUES ($1, $2, $3) " +
+			"ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+		qUpsertOne: "INSERT INTO " + s + ".streams AS st (stream_id, version, updated_at) VALUES ($1, 1, now()) " +
+			"ON CONFLICT (stream_id) DO UPDATE SET version = st.version + 1, updated_at = excluded.updated_at",
+		qRead: "SELECT position, stream_id, version, event_id, type, data, metadata, occurred_at FROM " + s +
+			".events WHERE stream_id = $1 AND version >= $2 ORDER BY version",
+		qSnap: "SELECT version, schema_tag, data FROM " + s + ".snapshots WHERE stream_id = $1 AND name = $2",
+	}
+}
+
+func (d *pgDriver) close() error {
+	d.pool.Close()
+	return nil
+}
+
+var eventColumns = []string{"position", "stream_id", "version", "event_id", "type", "data", "metadata", "occurred_at"}
+
+// appendBatch is the driver's bulk insert: in one transaction, the lock
+// and the head and version look-ups (pipelined), one COPY of the batch,
+// the streams row.
+func (d *pgDriver) appendBatch(ctx context.Context, stream string, version uint64, typ string, data [][]byte) error {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	b := &pgx.Batch{}
+	b.Queue("SELECT pg_advisory_xact_lock($1)", d.lockKey)
+	var head, cur int64
+	b.Queue(d.qHead, stream).QueryRow(func(r pgx.Row) error { return r.Scan(&head, &cur) })
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	if uint64(cur) != version {
+		return fmt.Errorf("stream %q at version %d, want %d", stream, cur, version)
+	}
+	now := time.Now()
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{d.schema, "events"}, eventColumns, pgx.CopyFromSlice(len(data), func(i int) ([]any, error) {
+		return []any{head + int64(i) + 1, stream, cur + int64(i) + 1, nil, typ, data[i], nil, now}, nil
+	}))
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, d.qUpsert, stream, cur+int64(len(data)), now); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// appendOne appends one event in its own transaction: the lock, the
+// INSERT (position and version computed in it) and the streams row, sent
+// as one pipelined batch, which PostgreSQL runs as one implicit
+// transaction: one round trip per event.
+func (d *pgDriver) appendOne(ctx context.Context, stream string, typ string, data []byte) error {
+	b := &pgx.Batch{}
+	b.Queue("SELECT pg_advisory_xact_lock($1)", d.lockKey)
+	b.Queue(d.qInsertOne, stream, typ, data)
+	b.Queue(d.qUpsertOne, stream)
+	return d.pool.SendBatch(ctx, b).Close()
+}
+
+func (d *pgDriver) read(ctx context.Context, stream string, from uint64, fn func(uint64, string, []byte) error) (int, error) {
+	rows, err := d.pool.Query(ctx, d.qRead, stream, int64(from))
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var (
+		pos, ver int64
+		sid, typ string
+		id       pgtype.Text
+		data, md []byte
+		at       time.Time
+		n        int
+	)
+	for rows.Next() {
+		if err := rows.Scan(&pos, &sid, &ver, &id, &typ, &data, &md, &at); err != nil {
+			return n, err
+		}
+		n++
+		if err := fn(uint64(ver), typ, data); err != nil {
+			return n, err
+		}
+	}
+	return n, rows.Err()
+}
+
+func (d *pgDriver) snapshot(ctx context.Context, stream, name string) (uint64, string, []byte, error) {
+	var v int64
+	var schema string
+	var data []byte
+	err := d.pool.QueryRow(ctx, d.qSnap, stream, name).Scan(&v, &schema, &data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, "", nil, eventstore.ErrNotFound
+	}
+	return uint64(v), schema, data, err
+}
