@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -114,5 +116,37 @@ func TestTakeSplitsSharedIDs(t *testing.T) {
 	}
 	if diff := cmp.Diff([][]string{{"a", "b"}, {"c", "d"}, {"e"}, {"f"}}, got); diff != "" {
 		t.Errorf("groups (-want +got):\n%s", diff)
+	}
+}
+
+// TestLargePartialRetry: a large batch half made of events already stored
+// appends only the new half, reports the rest as duplicates, and does so
+// in time linear in the batch (the skipped events are looked up by index,
+// not searched).
+func TestLargePartialRetry(t *testing.T) {
+	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	const n = 10_000
+	batch := make([]eventstore.Event, 2*n)
+	for i := range batch {
+		batch[i] = eventstore.Event{ID: fmt.Sprintf("e%d", i), Type: "t"}
+	}
+	if _, err := s.Append(t.Context(), "s", eventstore.NoStream, batch[:n]...); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := s.Append(t.Context(), "s", eventstore.Exact(n), batch...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d-event append with %d duplicates: %v", 2*n, n, time.Since(start))
+	if res.Version != 2*n || res.Appended != n || len(res.Duplicates) != n {
+		t.Fatalf("result: version %d, appended %d, %d duplicates; want %d, %d, %d", res.Version, res.Appended, len(res.Duplicates), 2*n, n, n)
+	}
+	if d := res.Duplicates[n-1]; d != (eventstore.Duplicate{Index: n - 1, ID: fmt.Sprintf("e%d", n-1), Version: n}) {
+		t.Errorf("last duplicate %+v", d)
+	}
+	got, err := eventstore.Collect(s.Read(t.Context(), "s", eventstore.ReadOptions{From: n + 1, Limit: 1}))
+	if err != nil || len(got) != 1 || got[0].ID != fmt.Sprintf("e%d", n) {
+		t.Errorf("event %d: %+v, %v; want ID e%d", n+1, got, err, n)
 	}
 }

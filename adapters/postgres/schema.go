@@ -124,7 +124,7 @@ DECLARE
 	v_p      int := 1;
 	r_ok     bool[];
 	r_base   bigint[];
-	v_dups   bigint[] := '{}';
+	v_skip   bool[]; -- v_skip[j]: event j is stored already (NULL: none is)
 	v_off    int := 0;
 	v_n      int;
 	v_k      int;
@@ -188,8 +188,11 @@ BEGIN
 			IF v_k > 0 THEN
 				r_ok[i] := true;
 				r_base[i] := v_cur;
+				IF cardinality(o_dup_index) > 0 AND v_skip IS NULL THEN
+					v_skip := array_fill(false, ARRAY[cardinality(e_req)]);
+				END IF;
 				FOR j IN 1 .. cardinality(o_dup_index) LOOP
-					v_dups := v_dups || (v_off + 1 + o_dup_index[j])::bigint;
+					v_skip[v_off + 1 + o_dup_index[j]] := true;
 				END LOOP;
 				v_cur := v_cur + v_k;
 				v_head := v_head + v_k;
@@ -209,7 +212,7 @@ BEGIN
 		       r_base[x.req] + row_number() OVER (PARTITION BY x.req ORDER BY x.ord),
 		       x.id, x.typ, coalesce(x.dat, '\x'::bytea), x.meta, coalesce(x.tm, v_now)
 		FROM unnest(e_req, e_id, e_type, e_data, e_meta, e_time) WITH ORDINALITY AS x(req, id, typ, dat, meta, tm, ord)
-		WHERE r_ok[x.req] AND NOT (x.ord = ANY (v_dups));
+		WHERE r_ok[x.req] AND NOT coalesce(v_skip[x.ord], false);
 		INSERT INTO {schema}.streams AS st (stream_id, version, updated_at)
 		SELECT d.s, d.v, v_now FROM unnest(d_stream, d_ver, d_moved) AS d(s, v, moved) WHERE d.moved
 		ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at;
