@@ -84,7 +84,9 @@ func (s *Store) poll(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		var h int64
-		if err := s.pool.QueryRow(ctx, s.q.head).Scan(&h); err != nil {
+		err := s.pool.QueryRow(ctx, s.q.head).Scan(&h)
+		s.polls.Add(1)
+		if err != nil {
 			continue // transient; the next tick tries again
 		}
 		if s.advanceHead(uint64(h)) {

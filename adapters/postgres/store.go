@@ -43,6 +43,8 @@ type Store struct {
 	// groups counts the transactions the writer committed (tests and
 	// figures: N concurrent appends should cost far fewer).
 	groups atomic.Uint64
+	// polls counts the head polls done (tests).
+	polls atomic.Uint64
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc

@@ -194,3 +194,32 @@ func TestWatchFiltered(t *testing.T) {
 		t.Errorf("watch yielded %s@%d at %d, want w-late@%d at %d", last.StreamID, last.Version, last.Position, res.Version, res.Position)
 	}
 }
+
+// TestPollWakesOnlyOnChange: the poll wakes watchers when another store
+// moved the head, and not on the polls in between.
+func TestPollWakesOnlyOnChange(t *testing.T) {
+	schema := freshSchema(t)
+	a := openStore(t, schema, WithoutListen(), WithPollInterval(5*time.Millisecond))
+	b := openStore(t, schema, WithoutListen(), WithPollInterval(0))
+	waitPolls := func(n uint64) {
+		t.Helper()
+		target := a.polls.Load() + n
+		waitFor(t, "polls", func() (bool, error) { return a.polls.Load() >= target, nil })
+	}
+	waitPolls(1)
+	changed := a.notifier.Changed()
+	waitPolls(5)
+	select {
+	case <-changed:
+		t.Fatal("the poll woke watchers although the head did not move")
+	default:
+	}
+	if _, err := b.Append(t.Context(), "s", eventstore.Any, evt("x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(waitTimeout):
+		t.Fatal("the poll did not wake watchers after the head moved")
+	}
+}
