@@ -15,6 +15,7 @@ func closeTests() []test {
 		{"EveryMethodReturnsErrClosed", leaf(testClosedMethods)},
 		{"Idempotent", leaf(testCloseIdempotent)},
 		{"Concurrent", leaf(testCloseConcurrent)},
+		{"DuringUse", leaf(testCloseDuringUse)},
 	}
 }
 

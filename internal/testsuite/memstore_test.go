@@ -19,11 +19,16 @@ type memStore struct {
 	mu      sync.Mutex
 	events  []eventstore.Recorded // global order
 	streams map[string][]int      // stream ID -> indexes into events
-	ids     map[string]string     // event ID -> stream ID
+	ids     map[string]stored     // event ID -> where it is stored
 	snaps   map[[2]string]eventstore.Snapshot
 	closed  bool
 	n       *eventstore.Notifier
 	bugs    bugs
+}
+
+type stored struct {
+	stream  string
+	version uint64
 }
 
 // bugs switches on deliberate contract violations, one per mutant.
@@ -41,7 +46,7 @@ type bugs struct {
 func newMemStore(b bugs) *memStore {
 	return &memStore{
 		streams: make(map[string][]int),
-		ids:     make(map[string]string),
+		ids:     make(map[string]stored),
 		snaps:   make(map[[2]string]eventstore.Snapshot),
 		n:       eventstore.NewNotifier(),
 		bugs:    b,
@@ -84,14 +89,10 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 		if !ok {
 			continue
 		}
-		if in != streamID {
-			return eventstore.AppendResult{}, &eventstore.IdempotencyError{EventID: e.ID, StreamID: streamID, StoredIn: in}
+		if in.stream != streamID {
+			return eventstore.AppendResult{}, &eventstore.IdempotencyError{EventID: e.ID, StreamID: streamID, StoredIn: in.stream}
 		}
-		for v, idx := range m.streams[streamID] {
-			if m.events[idx].ID == e.ID {
-				dups = append(dups, eventstore.Duplicate{Index: i, ID: e.ID, Version: uint64(v + 1)})
-			}
-		}
+		dups = append(dups, eventstore.Duplicate{Index: i, ID: e.ID, Version: in.version})
 		isDup[i] = true
 	}
 	if len(events) > 0 && len(dups) == len(events) {
@@ -123,7 +124,7 @@ func (m *memStore) write(streamID string, events []eventstore.Event, isDup map[i
 		m.events = append(m.events, r)
 		m.streams[streamID] = append(m.streams[streamID], idx)
 		if e.ID != "" {
-			m.ids[e.ID] = streamID
+			m.ids[e.ID] = stored{streamID, r.Version}
 		}
 		res.Appended++
 		res.Position = r.Position

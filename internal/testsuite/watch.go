@@ -24,6 +24,7 @@ func watchTests() []test {
 		{"Filter", leaf(testWatchFilter)},
 		{"ManyWriters", leaf(testWatchManyWriters)},
 		{"ContextCancelEnds", leaf(testWatchCancel)},
+		{"BreakEarly", leaf(testWatchBreak)},
 		{"CancelledContext", leaf(testWatchCancelled)},
 		{"SlowWatcherBlocksNoOne", leaf(testWatchSlow)},
 		{"CloseEndsWatchers", leaf(testWatchClose)},
@@ -172,13 +173,24 @@ func hasData(data string) func(eventstore.Recorded) bool {
 }
 
 func testWatchFromPresent(t *testing.T, newStore Factory) {
-	for _, stream := range []string{"s", eventstore.AllStreams} {
-		name := map[bool]string{true: "AllStreams", false: "Stream"}[stream == eventstore.AllStreams]
-		t.Run(name, func(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		stream string
+		empty  bool
+	}{
+		{"Stream", "s", false},
+		{"NewStream", "s", true},
+		{"AllStreams", eventstore.AllStreams, false},
+		{"EmptyAllStreams", eventstore.AllStreams, true},
+	} {
+		stream := c.stream
+		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			s := newStore(t)
-			mustAppend(t, s, "s", eventstore.NoStream, numbered(3, "t", "before")...)
-			mustAppend(t, s, "x", eventstore.NoStream, ev("t", "before-x"))
+			if !c.empty {
+				mustAppend(t, s, "s", eventstore.NoStream, numbered(3, "t", "before")...)
+				mustAppend(t, s, "x", eventstore.NoStream, ev("t", "before-x"))
+			}
 			w := startWatch(t, s, stream, eventstore.WatchOptions{})
 
 			// The watch fixes "the present" when its iteration begins, a
@@ -275,8 +287,8 @@ func testWatchAllAfter(t *testing.T, s eventstore.Store) {
 // backlog longer than one page, so that the hand-over from catch-up to live
 // happens under load: they must see every event once, in order.
 func testWatchCatchUpThenLive(t *testing.T, s eventstore.Store) {
-	for i := range 6 {
-		mustAppend(t, s, "s", eventstore.Any, numbered(100, "t", fmt.Sprint("backlog", i))...)
+	for i := range 2 {
+		mustAppend(t, s, "s", eventstore.Any, numbered(300, "t", fmt.Sprint("backlog", i))...)
 	}
 	mustAppend(t, s, "t", eventstore.Any, numbered(50, "t", "backlog-t")...)
 	ws := startWatch(t, s, "s", eventstore.WatchOptions{From: eventstore.FromStart()})
@@ -313,7 +325,7 @@ func testWatchFilter(t *testing.T, s eventstore.Store) {
 	mustAppend(t, s, "acc-1", eventstore.NoStream, ev("keep", "1"), eventstore.Event{Type: "drop", Data: []byte("2"), Metadata: ann})
 	mustAppend(t, s, "other", eventstore.NoStream, ev("keep", "3"))
 	// Then a long run of events none of the watchers wants, then live ones.
-	for i := range 3 {
+	for i := range 2 {
 		mustAppend(t, s, "acc-2", eventstore.Any, numbered(300, "drop", fmt.Sprint("skip", i))...)
 	}
 	mustAppend(t, s, "acc-3", eventstore.NoStream, ev("keep", "4"), eventstore.Event{Type: "keep", Data: []byte("5"), Metadata: ann})
@@ -434,7 +446,7 @@ func testWatchCancelled(t *testing.T, s eventstore.Store) {
 // appends and another watcher go on without it; once released, it catches
 // up on everything.
 func testWatchSlow(t *testing.T, s eventstore.Store) {
-	const batches, batchSize = 6, 200 // more than two follow pages
+	const batches, batchSize = 3, 200 // more than one follow page
 	total := 1 + batches*batchSize
 	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "first"))
 

@@ -1,0 +1,292 @@
+package testsuite
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// testAppendLargeBatch appends one batch larger than a multi-row INSERT
+// of a handful of columns can take in one statement on SQLite (32766
+// parameters): an adapter must split it or bind arrays. (PostgreSQL's
+// limit, 65535, would take twice as many events; under -race that costs
+// more than it is worth here.)
+func testAppendLargeBatch(t *testing.T, s eventstore.Store) {
+	const n = 5_000
+	evs := make([]eventstore.Event, n)
+	for i := range evs {
+		evs[i] = eventstore.Event{ID: fmt.Sprint("id-", i), Type: "t", Data: []byte{byte(i)}}
+		if i%100 == 0 {
+			evs[i].Metadata = map[string]string{"i": fmt.Sprint(i)}
+		}
+	}
+	mustAppend(t, s, "warm", eventstore.NoStream, ev("t", "first"))
+	res := mustAppend(t, s, "s", eventstore.NoStream, evs...)
+	if res.Version != n || res.Appended != n {
+		t.Errorf("large batch: result version %d, %d appended; want %d, %d", res.Version, res.Appended, n, n)
+	}
+	got := readAll(t, s, "s", eventstore.ReadOptions{})
+	if len(got) != n {
+		t.Fatalf("read %d events back, want %d", len(got), n)
+	}
+	// go-cmp over ten thousand events takes seconds under -race: compare
+	// field by field, and diff only the first mismatch.
+	want := recorded("s", 1, evs...)
+	for i := range want {
+		w, g := want[i], got[i]
+		if w.ID != g.ID || w.Type != g.Type || !bytes.Equal(w.Data, g.Data) || !maps.Equal(w.Metadata, g.Metadata) ||
+			w.StreamID != g.StreamID || w.Version != g.Version {
+			wantEvents(t, fmt.Sprintf("event %d read back", i), want[i:i+1], got[i:i+1])
+			break
+		}
+	}
+	checkPositions(t, got, false)
+	if len(got) == n && got[n-1].Position != res.Position {
+		t.Errorf("large batch: result position %d, last event has %d", res.Position, got[n-1].Position)
+	}
+	// Its retry is recognised whole.
+	res, err := s.Append(ctxTimeout(t), "s", eventstore.NoStream, evs...)
+	if err != nil || res.Appended != 0 || len(res.Duplicates) != n {
+		t.Errorf("retry of the large batch: %d appended, %d duplicates, %v; want 0, %d, nil", res.Appended, len(res.Duplicates), err, n)
+	}
+}
+
+// testAppendStreamIDs round-trips stream IDs and event types that quote,
+// escape or pattern-match badly in SQL.
+func testAppendStreamIDs(t *testing.T, s eventstore.Store) {
+	ids := []string{
+		"with space", "quote'd", `double"quote`, `back\slash`, "semi;colon --", "%", "_", "ünïcødé/✓", "$all2", "$al",
+		"emoji-🙂", strings.Repeat("L", eventstore.MaxIDLength), "a\tb\nc",
+	}
+	for _, id := range ids {
+		e := eventstore.Event{ID: clip("ev " + id), Type: clip("type " + id), Data: []byte(id)}
+		mustAppend(t, s, id, eventstore.NoStream, e)
+		mustAppend(t, s, id, eventstore.Exact(1), e) // an idempotent retry
+		wantEvents(t, fmt.Sprintf("Read(%q)", id), recorded(id, 1, e), readAll(t, s, id, eventstore.ReadOptions{}))
+		wantEvents(t, fmt.Sprintf("Read(%q) with its type", id), recorded(id, 1, e),
+			readAll(t, s, id, eventstore.ReadOptions{Filter: eventstore.Filter{Types: []string{e.Type}}}))
+		wantVersion(t, s, id, 1)
+	}
+	all := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	if len(all) != len(ids) {
+		t.Errorf("Read(AllStreams): %d events, want %d", len(all), len(ids))
+	}
+	for i, r := range all {
+		if i < len(ids) && r.StreamID != ids[i] {
+			t.Errorf("event %d of the global log is in stream %q, want %q", i, r.StreamID, ids[i])
+		}
+	}
+}
+
+// testReadMetadataKeys filters on metadata keys that a JSON path or an SQL
+// string would take apart if they were spliced in unquoted.
+func testReadMetadataKeys(t *testing.T, s eventstore.Store) {
+	keys := []string{"a.b", `a"b`, "a'b", "$", "[0]", "a b", `a\b`, "ünï", "*", "a[0]"}
+	var evs []eventstore.Event
+	for i, k := range keys {
+		evs = append(evs, eventstore.Event{Type: "t", Data: []byte(k), Metadata: map[string]string{k: fmt.Sprint("v", i), "other": "x"}})
+	}
+	// Decoys: what an unquoted path would find instead.
+	evs = append(evs, eventstore.Event{Type: "t", Data: []byte("decoy"), Metadata: map[string]string{"a": "v0", "b": "v0"}})
+	mustAppend(t, s, "s", eventstore.NoStream, evs...)
+	all := recorded("s", 1, evs...)
+	for i, k := range keys {
+		v := fmt.Sprint("v", i)
+		for _, f := range []eventstore.MetadataFilter{
+			eventstore.MetadataEquals(k, v),
+			eventstore.MetadataOneOf(k, v, "nope"),
+			eventstore.MetadataHasPrefix(k, v),
+		} {
+			got := readAll(t, s, "s", eventstore.ReadOptions{Filter: eventstore.Filter{Metadata: []eventstore.MetadataFilter{f}}})
+			wantEvents(t, fmt.Sprintf("Read with metadata %s %q %q", f.Op, k, v), all[i:i+1], got)
+		}
+	}
+}
+
+// testReadCheckpointing plays a consumer that polls the global log from
+// just after the highest position it has seen, while writers append: it
+// must end up with every event. (On a database where positions are taken
+// before commit, a reader that can see a later position before an earlier
+// one skips the earlier one for ever.)
+func testReadCheckpointing(t *testing.T, s eventstore.Store) {
+	const writers, appends = 4, 40
+	g, ctx := errgroup.WithContext(ctxTimeout(t))
+	writing := make(chan struct{})
+	var wg errgroup.Group
+	for w := range writers {
+		wg.Go(func() error {
+			for i := range appends {
+				if _, err := s.Append(ctx, fmt.Sprint("s", w), eventstore.Any, ev("t", fmt.Sprint(w, "/", i))); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(writing)
+		return wg.Wait()
+	})
+	var seen []eventstore.Recorded
+	g.Go(func() error {
+		var next uint64
+		for done := false; !done; {
+			select {
+			case <-writing:
+				done = true // one more read after the writers are done
+			default:
+			}
+			got, err := eventstore.Collect(s.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{From: next}))
+			if err != nil {
+				return err
+			}
+			if len(got) > 0 {
+				seen = append(seen, got...)
+				next = got[len(got)-1].Position + 1
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	all := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	if len(all) != writers*appends {
+		t.Errorf("store holds %d events, want %d", len(all), writers*appends)
+	}
+	wantSame(t, "checkpointing reader", all, seen)
+}
+
+// testWatchBreak abandons watches by breaking out of their loops; later
+// appends, reads and watches are unaffected.
+func testWatchBreak(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, numbered(3, "t", "e")...)
+	for _, stream := range []string{"s", eventstore.AllStreams} {
+		for i := range 10 {
+			n := 0
+			for _, err := range s.Watch(ctxTimeout(t), stream, eventstore.WatchOptions{From: eventstore.FromStart()}) {
+				if err != nil {
+					t.Fatalf("Watch(%q): %v", stream, err)
+				}
+				n++
+				if n == 1+i%3 {
+					break
+				}
+			}
+		}
+	}
+	w := startWatch(t, s, "s", eventstore.WatchOptions{From: eventstore.After(3)})
+	mustAppend(t, s, "s", eventstore.Exact(3), ev("t", "after"))
+	wantSame(t, "watch after abandoned watches", readAll(t, s, "s", eventstore.ReadOptions{From: 4}), w.next(t, 1))
+	w.stop(t)
+}
+
+// clip cuts an ASCII s to the longest accepted name.
+func clip(s string) string { return s[:min(len(s), eventstore.MaxIDLength)] }
+
+// testAppendTimeRange appends times far from today. A store may refuse a
+// time it cannot represent (ErrInvalidInput, nothing written), but must
+// not store it wrong: a Unix-nanosecond column, for one, overflows outside
+// 1678-2262.
+func testAppendTimeRange(t *testing.T, s eventstore.Store) {
+	for i, tm := range []time.Time{
+		time.Date(1066, 10, 14, 9, 0, 0, 0, time.UTC),
+		time.Date(1677, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2263, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2500, 6, 30, 12, 0, 0, 123000, time.UTC),
+	} {
+		stream := fmt.Sprint("s", i)
+		_, err := s.Append(ctxTimeout(t), stream, eventstore.NoStream, eventstore.Event{Type: "t", Time: tm})
+		if err != nil {
+			wantValidation(t, fmt.Sprintf("Append with Time %v", tm), err)
+			wantVersion(t, s, stream, 0)
+			continue
+		}
+		got := readAll(t, s, stream, eventstore.ReadOptions{})
+		if len(got) != 1 || !got[0].Time.Equal(tm) {
+			t.Errorf("Append with Time %v: read back %+v, want the time kept (or the append refused as invalid input)", tm, got)
+		}
+		if info := info(t, s, stream); !info.LastTime.Equal(tm) {
+			t.Errorf("Append with Time %v: Info LastTime %v", tm, info.LastTime)
+		}
+	}
+}
+
+// testCloseDuringUse closes the store while writers, readers and watchers
+// are busy: every call in flight ends, successfully or with ErrClosed,
+// never with a raw driver error and never hanging.
+func testCloseDuringUse(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, numbered(50, "t", "e")...)
+	ctx := ctxTimeout(t)
+	started := make(chan struct{}, 8)
+	var g errgroup.Group
+	// endsClosed runs op until it fails and checks that it failed with
+	// ErrClosed.
+	endsClosed := func(name string, op func() error) {
+		g.Go(func() error {
+			started <- struct{}{}
+			for {
+				err := op()
+				if err == nil {
+					continue
+				}
+				if !errors.Is(err, eventstore.ErrClosed) {
+					return fmt.Errorf("%s during Close: %w (want ErrClosed)", name, err)
+				}
+				return nil
+			}
+		})
+	}
+	for w := range 3 {
+		endsClosed(fmt.Sprint("Append ", w), func() error {
+			_, err := s.Append(ctx, fmt.Sprint("w", w), eventstore.Any, ev("t", "x"))
+			return err
+		})
+	}
+	endsClosed("Read", func() error {
+		_, err := eventstore.Collect(s.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{}))
+		return err
+	})
+	endsClosed("Info", func() error {
+		_, err := s.Info(ctx, "s")
+		return err
+	})
+	endsClosed("Watch", func() error {
+		for _, err := range s.Watch(ctx, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart()}) {
+			if err != nil {
+				return err
+			}
+		}
+		return errors.New("watch ended without an error")
+	})
+	for range 6 {
+		<-started
+	}
+	// Let every goroutine make some calls, as shown by the writers' events.
+	w := startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.After(0)})
+	w.next(t, 50+3)
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("calls in flight did not end within %v of Close", waitTimeout)
+	}
+	if err := w.end(t); !errors.Is(err, eventstore.ErrClosed) {
+		t.Errorf("watch ended with %v at Close, want ErrClosed", err)
+	}
+}
