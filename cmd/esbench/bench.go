@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ type config struct {
 	path    string
 	events  int
 	quiet   bool
+	only    string // comma-separated operations; empty means all
 
 	batch        int           // append_batch: events per Append
 	writers      int           // append_concurrent: goroutines
@@ -155,10 +157,17 @@ func run(ctx context.Context, cfg config, emit func(Result)) (err error) {
 	}
 	defer func() { err = errors.Join(err, e.cleanup()) }()
 	b := &bench{cfg: &cfg, env: e, id: runID(), emit: emit}
-	for _, step := range []func(context.Context) error{
-		b.appendBatch, b.readStream, b.loadAggregate, b.loadSnapshot, b.appendConcurrent, b.watchLatency,
+	for _, step := range []struct {
+		op  string
+		run func(context.Context) error
+	}{
+		{"append_batch", b.appendBatch}, {"read_stream", b.readStream}, {"load_aggregate", b.loadAggregate},
+		{"load_snapshot", b.loadSnapshot}, {"append_concurrent", b.appendConcurrent}, {"watch_latency", b.watchLatency},
 	} {
-		if err := step(ctx); err != nil {
+		if !cfg.selected(step.op) {
+			continue
+		}
+		if err := step.run(ctx); err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
@@ -166,6 +175,20 @@ func run(ctx context.Context, cfg config, emit func(Result)) (err error) {
 		}
 	}
 	return nil
+}
+
+// selected reports whether op is to run. The reads and loads need the
+// stream append_batch writes, and load_snapshot the full replay's time.
+func (c *config) selected(op string) bool {
+	if c.only == "" {
+		return true
+	}
+	ops := strings.Split(c.only, ",")
+	needs := map[string][]string{
+		"append_batch":   {"read_stream", "load_aggregate", "load_snapshot"},
+		"load_aggregate": {"load_snapshot"},
+	}
+	return slices.Contains(ops, op) || slices.ContainsFunc(needs[op], func(o string) bool { return slices.Contains(ops, o) })
 }
 
 func runID() string {

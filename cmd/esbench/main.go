@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"text/tabwriter"
 )
@@ -29,6 +30,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.events, "events", 1_000_000, "events in the measured stream")
 	jsonOut := fs.Bool("json", false, "print one JSON object per line")
 	fs.BoolVar(&cfg.quiet, "q", false, "no progress on stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.StringVar(&cfg.only, "only", "", "comma-separated operations to run (default all; the reads need append_batch)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -42,6 +45,19 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "esbench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "esbench:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var results []Result
 	emit := func(r Result) {
 		results = append(results, r)

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestMain lets the test binary play the child of runChild, as the
+// command does.
+func TestMain(m *testing.M) {
+	if op := os.Getenv(childEnv); op != "" {
+		os.Exit(childMain(op))
+	}
+	os.Exit(m.Run())
+}
+
+var allOps = []string{"append_batch", "read_stream", "load_aggregate", "load_snapshot", "append_concurrent", "watch_latency"}
+
+// smallConfig is a smoke-sized run: figures are not asserted, only that
+// every operation runs on both sides and reports positive figures.
+func smallConfig(backend string) config {
+	cfg := defaultConfig()
+	cfg.backend, cfg.events = backend, 2000
+	cfg.writers, cfg.perWriter = 8, 4
+	cfg.watchers, cfg.watchStreams, cfg.watchPer = 20, 5, 2
+	cfg.watchEvery = time.Millisecond
+	cfg.snapLoads, cfg.readReps = 10, 2
+	return cfg
+}
+
+func runSmall(t *testing.T, cfg config) {
+	t.Helper()
+	var got []Result
+	if err := run(t.Context(), cfg, func(r Result) { got = append(got, r) }); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	var ops []string
+	for _, r := range got {
+		ops = append(ops, r.Op)
+		if r.Backend != cfg.backend || r.Events <= 0 || r.LibraryPerS <= 0 || r.DriverPerS <= 0 || r.Ratio <= 0 || r.PeakRSSMB <= 0 || r.Target == "" {
+			t.Errorf("%s: a figure is missing or not positive: %+v", r.Op, r)
+		}
+		latency := r.Op == "load_snapshot" || r.Op == "append_concurrent" || r.Op == "watch_latency"
+		if latency && (r.P50Ms == nil || r.P99Ms == nil || r.DriverP50Ms == nil || r.DriverP99Ms == nil || *r.P99Ms < *r.P50Ms) {
+			t.Errorf("%s: latencies missing or inconsistent: %+v", r.Op, r)
+		}
+		if r.Op == "load_snapshot" && (r.ReplayRatio == nil || *r.ReplayRatio <= 0) {
+			t.Errorf("load_snapshot: no replay_ratio: %+v", r)
+		}
+		if (r.Op == "read_stream" || r.Op == "load_aggregate") && !strings.HasPrefix(r.RSSScope, "child") {
+			t.Errorf("%s: peak RSS not measured in a child: %q", r.Op, r.RSSScope)
+		}
+	}
+	if diff := cmp.Diff(allOps, ops); diff != "" {
+		t.Errorf("operations reported (-want +got):\n%s", diff)
+	}
+}
+
+func TestRunSQLite(t *testing.T) {
+	cfg := smallConfig("sqlite")
+	cfg.path = filepath.Join(t.TempDir(), "bench.db")
+	runSmall(t, cfg)
+}
+
+func TestRunPostgres(t *testing.T) {
+	dsn := os.Getenv("ESV2_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("set ESV2_POSTGRES_DSN (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL benchmark smoke test")
+	}
+	cfg := smallConfig("postgres")
+	cfg.dsn = dsn
+	runSmall(t, cfg)
+}
+
+// TestJSONLine checks the shape of a -json line: the keys the issue names.
+func TestJSONLine(t *testing.T) {
+	p50, p99 := 1.5, 3.0
+	b, err := json.Marshal(Result{Backend: "sqlite", Op: "watch_latency", Events: 10, LibraryPerS: 2, DriverPerS: 4, Ratio: 0.5,
+		P50Ms: &p50, P99Ms: &p99, PeakRSSMB: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"backend", "op", "events", "library_per_s", "driver_per_s", "ratio", "p50_ms", "p99_ms", "peak_rss_mb"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON line %s lacks %q", b, k)
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-backend", "oracle"}, `-backend "oracle"`},
+		{[]string{"-backend", "postgres", "-dsn", ""}, "needs -dsn"},
+		{[]string{"-events", "10"}, "at least 1000"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := realMain(tc.args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("realMain(%q) = %d, stderr %q; want 2 and %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	d := make([]time.Duration, 100)
+	for i := range d {
+		d[i] = time.Duration(100-i) * time.Millisecond
+	}
+	p50, p99 := percentiles(d)
+	if diff := cmp.Diff([]time.Duration{50 * time.Millisecond, 99 * time.Millisecond}, []time.Duration{p50, p99}); diff != "" {
+		t.Errorf("percentiles (-want +got):\n%s", diff)
+	}
+}
