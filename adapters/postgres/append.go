@@ -27,7 +27,8 @@ import (
 // is dropped and ctx's error returned; if ctx ends while it is being
 // committed, ctx's error is returned and the append may or may not have
 // been stored (as with any database call): retry it with the same event
-// IDs to find out.
+// IDs to find out. In that case the writer may still be reading events
+// after Append returned, so do not modify their Data or Metadata then.
 func (s *Store) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.Event) (eventstore.AppendResult, error) {
 	if err := s.check(ctx); err != nil {
 		return eventstore.AppendResult{}, err
