@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/esv2/esv2/adapters/sqlite"
 	"github.com/esv2/esv2/eventstore"
@@ -124,4 +127,35 @@ func ExampleStore_Watch() {
 	// Output:
 	// 1 hello
 	// 2 bye
+}
+
+// Open a file store with options; several processes may open the same file.
+func ExampleOpen() {
+	dir, err := os.MkdirTemp("", "esv2-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"),
+		sqlite.WithReaders(2),
+		sqlite.WithPollInterval(10*time.Millisecond),
+		sqlite.WithBusyTimeout(2*time.Second),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	if _, err := store.Append(ctx, "s", eventstore.NoStream, eventstore.Event{Type: "created"}); err != nil {
+		log.Fatal(err)
+	}
+	info, err := store.Info(ctx, eventstore.AllStreams)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("events:", info.Count, "commits:", store.Stats().Commits)
+	// Output:
+	// events: 1 commits: 1
 }

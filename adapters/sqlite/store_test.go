@@ -657,3 +657,35 @@ func TestWatchFilteredLive(t *testing.T) {
 		t.Fatal("watcher did not see every matching event")
 	}
 }
+
+// TestManyWatchersOtherStore has a thousand watchers on one Store wait for
+// an append made through another Store on the same file (as another
+// process would): the single poller wakes them all.
+func TestManyWatchersOtherStore(t *testing.T) {
+	const watchers = 1000
+	path := filepath.Join(t.TempDir(), "many.db")
+	s := openFile(t, path)
+	other := openFile(t, path)
+	ctx := testCtx(t)
+	var g errgroup.Group
+	for range watchers {
+		g.Go(func() error {
+			for r, err := range s.Watch(ctx, "s", eventstore.WatchOptions{From: eventstore.FromStart()}) {
+				if err != nil {
+					return err
+				}
+				if r.Version != 1 || r.Type != "hello" {
+					return fmt.Errorf("got %s@%d, want hello@1", r.Type, r.Version)
+				}
+				return nil
+			}
+			return ctx.Err()
+		})
+	}
+	if _, err := other.Append(ctx, "s", eventstore.NoStream, eventstore.Event{Type: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
