@@ -60,7 +60,13 @@
 // pg_snapshot_xmin (xid8) makes one long transaction anywhere in the
 // database delay every watcher; the lock keeps readers simple and
 // immediate, and group commit (next section) recovers the throughput that
-// serialising would otherwise cost within a process.
+// serialising would otherwise cost within a process. As a rough figure (2
+// shared cores, fsync on, other work running): an append alone takes about
+// 3 ms, most of it the commit's WAL flush, and 64 goroutines appending one
+// event each reach about 3,200 appends/s at some 34 appends per transaction
+// (go test -run '^$' -bench AppendParallel64 -benchtime 3000x). Several
+// processes appending to one schema share that ceiling: a group commit
+// cannot span processes.
 //
 // # Appending and group commit
 //
