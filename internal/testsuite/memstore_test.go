@@ -2,6 +2,7 @@ package testsuite_test
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"maps"
 	"slices"
@@ -41,6 +42,7 @@ type bugs struct {
 	limitBeforeFilter bool // Limit counts scanned events, not matching ones
 	olderSnapshotWins bool // an older snapshot overwrites a newer one
 	partialBatch      bool // an invalid event in a batch still lets the ones before it in
+	rawErrorOnClose   bool // a read on a closed store fails with a driver's error
 }
 
 func newMemStore(b bugs) *memStore {
@@ -208,6 +210,10 @@ func (m *memStore) Read(ctx context.Context, streamID string, opts eventstore.Re
 		m.mu.Lock()
 		if m.closed {
 			m.mu.Unlock()
+			if m.bugs.rawErrorOnClose {
+				yield(eventstore.Recorded{}, errors.New("sql: database is closed"))
+				return
+			}
 			yield(eventstore.Recorded{}, eventstore.ErrClosed)
 			return
 		}

@@ -290,3 +290,22 @@ func testCloseDuringUse(t *testing.T, s eventstore.Store) {
 		t.Errorf("watch ended with %v at Close, want ErrClosed", err)
 	}
 }
+
+// testReadNotIterated makes many reads and watches and never ranges over
+// them: an adapter that took a connection (or a lock, or a goroutine) when
+// Read or Watch is called, rather than when iteration begins, would leak it
+// and the calls after would hang.
+func testReadNotIterated(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, numbered(3, "t", "e")...)
+	for range 50 {
+		_ = s.Read(ctxTimeout(t), "s", eventstore.ReadOptions{})
+		_ = s.Read(ctxTimeout(t), eventstore.AllStreams, eventstore.ReadOptions{Backwards: true})
+		_ = s.Watch(ctxTimeout(t), "s", eventstore.WatchOptions{})
+		_ = s.Watch(ctxTimeout(t), eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart()})
+	}
+	mustAppend(t, s, "s", eventstore.Exact(3), ev("t", "after"))
+	wantVersion(t, s, "s", 4)
+	w := startWatch(t, s, "s", eventstore.WatchOptions{From: eventstore.After(3)})
+	wantSame(t, "watch after unused iterators", readAll(t, s, "s", eventstore.ReadOptions{From: 4}), w.next(t, 1))
+	w.stop(t)
+}

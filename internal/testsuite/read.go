@@ -25,6 +25,7 @@ func readTests() []test {
 		{"AllStreams/CheckpointingReaderSkipsNothing", leaf(testReadCheckpointing)},
 		{"MissingStream", leaf(testReadMissing)},
 		{"BreakEarly", leaf(testReadBreak)},
+		{"NotIterated", leaf(testReadNotIterated)},
 		{"CancelledContext", leaf(testReadCancelled)},
 		{"InvalidInput", testReadInvalid},
 		{"StreamHandle", leaf(testStreamHandle)},

@@ -29,6 +29,7 @@ var mutants = map[string]struct {
 	"limitBeforeFilter": {bugs{limitBeforeFilter: true}, "Read/Filter/LimitCountsMatches"},
 	"olderSnapshotWins": {bugs{olderSnapshotWins: true}, "Snapshot/OlderDoesNotOverwrite"},
 	"partialBatch":      {bugs{partialBatch: true}, "Append/InvalidEventMidBatchWritesNothing"},
+	"rawErrorOnClose":   {bugs{rawErrorOnClose: true}, "Close/DuringUse"},
 }
 
 // TestConformance runs the suite on the in-memory reference store: a
