@@ -267,11 +267,10 @@ func (s *Store) drain() {
 
 // groupItem is one taken request and its outcome within the transaction.
 type groupItem struct {
-	r       *request
-	res     eventstore.AppendResult
-	err     error
-	lastPos uint64
-	last    int64 // time of its last event
+	r    *request
+	res  eventstore.AppendResult
+	err  error
+	last int64 // time of its last event
 }
 
 func (s *Store) commitGroup(group []*request) {

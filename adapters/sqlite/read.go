@@ -24,6 +24,10 @@ import (
 // being checkpointed. Memory stays bounded by one page.
 const readPageSize = 1024
 
+// firstPageSize is the size of a Read's first page; pages then grow
+// fourfold up to readPageSize.
+const firstPageSize = 64
+
 // maxCachedStmts bounds the reader statement cache; filter shapes beyond
 // it are run unprepared.
 const maxCachedStmts = 128
@@ -138,8 +142,12 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 		}
 		remaining := opts.Limit
 		var page []eventstore.Recorded
+		// The first pages are small, so that a loop that breaks early
+		// (reading the last event backwards, say) fetches little.
+		size := firstPageSize
 		for {
-			n := readPageSize
+			n := size
+			size = min(size*4, readPageSize)
 			if opts.Limit > 0 && remaining < n {
 				n = remaining
 			}
