@@ -1,8 +1,10 @@
 package codec
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -36,7 +38,29 @@ func (Msgpack) Name() string { return "msgpack" }
 func (Msgpack) Marshal(v any) ([]byte, error) { return msgpack.Marshal(v) }
 
 // Unmarshal decodes MessagePack data into the value v points to.
-func (Msgpack) Unmarshal(data []byte, v any) error { return msgpack.Unmarshal(data, v) }
+func (Msgpack) Unmarshal(data []byte, v any) error {
+	// msgpack.Unmarshal allocates a bytes.Reader per call; a pooled
+	// decoder with its own reader saves that allocation on every event of
+	// a Load (BenchmarkLoad in package aggregate).
+	d := msgpackDecoders.Get().(*msgpackDecoder)
+	d.r.Reset(data)
+	d.dec.Reset(&d.r)
+	err := d.dec.Decode(v)
+	d.r.Reset(nil)
+	msgpackDecoders.Put(d)
+	return err
+}
+
+type msgpackDecoder struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var msgpackDecoders = sync.Pool{New: func() any {
+	d := new(msgpackDecoder)
+	d.dec = msgpack.NewDecoder(&d.r)
+	return d
+}}
 
 // JSON is the [Encoding] of encoding/json: larger and slower than
 // [Msgpack], but readable in the database.

@@ -1,0 +1,43 @@
+package aggregate
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Test for them with errors.Is.
+var (
+	// ErrInvalidConfig reports a Config that NewRepository refuses.
+	ErrInvalidConfig = errors.New("aggregate: invalid config")
+	// ErrSnapshotSchema reports a stored snapshot whose schema tag is not
+	// Config.SnapshotSchema. The snapshot is ignored and the state rebuilt
+	// from events.
+	ErrSnapshotSchema = errors.New("aggregate: snapshot schema mismatch")
+)
+
+// SnapshotError describes a snapshot that could not be used or written. It
+// never fails a Load or a Save: Load rebuilds the state from events and a
+// Save whose events were stored succeeds. It is reported to
+// Config.OnSnapshotError and Config.Logger instead. It unwraps to the cause:
+// [ErrSnapshotSchema], [codec.ErrMalformed] or the store's error.
+type SnapshotError struct {
+	// Op is "load" or "save".
+	Op string
+	// StreamID is the aggregate's stream.
+	StreamID string
+	// Version is the snapshot's version (0 if the load failed before it
+	// was known).
+	Version uint64
+	// Schema is the schema tag of the stored (load) or written (save)
+	// snapshot.
+	Schema string
+	// Err is the cause.
+	Err error
+}
+
+func (e *SnapshotError) Error() string {
+	return fmt.Sprintf("aggregate: %s snapshot of %q at version %d (schema %q): %v", e.Op, e.StreamID, e.Version, e.Schema, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *SnapshotError) Unwrap() error { return e.Err }

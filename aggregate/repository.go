@@ -1,0 +1,437 @@
+package aggregate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/esv2/esv2/codec"
+	"github.com/esv2/esv2/eventstore"
+)
+
+// CommandMetadataKey is the metadata key under which Save and Update store
+// the command ID given with [WithCommandID], on every event of the command.
+const CommandMetadataKey = "esv2.command"
+
+// Defaults of Config.
+const (
+	DefaultMaxAttempts = 10
+	DefaultRetryDelay  = time.Millisecond
+)
+
+// Config describes an aggregate type to [NewRepository].
+type Config[S, E any] struct {
+	// Evolve folds one event into the state and returns the new state. It
+	// must be pure: Load, Record and snapshots all rely on folding the
+	// same events giving the same state. Required.
+	Evolve func(S, E) S
+	// Codec names and encodes the events. Required.
+	Codec *codec.Registry[E]
+	// Init returns the state of an aggregate without events. Nil means the
+	// zero S.
+	Init func(id string) S
+
+	// SnapshotEvery makes Save store a snapshot of the state whenever the
+	// stream's version crosses a multiple of it (a Save from version 98 to
+	// 103 with SnapshotEvery 100 snapshots at 103). 0 (the default) turns
+	// automatic snapshots off.
+	SnapshotEvery uint64
+	// SnapshotSchema tags the snapshots written, and Load uses only
+	// snapshots with this tag: change it whenever S changes shape, and old
+	// snapshots are ignored (the state is rebuilt from events) instead of
+	// decoded into the wrong shape. Required when SnapshotEvery is set;
+	// when empty, Load ignores snapshots.
+	SnapshotSchema string
+	// SnapshotName is the name the snapshots are kept under; empty means
+	// eventstore.DefaultSnapshotName.
+	SnapshotName string
+	// SnapshotEncoding encodes S in snapshots; nil means the Codec's
+	// encoding. S is encoded as a whole, so the fields that matter must be
+	// exported (or the encoding must know how to reach them).
+	SnapshotEncoding codec.Encoding
+	// OnSnapshotError, when set, is told about every snapshot that could
+	// not be used or written (a *SnapshotError). Neither fails the Load or
+	// Save that met it.
+	OnSnapshotError func(ctx context.Context, streamID string, err error)
+	// Logger, when set, logs the same snapshot problems at level Warn.
+	Logger *slog.Logger
+
+	// MaxAttempts bounds how many times Update loads, decides and saves
+	// when saving meets a concurrency conflict. 0 means DefaultMaxAttempts.
+	MaxAttempts int
+	// RetryDelay is the base of the randomised, growing pause between two
+	// attempts of Update (attempt n waits up to RetryDelay << n, capped at
+	// 32 × RetryDelay). 0 means DefaultRetryDelay; a negative value
+	// retries at once.
+	RetryDelay time.Duration
+}
+
+// Repository loads and saves the aggregates of one type, kept as event
+// streams of an [eventstore.Store]. It is safe for concurrent use.
+type Repository[S, E any] struct {
+	store    eventstore.Store
+	cfg      Config[S, E]
+	snapEnc  codec.Encoding
+	snapName string
+}
+
+// NewRepository returns a repository of the aggregates described by cfg,
+// stored in store. It returns an error wrapping [ErrInvalidConfig] when cfg
+// lacks Evolve or Codec, or sets SnapshotEvery without SnapshotSchema.
+func NewRepository[S, E any](store eventstore.Store, cfg Config[S, E]) (*Repository[S, E], error) {
+	var problems []error
+	if store == nil {
+		problems = append(problems, fmt.Errorf("%w: nil store", ErrInvalidConfig))
+	}
+	if cfg.Evolve == nil {
+		problems = append(problems, fmt.Errorf("%w: Evolve is required", ErrInvalidConfig))
+	}
+	if cfg.Codec == nil {
+		problems = append(problems, fmt.Errorf("%w: Codec is required", ErrInvalidConfig))
+	}
+	if cfg.SnapshotEvery > 0 && cfg.SnapshotSchema == "" {
+		problems = append(problems, fmt.Errorf("%w: SnapshotEvery needs a SnapshotSchema", ErrInvalidConfig))
+	}
+	if cfg.MaxAttempts < 0 {
+		problems = append(problems, fmt.Errorf("%w: MaxAttempts %d is negative", ErrInvalidConfig, cfg.MaxAttempts))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, err
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.RetryDelay == 0 {
+		cfg.RetryDelay = DefaultRetryDelay
+	}
+	r := &Repository[S, E]{store: store, cfg: cfg, snapEnc: cfg.SnapshotEncoding, snapName: cfg.SnapshotName}
+	if r.snapEnc == nil {
+		r.snapEnc = cfg.Codec.Encoding()
+	}
+	if r.snapName == "" {
+		r.snapName = eventstore.DefaultSnapshotName
+	}
+	return r, nil
+}
+
+// Option modifies one Save or Update.
+type Option func(*callOptions)
+
+type callOptions struct {
+	commandID string
+	metadata  map[string]string
+}
+
+// WithCommandID makes a Save or Update idempotent: running it again with
+// the same command ID (a client's retry after a timeout, a redelivered
+// message) stores nothing more and still succeeds. Each event of the
+// command gets an event ID derived from the stream, the command ID and the
+// event's index, so the store's idempotency rule turns a repeat into a
+// no-op; the command ID is also kept in the events' metadata under
+// [CommandMetadataKey], which lets Update see that a command was already
+// applied before deciding again. One command ID stands for one batch of
+// events per stream: reuse it on another stream freely (a transfer's two
+// legs), but not for a second batch on the same stream.
+func WithCommandID(id string) Option { return func(o *callOptions) { o.commandID = id } }
+
+// WithMetadata adds metadata (correlation ID, user ...) to every event
+// saved. The map is not modified.
+func WithMetadata(md map[string]string) Option { return func(o *callOptions) { o.metadata = md } }
+
+func collect(opts []Option) callOptions {
+	var o callOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// Load returns the aggregate stored under id: the newest usable snapshot
+// (if snapshots are configured) folded forward with the events after it,
+// which are streamed from the store, never read into memory at once. A
+// stream without events gives the initial state at version 0.
+//
+// A snapshot with another schema tag, or one that does not decode, is
+// ignored (the state is rebuilt from the first event) and reported as a
+// [*SnapshotError]. An event that does not decode fails the Load with a
+// [*codec.DecodeError]; store errors are returned wrapped.
+func (r *Repository[S, E]) Load(ctx context.Context, id string) (*Aggregate[S, E], error) {
+	a := &Aggregate[S, E]{id: id, evolve: r.cfg.Evolve}
+	if err := r.load(ctx, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// load (re)fills a from the store, dropping anything pending.
+func (r *Repository[S, E]) load(ctx context.Context, a *Aggregate[S, E]) error {
+	if a.id == eventstore.AllStreams {
+		return fmt.Errorf("aggregate: load %q: %w", a.id, &eventstore.ValidationError{
+			Field: "stream ID", Index: -1, Reason: "the all-streams log is not an aggregate"})
+	}
+	a.pending = a.pending[:0]
+	a.snapshot = 0
+	a.version = 0
+	if r.cfg.Init != nil {
+		a.state = r.cfg.Init(a.id)
+	} else {
+		var zero S
+		a.state = zero
+	}
+	if r.cfg.SnapshotSchema != "" {
+		if err := r.loadSnapshot(ctx, a); err != nil {
+			return err
+		}
+	}
+	return r.catchUp(ctx, a)
+}
+
+// catchUp folds into a the events stored after a.version.
+func (r *Repository[S, E]) catchUp(ctx context.Context, a *Aggregate[S, E]) error {
+	evolve := r.cfg.Evolve
+	reg := r.cfg.Codec
+	for rec, err := range r.store.Read(ctx, a.id, eventstore.ReadOptions{From: a.version + 1}) {
+		if err != nil {
+			return fmt.Errorf("aggregate: load %q: %w", a.id, err)
+		}
+		e, err := reg.DecodeRecorded(&rec)
+		if err != nil {
+			return fmt.Errorf("aggregate: load %q: %w", a.id, err)
+		}
+		a.state = evolve(a.state, e)
+		a.version = rec.Version
+	}
+	return nil
+}
+
+// loadSnapshot starts a from its stream's snapshot when there is a usable
+// one. Only a context error is returned; other problems are reported and
+// leave a at the initial state.
+func (r *Repository[S, E]) loadSnapshot(ctx context.Context, a *Aggregate[S, E]) error {
+	snap, err := r.store.LoadSnapshot(ctx, a.id, r.snapName)
+	switch {
+	case errors.Is(err, eventstore.ErrNotFound):
+		return nil
+	case err != nil:
+		if ctx.Err() != nil {
+			return fmt.Errorf("aggregate: load %q: %w", a.id, err)
+		}
+		r.report(ctx, &SnapshotError{Op: "load", StreamID: a.id, Err: err})
+		return nil
+	case snap.Schema != r.cfg.SnapshotSchema:
+		r.report(ctx, &SnapshotError{Op: "load", StreamID: a.id, Version: snap.Version, Schema: snap.Schema,
+			Err: fmt.Errorf("%w: want %q", ErrSnapshotSchema, r.cfg.SnapshotSchema)})
+		return nil
+	}
+	state, err := codec.DecodeState[S](r.snapEnc, snap.Data)
+	if err != nil {
+		r.report(ctx, &SnapshotError{Op: "load", StreamID: a.id, Version: snap.Version, Schema: snap.Schema, Err: err})
+		return nil
+	}
+	a.state, a.version, a.snapshot = state, snap.Version, snap.Version
+	return nil
+}
+
+func (r *Repository[S, E]) report(ctx context.Context, err *SnapshotError) {
+	if r.cfg.OnSnapshotError != nil {
+		r.cfg.OnSnapshotError(ctx, err.StreamID, err)
+	}
+	if r.cfg.Logger != nil {
+		r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "esv2: snapshot ignored",
+			slog.String("op", err.Op), slog.String("stream", err.StreamID),
+			slog.Uint64("version", err.Version), slog.String("schema", err.Schema),
+			slog.String("error", err.Err.Error()))
+	}
+}
+
+// Save appends the aggregate's pending events with the loaded version as
+// the expected version, then (when configured) snapshots the state if the
+// stream's version crossed a multiple of SnapshotEvery. Saving nothing
+// pending does nothing.
+//
+// If another writer appended to the stream since Load, Save writes nothing
+// and returns an error wrapping a *eventstore.ConflictError
+// (errors.Is(err, eventstore.ErrConcurrency)); the aggregate is then stale
+// and must be loaded again (or use [Repository.Update], which does that).
+// A snapshot that fails to save does not fail the Save; it is reported.
+//
+// With [WithCommandID], a Save whose events were already stored succeeds
+// without storing them again, and reloads the aggregate so that its state
+// and version are the stream's.
+func (r *Repository[S, E]) Save(ctx context.Context, a *Aggregate[S, E], opts ...Option) error {
+	return r.save(ctx, a, collect(opts))
+}
+
+func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callOptions) error {
+	if len(a.pending) == 0 {
+		return nil
+	}
+	md := o.metadata
+	if o.commandID != "" {
+		md = make(map[string]string, len(o.metadata)+1)
+		for k, v := range o.metadata {
+			md[k] = v
+		}
+		md[CommandMetadataKey] = o.commandID
+	}
+	events := make([]eventstore.Event, len(a.pending))
+	var idBase string
+	if o.commandID != "" {
+		idBase = commandIDBase(a.id, o.commandID)
+	}
+	for i, e := range a.pending {
+		ev, err := r.cfg.Codec.Event(e)
+		if err != nil {
+			return fmt.Errorf("aggregate: save %q: event %d: %w", a.id, i, err)
+		}
+		ev.Metadata = md
+		if idBase != "" {
+			ev.ID = idBase + strconv.Itoa(i)
+		}
+		events[i] = ev
+	}
+	res, err := r.store.Append(ctx, a.id, eventstore.Exact(a.version), events...)
+	if err != nil {
+		return fmt.Errorf("aggregate: save %q: %w", a.id, err)
+	}
+	if len(res.Duplicates) > 0 || res.Version != a.version+uint64(len(events)) {
+		// A repeated command: what the stream holds is not (only) what
+		// this aggregate recorded, so take the stream's word for it.
+		if err := r.load(ctx, a); err != nil {
+			return fmt.Errorf("aggregate: save %q: events stored, reload failed: %w", a.id, err)
+		}
+		return nil
+	}
+	before := a.version
+	a.version = res.Version
+	a.pending = a.pending[:0]
+	if n := r.cfg.SnapshotEvery; n > 0 && a.version/n > before/n {
+		r.saveSnapshot(ctx, a)
+	}
+	return nil
+}
+
+// commandIDBase derives the event-ID prefix of a command on a stream. The
+// stream is part of it because event IDs are unique across the store and
+// one command may write to several streams.
+func commandIDBase(streamID, commandID string) string {
+	h := sha256.New()
+	h.Write([]byte(streamID))
+	h.Write([]byte{0})
+	h.Write([]byte(commandID))
+	var sum [sha256.Size]byte
+	return "cmd-" + hex.EncodeToString(h.Sum(sum[:0])[:16]) + "-"
+}
+
+func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E]) {
+	data, err := codec.EncodeState(r.snapEnc, a.state)
+	if err == nil {
+		err = r.store.SaveSnapshot(ctx, eventstore.Snapshot{
+			StreamID: a.id, Name: r.snapName, Version: a.version, Schema: r.cfg.SnapshotSchema, Data: data,
+		})
+	}
+	if err != nil {
+		r.report(ctx, &SnapshotError{Op: "save", StreamID: a.id, Version: a.version, Schema: r.cfg.SnapshotSchema, Err: err})
+	}
+}
+
+// Update runs a command against the aggregate id: it loads it, calls decide
+// with its state, records the events decide returns and saves them. When
+// the save meets a concurrency conflict it starts again from the load, up
+// to Config.MaxAttempts times (after a short random pause), so decide always judges the latest state and
+// must be free of side effects. It returns the aggregate as saved.
+//
+// An error from decide is returned at once, wrapped (errors.Is and
+// errors.As see it), and nothing is saved. Deciding no events saves
+// nothing. After the last attempt the conflict is returned
+// (errors.Is(err, eventstore.ErrConcurrency)).
+//
+// With [WithCommandID], an Update whose command is already stored in the
+// stream returns the current aggregate without calling decide, so a
+// repeated command succeeds even when deciding again would now fail.
+func (r *Repository[S, E]) Update(ctx context.Context, id string, decide func(S) ([]E, error), opts ...Option) (*Aggregate[S, E], error) {
+	o := collect(opts)
+	start := time.Now()
+	a, err := r.Load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		if o.commandID != "" {
+			done, err := r.applied(ctx, id, o.commandID)
+			if err != nil {
+				return nil, err
+			}
+			if done {
+				return a, nil
+			}
+		}
+		events, err := decide(a.state)
+		if err != nil {
+			return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+		}
+		if len(events) == 0 {
+			return a, nil
+		}
+		a.Record(events...)
+		err = r.save(ctx, a, o)
+		if err == nil {
+			return a, nil
+		}
+		if !errors.Is(err, eventstore.ErrConcurrency) {
+			return nil, err
+		}
+		if attempt >= r.cfg.MaxAttempts {
+			return nil, fmt.Errorf("aggregate: update %q: gave up after %d attempts: %w", id, attempt, err)
+		}
+		if err := r.pause(ctx, attempt, time.Since(start)); err != nil {
+			return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+		}
+		// Load again rather than roll back to the state before Record: an
+		// Evolve that changes a map of the state in place would have
+		// changed that state too.
+		start = time.Now()
+		if a, err = r.Load(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// applied reports whether an event of the command is stored in the stream.
+func (r *Repository[S, E]) applied(ctx context.Context, id, commandID string) (bool, error) {
+	opts := eventstore.ReadOptions{Limit: 1, Filter: eventstore.Filter{
+		Metadata: []eventstore.MetadataFilter{eventstore.MetadataEquals(CommandMetadataKey, commandID)},
+	}}
+	for _, err := range r.store.Read(ctx, id, opts) {
+		if err != nil {
+			return false, fmt.Errorf("aggregate: update %q: look up command %q: %w", id, commandID, err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// pause waits a random time that grows with the attempt number, so that
+// writers contending for one stream spread out instead of colliding again.
+// The unit is the time the failed attempt took (at least RetryDelay): the
+// window a rival needs to load, decide and save.
+func (r *Repository[S, E]) pause(ctx context.Context, attempt int, took time.Duration) error {
+	if r.cfg.RetryDelay < 0 {
+		return ctx.Err()
+	}
+	limit := max(took, r.cfg.RetryDelay) << min(attempt-1, 5)
+	t := time.NewTimer(rand.N(limit) + 1)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
