@@ -1,0 +1,64 @@
+// Package aggregate keeps typed aggregates in an [eventstore.Store]: a state
+// type S, an event type E and a pure reducer func(S, E) S are all an
+// application writes; a [Repository] loads, saves, retries and snapshots.
+//
+// # Defining an aggregate
+//
+//	type Account struct{ Balance int64 }
+//
+//	type AccountEvent interface{ isAccountEvent() }
+//	type Deposited struct{ Amount int64 }
+//	func (Deposited) isAccountEvent() {}
+//
+//	func evolve(a Account, e AccountEvent) Account {
+//		switch e := e.(type) {
+//		case Deposited:
+//			a.Balance += e.Amount
+//		}
+//		return a
+//	}
+//
+//	events := codec.New[AccountEvent]()
+//	err := codec.Register[Deposited](events, "account.deposited")
+//
+//	repo, err := aggregate.NewRepository(store, aggregate.Config[Account, AccountEvent]{
+//		Evolve: evolve,
+//		Codec:  events,
+//	})
+//
+// The compiler checks the reducer and the events against S and E; there is
+// no interface{} to assert and no method looked up by reflection.
+//
+// # Loading and saving
+//
+// [Repository.Load] folds a stream into its state, streaming the events
+// from the store. [Aggregate.Record] folds new events into the state and
+// queues them; [Repository.Save] appends them with the loaded version as
+// the expected version, so a concurrent writer makes it fail with
+// [eventstore.ErrConcurrency] and write nothing.
+//
+// # Commands
+//
+// [Repository.Update] is a command handler in one call: it loads the
+// aggregate, asks a decide function for the events (or an error, which it
+// returns wrapped and saves nothing), saves them, and on a concurrency
+// conflict loads again and retries, up to Config.MaxAttempts times.
+//
+// Give a command an ID with [WithCommandID] and running it again does
+// nothing more and still succeeds: each event's ID is derived from the
+// stream, the command ID and the event's index, and the store keeps an
+// event ID once. Update also looks the command up before deciding, so a
+// repeated command succeeds even when deciding again would now fail
+// (withdrawing the same money twice).
+//
+// # Snapshots
+//
+// With Config.SnapshotEvery set to N, a Save whose new version crosses a
+// multiple of N stores the encoded state, tagged with Config.SnapshotSchema;
+// Load then starts from the newest snapshot and folds only the events after
+// it. Change the schema tag whenever S changes shape: snapshots with another
+// tag, or that fail to decode, are ignored (the state is rebuilt from the
+// events) and reported as a [*SnapshotError] to Config.OnSnapshotError and
+// Config.Logger. A snapshot that fails to save never fails the Save that
+// stored the events.
+package aggregate
