@@ -16,10 +16,12 @@
 // "esv2"; identifiers are quoted with pgx.Identifier.Sanitize):
 //
 //   - events: one row per event; position (primary key) is the global
-//     position; unique (stream_id, version) keeps versions dense and
-//     unique (event_id) makes idempotency durable across restarts and
-//     processes. Metadata is a jsonb column.
-//   - streams: each stream's current version, read by the append check.
+//     position; unique (stream_id, version) keeps versions dense and gives
+//     a stream's version with one index probe; a partial unique index on
+//     event_id makes idempotency durable across restarts and processes.
+//     Metadata is a jsonb column.
+//   - streams: one row per stream, written at its first event, so that
+//     appending to an existing stream writes its events and nothing else.
 //   - snapshots: the latest snapshot per (stream_id, name).
 //   - schema_version: one row per applied migration.
 //   - append_batch: the PL/pgSQL function that performs a group of appends
@@ -86,10 +88,11 @@
 // caller gets its own result. The checks run in memory inside the
 // function after two lookups (the group's streams, its stored event IDs);
 // then one INSERT ... SELECT FROM unnest stores every accepted event and
-// one upsert moves the streams, so a group costs a fixed number of
+// one more registers new streams, so a group costs a fixed number of
 // statements whatever its size. Two appends carrying the same event ID
-// never share a group (the second waits for the next one). So 64 goroutines appending one event each
-// cost a few transactions, not 64 serialised ones (TestGroupCommit logs
+// never share a group (the second waits for the next one). So 64
+// goroutines appending one event each cost a few transactions, not 64
+// serialised ones (TestGroupCommit logs
 // the figure).
 //
 // Unique indexes still back the checks: a unique violation, serialization

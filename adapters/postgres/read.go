@@ -266,10 +266,7 @@ func (s *Store) present(ctx context.Context, streamID string) (uint64, error) {
 	if streamID == eventstore.AllStreams {
 		err = s.pool.QueryRow(ctx, s.q.head).Scan(&v)
 	} else {
-		err = s.pool.QueryRow(ctx, "SELECT version FROM "+s.schema+".streams WHERE stream_id = $1", streamID).Scan(&v)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, nil
-		}
+		err = s.pool.QueryRow(ctx, s.q.streamVersion, streamID).Scan(&v)
 	}
 	if err != nil {
 		return 0, s.readErr(err)

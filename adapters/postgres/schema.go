@@ -52,10 +52,12 @@ func (e *SchemaVersionError) Unwrap() error { return ErrSchemaVersion }
 var migrations = []string{
 	// 1: events, streams, snapshots and the append function.
 	`
+-- streams lists the streams, one row written at a stream's first event.
+-- Versions are read from the events' (stream_id, version) index, so that
+-- appending to an existing stream writes its events and nothing else.
 CREATE TABLE {schema}.streams (
 	stream_id  text        NOT NULL,
-	version    bigint      NOT NULL,
-	updated_at timestamptz NOT NULL,
+	created_at timestamptz NOT NULL,
 	CONSTRAINT streams_pkey PRIMARY KEY (stream_id)
 );
 
@@ -69,9 +71,10 @@ CREATE TABLE {schema}.events (
 	metadata    jsonb,
 	occurred_at timestamptz NOT NULL,
 	CONSTRAINT events_pkey PRIMARY KEY (position),
-	CONSTRAINT events_stream_version_key UNIQUE (stream_id, version),
-	CONSTRAINT events_event_id_key UNIQUE (event_id)
+	CONSTRAINT events_stream_version_key UNIQUE (stream_id, version)
 );
+-- Partial: events without an ID cost no entry.
+CREATE UNIQUE INDEX events_event_id_key ON {schema}.events (event_id) WHERE event_id IS NOT NULL;
 
 CREATE TABLE {schema}.snapshots (
 	stream_id  text        NOT NULL,
@@ -100,8 +103,8 @@ CREATE TABLE {schema}.snapshots (
 --
 -- The requests are checked in order against the state the previous ones
 -- leave, in memory; then one INSERT stores every accepted event and one
--- upsert moves the streams: a fixed number of statements per group, none
--- per request or per event.
+-- more registers new streams: a fixed number of statements per group,
+-- none per request or per event.
 --
 -- Positions are allocated as max(position)+1 while holding the advisory
 -- lock p_lock until commit, so they are gapless and in commit order.
@@ -116,7 +119,7 @@ DECLARE
 	v_start  bigint;
 	v_head   bigint;
 	d_ver    bigint[];
-	d_moved  bool[];
+	d_created bool[];
 	s_ord    bigint[] := '{}';
 	s_stream text[] := '{}';
 	s_ver    bigint[] := '{}';
@@ -136,17 +139,18 @@ BEGIN
 	PERFORM pg_advisory_xact_lock(p_lock);
 	SELECT coalesce(max(ev.position), 0) INTO v_start FROM {schema}.events ev;
 	v_head := v_start;
-	SELECT array_agg(coalesce(st.version, 0) ORDER BY d.k) INTO d_ver
-	FROM unnest(d_stream) WITH ORDINALITY AS d(s, k)
-	LEFT JOIN {schema}.streams st ON st.stream_id = d.s;
-	d_moved := array_fill(false, ARRAY[cardinality(d_stream)]);
+	SELECT array_agg(coalesce((SELECT max(ev.version) FROM {schema}.events ev WHERE ev.stream_id = d.s), 0) ORDER BY d.k)
+	INTO d_ver
+	FROM unnest(d_stream) WITH ORDINALITY AS d(s, k);
+	d_created := array_fill(false, ARRAY[cardinality(d_stream)]);
 	IF p_ids THEN
 		SELECT coalesce(array_agg(x.ord ORDER BY x.ord), '{}'),
 		       coalesce(array_agg(ev.stream_id ORDER BY x.ord), '{}'),
 		       coalesce(array_agg(ev.version ORDER BY x.ord), '{}')
 		INTO s_ord, s_stream, s_ver
 		FROM unnest(e_id) WITH ORDINALITY AS x(id, ord)
-		JOIN {schema}.events ev ON ev.event_id = x.id;
+		JOIN {schema}.events ev ON ev.event_id = x.id
+		WHERE x.id IS NOT NULL AND ev.event_id IS NOT NULL; -- lets the partial index serve
 	END IF;
 	v_ns := cardinality(s_ord);
 	r_ok := array_fill(false, ARRAY[cardinality(r_sidx)]);
@@ -194,10 +198,12 @@ BEGIN
 				FOR j IN 1 .. cardinality(o_dup_index) LOOP
 					v_skip[v_off + 1 + o_dup_index[j]] := true;
 				END LOOP;
+				IF v_cur = 0 THEN
+					d_created[v_si] := true;
+				END IF;
 				v_cur := v_cur + v_k;
 				v_head := v_head + v_k;
 				d_ver[v_si] := v_cur;
-				d_moved[v_si] := true;
 				o_position := v_head;
 			END IF;
 		END IF;
@@ -213,9 +219,9 @@ BEGIN
 		       x.id, x.typ, coalesce(x.dat, '\x'::bytea), x.meta, coalesce(x.tm, v_now)
 		FROM unnest(e_req, e_id, e_type, e_data, e_meta, e_time) WITH ORDINALITY AS x(req, id, typ, dat, meta, tm, ord)
 		WHERE r_ok[x.req] AND NOT coalesce(v_skip[x.ord], false);
-		INSERT INTO {schema}.streams AS st (stream_id, version, updated_at)
-		SELECT d.s, d.v, v_now FROM unnest(d_stream, d_ver, d_moved) AS d(s, v, moved) WHERE d.moved
-		ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at;
+		INSERT INTO {schema}.streams (stream_id, created_at)
+		SELECT d.s, v_now FROM unnest(d_stream, d_created) AS d(s, created) WHERE d.created
+		ON CONFLICT (stream_id) DO NOTHING;
 		-- One NOTIFY per transaction, never per event.
 		PERFORM pg_notify(p_channel, v_head::text);
 	END IF;
@@ -347,21 +353,23 @@ func readVersion(ctx context.Context, q interface {
 // queries holds the SQL texts that do not depend on the call, built once
 // per store. pgx prepares and caches each per connection.
 type queries struct {
-	head       string
-	appendCall string
-	streamHead string
-	allHead    string
-	saveSnap   string
-	loadSnap   string
-	cols       string
+	head          string
+	appendCall    string
+	streamHead    string
+	streamVersion string
+	allHead       string
+	saveSnap      string
+	loadSnap      string
+	cols          string
 }
 
 func buildQueries(schema string) queries {
 	return queries{
-		head:       "SELECT coalesce(max(position), 0) FROM " + schema + ".events",
-		appendCall: "SELECT o_status, o_version, o_position, o_dup_index, o_dup_version, o_other_id, o_other_stream FROM " + schema + ".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-		streamHead: "SELECT version, occurred_at FROM " + schema + ".events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1",
-		allHead:    "SELECT position, occurred_at FROM " + schema + ".events ORDER BY position DESC LIMIT 1",
+		head:          "SELECT coalesce(max(position), 0) FROM " + schema + ".events",
+		appendCall:    "SELECT o_status, o_version, o_position, o_dup_index, o_dup_version, o_other_id, o_other_stream FROM " + schema + ".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+		streamHead:    "SELECT version, occurred_at FROM " + schema + ".events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1",
+		streamVersion: "SELECT coalesce(max(version), 0) FROM " + schema + ".events WHERE stream_id = $1",
+		allHead:       "SELECT position, occurred_at FROM " + schema + ".events ORDER BY position DESC LIMIT 1",
 		saveSnap: "INSERT INTO " + schema + ".snapshots AS sn (stream_id, name, version, schema_tag, data, saved_at) VALUES ($1, $2, $3, $4, $5, now()) " +
 			"ON CONFLICT (stream_id, name) DO UPDATE SET version = excluded.version, schema_tag = excluded.schema_tag, data = excluded.data, saved_at = excluded.saved_at " +
 			"WHERE sn.version <= excluded.version",
