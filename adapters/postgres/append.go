@@ -254,7 +254,12 @@ func (s *Store) commitGroup(group []*appendReq) {
 		s.notifier.Notify()
 	}
 	for i, r := range group {
-		r.done <- rows[i].result(r)
+		resp := rows[i].result(r)
+		if resp.res.Appended > 0 {
+			s.appends.Add(1)
+			s.events.Add(uint64(resp.res.Appended))
+		}
+		r.done <- resp
 	}
 }
 

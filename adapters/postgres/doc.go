@@ -92,8 +92,7 @@
 // statements whatever its size. Two appends carrying the same event ID
 // never share a group (the second waits for the next one). So 64
 // goroutines appending one event each cost a few transactions, not 64
-// serialised ones (TestGroupCommit logs
-// the figure).
+// serialised ones; [Store.Stats] shows it (Commits below Appends).
 //
 // Unique indexes still back the checks: a unique violation, serialization
 // failure or deadlock caused by a writer that bypassed the lock is retried,

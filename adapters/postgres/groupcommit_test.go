@@ -39,15 +39,19 @@ func TestGroupCommit(t *testing.T) {
 		})
 	}
 	ready.Wait()
-	before := s.groups.Load()
+	before := s.Stats()
 	began := time.Now()
 	close(start)
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	elapsed := time.Since(began)
-	groups := s.groups.Load() - before
+	after := s.Stats()
+	groups := after.Commits - before.Commits
 	appends := uint64(goroutines * rounds)
+	if got := after.Appends - before.Appends; got != appends {
+		t.Errorf("Stats: %d appends counted, want %d", got, appends)
+	}
 	t.Logf("%d appends from %d goroutines in %d transactions, %v (%.0f appends/s)",
 		appends, goroutines, groups, elapsed, float64(appends)/elapsed.Seconds())
 	if groups > appends/4 {

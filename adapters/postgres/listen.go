@@ -53,6 +53,7 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 		return false
 	}
 	s.listenerPID.Store(conn.PgConn().PID())
+	s.connects.Add(1)
 	s.notifier.Notify() // catch up with whatever was missed while away
 	select {
 	case s.listening <- struct{}{}:

@@ -40,9 +40,8 @@ type Store struct {
 	notifier *eventstore.Notifier
 	head     atomic.Uint64 // highest position known committed
 	writer   *writer
-	// groups counts the transactions the writer committed (tests and
-	// figures: N concurrent appends should cost far fewer).
-	groups atomic.Uint64
+	// Counters for Stats.
+	groups, appends, events, connects atomic.Uint64
 	// polls counts the head polls done (tests).
 	polls atomic.Uint64
 
@@ -207,6 +206,33 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option)
 		s.bg.Go(func() { s.poll(s.bgCtx, cfg.pollInterval) })
 	}
 	return s, nil
+}
+
+// Stats counts what a Store has done since it was opened; see
+// Store.Stats.
+type Stats struct {
+	// Appends is the number of append calls that stored events.
+	Appends uint64
+	// Events is the number of events they stored.
+	Events uint64
+	// Commits is the number of transactions the writer committed. With
+	// group commit it is lower than Appends when appends arrive
+	// concurrently.
+	Commits uint64
+	// ListenerConnects counts the LISTEN connection's successful
+	// subscriptions: 1 plus the reconnections.
+	ListenerConnects uint64
+}
+
+// Stats returns the store's counters; they make group commit and LISTEN
+// reconnections observable.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Appends:          s.appends.Load(),
+		Events:           s.events.Load(),
+		Commits:          s.groups.Load(),
+		ListenerConnects: s.connects.Load(),
+	}
 }
 
 // Pool returns the connection pool the store uses.

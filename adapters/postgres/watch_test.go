@@ -79,6 +79,9 @@ func TestListenerReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitListening(t, a)
+	if got := a.Stats().ListenerConnects; got != 2 {
+		t.Errorf("Stats().ListenerConnects = %d after one reconnection, want 2", got)
+	}
 	if got := a.listenerPID.Load(); got == pid || got == 0 {
 		t.Errorf("listener PID after reconnect = %d, want a new one (old %d)", got, pid)
 	}
