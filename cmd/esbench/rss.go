@@ -76,7 +76,7 @@ func child(ctx context.Context, op string) error {
 		n, err := e.drv.read(ctx, stream, 1, func(uint64, string, []byte) error { return nil })
 		return countErr(n, want, err)
 	case "load":
-		repo, err := newCounterRepo(e.store, 0)
+		repo, err := newCounterRepo(e.store, 0, nil)
 		if err != nil {
 			return err
 		}
