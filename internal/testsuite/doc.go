@@ -29,11 +29,22 @@
 // all-streams log and its stream prefix, abandoned iterations, cancelled
 // contexts), Info, Watch (from the present, the start or a version or
 // position; catch-up then live under concurrent writers; filters; slow
-// watchers; cancellation; Close), Snapshot and Close.
+// watchers; cancellation; Close), Snapshot, Close and Stream (the
+// [eventstore.Stream] handle over the store).
 //
 // # How it waits
 //
 // The suite never sleeps to let something happen: it waits on channels with
 // a deadline (failing the test when the deadline passes), and collects the
-// results of concurrent calls with errgroup.
+// results of concurrent calls with errgroup. The one wait it cannot express
+// that way, for a watch from the present to have fixed "the present", it
+// turns into a condition: it appends probe events until one comes through.
+//
+// # Testing the suite
+//
+// The package's own tests run the suite on a small in-memory reference
+// store, which must pass, and on broken variants of it (a store that
+// ignores expected versions, matches stream prefixes case-insensitively,
+// loses an event between catch-up and live ...), each of which must fail
+// the subtest written to catch it.
 package testsuite

@@ -28,7 +28,6 @@ func readTests() []test {
 		{"NotIterated", leaf(testReadNotIterated)},
 		{"CancelledContext", leaf(testReadCancelled)},
 		{"InvalidInput", testReadInvalid},
-		{"StreamHandle", leaf(testStreamHandle)},
 	}
 }
 

@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Watch", watchTests()},
 		{"Snapshot", snapshotTests()},
 		{"Close", closeTests()},
+		{"Stream", []test{{"Handle", leaf(testStreamHandle)}}},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

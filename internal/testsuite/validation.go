@@ -82,22 +82,25 @@ func testAppendInvalidMidBatch(t *testing.T, s eventstore.Store) {
 	mustAppend(t, s, "other", eventstore.NoStream, evID("a", "t"), evID("b", "t"))
 }
 
+// invalidReads are read and watch arguments that must be refused.
+var invalidReads = []struct {
+	name   string
+	stream string
+	filter eventstore.Filter
+}{
+	{"EmptyStreamID", "", eventstore.Filter{}},
+	{"StreamIDInvalidUTF8", "\xff", eventstore.Filter{}},
+	{"StreamPrefixOnStream", "s", eventstore.Filter{StreamPrefix: "s"}},
+	{"EmptyFilterType", "s", eventstore.Filter{Types: []string{""}}},
+	{"MetadataEmptyKey", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{eventstore.MetadataEquals("", "v")}}},
+	{"MetadataUnknownOp", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{{Key: "k", Op: 99, Values: []string{"v"}}}}},
+	{"MetadataInNoValues", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{eventstore.MetadataOneOf("k")}}},
+	{"MetadataEqTwoValues", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{{Key: "k", Op: eventstore.MetadataEq, Values: []string{"a", "b"}}}}},
+}
+
 // testReadInvalid checks that invalid read arguments are refused.
 func testReadInvalid(t *testing.T, newStore Factory) {
-	for _, c := range []struct {
-		name   string
-		stream string
-		filter eventstore.Filter
-	}{
-		{"EmptyStreamID", "", eventstore.Filter{}},
-		{"StreamIDInvalidUTF8", "\xff", eventstore.Filter{}},
-		{"StreamPrefixOnStream", "s", eventstore.Filter{StreamPrefix: "s"}},
-		{"EmptyFilterType", "s", eventstore.Filter{Types: []string{""}}},
-		{"MetadataEmptyKey", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{eventstore.MetadataEquals("", "v")}}},
-		{"MetadataUnknownOp", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{{Key: "k", Op: 99, Values: []string{"v"}}}}},
-		{"MetadataInNoValues", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{eventstore.MetadataOneOf("k")}}},
-		{"MetadataEqTwoValues", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{{Key: "k", Op: eventstore.MetadataEq, Values: []string{"a", "b"}}}}},
-	} {
+	for _, c := range invalidReads {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			s := newStore(t)
@@ -109,11 +112,25 @@ func testReadInvalid(t *testing.T, newStore Factory) {
 				}
 				wantValidation(t, "Read", err)
 			}
-			got, err := readErr(t, "Watch", s.Watch(ctxTimeout(t), c.stream, eventstore.WatchOptions{From: eventstore.FromStart(), Filter: c.filter}))
-			if len(got) != 0 {
-				t.Errorf("Watch yielded %d events before its error", len(got))
+		})
+	}
+}
+
+// testWatchInvalid checks that invalid watch arguments are refused: the
+// watch yields the error and ends instead of waiting.
+func testWatchInvalid(t *testing.T, newStore Factory) {
+	for _, c := range invalidReads {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
+			for _, from := range []eventstore.Start{eventstore.FromPresent(), eventstore.FromStart()} {
+				got, err := readErr(t, "Watch", s.Watch(ctxTimeout(t), c.stream, eventstore.WatchOptions{From: from, Filter: c.filter}))
+				if len(got) != 0 {
+					t.Errorf("Watch(%+v) yielded %d events before its error", from, len(got))
+				}
+				wantValidation(t, "Watch", err)
 			}
-			wantValidation(t, "Watch", err)
 		})
 	}
 }

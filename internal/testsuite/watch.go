@@ -28,6 +28,7 @@ func watchTests() []test {
 		{"CancelledContext", leaf(testWatchCancelled)},
 		{"SlowWatcherBlocksNoOne", leaf(testWatchSlow)},
 		{"CloseEndsWatchers", leaf(testWatchClose)},
+		{"InvalidInput", testWatchInvalid},
 	}
 }
 
