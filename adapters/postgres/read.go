@@ -47,7 +47,7 @@ func (s *Store) rows(ctx context.Context, sql string, args []any) iter.Seq2[even
 		}
 		rows, err := s.pool.Query(ctx, sql, args...)
 		if err != nil {
-			yield(eventstore.Recorded{}, s.readErr(err))
+			yield(eventstore.Recorded{}, s.readErr(ctx, err))
 			return
 		}
 		defer rows.Close()
@@ -55,7 +55,7 @@ func (s *Store) rows(ctx context.Context, sql string, args []any) iter.Seq2[even
 		for rows.Next() {
 			r, err := sc.scan(rows)
 			if err != nil {
-				yield(eventstore.Recorded{}, s.readErr(err))
+				yield(eventstore.Recorded{}, s.readErr(ctx, err))
 				return
 			}
 			if !yield(r, nil) {
@@ -64,16 +64,23 @@ func (s *Store) rows(ctx context.Context, sql string, args []any) iter.Seq2[even
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			yield(eventstore.Recorded{}, s.readErr(err))
+			yield(eventstore.Recorded{}, s.readErr(ctx, err))
 		}
 	}
 }
 
-func (s *Store) readErr(err error) error {
-	if s.closed.Load() && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+// readErr translates a read's error. A call cut short by Close (its
+// connection closed or its connection attempt canceled by the pool) gets
+// ErrClosed, whatever the driver said, unless its own ctx ended.
+func (s *Store) readErr(ctx context.Context, err error) error {
+	return s.callErr(ctx, err, "read")
+}
+
+func (s *Store) callErr(ctx context.Context, err error, op string) error {
+	if s.closed.Load() && ctx.Err() == nil {
 		return eventstore.ErrClosed
 	}
-	return translateError(err, opErr("read"))
+	return translateError(err, opErr(op))
 }
 
 // readQuery builds the SELECT for a read, up to version or position upTo
@@ -269,7 +276,7 @@ func (s *Store) present(ctx context.Context, streamID string) (uint64, error) {
 		err = s.pool.QueryRow(ctx, s.q.streamVersion, streamID).Scan(&v)
 	}
 	if err != nil {
-		return 0, s.readErr(err)
+		return 0, s.readErr(ctx, err)
 	}
 	return uint64(v), nil
 }
@@ -300,7 +307,7 @@ func (s *Store) Info(ctx context.Context, streamID string) (eventstore.StreamInf
 	case errors.Is(err, pgx.ErrNoRows):
 		return info, nil
 	case err != nil:
-		return eventstore.StreamInfo{}, s.readErr(err)
+		return eventstore.StreamInfo{}, s.readErr(ctx, err)
 	}
 	info.Version, info.Count, info.LastTime = uint64(v), uint64(v), at.UTC()
 	return info, nil
@@ -326,7 +333,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) erro
 	}
 	_, err := s.pool.Exec(ctx, s.q.saveSnap, snap.StreamID, snap.Name, int64(snap.Version), snap.Schema, data)
 	if err != nil {
-		return s.snapErr(err, "save snapshot")
+		return s.callErr(ctx, err, "save snapshot")
 	}
 	return nil
 }
@@ -348,7 +355,7 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID, name string) (events
 	var v int64
 	err := s.pool.QueryRow(ctx, s.q.loadSnap, streamID, name).Scan(&v, &snap.Schema, &snap.Data, &snap.Time)
 	if err != nil {
-		return eventstore.Snapshot{}, s.snapErr(err, fmt.Sprintf("load snapshot %q of stream %q", name, streamID))
+		return eventstore.Snapshot{}, s.callErr(ctx, err, fmt.Sprintf("load snapshot %q of stream %q", name, streamID))
 	}
 	snap.Version = uint64(v)
 	snap.Time = snap.Time.UTC()
@@ -356,11 +363,4 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID, name string) (events
 		snap.Data = nil
 	}
 	return snap, nil
-}
-
-func (s *Store) snapErr(err error, op string) error {
-	if s.closed.Load() && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		return eventstore.ErrClosed
-	}
-	return translateError(err, opErr(op))
 }
