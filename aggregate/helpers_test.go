@@ -2,13 +2,18 @@ package aggregate_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
+	"github.com/esv2/esv2/adapters/postgres"
 	"github.com/esv2/esv2/adapters/sqlite"
 	"github.com/esv2/esv2/aggregate"
 	"github.com/esv2/esv2/codec"
@@ -31,6 +36,7 @@ var stores = []storeFactory{
 	{"sqlite-file", func(t *testing.T) eventstore.Store {
 		return openSQLite(t, filepath.Join(t.TempDir(), "events.db"))
 	}},
+	{"postgres", openPostgres},
 }
 
 func openSQLite(t *testing.T, path string) eventstore.Store {
@@ -38,6 +44,44 @@ func openSQLite(t *testing.T, path string) eventstore.Store {
 	s, err := sqlite.Open(t.Context(), path)
 	if err != nil {
 		t.Fatalf("sqlite.Open(%q): %v", path, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// openPostgres opens a store on a fresh schema of the database named by
+// ESV2_POSTGRES_DSN, dropped when the test ends; it skips the test when the
+// variable is unset.
+func openPostgres(t *testing.T) eventstore.Store {
+	t.Helper()
+	dsn := os.Getenv("ESV2_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("PostgreSQL tests are off: set ESV2_POSTGRES_DSN, e.g. ESV2_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	}
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	schema := "esv2_aggregate_test_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { // registered first, so it runs after the store's Close
+		ctx := context.WithoutCancel(t.Context())
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	s, err := postgres.Open(t.Context(), dsn, postgres.WithSchema(schema), postgres.WithMigrate())
+	if err != nil {
+		t.Fatalf("postgres.Open: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {

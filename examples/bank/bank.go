@@ -43,7 +43,7 @@ func run(ctx context.Context, w io.Writer, store eventstore.Store, where string)
 	if info, err := store.Info(ctx, eventstore.AllStreams); err != nil {
 		return err
 	} else if info.Version > 0 {
-		return fmt.Errorf("the store already holds %d events: the bank needs a new database", info.Version)
+		return fmt.Errorf("the store already holds %d events: the bank needs a new database (a new -db file, or another -schema)", info.Version)
 	}
 	events, err := newCodec()
 	if err != nil {

@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -9,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 )
 
@@ -18,7 +23,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // output: the story must read the same on every run.
 func TestRun(t *testing.T) {
 	var out bytes.Buffer
-	if err := mainErr(t.Context(), &out, ""); err != nil {
+	if err := mainErr(t.Context(), &out, config{}); err != nil {
 		t.Fatalf("run: %v\noutput so far:\n%s", err, out.String())
 	}
 	if diff := cmp.Diff(wantOutput, out.String()); diff != "" {
@@ -35,16 +40,50 @@ func TestRun(t *testing.T) {
 func TestRunOnFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bank.db")
 	var out bytes.Buffer
-	if err := mainErr(t.Context(), &out, path); err != nil {
+	if err := mainErr(t.Context(), &out, config{db: path}); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	want := map[string]int64{"alice": 90, "bob": 80, "carol": 115}
 	if diff := cmp.Diff(want, balances(t, out.String())); diff != "" {
 		t.Errorf("final balances (-want +got):\n%s", diff)
 	}
-	err := mainErr(t.Context(), &bytes.Buffer{}, path)
+	err := mainErr(t.Context(), &bytes.Buffer{}, config{db: path})
 	if err == nil || !strings.Contains(err.Error(), "needs a new database") {
 		t.Errorf("second run on the same file: err = %v, want a refusal", err)
+	}
+}
+
+// TestRunOnPostgres runs the example with -dsn on a fresh schema, and
+// checks that its story is the same as on SQLite.
+func TestRunOnPostgres(t *testing.T) {
+	dsn := os.Getenv("ESV2_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("PostgreSQL tests are off: set ESV2_POSTGRES_DSN, e.g. ESV2_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	}
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	schema := "esv2_bank_test_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		ctx := context.WithoutCancel(t.Context())
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	var out bytes.Buffer
+	if err := mainErr(t.Context(), &out, config{dsn: dsn, schema: schema}); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	want := strings.Replace(wantOutput, "on SQLite in memory.", "on PostgreSQL.", 1)
+	if diff := cmp.Diff(want, out.String()); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
 	}
 }
 
