@@ -126,9 +126,9 @@ func (s *Store) Stats() Stats {
 }
 
 // Open opens (creating if needed) the event store in the SQLite database at
-// path. An empty path or ":memory:" opens a new in-memory database, private
-// to this Store and shared by all of its connections; it is gone after
-// Close.
+// path, a file name or an SQLite "file:" URI. An empty path or ":memory:"
+// opens a new in-memory database, private to this Store and shared by all
+// of its connections; it is gone after Close.
 //
 // A file is put in WAL mode so that readers never block the writer; several
 // processes may open the same file and append concurrently (writes take the
@@ -186,7 +186,14 @@ func (s *Store) open(ctx context.Context) error {
 		// the writer holds one for the Store's lifetime.
 		base = "file:/esv2-" + randomName() + "?vfs=memdb"
 	} else {
-		base = "file:" + escapePath(s.path) + "?"
+		switch {
+		case strings.HasPrefix(s.path, "file:") && strings.Contains(s.path, "?"):
+			base = s.path // a URI with its own parameters (mode, vfs ...)
+		case strings.HasPrefix(s.path, "file:"):
+			base = s.path + "?"
+		default:
+			base = "file:" + escapePath(s.path) + "?"
+		}
 		writerPragmas = "&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
 	}
 	common := fmt.Sprintf("&_pragma=busy_timeout(%d)&_pragma=foreign_keys(0)", busy)

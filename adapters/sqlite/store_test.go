@@ -747,3 +747,30 @@ func TestReadDoesNotMaterialise(t *testing.T) {
 	}
 	t.Logf("live heap grew by at most %d KiB over %d events", (int64(peak)-int64(base))>>10, n)
 }
+
+// TestOpenPaths opens file names that need escaping in a URI, and URIs.
+func TestOpenPaths(t *testing.T) {
+	dir := t.TempDir()
+	for _, path := range []string{
+		filepath.Join(dir, "with space?and#hash%.db"),
+		"file:" + filepath.Join(dir, "uri.db"),
+		"file:" + filepath.Join(dir, "uri-params.db") + "?cache=private",
+	} {
+		s := openFile(t, path)
+		ctx := testCtx(t)
+		if _, err := s.Append(ctx, "s", eventstore.NoStream, eventstore.Event{Type: "t"}); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = openFile(t, path)
+		info, err := s.Info(ctx, "s")
+		if err != nil || info.Version != 1 {
+			t.Errorf("%s reopened: %+v, %v; want version 1", path, info, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "with space?and#hash%.db")); err != nil {
+		t.Errorf("file not created under its own name: %v", err)
+	}
+}
