@@ -57,6 +57,12 @@ var (
 // ended meanwhile; this keeps the answer truthful: an error from Append
 // always means nothing was written, except for a failed COMMIT, whose
 // outcome SQLite reports as an error for every request of the group.
+//
+// Errors: [eventstore.ConflictError], [eventstore.IdempotencyError],
+// [eventstore.ValidationError] (also for a Time outside years 1678-2262,
+// which int64 nanoseconds cannot hold), [eventstore.ErrClosed], a context
+// error, [ErrBusy] when another process held the write lock beyond the busy
+// timeout, or [ErrDatabase] wrapping any other SQLite error.
 func (s *Store) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.Event) (eventstore.AppendResult, error) {
 	if err := eventstore.CheckContext(ctx); err != nil {
 		return eventstore.AppendResult{}, err

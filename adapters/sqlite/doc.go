@@ -8,7 +8,9 @@
 // # Files and memory
 //
 // A file database is put in WAL mode: readers never block the writer and
-// the writer never blocks readers. Several processes may open the same file
+// the writer never blocks readers. It runs with synchronous=FULL, so an
+// append that returned is on disk; group commit amortises that fsync over
+// every append waiting at the time. Several processes may open the same file
 // and append to it concurrently; each write transaction takes SQLite's write
 // lock (BEGIN IMMEDIATE) and waits up to the busy timeout
 // ([WithBusyTimeout]) for another process to release it. An empty path or
