@@ -43,6 +43,11 @@ type bugs struct {
 	olderSnapshotWins bool // an older snapshot overwrites a newer one
 	partialBatch      bool // an invalid event in a batch still lets the ones before it in
 	rawErrorOnClose   bool // a read on a closed store fails with a driver's error
+	timeNotSet        bool // a zero Time is stored as is
+	presentOffByOne   bool // a watch from the present starts one event early
+	emptyUnchecked    bool // an empty batch skips the expected version check
+	otherStreamIDOK   bool // an ID stored in another stream is stored again
+	missingInfoError  bool // Info of a missing stream is ErrNotFound
 }
 
 func newMemStore(b bugs) *memStore {
@@ -91,6 +96,9 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 		if !ok {
 			continue
 		}
+		if in.stream != streamID && m.bugs.otherStreamIDOK {
+			continue
+		}
 		if in.stream != streamID {
 			return eventstore.AppendResult{}, &eventstore.IdempotencyError{EventID: e.ID, StreamID: streamID, StoredIn: in.stream}
 		}
@@ -99,6 +107,9 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 	}
 	if len(events) > 0 && len(dups) == len(events) {
 		return eventstore.AppendResult{Version: cur, Duplicates: dups}, nil
+	}
+	if len(events) == 0 && m.bugs.emptyUnchecked {
+		return eventstore.AppendResult{Version: cur}, nil
 	}
 	if !m.bugs.ignoreExpected && !expected.Matches(cur) {
 		return eventstore.AppendResult{}, &eventstore.ConflictError{StreamID: streamID, Expected: expected, Actual: cur}
@@ -118,7 +129,7 @@ func (m *memStore) write(streamID string, events []eventstore.Event, isDup map[i
 		}
 		e.Data = slices.Clone(e.Data)
 		e.Metadata = maps.Clone(e.Metadata)
-		if e.Time.IsZero() {
+		if e.Time.IsZero() && !m.bugs.timeNotSet {
 			e.Time = now
 		}
 		idx := len(m.events)
@@ -289,6 +300,9 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 			if len(list) == 0 {
 				return 0, nil
 			}
+			if m.bugs.presentOffByOne && len(list) > 1 {
+				return k(list[len(list)-2]), nil
+			}
 			return k(list[len(list)-1]), nil
 		})
 		if err != nil {
@@ -317,6 +331,9 @@ func (m *memStore) Info(ctx context.Context, streamID string) (eventstore.Stream
 	}
 	info := eventstore.StreamInfo{StreamID: streamID}
 	list := m.list(streamID)
+	if len(list) == 0 && m.bugs.missingInfoError {
+		return info, eventstore.ErrNotFound
+	}
 	if len(list) > 0 {
 		last := list[len(list)-1]
 		info.Version = key(streamID)(last)

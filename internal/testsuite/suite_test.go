@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,11 @@ var mutants = map[string]struct {
 	"olderSnapshotWins": {bugs{olderSnapshotWins: true}, "Snapshot/OlderDoesNotOverwrite"},
 	"partialBatch":      {bugs{partialBatch: true}, "Append/InvalidEventMidBatchWritesNothing"},
 	"rawErrorOnClose":   {bugs{rawErrorOnClose: true}, "Close/DuringUse"},
+	"timeNotSet":        {bugs{timeNotSet: true}, "Append/TimeSetByStore"},
+	"presentOffByOne":   {bugs{presentOffByOne: true}, "Watch/FromPresent/Stream"},
+	"emptyUnchecked":    {bugs{emptyUnchecked: true}, "Append/EmptyBatch"},
+	"otherStreamIDOK":   {bugs{otherStreamIDOK: true}, "Append/Idempotency/IDInOtherStream"},
+	"missingInfoError":  {bugs{missingInfoError: true}, "Info/MissingStream"},
 }
 
 // TestConformance runs the suite on the in-memory reference store: a
@@ -65,11 +71,20 @@ func TestSuiteCatchesMutants(t *testing.T) {
 	for name, m := range mutants {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestConformance$", "-test.count=1")
+			// Run only the subtest meant to catch the bug: fast, and its
+			// failure cannot come from elsewhere.
+			run := "^TestConformance$"
+			for _, part := range strings.Split(m.fails, "/") {
+				run += "/^" + regexp.QuoteMeta(part) + "$"
+			}
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run="+run, "-test.count=1", "-test.v")
 			cmd.Env = append(os.Environ(), mutantEnv+"="+name)
 			out, err := cmd.CombinedOutput()
 			if err == nil {
 				t.Fatalf("the suite passed on a store with bug %q; output:\n%s", name, out)
+			}
+			if !bytes.Contains(out, []byte("=== RUN   TestConformance/"+m.fails)) {
+				t.Fatalf("subtest %s did not run; output:\n%s", m.fails, out)
 			}
 			fail := regexp.MustCompile(`(?m)^\s*--- FAIL: TestConformance/` + regexp.QuoteMeta(m.fails) + ` `)
 			if !fail.Match(out) {

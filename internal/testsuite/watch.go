@@ -35,11 +35,12 @@ func watchTests() []test {
 // watcher ranges over a watch in its own goroutine and hands what it
 // yields to the test through a channel.
 type watcher struct {
-	name   string
-	events chan eventstore.Recorded
-	done   chan struct{} // closed when the iteration has ended
-	err    error         // the error the watch yielded; read only after done
-	cancel context.CancelFunc
+	name    string
+	events  chan eventstore.Recorded
+	ranging chan struct{} // closed just before the range over the watch begins
+	done    chan struct{} // closed when the iteration has ended
+	err     error         // the error the watch yielded; read only after done
+	cancel  context.CancelFunc
 }
 
 // watcherBuffer is large enough that no test's watcher ever waits on the
@@ -50,14 +51,16 @@ func startWatch(t *testing.T, s eventstore.Store, stream string, opts eventstore
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	w := &watcher{
-		name:   fmt.Sprintf("Watch(%q, %+v)", stream, opts),
-		events: make(chan eventstore.Recorded, watcherBuffer),
-		done:   make(chan struct{}),
-		cancel: cancel,
+		name:    fmt.Sprintf("Watch(%q, %+v)", stream, opts),
+		events:  make(chan eventstore.Recorded, watcherBuffer),
+		ranging: make(chan struct{}),
+		done:    make(chan struct{}),
+		cancel:  cancel,
 	}
 	seq := s.Watch(ctx, stream, opts)
 	go func() {
 		defer close(w.done)
+		close(w.ranging)
 		for r, err := range seq {
 			if err != nil {
 				w.err = err
@@ -197,11 +200,24 @@ func testWatchFromPresent(t *testing.T, newStore Factory) {
 			// The watch fixes "the present" when its iteration begins, a
 			// moment the test cannot observe: append probes until one comes
 			// through. Correctness does not depend on the probe interval.
+			// A probe whose append returned before the range began is part
+			// of the present, and must not come through.
+			early := make(map[string]bool)
+			probe := func() {
+				data := fmt.Sprint("probe-", len(early))
+				mustAppend(t, s, "s", eventstore.Any, ev("t", data))
+				select {
+				case <-w.ranging:
+					early[data] = false
+				default:
+					early[data] = true
+				}
+			}
 			tick := time.NewTicker(20 * time.Millisecond)
 			defer tick.Stop()
 			deadline := time.NewTimer(waitTimeout)
 			defer deadline.Stop()
-			mustAppend(t, s, "s", eventstore.Any, ev("t", "probe"))
+			probe()
 			var first eventstore.Recorded
 		wait:
 			for {
@@ -211,13 +227,13 @@ func testWatchFromPresent(t *testing.T, newStore Factory) {
 				case <-w.done:
 					t.Fatalf("watch ended: %v", w.err)
 				case <-tick.C:
-					mustAppend(t, s, "s", eventstore.Any, ev("t", "probe"))
+					probe()
 				case <-deadline.C:
 					t.Fatalf("no probe came through the watch within %v", waitTimeout)
 				}
 			}
-			if string(first.Data) != "probe" {
-				t.Fatalf("first event watched from the present: %+v, want a probe appended after the watch began", first)
+			if isEarly, ok := early[string(first.Data)]; !ok || isEarly {
+				t.Fatalf("first event watched from the present: %+v, want a probe appended after the watch began (early probes %v)", first, early)
 			}
 			mustAppend(t, s, "s", eventstore.Any, numbered(3, "t", "real")...)
 			mustAppend(t, s, "x", eventstore.Any, ev("t", "real-x"))
