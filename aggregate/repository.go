@@ -243,7 +243,11 @@ func (r *Repository[S, E]) report(ctx context.Context, err *SnapshotError) {
 		r.cfg.OnSnapshotError(ctx, err.StreamID, err)
 	}
 	if r.cfg.Logger != nil {
-		r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "esv2: snapshot ignored",
+		msg := "esv2: snapshot ignored, state rebuilt from events"
+		if err.Op == "save" {
+			msg = "esv2: snapshot not saved"
+		}
+		r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, msg,
 			slog.String("op", err.Op), slog.String("stream", err.StreamID),
 			slog.Uint64("version", err.Version), slog.String("schema", err.Schema),
 			slog.String("error", err.Err.Error()))

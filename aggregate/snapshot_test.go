@@ -231,6 +231,14 @@ func TestSnapshotSaveFailureDoesNotFailSave(t *testing.T) {
 		t.Errorf("version %d after Save, want 3", a.Version())
 	}
 	checkReported(t, reported.get(), errDiskFull, aggregate.SnapshotError{Op: "save", StreamID: "c", Version: 3, Schema: "v1"})
+
+	// Without a hook, a logger alone hears of it.
+	logger, logs := logBuffer()
+	repo = newRepo(t, store, aggregate.Config[Counter, CounterEvent]{SnapshotEvery: 2, SnapshotSchema: "v1", Logger: logger})
+	saveBatch(t, repo, "c", adds(1)...)
+	if got := logs.String(); !strings.Contains(got, "snapshot not saved") || !strings.Contains(got, "disk full") {
+		t.Errorf("logger got %q, want the failed snapshot save", got)
+	}
 }
 
 func TestSnapshotNameAndEncoding(t *testing.T) {
