@@ -48,6 +48,11 @@ type bugs struct {
 	emptyUnchecked    bool // an empty batch skips the expected version check
 	otherStreamIDOK   bool // an ID stored in another stream is stored again
 	missingInfoError  bool // Info of a missing stream is ErrNotFound
+	watchRepeatsLast  bool // a live page starts again at the last event yielded
+	liveIgnoresFilter bool // a watch filters its catch-up but not its live events
+	metaPrefixIsEq    bool // the metadata prefix filter compares whole values
+	resultFirstPos    bool // AppendResult.Position is the batch's first event's
+	cancelYieldsError bool // a watch ended by its context yields the context's error
 }
 
 func newMemStore(b bugs) *memStore {
@@ -140,7 +145,9 @@ func (m *memStore) write(streamID string, events []eventstore.Event, isDup map[i
 			m.ids[e.ID] = stored{streamID, r.Version}
 		}
 		res.Appended++
-		res.Position = r.Position
+		if res.Position == 0 || !m.bugs.resultFirstPos {
+			res.Position = r.Position
+		}
 	}
 	res.Version = uint64(len(m.streams[streamID]))
 	if res.Appended > 0 {
@@ -183,6 +190,9 @@ func (m *memStore) matches(r eventstore.Recorded, f eventstore.Filter) bool {
 			ok = slices.Contains(c.Values, v)
 		case eventstore.MetadataPrefix:
 			ok = strings.HasPrefix(v, c.Values[0])
+			if m.bugs.metaPrefixIsEq {
+				ok = v == c.Values[0]
+			}
 		}
 		if !ok {
 			return false
@@ -268,6 +278,7 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 	}
 	k := key(streamID)
 	skipped := false
+	live := false
 	page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -277,11 +288,18 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 		if m.closed {
 			return nil, eventstore.ErrClosed
 		}
+		from := after
+		if m.bugs.watchRepeatsLast && live && from > 0 {
+			from--
+		}
 		var out []eventstore.Recorded
 		for _, r := range m.list(streamID) {
-			if k(r) > after && m.matches(r, opts.Filter) && len(out) < limit {
+			if k(r) > from && (m.matches(r, opts.Filter) || (m.bugs.liveIgnoresFilter && live)) && len(out) < limit {
 				out = append(out, r)
 			}
+		}
+		if len(out) < limit {
+			live = true // the next page is read after a wake
 		}
 		if m.bugs.watchSkipsOne && after > 0 && len(out) > 0 && !skipped {
 			skipped = true
@@ -313,6 +331,9 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 			if !yield(r, err) {
 				return
 			}
+		}
+		if m.bugs.cancelYieldsError && ctx.Err() != nil {
+			yield(eventstore.Recorded{}, ctx.Err())
 		}
 	}
 }

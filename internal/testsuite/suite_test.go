@@ -36,6 +36,11 @@ var mutants = map[string]struct {
 	"emptyUnchecked":    {bugs{emptyUnchecked: true}, "Append/EmptyBatch"},
 	"otherStreamIDOK":   {bugs{otherStreamIDOK: true}, "Append/Idempotency/IDInOtherStream"},
 	"missingInfoError":  {bugs{missingInfoError: true}, "Info/MissingStream"},
+	"watchRepeatsLast":  {bugs{watchRepeatsLast: true}, "Watch/FromStart/Stream"},
+	"liveIgnoresFilter": {bugs{liveIgnoresFilter: true}, "Watch/Filter"},
+	"metaPrefixIsEq":    {bugs{metaPrefixIsEq: true}, "Read/Filter/Metadata/Prefix"},
+	"resultFirstPos":    {bugs{resultFirstPos: true}, "Append/Result"},
+	"cancelYieldsError": {bugs{cancelYieldsError: true}, "Watch/ContextCancelEnds"},
 }
 
 // TestConformance runs the suite on the in-memory reference store: a
