@@ -30,12 +30,18 @@ func testDSN(t testing.TB) string {
 // that the stores close first (cleanups run last-in first-out).
 func freshSchema(t testing.TB) string {
 	t.Helper()
+	return freshSchemaNamed(t, "esv2_test_")
+}
+
+// freshSchemaNamed is freshSchema with the name's prefix given.
+func freshSchemaNamed(t testing.TB, prefix string) string {
+	t.Helper()
 	dsn := testDSN(t)
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatal(err)
 	}
-	name := "esv2_test_" + hex.EncodeToString(b[:])
+	name := prefix + hex.EncodeToString(b[:])
 	t.Cleanup(func() {
 		ctx := context.WithoutCancel(t.Context())
 		conn, err := pgx.Connect(ctx, dsn)

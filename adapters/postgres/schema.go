@@ -258,8 +258,8 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, opts ...Option) error {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.schema == "" {
-		return &eventstore.ValidationError{Field: "schema", Index: -1, Reason: "empty"}
+	if err := checkSchemaName(cfg.schema); err != nil {
+		return err
 	}
 	return migrate(ctx, pool, cfg.schema)
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/esv2/esv2/eventstore"
 )
 
 // TestMigrateConcurrently: several stores migrating one schema at once
@@ -94,5 +96,31 @@ func TestMigrateFunction(t *testing.T) {
 	defer other.Close()
 	if err := Migrate(t.Context(), s.pool, WithSchema(schema)); err != nil {
 		t.Errorf("second Migrate: %v", err)
+	}
+}
+
+func TestSchemaNameRefused(t *testing.T) {
+	for _, name := range []string{"", "a\x00b", string(make([]byte, 64))} {
+		err := checkSchemaName(name)
+		if !errors.Is(err, eventstore.ErrInvalidInput) {
+			t.Errorf("checkSchemaName(%q) = %v, want ErrInvalidInput", name, err)
+		}
+	}
+	for _, name := range []string{"esv2", "My Schema", "x\"y", "ü63"} {
+		if err := checkSchemaName(name); err != nil {
+			t.Errorf("checkSchemaName(%q) = %v, want nil", name, err)
+		}
+	}
+}
+
+// TestSchemaNameQuoted: a schema name that needs quoting works.
+func TestSchemaNameQuoted(t *testing.T) {
+	s := openStore(t, freshSchemaNamed(t, `Esv2 "Test" `))
+	if _, err := s.Append(t.Context(), "s", eventstore.NoStream, evt("x")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := eventstore.Collect(s.Read(t.Context(), eventstore.AllStreams, eventstore.ReadOptions{}))
+	if err != nil || len(got) != 1 {
+		t.Fatalf("read back %d events, %v; want 1", len(got), err)
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -154,8 +156,8 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option)
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.schema == "" {
-		return nil, &eventstore.ValidationError{Field: "schema", Index: -1, Reason: "empty"}
+	if err := checkSchemaName(cfg.schema); err != nil {
+		return nil, err
 	}
 	if cfg.groupEvents < 1 {
 		cfg.groupEvents = 1
@@ -283,6 +285,21 @@ func (s *Store) advanceHead(h uint64) bool {
 			return true
 		}
 	}
+}
+
+// checkSchemaName refuses schema names PostgreSQL would not keep as given:
+// empty, with a NUL byte, or longer than its 63-byte identifier limit
+// (it would silently truncate them, and two long names could meet).
+func checkSchemaName(name string) error {
+	switch {
+	case name == "":
+		return &eventstore.ValidationError{Field: "schema", Index: -1, Reason: "empty"}
+	case len(name) > 63:
+		return &eventstore.ValidationError{Field: "schema", Index: -1, Reason: fmt.Sprintf("%d bytes is longer than PostgreSQL's limit of 63", len(name))}
+	case strings.IndexByte(name, 0) >= 0 || !utf8.ValidString(name):
+		return &eventstore.ValidationError{Field: "schema", Index: -1, Reason: "not valid UTF-8 without NUL"}
+	}
+	return nil
 }
 
 // advisoryKey derives a stable 64-bit advisory-lock key for a purpose and
