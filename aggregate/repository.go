@@ -73,7 +73,8 @@ type Config[S, E any] struct {
 }
 
 // Repository loads and saves the aggregates of one type, kept as event
-// streams of an [eventstore.Store]. It is safe for concurrent use.
+// streams of an [eventstore.Store]. Make one with [NewRepository]; it is
+// safe for concurrent use.
 type Repository[S, E any] struct {
 	store    eventstore.Store
 	cfg      Config[S, E]
@@ -147,7 +148,9 @@ func WithMetadata(md map[string]string) Option { return func(o *callOptions) { o
 func collect(opts []Option) callOptions {
 	var o callOptions
 	for _, opt := range opts {
-		opt(&o)
+		if opt != nil {
+			opt(&o)
+		}
 	}
 	return o
 }
@@ -189,11 +192,6 @@ func (r *Repository[S, E]) load(ctx context.Context, a *Aggregate[S, E]) error {
 			return err
 		}
 	}
-	return r.catchUp(ctx, a)
-}
-
-// catchUp folds into a the events stored after a.version.
-func (r *Repository[S, E]) catchUp(ctx context.Context, a *Aggregate[S, E]) error {
 	evolve := r.cfg.Evolve
 	reg := r.cfg.Codec
 	for rec, err := range r.store.Read(ctx, a.id, eventstore.ReadOptions{From: a.version + 1}) {
@@ -211,15 +209,15 @@ func (r *Repository[S, E]) catchUp(ctx context.Context, a *Aggregate[S, E]) erro
 }
 
 // loadSnapshot starts a from its stream's snapshot when there is a usable
-// one. Only a context error is returned; other problems are reported and
-// leave a at the initial state.
+// one. Only a context error or ErrClosed is returned: other problems are
+// reported and leave a at the initial state.
 func (r *Repository[S, E]) loadSnapshot(ctx context.Context, a *Aggregate[S, E]) error {
 	snap, err := r.store.LoadSnapshot(ctx, a.id, r.snapName)
 	switch {
 	case errors.Is(err, eventstore.ErrNotFound):
 		return nil
 	case err != nil:
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) {
 			return fmt.Errorf("aggregate: load %q: %w", a.id, err)
 		}
 		r.report(ctx, &SnapshotError{Op: "load", StreamID: a.id, Err: err})
@@ -276,19 +274,16 @@ func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callO
 	if len(a.pending) == 0 {
 		return nil
 	}
-	md := o.metadata
+	md, idBase := o.metadata, ""
 	if o.commandID != "" {
 		md = make(map[string]string, len(o.metadata)+1)
 		for k, v := range o.metadata {
 			md[k] = v
 		}
 		md[CommandMetadataKey] = o.commandID
-	}
-	events := make([]eventstore.Event, len(a.pending))
-	var idBase string
-	if o.commandID != "" {
 		idBase = commandIDBase(a.id, o.commandID)
 	}
+	events := make([]eventstore.Event, len(a.pending))
 	for i, e := range a.pending {
 		ev, err := r.cfg.Codec.Event(e)
 		if err != nil {
@@ -347,8 +342,9 @@ func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E])
 
 // Update runs a command against the aggregate id: it loads it, calls decide
 // with its state, records the events decide returns and saves them. When
-// the save meets a concurrency conflict it starts again from the load, up
-// to Config.MaxAttempts times (after a short random pause), so decide always judges the latest state and
+// the save meets a concurrency conflict it pauses briefly (a random time
+// that grows with each attempt) and starts again from the load, up to
+// Config.MaxAttempts times, so decide always judges the latest state and
 // must be free of side effects. It returns the aggregate as saved.
 //
 // An error from decide is returned at once, wrapped (errors.Is and

@@ -415,3 +415,26 @@ func logBuffer() (*slog.Logger, *bytes.Buffer) {
 	var buf bytes.Buffer
 	return slog.New(slog.NewTextHandler(&buf, nil)), &buf
 }
+
+func TestClosedStore(t *testing.T) {
+	store := openSQLite(t, "")
+	var reported snapshotErrors
+	repo := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{SnapshotEvery: 2, SnapshotSchema: "v1", OnSnapshotError: reported.hook})
+	a := saveBatch(t, repo, "c", adds(1)...)
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Load(t.Context(), "c"); !errors.Is(err, eventstore.ErrClosed) {
+		t.Errorf("Load: err = %v, want ErrClosed", err)
+	}
+	a.Record(Added{By: 1})
+	if err := repo.Save(t.Context(), a); !errors.Is(err, eventstore.ErrClosed) {
+		t.Errorf("Save: err = %v, want ErrClosed", err)
+	}
+	if _, err := repo.Update(t.Context(), "c", decrement); !errors.Is(err, eventstore.ErrClosed) {
+		t.Errorf("Update: err = %v, want ErrClosed", err)
+	}
+	if errs := reported.get(); len(errs) != 0 {
+		t.Errorf("a closed store was reported as snapshot trouble: %v", errs)
+	}
+}

@@ -318,3 +318,23 @@ func TestConcurrentRegisterAndDecode(t *testing.T) {
 		t.Errorf("last alias not registered: %v", err)
 	}
 }
+
+func TestZeroRegistryAndNilOption(t *testing.T) {
+	var reg codec.Registry[Event]
+	if _, err := reg.Decode("test.counted", nil); !errors.Is(err, codec.ErrUnknownType) {
+		t.Errorf("zero registry Decode: %v, want ErrUnknownType", err)
+	}
+	if err := codec.Register[Counted](&reg, "test.counted"); err != nil {
+		t.Fatal(err)
+	}
+	typ, data, err := reg.Encode(Counted{N: 2})
+	if err != nil || typ != "test.counted" {
+		t.Fatalf("zero registry Encode = %q, %v", typ, err)
+	}
+	if got, err := reg.Decode(typ, data); err != nil || got != Event(Counted{N: 2}) {
+		t.Errorf("zero registry round trip = %#v, %v", got, err)
+	}
+	if got := codec.New[Event](nil).Encoding().Name(); got != "msgpack" {
+		t.Errorf("New(nil option) encoding %q, want msgpack", got)
+	}
+}

@@ -12,7 +12,8 @@ import (
 )
 
 // Registry maps the concrete types of an event type E (usually a sealed
-// interface) to stable type names and back. Build it once with [New],
+// interface) to stable type names and back. Build it once with [New] (a
+// zero Registry works too, with [Msgpack]),
 // [Register] and [Upcast], then pass it explicitly to whatever needs it
 // (there is no package-level registry). It is safe for concurrent use,
 // including registering while others encode and decode.
@@ -43,19 +44,29 @@ func WithEncoding(enc Encoding) Option { return func(o *options) { o.enc = enc }
 func New[E any](opts ...Option) *Registry[E] {
 	o := options{enc: Msgpack{}}
 	for _, opt := range opts {
-		opt(&o)
+		if opt != nil {
+			opt(&o)
+		}
 	}
-	if o.enc == nil {
-		o.enc = Msgpack{}
-	}
-	r := &Registry[E]{enc: o.enc}
-	r.tab.Store(&table[E]{decoders: map[string]decodeFunc[E]{}, names: map[reflect.Type]string{}})
-	return r
+	return &Registry[E]{enc: o.enc}
 }
 
 // Encoding returns the registry's encoding, for encoding snapshot state
 // with [EncodeState] and [DecodeState].
-func (r *Registry[E]) Encoding() Encoding { return r.enc }
+func (r *Registry[E]) Encoding() Encoding {
+	if r.enc == nil {
+		return Msgpack{}
+	}
+	return r.enc
+}
+
+// table returns the current registrations; a zero Registry has none.
+func (r *Registry[E]) table() *table[E] {
+	if t := r.tab.Load(); t != nil {
+		return t
+	}
+	return &table[E]{} // nil maps: lookups find nothing
+}
 
 // Register registers the concrete event type T of E under name, which is
 // what the store keeps and must therefore never change. T must implement
@@ -137,7 +148,7 @@ func (r *Registry[E]) add(name string, typ reflect.Type, dec decodeFunc[E]) erro
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := r.tab.Load()
+	old := r.table()
 	if _, dup := old.decoders[name]; dup {
 		return fmt.Errorf("codec: register %q: name already registered: %w", name, ErrDuplicate)
 	}
@@ -164,7 +175,7 @@ func (r *Registry[E]) add(name string, typ reflect.Type, dec decodeFunc[E]) erro
 
 // Name returns the registered type name of e's concrete type.
 func (r *Registry[E]) Name(e E) (string, bool) {
-	name, ok := r.tab.Load().names[reflect.TypeOf(e)]
+	name, ok := r.table().names[reflect.TypeOf(e)]
 	return name, ok
 }
 
@@ -176,7 +187,7 @@ func (r *Registry[E]) Encode(e E) (typ string, data []byte, err error) {
 	if !ok {
 		return "", nil, fmt.Errorf("codec: encode %T: %w", e, ErrNotRegistered)
 	}
-	data, err = marshal(r.enc, e)
+	data, err = marshal(r.Encoding(), e)
 	if err != nil {
 		return "", nil, fmt.Errorf("codec: encode %q: %w", name, err)
 	}
@@ -193,12 +204,12 @@ func (r *Registry[E]) Event(e E) (eventstore.Event, error) {
 // Decode decodes data stored under type name typ. It never panics: an
 // unknown name or bytes that do not decode return a [*DecodeError].
 func (r *Registry[E]) Decode(typ string, data []byte) (E, error) {
-	dec, ok := r.tab.Load().decoders[typ]
+	dec, ok := r.table().decoders[typ]
 	if !ok {
 		var zero E
 		return zero, &DecodeError{Type: typ, Kind: ErrUnknownType}
 	}
-	e, err := dec(r.enc, data)
+	e, err := dec(r.Encoding(), data)
 	if err != nil {
 		kind := ErrMalformed
 		if u, ok := err.(*upcastError); ok {
