@@ -3,9 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"math"
 	"strings"
@@ -152,7 +154,7 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 				n = remaining
 			}
 			var err error
-			page, err = s.fetch(ctx, q, lo, hi, n, page[:0])
+			page, err = s.fetchRaw(ctx, q, lo, hi, n, page[:0])
 			if err != nil {
 				yield(eventstore.Recorded{}, err)
 				return
@@ -237,6 +239,113 @@ func (s *Store) fetch(ctx context.Context, q *readQuery, lo, hi uint64, limit in
 		return page, s.readError(ctx, err)
 	}
 	return page, nil
+}
+
+// fetchRaw is fetch for Read's large pages, on the driver's own rows: it
+// skips database/sql's per-column conversions and the copy Scan makes of
+// every []byte (the driver's values are fresh, so they are kept as they
+// are). The statement is prepared per page, a cost spread over up to
+// readPageSize rows; Watch's small pages use fetch and its cached
+// statements instead.
+func (s *Store) fetchRaw(ctx context.Context, q *readQuery, lo, hi uint64, limit int, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
+	if err := ctx.Err(); err != nil {
+		return page, err
+	}
+	if err := s.checkOpen(); err != nil {
+		return page, err
+	}
+	args := make([]driver.NamedValue, 0, 4+len(q.filter))
+	add := func(v any) { args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v}) }
+	if !q.all {
+		add(q.streamID)
+	}
+	add(int64(lo))
+	add(int64(hi))
+	for _, v := range q.filter {
+		add(v)
+	}
+	add(int64(limit))
+	conn, err := s.readDB.Conn(ctx)
+	if err != nil {
+		return page, s.readError(ctx, err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		qc, ok := dc.(driver.QueryerContext)
+		if !ok {
+			return fmt.Errorf("driver connection %T cannot query", dc)
+		}
+		rows, err := qc.QueryContext(ctx, q.sql, args)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		ncol := 7
+		if q.all {
+			ncol = 8
+		}
+		dest := make([]driver.Value, ncol)
+		for {
+			if err := rows.Next(dest); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			r, err := q.decode(dest)
+			if err != nil {
+				return err
+			}
+			page = append(page, r)
+		}
+	})
+	if err != nil {
+		return page, s.readError(ctx, err)
+	}
+	return page, nil
+}
+
+// decode makes a Recorded of a row of q's columns as the driver returns
+// them: position, [stream_id,] version, event_id, type, data, metadata,
+// time.
+func (q *readQuery) decode(row []driver.Value) (eventstore.Recorded, error) {
+	var r eventstore.Recorded
+	var ok [7]bool
+	var pos, ver, t int64
+	pos, ok[0] = row[0].(int64)
+	c := 1
+	if q.all {
+		r.StreamID, ok[1] = row[1].(string)
+		c = 2
+	} else {
+		r.StreamID, ok[1] = q.streamID, true
+	}
+	ver, ok[2] = row[c].(int64)
+	r.ID, ok[3] = row[c+1].(string)
+	r.Type, ok[4] = row[c+2].(string)
+	switch d := row[c+3].(type) {
+	case nil:
+		ok[5] = true
+	case []byte:
+		r.Data, ok[5] = d, true
+	}
+	t, ok[6] = row[c+5].(int64)
+	for i, good := range ok {
+		if !good {
+			return r, fmt.Errorf("%w: unexpected column %d type %T in events row", ErrDatabase, i, row[i])
+		}
+	}
+	switch md := row[c+4].(type) {
+	case nil:
+	case string:
+		var err error
+		if r.Metadata, err = decodeMetadata([]byte(md)); err != nil {
+			return r, fmt.Errorf("%w: event at position %d: malformed metadata: %w", ErrDatabase, pos, err)
+		}
+	default:
+		return r, fmt.Errorf("%w: unexpected metadata type %T in events row", ErrDatabase, md)
+	}
+	r.Position, r.Version, r.Time = uint64(pos), uint64(ver), time.Unix(0, t).UTC()
+	return r, nil
 }
 
 // readError prefers the context's error and ErrClosed over what the
