@@ -66,3 +66,42 @@ func BenchmarkRead(b *testing.B) {
 		}
 	}
 }
+
+// TestLoadAllocations guards "Load allocates nothing per event beyond
+// decoding": folding a stream may cost, per event, what the store's read
+// costs plus the decoded event (its value and its interface box), no more.
+func TestLoadAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	store := openSQLite(t, "")
+	repo := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{Evolve: countOnly})
+	ctx := t.Context()
+	a, err := repo.Load(ctx, "allocs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range benchEvents {
+		a.Record(Added{By: int64(i) + 1000}) // values >= 256 so boxing allocates
+	}
+	if err := repo.Save(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	read := testing.AllocsPerRun(5, func() {
+		for _, err := range store.Read(ctx, "allocs", eventstore.ReadOptions{}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	load := testing.AllocsPerRun(5, func() {
+		if _, err := repo.Load(ctx, "allocs"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	perEvent := (load - read) / benchEvents
+	t.Logf("allocations: read %.0f, load %.0f: %.2f more per event", read, load, perEvent)
+	if perEvent > 2.1 {
+		t.Errorf("Load allocates %.2f more per event than the read under it, want at most 2 (decoded value and its box)", perEvent)
+	}
+}
