@@ -20,7 +20,7 @@ const benchEvents = 1000
 
 func benchStream(b *testing.B) (eventstore.Store, *aggregate.Repository[Counter, CounterEvent]) {
 	b.Helper()
-	store := openSQLiteB(b)
+	store := openSQLite(b, "")
 	repo := newRepo(b, store, aggregate.Config[Counter, CounterEvent]{Evolve: countOnly})
 	a, err := repo.Load(b.Context(), "bench")
 	if err != nil {

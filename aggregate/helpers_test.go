@@ -39,7 +39,7 @@ var stores = []storeFactory{
 	{"postgres", openPostgres},
 }
 
-func openSQLite(t *testing.T, path string) eventstore.Store {
+func openSQLite(t testing.TB, path string) eventstore.Store {
 	t.Helper()
 	s, err := sqlite.Open(t.Context(), path)
 	if err != nil {
@@ -184,14 +184,4 @@ func appendRaw(t *testing.T, store eventstore.Store, stream string, events ...ev
 	if _, err := store.Append(t.Context(), stream, eventstore.Any, events...); err != nil {
 		t.Fatalf("Append(%q): %v", stream, err)
 	}
-}
-
-func openSQLiteB(b *testing.B) eventstore.Store {
-	b.Helper()
-	s, err := sqlite.Open(b.Context(), "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	return s
 }

@@ -65,10 +65,11 @@ type Config[S, E any] struct {
 	// MaxAttempts bounds how many times Update loads, decides and saves
 	// when saving meets a concurrency conflict. 0 means DefaultMaxAttempts.
 	MaxAttempts int
-	// RetryDelay is the base of the randomised, growing pause between two
-	// attempts of Update (attempt n waits up to RetryDelay << n, capped at
-	// 32 × RetryDelay). 0 means DefaultRetryDelay; a negative value
-	// retries at once.
+	// RetryDelay is the smallest unit of the random pause between two
+	// attempts of Update. After failed attempt n, Update waits a random
+	// time up to 2^(n-1) units (capped at 32), a unit being the time the
+	// failed attempt took or RetryDelay, whichever is longer. 0 means
+	// DefaultRetryDelay; a negative value retries at once.
 	RetryDelay time.Duration
 }
 
