@@ -20,11 +20,10 @@ const snapshotEvery = 5
 // the watcher has printed the events the step stored, so the output is the
 // same on every run.
 type bank struct {
-	store  eventstore.Store
-	repo   *aggregate.Repository[Account, AccountEvent]
-	out    *output
-	watch  *watcher
-	events *codec.Registry[AccountEvent]
+	store eventstore.Store
+	repo  *aggregate.Repository[Account, AccountEvent]
+	out   *output
+	watch *watcher
 }
 
 // output serialises the lines of the story and of the watcher.
@@ -65,7 +64,7 @@ func run(ctx context.Context, w io.Writer, store eventstore.Store, where string)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b := &bank{store: store, repo: repo, out: out, events: events}
+	b := &bank{store: store, repo: repo, out: out}
 	b.watch = startWatcher(ctx, store, events, out)
 	defer b.watch.stop(cancel)
 
