@@ -49,6 +49,13 @@ const watcherBuffer = 1 << 14
 
 func startWatch(t *testing.T, s eventstore.Store, stream string, opts eventstore.WatchOptions) *watcher {
 	t.Helper()
+	return startWatchAfter(t, s, stream, opts, nil)
+}
+
+// startWatchAfter is startWatch that runs before, if not nil, between the
+// call to Watch and the start of the range over what it returned.
+func startWatchAfter(t *testing.T, s eventstore.Store, stream string, opts eventstore.WatchOptions, before func()) *watcher {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	w := &watcher{
 		name:    fmt.Sprintf("Watch(%q, %+v)", stream, opts),
@@ -58,6 +65,9 @@ func startWatch(t *testing.T, s eventstore.Store, stream string, opts eventstore
 		cancel:  cancel,
 	}
 	seq := s.Watch(ctx, stream, opts)
+	if before != nil {
+		before()
+	}
 	go func() {
 		defer close(w.done)
 		close(w.ranging)
@@ -195,14 +205,20 @@ func testWatchFromPresent(t *testing.T, newStore Factory) {
 				mustAppend(t, s, "s", eventstore.NoStream, numbered(3, "t", "before")...)
 				mustAppend(t, s, "x", eventstore.NoStream, ev("t", "before-x"))
 			}
-			w := startWatch(t, s, stream, eventstore.WatchOptions{})
-
 			// The watch fixes "the present" when its iteration begins, a
 			// moment the test cannot observe: append probes until one comes
 			// through. Correctness does not depend on the probe interval.
 			// A probe whose append returned before the range began is part
-			// of the present, and must not come through.
+			// of the present, and must not come through; on a stream with
+			// events, the first one is always such a probe, appended between
+			// Watch and the range.
 			early := make(map[string]bool)
+			w := startWatchAfter(t, s, stream, eventstore.WatchOptions{}, func() {
+				if !c.empty {
+					mustAppend(t, s, "s", eventstore.Any, ev("t", "probe-early"))
+					early["probe-early"] = true
+				}
+			})
 			probe := func() {
 				data := fmt.Sprint("probe-", len(early))
 				mustAppend(t, s, "s", eventstore.Any, ev("t", data))
