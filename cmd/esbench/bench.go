@@ -66,9 +66,9 @@ func (c *config) check() error {
 		return fmt.Errorf("-events %d: want at least %d", c.events, c.batch)
 	}
 	// The count of concurrent appends scales with -events so that a smoke
-	// run stays short: 64 × 50 per side at 200,000 events.
+	// run stays short: 64 × 32 per side at 200,000 events.
 	if c.perWriter == 0 {
-		c.perWriter = min(max(c.events/4000, 4), 64)
+		c.perWriter = min(max(c.events/6250, 4), 64)
 	}
 	if c.watchPer == 0 {
 		// 2 rounds × 100 streams × 2 appends × 10 watchers: 4,000
