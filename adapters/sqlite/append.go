@@ -403,8 +403,13 @@ func (s *Store) commitGroup(group []*request) {
 	s.events.Add(uint64(headCount))
 	s.snapshots.Add(uint64(snaps))
 	if headCount > 0 {
-		s.notifiedHead.Store(headPos)
-		s.notifier.Notify()
+		ids := make([]string, 0, appended)
+		for i := range items {
+			if items[i].err == nil && items[i].res.Appended > 0 {
+				ids = append(ids, items[i].r.streamID)
+			}
+		}
+		s.notifiers.notify(ids)
 	}
 	finish(nil)
 }

@@ -52,12 +52,14 @@
 // position), so neither memory nor a database lock is held across the
 // caller's loop body. Every filter runs in SQL.
 //
-// Watching uses [eventstore.Follow] over the Store's one
-// [eventstore.Notifier]. Appends through the Store wake watchers right after
-// their commit; appends by other processes are noticed by one poller
-// goroutine per Store that reads PRAGMA data_version on a dedicated
-// connection every poll interval ([WithPollInterval]), however many
-// watchers there are.
+// Watching uses [eventstore.Follow]. Watchers of a stream wait on that
+// stream's [eventstore.Notifier] and watchers of AllStreams on the Store's
+// own, so an append wakes only the watchers that can have something new.
+// Appends through the Store wake them right after their commit; appends by
+// other processes are noticed by one poller goroutine per Store that reads
+// PRAGMA data_version on a dedicated connection every poll interval
+// ([WithPollInterval]), however many watchers there are, and then reads
+// which streams got events.
 //
 // # Errors
 //

@@ -403,9 +403,10 @@ func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 }
 
 // Watch follows a stream or AllStreams; see [eventstore.Store.Watch]. It
-// is [eventstore.Follow] over this store's single notifier: appends through
-// this Store wake watchers right after their commit, and appends by other
-// processes are noticed by the store's poller ([WithPollInterval]).
+// is [eventstore.Follow] over this store's notifiers: appends through this
+// Store wake the watchers of their stream (and of AllStreams) right after
+// their commit, and appends by other processes are noticed by the store's
+// single poller ([WithPollInterval]).
 // FromPresent starts after the stream's current version, or for
 // AllStreams after the head position, as of when iteration begins.
 func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.WatchOptions) iter.Seq2[eventstore.Recorded, error] {
@@ -465,7 +466,9 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 			}
 			return buf, err
 		}
-		for r, err := range eventstore.Follow(ctx, s.notifier, after, page, q.key) {
+		n, release := s.notifiers.watch(streamID)
+		defer release()
+		for r, err := range eventstore.Follow(ctx, n, after, page, q.key) {
 			if !yield(r, err) {
 				return
 			}

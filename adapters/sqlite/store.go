@@ -72,7 +72,7 @@ type Store struct {
 	readDB  *sql.DB   // the reader pool
 	pollDB  *sql.DB   // the poller's dedicated connection (files only)
 
-	notifier *eventstore.Notifier
+	notifiers *notifiers
 
 	queue      chan *request
 	closing    chan struct{}
@@ -86,10 +86,6 @@ type Store struct {
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // reader statements by SQL text
-
-	// notifiedHead is the head position watchers were last woken for,
-	// by the writer or by the poller.
-	notifiedHead atomic.Uint64
 
 	appends   atomic.Uint64
 	commits   atomic.Uint64
@@ -153,7 +149,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		opts:       o,
 		path:       path,
 		memory:     path == "" || path == ":memory:",
-		notifier:   eventstore.NewNotifier(),
+		notifiers:  newNotifiers(),
 		queue:      make(chan *request, o.maxGroup),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -334,7 +330,7 @@ func (s *Store) Close() error {
 		close(s.closing)
 		<-s.writerDone
 		<-s.pollerDone
-		s.notifier.Close()
+		s.notifiers.close()
 		s.closeErr = s.closeDBs()
 	})
 	return s.closeErr
@@ -369,7 +365,9 @@ func (s *Store) closeDBs() error {
 
 // poll is the store's single change detector for appends made by other
 // processes: PRAGMA data_version changes when another connection commits
-// to the file. One poll serves every watcher.
+// to the file. One poll serves every watcher. When it changes, the poller
+// reads which streams got events after the last position it had seen and
+// wakes their watchers (and those of AllStreams).
 func (s *Store) poll() {
 	defer close(s.pollerDone)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -386,24 +384,31 @@ func (s *Store) poll() {
 		return
 	}
 	defer conn.Close()
-	stmt, err := conn.PrepareContext(ctx, "PRAGMA data_version")
-	if err != nil {
-		return
+	p := poller{s: s}
+	for _, st := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&p.version, "PRAGMA data_version"},
+		{&p.head, "SELECT position FROM head WHERE id = 1"},
+		{&p.since, "SELECT position, stream_id FROM events WHERE position > ? ORDER BY position LIMIT ?"},
+	} {
+		if *st.dst, err = conn.PrepareContext(ctx, st.sql); err != nil {
+			return
+		}
+		defer (*st.dst).Close()
 	}
-	defer stmt.Close()
-	head, err := conn.PrepareContext(ctx, "SELECT position FROM head WHERE id = 1")
-	if err != nil {
-		return
+	if err := p.head.QueryRowContext(ctx).Scan(&p.seen); err != nil {
+		p.seen = -1 // unknown: the first change wakes everyone
 	}
-	defer head.Close()
 	t := time.NewTicker(s.opts.pollInterval)
 	defer t.Stop()
 	var last int64 = -1
 	for {
 		var v int64
-		if err := stmt.QueryRowContext(ctx).Scan(&v); err == nil {
-			if last >= 0 && v != last && s.foreignAppend(ctx, head) {
-				s.notifier.Notify()
+		if err := p.version.QueryRowContext(ctx).Scan(&v); err == nil {
+			if last >= 0 && v != last {
+				p.changed(ctx)
 			}
 			last = v
 		}
@@ -415,21 +420,67 @@ func (s *Store) poll() {
 	}
 }
 
-// foreignAppend reports whether the change the poller saw may hold events
-// that this Store's writer has not already notified: data_version also
-// changes with this Store's own commits, which woke the watchers already,
-// and with snapshot saves, which watchers do not care about. Waking when
-// unsure costs one extra read per watcher, never a missed event.
-func (s *Store) foreignAppend(ctx context.Context, head *sql.Stmt) bool {
-	var pos int64
-	if err := head.QueryRowContext(ctx).Scan(&pos); err != nil {
-		return true
+// pollBatch bounds the events the poller reads after a change; past it,
+// every watcher is woken instead.
+const pollBatch = 4096
+
+type poller struct {
+	s                    *Store
+	version, head, since *sql.Stmt
+	seen                 int64 // highest position already notified; -1 if unknown
+	ids                  []string
+}
+
+// changed wakes the watchers of the streams that got events after p.seen.
+// The data version also changes with this Store's own commits (whose
+// watchers the writer woke already) and with snapshot saves; waking a
+// watcher needlessly costs it one read, never a missed event.
+func (p *poller) changed(ctx context.Context) {
+	if p.seen < 0 {
+		p.s.notifiers.notifyEvery()
+		_ = p.head.QueryRowContext(ctx).Scan(&p.seen)
+		return
 	}
-	if uint64(pos) == s.notifiedHead.Load() {
-		return false
+	rows, err := p.since.QueryContext(ctx, p.seen, pollBatch)
+	if err != nil {
+		p.s.notifiers.notifyEvery()
+		return
 	}
-	s.notifiedHead.Store(uint64(pos))
-	return true
+	defer rows.Close()
+	p.ids = p.ids[:0]
+	n := 0
+	seen := p.seen
+	for rows.Next() {
+		var pos int64
+		var id string
+		if err := rows.Scan(&pos, &id); err != nil {
+			p.s.notifiers.notifyEvery()
+			return
+		}
+		n++
+		seen = pos
+		if len(p.ids) == 0 || p.ids[len(p.ids)-1] != id {
+			p.ids = append(p.ids, id)
+		}
+	}
+	if rows.Err() != nil {
+		p.s.notifiers.notifyEvery()
+		return
+	}
+	switch {
+	case n == 0:
+		return
+	case n == pollBatch:
+		// Many events at once: wake everyone, and skip to the head.
+		p.s.notifiers.notifyEvery()
+		var head int64
+		if err := p.head.QueryRowContext(ctx).Scan(&head); err == nil {
+			seen = max(seen, head)
+		}
+	default:
+		p.s.notifiers.notify(p.ids)
+	}
+	p.seen = seen
 }
 
 func (s *Store) checkOpen() error {
