@@ -15,6 +15,7 @@ func readTests() []test {
 		{"Forwards", leaf(testReadForwards)},
 		{"Backwards", leaf(testReadBackwards)},
 		{"Limit", leaf(testReadLimit)},
+		{"Paging", leaf(testReadPaging)},
 		{"Filter/Types", leaf(testReadFilterTypes)},
 		{"Filter/Metadata", testReadFilterMetadata},
 		{"Filter/LimitCountsMatches", leaf(testReadFilterLimit)},
