@@ -154,7 +154,14 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 				n = remaining
 			}
 			var err error
-			page, err = s.fetchRaw(ctx, q, lo, hi, n, page[:0])
+			// Small pages go through a cached prepared statement; large
+			// ones through the driver's rows, where preparing per page
+			// costs little next to the rows saved from database/sql.
+			fetch := s.fetchRaw
+			if n <= firstPageSize {
+				fetch = s.fetch
+			}
+			page, err = fetch(ctx, q, lo, hi, n, page[:0])
 			if err != nil {
 				yield(eventstore.Recorded{}, err)
 				return
