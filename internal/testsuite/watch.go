@@ -23,6 +23,7 @@ func watchTests() []test {
 		{"CatchUpThenLive", leaf(testWatchCatchUpThenLive)},
 		{"Filter", leaf(testWatchFilter)},
 		{"ManyWriters", leaf(testWatchManyWriters)},
+		{"FilteredManyWriters", leaf(testWatchFilteredManyWriters)},
 		{"ContextCancelEnds", leaf(testWatchCancel)},
 		{"BreakEarly", leaf(testWatchBreak)},
 		{"CancelledContext", leaf(testWatchCancelled)},
