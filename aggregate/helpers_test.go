@@ -2,15 +2,11 @@ package aggregate_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"github.com/esv2/esv2/adapters/postgres"
@@ -18,6 +14,7 @@ import (
 	"github.com/esv2/esv2/aggregate"
 	"github.com/esv2/esv2/codec"
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -58,27 +55,8 @@ func openSQLite(t testing.TB, path string) eventstore.Store {
 // variable is unset.
 func openPostgres(t *testing.T) eventstore.Store {
 	t.Helper()
-	dsn := os.Getenv("ESV2_POSTGRES_DSN")
-	if dsn == "" {
-		t.Skip("PostgreSQL tests are off: set ESV2_POSTGRES_DSN, e.g. ESV2_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	}
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	schema := "esv2_aggregate_test_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() { // registered first, so it runs after the store's Close
-		ctx := context.WithoutCancel(t.Context())
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
+	schema := pgtest.FreshSchema(t, "esv2_aggregate_test_") // dropped after the store closes
+	dsn := pgtest.DSN(t)
 	s, err := postgres.Open(t.Context(), dsn, postgres.WithSchema(schema), postgres.WithMigrate())
 	if err != nil {
 		t.Fatalf("postgres.Open: %v", err)

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/pgtest"
 )
 
 // TestMigrateConcurrently: several stores migrating one schema at once
@@ -115,7 +116,7 @@ func TestSchemaNameRefused(t *testing.T) {
 
 // TestSchemaNameQuoted: a schema name that needs quoting works.
 func TestSchemaNameQuoted(t *testing.T) {
-	s := openStore(t, freshSchemaNamed(t, `Esv2 "Test" `))
+	s := openStore(t, pgtest.FreshSchema(t, `Esv2 "Test" `))
 	if _, err := s.Append(t.Context(), "s", eventstore.NoStream, evt("x")); err != nil {
 		t.Fatal(err)
 	}

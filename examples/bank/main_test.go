@@ -2,18 +2,14 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/esv2/esv2/internal/pgtest"
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 )
 
@@ -56,27 +52,8 @@ func TestRunOnFile(t *testing.T) {
 // TestRunOnPostgres runs the example with -dsn on a fresh schema, and
 // checks that its story is the same as on SQLite.
 func TestRunOnPostgres(t *testing.T) {
-	dsn := os.Getenv("ESV2_POSTGRES_DSN")
-	if dsn == "" {
-		t.Skip("PostgreSQL tests are off: set ESV2_POSTGRES_DSN, e.g. ESV2_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	}
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	schema := "esv2_bank_test_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx := context.WithoutCancel(t.Context())
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
+	schema := pgtest.FreshSchema(t, "esv2_bank_test_")
+	dsn := pgtest.DSN(t)
 	var out bytes.Buffer
 	if err := mainErr(t.Context(), &out, config{dsn: dsn, schema: schema}); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
