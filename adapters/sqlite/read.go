@@ -336,9 +336,9 @@ func (q *readQuery) decode(row []driver.Value) (eventstore.Recorded, error) {
 		r.Data, ok[5] = d, true
 	}
 	t, ok[6] = row[c+5].(int64)
-	for i, good := range ok {
+	for _, good := range ok {
 		if !good {
-			return r, fmt.Errorf("%w: unexpected column %d type %T in events row", ErrDatabase, i, row[i])
+			return r, fmt.Errorf("%w: unexpected column types in events row: %T", ErrDatabase, row)
 		}
 	}
 	switch md := row[c+4].(type) {

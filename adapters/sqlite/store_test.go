@@ -774,3 +774,47 @@ func TestOpenPaths(t *testing.T) {
 		t.Errorf("file not created under its own name: %v", err)
 	}
 }
+
+// TestWatchLargeForeignBatch has another store append more events at once
+// than the poller reads after a change: the watcher still gets them all.
+func TestWatchLargeForeignBatch(t *testing.T) {
+	const n = 5000
+	path := filepath.Join(t.TempDir(), "bulk.db")
+	s := openFile(t, path)
+	other := openFile(t, path)
+	ctx := testCtx(t)
+	got := make(chan int, 1)
+	go func() {
+		count := 0
+		for r, err := range s.Watch(ctx, "w", eventstore.WatchOptions{From: eventstore.FromStart()}) {
+			if err != nil || r.Version != uint64(count+1) {
+				break
+			}
+			if count++; count == n+1 {
+				break
+			}
+		}
+		got <- count
+	}()
+	batch := make([]eventstore.Event, n)
+	for i := range batch {
+		batch[i] = eventstore.Event{Type: "t"}
+	}
+	if _, err := other.Append(ctx, "other", eventstore.NoStream, batch...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Append(ctx, "w", eventstore.NoStream, batch...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Append(ctx, "w", eventstore.Exact(n), eventstore.Event{Type: "last"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case count := <-got:
+		if count != n+1 {
+			t.Fatalf("watcher got %d events in order, want %d", count, n+1)
+		}
+	case <-ctx.Done():
+		t.Fatal("watcher did not get every event")
+	}
+}
