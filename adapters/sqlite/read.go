@@ -338,7 +338,11 @@ func (q *readQuery) decode(row []driver.Value) (eventstore.Recorded, error) {
 	t, ok[6] = row[c+5].(int64)
 	for _, good := range ok {
 		if !good {
-			return r, fmt.Errorf("%w: unexpected column types in events row: %T", ErrDatabase, row)
+			types := make([]string, len(row))
+			for i, v := range row {
+				types[i] = fmt.Sprintf("%T", v)
+			}
+			return r, fmt.Errorf("%w: unexpected column types in events row: %s", ErrDatabase, strings.Join(types, ", "))
 		}
 	}
 	switch md := row[c+4].(type) {
