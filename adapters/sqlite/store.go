@@ -71,6 +71,7 @@ type Store struct {
 	wconn   *sql.Conn // the writer's connection
 	readDB  *sql.DB   // the reader pool
 	pollDB  *sql.DB   // the poller's dedicated connection (files only)
+	poller  *poller   // files only
 
 	notifiers *notifiers
 
@@ -236,7 +237,17 @@ func (s *Store) open(ctx context.Context) error {
 		s.pollDB.SetMaxIdleConns(1)
 		s.pollDB.SetConnMaxLifetime(0)
 		s.pollDB.SetConnMaxIdleTime(0)
-		if err := s.pollDB.PingContext(ctx); err != nil {
+		s.poller = &poller{s: s}
+		if err := s.poller.prepare(ctx, s.pollDB); err != nil {
+			return openError(s.path, err)
+		}
+		// The starting point is taken here, before Open returns: a watch
+		// can only start afterwards, and its first read covers whatever
+		// was committed before.
+		if err := s.poller.version.QueryRowContext(ctx).Scan(&s.poller.last); err != nil {
+			return openError(s.path, err)
+		}
+		if err := s.poller.head.QueryRowContext(ctx).Scan(&s.poller.seen); err != nil {
 			return openError(s.path, err)
 		}
 	}
@@ -345,6 +356,9 @@ func (s *Store) closeDBs() error {
 	s.stmts = nil
 	s.stmtMu.Unlock()
 	s.w.close()
+	if s.poller != nil {
+		errs = append(errs, s.poller.close())
+	}
 	if s.pollDB != nil {
 		errs = append(errs, s.pollDB.Close())
 	}
@@ -379,38 +393,16 @@ func (s *Store) poll() {
 		case <-ctx.Done():
 		}
 	}()
-	conn, err := s.pollDB.Conn(ctx)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	p := poller{s: s}
-	for _, st := range []struct {
-		dst **sql.Stmt
-		sql string
-	}{
-		{&p.version, "PRAGMA data_version"},
-		{&p.head, "SELECT position FROM head WHERE id = 1"},
-		{&p.since, "SELECT position, stream_id FROM events WHERE position > ? ORDER BY position LIMIT ?"},
-	} {
-		if *st.dst, err = conn.PrepareContext(ctx, st.sql); err != nil {
-			return
-		}
-		defer (*st.dst).Close()
-	}
-	if err := p.head.QueryRowContext(ctx).Scan(&p.seen); err != nil {
-		p.seen = -1 // unknown: the first change wakes everyone
-	}
+	p := s.poller
 	t := time.NewTicker(s.opts.pollInterval)
 	defer t.Stop()
-	var last int64 = -1
 	for {
 		var v int64
 		if err := p.version.QueryRowContext(ctx).Scan(&v); err == nil {
-			if last >= 0 && v != last {
+			if p.last >= 0 && v != p.last {
 				p.changed(ctx)
 			}
-			last = v
+			p.last = v
 		}
 		select {
 		case <-s.closing:
@@ -424,11 +416,42 @@ func (s *Store) poll() {
 // every watcher is woken instead.
 const pollBatch = 4096
 
+// poller is the state of the poll goroutine. Its statements are prepared
+// at Open (so that a failure shows there) on pollDB, whose single
+// connection is the poller's own.
 type poller struct {
 	s                    *Store
 	version, head, since *sql.Stmt
 	seen                 int64 // highest position already notified; -1 if unknown
+	last                 int64 // data_version at the last poll; -1 if unknown
 	ids                  []string
+}
+
+func (p *poller) prepare(ctx context.Context, db *sql.DB) error {
+	for _, st := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&p.version, "PRAGMA data_version"},
+		{&p.head, "SELECT position FROM head WHERE id = 1"},
+		{&p.since, "SELECT position, stream_id FROM events WHERE position > ? ORDER BY position LIMIT ?"},
+	} {
+		var err error
+		if *st.dst, err = db.PrepareContext(ctx, st.sql); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *poller) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{p.version, p.head, p.since} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // changed wakes the watchers of the streams that got events after p.seen.
