@@ -1,0 +1,275 @@
+//go:build torture
+
+package torture_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/esv2/esv2/adapters/postgres"
+	"github.com/esv2/esv2/adapters/sqlite"
+	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/torture"
+)
+
+var (
+	rounds   = flag.Int("torture.rounds", 3, "kill/restart rounds per adapter")
+	round    = flag.Duration("torture.round", 2*time.Second, "longest time a round lets the children run before killing them")
+	children = flag.Int("torture.children", 2, "writer/watcher processes")
+	writers  = flag.Int("torture.writers", 4, "writer goroutines per process")
+)
+
+// Environment of a child process.
+const (
+	envChild   = "ESV2_TORTURE_CHILD"   // the child's name; set only in children
+	envRun     = "ESV2_TORTURE_RUN"     // the round number
+	envDir     = "ESV2_TORTURE_DIR"     // the log directory
+	envBackend = "ESV2_TORTURE_BACKEND" // "sqlite:<file>" or "postgres:<schema>"
+	envWriters = "ESV2_TORTURE_WRITERS"
+)
+
+// TestMain runs the child's workload when the binary was re-executed as a
+// child, and the tests otherwise.
+func TestMain(m *testing.M) {
+	if name := os.Getenv(envChild); name != "" {
+		if err := child(name); err != nil {
+			fmt.Fprintf(os.Stderr, "torture child %s: %v\n", name, err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func child(name string) error {
+	run, _ := strconv.Atoi(os.Getenv(envRun))
+	nw, _ := strconv.Atoi(os.Getenv(envWriters))
+	// A child lives until it is killed; the bound only keeps an orphan
+	// (a parent that died) from running forever.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := openBackend(ctx, os.Getenv(envBackend))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	seed, _ := strconv.ParseUint(strings.TrimPrefix(name, "c"), 10, 64)
+	return torture.RunChild(ctx, s, torture.Config{Dir: os.Getenv(envDir), Child: name, Run: run, Writers: nw, Seed: seed})
+}
+
+func appName(schema string) string { return "esv2torture_" + schema }
+
+func openBackend(ctx context.Context, backend string) (eventstore.Store, error) {
+	kind, arg, _ := strings.Cut(backend, ":")
+	switch kind {
+	case "sqlite":
+		return sqlite.Open(ctx, arg, sqlite.WithBusyTimeout(30*time.Second))
+	case "postgres":
+		dsn := os.Getenv("ESV2_POSTGRES_DSN")
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		return postgres.Open(ctx, dsn+sep+"application_name="+appName(arg), postgres.WithSchema(arg), postgres.WithPollInterval(200*time.Millisecond))
+	}
+	return nil, fmt.Errorf("unknown backend %q", backend)
+}
+
+func TestTortureSQLite(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "events.db")
+	s, err := sqlite.Open(t.Context(), file) // creates the schema once, before the children race
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	runTorture(t, dir, "sqlite:"+file, nil)
+}
+
+func TestTorturePostgres(t *testing.T) {
+	dsn := os.Getenv("ESV2_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("set ESV2_POSTGRES_DSN (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL torture run")
+	}
+	ctx := t.Context()
+	schema := fmt.Sprintf("torture_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	s, err := postgres.Open(ctx, dsn, postgres.WithSchema(schema), postgres.WithMigrate(), postgres.WithoutListen())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.WithoutCancel(ctx)
+		admin.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+		admin.Close(ctx)
+	})
+	// Fault: terminate the children's server connections (pool and
+	// LISTEN) at random moments, mid-append and mid-watch.
+	terminated := 0
+	fault := func(ctx context.Context) {
+		var n int
+		err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name = $1 AND pid <> pg_backend_pid()`, appName(schema)).Scan(&n)
+		if err != nil && ctx.Err() == nil {
+			t.Errorf("pg_terminate_backend: %v", err)
+		}
+		terminated += n
+	}
+	runTorture(t, t.TempDir(), "postgres:"+schema, fault)
+	t.Logf("server connections terminated: %d", terminated)
+	if terminated == 0 {
+		t.Errorf("no server connection was terminated: the fault was not exercised")
+	}
+}
+
+// runTorture runs the rounds: start the children, let them run, inject
+// faults, SIGKILL each at a random moment, and repeat; then check.
+func runTorture(t *testing.T, dir, backend string, fault func(context.Context)) {
+	start := time.Now()
+	faults := 0
+	for r := range *rounds {
+		type proc struct {
+			cmd    *exec.Cmd
+			stderr *bytes.Buffer
+			err    error // set before the child's index is sent on exited
+			killed bool
+		}
+		procs := make([]*proc, *children)
+		exited := make(chan int, *children)
+		for c := range *children {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(),
+				envChild+"=c"+strconv.Itoa(c), envRun+"="+strconv.Itoa(r), envDir+"="+dir,
+				envBackend+"="+backend, envWriters+"="+strconv.Itoa(*writers))
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			p := &proc{cmd: cmd, stderr: &stderr}
+			go func() { p.err = cmd.Wait(); exited <- c }()
+			procs[c] = p
+		}
+		// Kill moments: each child at its own random time in the second
+		// half of the round; faults at random times before.
+		type event struct {
+			at   time.Duration
+			kill int // -1 = fault
+		}
+		var plan []event
+		for c := range procs {
+			plan = append(plan, event{at: *round/2 + rand.N(*round/2+1), kill: c})
+		}
+		if fault != nil {
+			for range 3 {
+				plan = append(plan, event{at: *round/5 + rand.N(*round*4/5), kill: -1})
+			}
+		}
+		sort.Slice(plan, func(i, j int) bool { return plan[i].at < plan[j].at })
+		began := time.Now()
+		waited := 0
+		for _, e := range plan {
+			timer := time.NewTimer(time.Until(began.Add(e.at)))
+		wait:
+			for {
+				select {
+				case <-timer.C:
+					break wait
+				case c := <-exited:
+					// A child that exits by itself failed: report it at once.
+					if !procs[c].killed {
+						timer.Stop()
+						t.Fatalf("round %d: child %d exited before it was killed: %v\n%s", r, c, procs[c].err, procs[c].stderr)
+					}
+					checkKilled(t, r, c, procs[c].err, procs[c].stderr)
+					waited++
+				}
+			}
+			if e.kill < 0 {
+				fault(t.Context())
+				faults++
+				continue
+			}
+			procs[e.kill].killed = true
+			if err := procs[e.kill].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatalf("kill: %v", err)
+			}
+		}
+		for ; waited < len(procs); waited++ {
+			c := <-exited
+			checkKilled(t, r, c, procs[c].err, procs[c].stderr)
+		}
+	}
+
+	s, err := openBackend(t.Context(), backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	in, logs, err := torture.Collect(t.Context(), s, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	violations := torture.Check(in)
+	seen, unacked := 0, 0
+	for _, w := range in.Watches {
+		seen += len(w.Seen)
+	}
+	acked := map[string]bool{}
+	for _, a := range in.Acks {
+		for _, id := range a.IDs {
+			acked[id] = true
+		}
+	}
+	for _, r := range in.All {
+		if !acked[r.ID] {
+			unacked++
+		}
+	}
+	t.Logf("torture %s: %d rounds of %d processes x %d writers in %v, %d faults injected; %d batches attempted, %d acks, %d events stored (%d without an ack line), %d watchers saw %d events; errors by class %v; violations: %d",
+		strings.SplitN(backend, ":", 2)[0], *rounds, *children, *writers, time.Since(start).Round(time.Millisecond), faults,
+		len(in.Intents), len(in.Acks), len(in.All), unacked, len(in.Watches), seen, logs.Errors, len(violations))
+	for class, msg := range logs.Samples {
+		t.Logf("sample %s error: %s", class, msg)
+	}
+	for i, v := range violations {
+		if i == 20 {
+			t.Errorf("... and %d more", len(violations)-20)
+			break
+		}
+		t.Errorf("violation: %v", v)
+	}
+	if logs.Errors["refused"] != 0 {
+		t.Errorf("valid appends were refused: %s", logs.Samples["refused"])
+	}
+	if len(in.Acks) == 0 || seen == 0 {
+		t.Errorf("the run did nothing: %d acks, %d watched", len(in.Acks), seen)
+	}
+}
+
+func checkKilled(t *testing.T, round, child int, err error, stderr *bytes.Buffer) {
+	t.Helper()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("round %d child %d: ended with %v, want killed by SIGKILL\n%s", round, child, err, stderr)
+	}
+}

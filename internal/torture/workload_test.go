@@ -1,0 +1,58 @@
+package torture_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/esv2/esv2/adapters/sqlite"
+	"github.com/esv2/esv2/internal/torture"
+)
+
+// TestWorkloadInProcess runs the torture workload briefly twice in this
+// process on one SQLite file (the second run resumes the first's watchers
+// and retries its unacknowledged batches) and checks the result: a fast,
+// untagged smoke test of the harness itself. The kill/restart run is
+// TestTorture, behind the torture build tag.
+func TestWorkloadInProcess(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/events.db"
+	for run := range 2 {
+		s, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+		err = torture.RunChild(ctx, s, torture.Config{Dir: dir, Child: "c0", Run: run, Writers: 3, Seed: 1})
+		cancel()
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	in, logs, err := torture.Collect(context.Background(), s, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := torture.Check(in); len(v) != 0 {
+		t.Fatalf("%d violations, first: %v", len(v), v[:min(len(v), 10)])
+	}
+	seen := 0
+	for _, w := range in.Watches {
+		seen += len(w.Seen)
+	}
+	if len(in.Acks) == 0 || len(in.All) == 0 || seen == 0 || len(in.Watches) != 5 {
+		t.Fatalf("workload did nothing: %d acks, %d stored, %d watched by %d watchers", len(in.Acks), len(in.All), seen, len(in.Watches))
+	}
+	if logs.Errors["refused"] != 0 {
+		t.Fatalf("appends refused: %v", logs.Samples["refused"])
+	}
+	t.Logf("%d acks, %d events stored, %d watched, errors %v", len(in.Acks), len(in.All), seen, logs.Errors)
+}
