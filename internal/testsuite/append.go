@@ -33,6 +33,7 @@ func appendTests() []test {
 		{"LargeBatch", leaf(testAppendLargeBatch)},
 		{"AwkwardStreamIDs", leaf(testAppendStreamIDs)},
 		{"ConcurrentSameExpectedVersion", leaf(testAppendRace)},
+		{"ConcurrentResults", leaf(testAppendConcurrentResults)},
 		{"CancelledContext", leaf(testAppendCancelled)},
 		{"InvalidInput", testAppendInvalid},
 		{"InvalidEventMidBatchWritesNothing", leaf(testAppendInvalidMidBatch)},

@@ -415,3 +415,78 @@ func testWatchFilteredManyWriters(t *testing.T, s eventstore.Store) {
 		ws[i].stop(t)
 	}
 }
+
+// testAppendConcurrentResults has many writers append at once, some with a
+// stale expectation or an ID stored elsewhere, so that an adapter grouping
+// concurrent appends into one transaction must still give each caller its
+// own result or error: a failing append fails alone, and each success
+// reports its own version and position.
+func testAppendConcurrentResults(t *testing.T, s eventstore.Store) {
+	const writers, rounds = 12, 10
+	mustAppend(t, s, "owner", eventstore.NoStream, evID("shared", "t"))
+	type landed struct{ version, position uint64 }
+	got := make([][]landed, writers) // one slot per writer
+	start := make(chan struct{})
+	g, ctx := errgroup.WithContext(ctxTimeout(t))
+	for w := range writers {
+		g.Go(func() error {
+			<-start
+			stream := fmt.Sprint("c-", w)
+			var version uint64
+			for i := range rounds {
+				n := 1 + (w+i)%3
+				evs := numbered(n, "t", fmt.Sprintf("%d-%d", w, i))
+				switch {
+				case (w+i)%4 == 3: // stale: fails alone
+					_, err := s.Append(ctx, stream, eventstore.Exact(version+5), evs...)
+					var ce *eventstore.ConflictError
+					if !errors.As(err, &ce) || ce.StreamID != stream || ce.Actual != version {
+						return fmt.Errorf("writer %d round %d: stale append: %v, want a ConflictError on %s with actual %d", w, i, err, stream, version)
+					}
+				case (w+i)%5 == 4: // an ID stored in another stream: fails alone
+					_, err := s.Append(ctx, stream, eventstore.Exact(version), append(evs, evID("shared", "t"))...)
+					if !errors.Is(err, eventstore.ErrIdempotency) {
+						return fmt.Errorf("writer %d round %d: append of a foreign ID: %v, want ErrIdempotency", w, i, err)
+					}
+				default:
+					res, err := s.Append(ctx, stream, eventstore.Exact(version), evs...)
+					if err != nil {
+						return fmt.Errorf("writer %d round %d: %w", w, i, err)
+					}
+					if res.Version != version+uint64(n) || res.Appended != n || len(res.Duplicates) != 0 || res.Position == 0 {
+						return fmt.Errorf("writer %d round %d: result %+v, want version %d and %d appended", w, i, res, version+uint64(n), n)
+					}
+					version += uint64(n)
+					got[w] = append(got[w], landed{version, res.Position})
+				}
+			}
+			return nil
+		})
+	}
+	close(start)
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[uint64]string)
+	for w, ls := range got {
+		stream := fmt.Sprint("c-", w)
+		read := readAll(t, s, stream, eventstore.ReadOptions{})
+		if len(ls) > 0 && uint64(len(read)) != ls[len(ls)-1].version {
+			t.Errorf("%s holds %d events, its writer's last append reported version %d", stream, len(read), ls[len(ls)-1].version)
+			continue
+		}
+		for _, l := range ls {
+			r := read[l.version-1]
+			if r.Position != l.position {
+				t.Errorf("%s@%d: position %d, its append reported %d", stream, l.version, r.Position, l.position)
+			}
+			if other, dup := seen[l.position]; dup {
+				t.Errorf("position %d reported to %s and %s", l.position, other, stream)
+			}
+			seen[l.position] = stream
+		}
+	}
+	if n := len(readAll(t, s, "owner", eventstore.ReadOptions{})); n != 1 {
+		t.Errorf("owner holds %d events, want 1", n)
+	}
+}
