@@ -20,6 +20,7 @@ func snapshotTests() []test {
 		{"NotFound", leaf(testSnapshotNotFound)},
 		{"LatestWins", leaf(testSnapshotLatest)},
 		{"OlderDoesNotOverwrite", leaf(testSnapshotOlder)},
+		{"ConcurrentSavesKeepNewest", leaf(testSnapshotConcurrent)},
 		{"AllStreams", leaf(testSnapshotAll)},
 		{"DataRoundTrip", leaf(testSnapshotData)},
 		{"CancelledContext", leaf(testSnapshotCancelled)},
