@@ -175,6 +175,10 @@ func (r *Repository[S, E]) Load(ctx context.Context, id string) (*Aggregate[S, E
 
 // load (re)fills a from the store, dropping anything pending.
 func (r *Repository[S, E]) load(ctx context.Context, a *Aggregate[S, E]) error {
+	// A nil ctx would panic in loadSnapshot's ctx.Err(); refuse it first.
+	if err := eventstore.CheckContext(ctx); err != nil {
+		return fmt.Errorf("aggregate: load %q: %w", a.id, err)
+	}
 	if a.id == eventstore.AllStreams {
 		return fmt.Errorf("aggregate: load %q: %w", a.id, &eventstore.ValidationError{
 			Field: "stream ID", Index: -1, Reason: "the all-streams log is not an aggregate"})
