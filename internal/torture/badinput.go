@@ -98,7 +98,9 @@ func checkNilContext(t *testing.T, s eventstore.Store) {
 		{"Append(empty batch)", func() error { _, err := s.Append(nilCtx, "s", eventstore.Any); return err }},
 		{"Read", func() error { return firstErr(s.Read(nilCtx, "s", eventstore.ReadOptions{})) }},
 		{"Read(AllStreams)", func() error { return firstErr(s.Read(nilCtx, eventstore.AllStreams, eventstore.ReadOptions{})) }},
-		{"Watch", func() error { return firstErr(s.Watch(nilCtx, "s", eventstore.WatchOptions{From: eventstore.FromStart()})) }},
+		{"Watch", func() error {
+			return firstErr(s.Watch(nilCtx, "s", eventstore.WatchOptions{From: eventstore.FromStart()}))
+		}},
 		{"Watch(AllStreams)", func() error {
 			return firstErr(s.Watch(nilCtx, eventstore.AllStreams, eventstore.WatchOptions{}))
 		}},
@@ -177,8 +179,8 @@ func checkSQLShapedID(t *testing.T, s eventstore.Store) {
 	}
 	type row struct {
 		Stream, ID, Type, Data string
-		Metadata           map[string]string
-		Version            uint64
+		Metadata               map[string]string
+		Version                uint64
 	}
 	var gotRows []row
 	for _, r := range got {
