@@ -1,9 +1,11 @@
 package testsuite
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -397,4 +399,182 @@ func numberedData(typ string, data ...string) []eventstore.Event {
 		evs[i] = ev(typ, d)
 	}
 	return evs
+}
+
+// testAppendLargeBatch appends one batch larger than a multi-row INSERT
+// of a handful of columns can take in one statement on SQLite (32766
+// parameters): an adapter must split it or bind arrays. (PostgreSQL's
+// limit, 65535, would take twice as many events; under -race that costs
+// more than it is worth here.)
+func testAppendLargeBatch(t *testing.T, s eventstore.Store) {
+	const n = 5_000
+	evs := make([]eventstore.Event, n)
+	for i := range evs {
+		evs[i] = eventstore.Event{ID: fmt.Sprint("id-", i), Type: "t", Data: []byte{byte(i)}}
+		if i%100 == 0 {
+			evs[i].Metadata = map[string]string{"i": fmt.Sprint(i)}
+		}
+	}
+	mustAppend(t, s, "warm", eventstore.NoStream, ev("t", "first"))
+	res := mustAppend(t, s, "s", eventstore.NoStream, evs...)
+	if res.Version != n || res.Appended != n {
+		t.Errorf("large batch: result version %d, %d appended; want %d, %d", res.Version, res.Appended, n, n)
+	}
+	got := readAll(t, s, "s", eventstore.ReadOptions{})
+	if len(got) != n {
+		t.Fatalf("read %d events back, want %d", len(got), n)
+	}
+	// go-cmp over ten thousand events takes seconds under -race: compare
+	// field by field, and diff only the first mismatch.
+	want := recorded("s", 1, evs...)
+	for i := range want {
+		w, g := want[i], got[i]
+		if w.ID != g.ID || w.Type != g.Type || !bytes.Equal(w.Data, g.Data) || !maps.Equal(w.Metadata, g.Metadata) ||
+			w.StreamID != g.StreamID || w.Version != g.Version {
+			wantEvents(t, fmt.Sprintf("event %d read back", i), want[i:i+1], got[i:i+1])
+			break
+		}
+	}
+	checkPositions(t, got, false)
+	if len(got) == n && got[n-1].Position != res.Position {
+		t.Errorf("large batch: result position %d, last event has %d", res.Position, got[n-1].Position)
+	}
+	// Its retry is recognised whole.
+	res, err := s.Append(ctxTimeout(t), "s", eventstore.NoStream, evs...)
+	if err != nil || res.Appended != 0 || len(res.Duplicates) != n {
+		t.Errorf("retry of the large batch: %d appended, %d duplicates, %v; want 0, %d, nil", res.Appended, len(res.Duplicates), err, n)
+	}
+}
+
+// testAppendStreamIDs round-trips stream IDs and event types that quote,
+// escape or pattern-match badly in SQL.
+func testAppendStreamIDs(t *testing.T, s eventstore.Store) {
+	ids := []string{
+		"with space", "quote'd", `double"quote`, `back\slash`, "semi;colon --", "%", "_", "ünïcødé/✓", "$all2", "$al",
+		"emoji-🙂", strings.Repeat("L", eventstore.MaxIDLength), "a\tb\nc",
+	}
+	for _, id := range ids {
+		e := eventstore.Event{ID: clip("ev " + id), Type: clip("type " + id), Data: []byte(id)}
+		mustAppend(t, s, id, eventstore.NoStream, e)
+		mustAppend(t, s, id, eventstore.Exact(1), e) // an idempotent retry
+		wantEvents(t, fmt.Sprintf("Read(%q)", id), recorded(id, 1, e), readAll(t, s, id, eventstore.ReadOptions{}))
+		wantEvents(t, fmt.Sprintf("Read(%q) with its type", id), recorded(id, 1, e),
+			readAll(t, s, id, eventstore.ReadOptions{Filter: eventstore.Filter{Types: []string{e.Type}}}))
+		wantVersion(t, s, id, 1)
+	}
+	all := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	if len(all) != len(ids) {
+		t.Errorf("Read(AllStreams): %d events, want %d", len(all), len(ids))
+	}
+	for i, r := range all {
+		if i < len(ids) && r.StreamID != ids[i] {
+			t.Errorf("event %d of the global log is in stream %q, want %q", i, r.StreamID, ids[i])
+		}
+	}
+}
+
+// clip cuts an ASCII s to the longest accepted name.
+func clip(s string) string { return s[:min(len(s), eventstore.MaxIDLength)] }
+
+// testAppendTimeRange appends times far from today. A store may refuse a
+// time it cannot represent (ErrInvalidInput, nothing written), but must
+// not store it wrong: a Unix-nanosecond column, for one, overflows outside
+// 1678-2262.
+func testAppendTimeRange(t *testing.T, s eventstore.Store) {
+	for i, tm := range []time.Time{
+		time.Date(1066, 10, 14, 9, 0, 0, 0, time.UTC),
+		time.Date(1677, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2263, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2500, 6, 30, 12, 0, 0, 123000, time.UTC),
+	} {
+		stream := fmt.Sprint("s", i)
+		_, err := s.Append(ctxTimeout(t), stream, eventstore.NoStream, eventstore.Event{Type: "t", Time: tm})
+		if err != nil {
+			wantValidation(t, fmt.Sprintf("Append with Time %v", tm), err)
+			wantVersion(t, s, stream, 0)
+			continue
+		}
+		got := readAll(t, s, stream, eventstore.ReadOptions{})
+		if len(got) != 1 || !got[0].Time.Equal(tm) {
+			t.Errorf("Append with Time %v: read back %+v, want the time kept (or the append refused as invalid input)", tm, got)
+		}
+		if info := info(t, s, stream); !info.LastTime.Equal(tm) {
+			t.Errorf("Append with Time %v: Info LastTime %v", tm, info.LastTime)
+		}
+	}
+}
+
+// testAppendConcurrentResults has many writers append at once, some with a
+// stale expectation or an ID stored elsewhere, so that an adapter grouping
+// concurrent appends into one transaction must still give each caller its
+// own result or error: a failing append fails alone, and each success
+// reports its own version and position.
+func testAppendConcurrentResults(t *testing.T, s eventstore.Store) {
+	const writers, rounds = 12, 10
+	mustAppend(t, s, "owner", eventstore.NoStream, evID("shared", "t"))
+	type landed struct{ version, position uint64 }
+	got := make([][]landed, writers) // one slot per writer
+	start := make(chan struct{})
+	g, ctx := errgroup.WithContext(ctxTimeout(t))
+	for w := range writers {
+		g.Go(func() error {
+			<-start
+			stream := fmt.Sprint("c-", w)
+			var version uint64
+			for i := range rounds {
+				n := 1 + (w+i)%3
+				evs := numbered(n, "t", fmt.Sprintf("%d-%d", w, i))
+				switch {
+				case (w+i)%4 == 3: // stale: fails alone
+					_, err := s.Append(ctx, stream, eventstore.Exact(version+5), evs...)
+					var ce *eventstore.ConflictError
+					if !errors.As(err, &ce) || ce.StreamID != stream || ce.Actual != version {
+						return fmt.Errorf("writer %d round %d: stale append: %v, want a ConflictError on %s with actual %d", w, i, err, stream, version)
+					}
+				case (w+i)%5 == 4: // an ID stored in another stream: fails alone
+					_, err := s.Append(ctx, stream, eventstore.Exact(version), append(evs, evID("shared", "t"))...)
+					if !errors.Is(err, eventstore.ErrIdempotency) {
+						return fmt.Errorf("writer %d round %d: append of a foreign ID: %v, want ErrIdempotency", w, i, err)
+					}
+				default:
+					res, err := s.Append(ctx, stream, eventstore.Exact(version), evs...)
+					if err != nil {
+						return fmt.Errorf("writer %d round %d: %w", w, i, err)
+					}
+					if res.Version != version+uint64(n) || res.Appended != n || len(res.Duplicates) != 0 || res.Position == 0 {
+						return fmt.Errorf("writer %d round %d: result %+v, want version %d and %d appended", w, i, res, version+uint64(n), n)
+					}
+					version += uint64(n)
+					got[w] = append(got[w], landed{version, res.Position})
+				}
+			}
+			return nil
+		})
+	}
+	close(start)
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[uint64]string)
+	for w, ls := range got {
+		stream := fmt.Sprint("c-", w)
+		read := readAll(t, s, stream, eventstore.ReadOptions{})
+		if len(ls) > 0 && uint64(len(read)) != ls[len(ls)-1].version {
+			t.Errorf("%s holds %d events, its writer's last append reported version %d", stream, len(read), ls[len(ls)-1].version)
+			continue
+		}
+		for _, l := range ls {
+			r := read[l.version-1]
+			if r.Position != l.position {
+				t.Errorf("%s@%d: position %d, its append reported %d", stream, l.version, r.Position, l.position)
+			}
+			if other, dup := seen[l.position]; dup {
+				t.Errorf("position %d reported to %s and %s", l.position, other, stream)
+			}
+			seen[l.position] = stream
+		}
+	}
+	if n := len(readAll(t, s, "owner", eventstore.ReadOptions{})); n != 1 {
+		t.Errorf("owner holds %d events, want 1", n)
+	}
 }

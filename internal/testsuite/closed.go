@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -84,5 +85,76 @@ func testCloseConcurrent(t *testing.T, s eventstore.Store) {
 	}
 	if _, err := s.Info(ctxTimeout(t), "s"); !errors.Is(err, eventstore.ErrClosed) {
 		t.Errorf("Info after concurrent Close: %v, want ErrClosed", err)
+	}
+}
+
+// testCloseDuringUse closes the store while writers, readers and watchers
+// are busy: every call in flight ends, successfully or with ErrClosed,
+// never with a raw driver error and never hanging.
+func testCloseDuringUse(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, numbered(50, "t", "e")...)
+	ctx := ctxTimeout(t)
+	started := make(chan struct{}, 8)
+	var g errgroup.Group
+	// endsClosed runs op until it fails and checks that it failed with
+	// ErrClosed.
+	endsClosed := func(name string, op func() error) {
+		g.Go(func() error {
+			started <- struct{}{}
+			for {
+				err := op()
+				if err == nil {
+					continue
+				}
+				if !errors.Is(err, eventstore.ErrClosed) {
+					return fmt.Errorf("%s during Close: %w (want ErrClosed)", name, err)
+				}
+				return nil
+			}
+		})
+	}
+	for w := range 3 {
+		endsClosed(fmt.Sprint("Append ", w), func() error {
+			_, err := s.Append(ctx, fmt.Sprint("w", w), eventstore.Any, ev("t", "x"))
+			return err
+		})
+	}
+	endsClosed("Read", func() error {
+		_, err := eventstore.Collect(s.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{}))
+		return err
+	})
+	endsClosed("Info", func() error {
+		_, err := s.Info(ctx, "s")
+		return err
+	})
+	endsClosed("Watch", func() error {
+		for _, err := range s.Watch(ctx, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart()}) {
+			if err != nil {
+				return err
+			}
+		}
+		return errors.New("watch ended without an error")
+	})
+	for range 6 {
+		<-started
+	}
+	// Let every goroutine make some calls, as shown by the writers' events.
+	w := startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.After(0)})
+	w.next(t, 50+3)
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("calls in flight did not end within %v of Close", waitTimeout)
+	}
+	if err := w.end(t); !errors.Is(err, eventstore.ErrClosed) {
+		t.Errorf("watch ended with %v at Close, want ErrClosed", err)
 	}
 }

@@ -1,11 +1,13 @@
 package testsuite
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/esv2/esv2/eventstore"
 )
@@ -443,4 +445,162 @@ func testStreamHandle(t *testing.T, s eventstore.Store) {
 	if err != nil || snap.Version != 2 || string(snap.Data) != "state" {
 		t.Errorf("Stream.LoadSnapshot: %+v, %v", snap, err)
 	}
+}
+
+// testReadMetadataKeys filters on metadata keys that a JSON path or an SQL
+// string would take apart if they were spliced in unquoted.
+func testReadMetadataKeys(t *testing.T, s eventstore.Store) {
+	keys := []string{"a.b", `a"b`, "a'b", "$", "[0]", "a b", `a\b`, "ünï", "*", "a[0]"}
+	var evs []eventstore.Event
+	for i, k := range keys {
+		evs = append(evs, eventstore.Event{Type: "t", Data: []byte(k), Metadata: map[string]string{k: fmt.Sprint("v", i), "other": "x"}})
+	}
+	// Decoys: what an unquoted path would find instead.
+	evs = append(evs, eventstore.Event{Type: "t", Data: []byte("decoy"), Metadata: map[string]string{"a": "v0", "b": "v0"}})
+	mustAppend(t, s, "s", eventstore.NoStream, evs...)
+	all := recorded("s", 1, evs...)
+	for i, k := range keys {
+		v := fmt.Sprint("v", i)
+		for _, f := range []eventstore.MetadataFilter{
+			eventstore.MetadataEquals(k, v),
+			eventstore.MetadataOneOf(k, v, "nope"),
+			eventstore.MetadataHasPrefix(k, v),
+		} {
+			got := readAll(t, s, "s", eventstore.ReadOptions{Filter: eventstore.Filter{Metadata: []eventstore.MetadataFilter{f}}})
+			wantEvents(t, fmt.Sprintf("Read with metadata %s %q %q", f.Op, k, v), all[i:i+1], got)
+		}
+	}
+}
+
+// testReadCheckpointing plays a consumer that polls the global log from
+// just after the highest position it has seen, while writers append: it
+// must end up with every event. (On a database where positions are taken
+// before commit, a reader that can see a later position before an earlier
+// one skips the earlier one for ever.)
+func testReadCheckpointing(t *testing.T, s eventstore.Store) {
+	const writers, appends = 4, 40
+	g, ctx := errgroup.WithContext(ctxTimeout(t))
+	writing := make(chan struct{})
+	var wg errgroup.Group
+	for w := range writers {
+		wg.Go(func() error {
+			for i := range appends {
+				if _, err := s.Append(ctx, fmt.Sprint("s", w), eventstore.Any, ev("t", fmt.Sprint(w, "/", i))); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(writing)
+		return wg.Wait()
+	})
+	var seen []eventstore.Recorded
+	g.Go(func() error {
+		var next uint64
+		for done := false; !done; {
+			select {
+			case <-writing:
+				done = true // one more read after the writers are done
+			default:
+			}
+			got, err := eventstore.Collect(s.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{From: next}))
+			if err != nil {
+				return err
+			}
+			if len(got) > 0 {
+				seen = append(seen, got...)
+				next = got[len(got)-1].Position + 1
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	all := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	if len(all) != writers*appends {
+		t.Errorf("store holds %d events, want %d", len(all), writers*appends)
+	}
+	wantSame(t, "checkpointing reader", all, seen)
+}
+
+// testReadNotIterated makes many reads and watches and never ranges over
+// them: an adapter that took a connection (or a lock, or a goroutine) when
+// Read or Watch is called, rather than when iteration begins, would leak it
+// and the calls after would hang.
+func testReadNotIterated(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, numbered(3, "t", "e")...)
+	for range 50 {
+		_ = s.Read(ctxTimeout(t), "s", eventstore.ReadOptions{})
+		_ = s.Read(ctxTimeout(t), eventstore.AllStreams, eventstore.ReadOptions{Backwards: true})
+		_ = s.Watch(ctxTimeout(t), "s", eventstore.WatchOptions{})
+		_ = s.Watch(ctxTimeout(t), eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart()})
+	}
+	mustAppend(t, s, "s", eventstore.Exact(3), ev("t", "after"))
+	wantVersion(t, s, "s", 4)
+	w := startWatch(t, s, "s", eventstore.WatchOptions{From: eventstore.After(3)})
+	wantSame(t, "watch after unused iterators", readAll(t, s, "s", eventstore.ReadOptions{From: 4}), w.next(t, 1))
+	w.stop(t)
+}
+
+// testReadPaging reads a stream longer than the pages adapters typically
+// fetch per query (a thousand rows or so), with limits and filters that end
+// inside a later page, in both directions, to catch paging that loses or
+// repeats an event at a page boundary.
+func testReadPaging(t *testing.T, s eventstore.Store) {
+	const n = 2100
+	evs := make([]eventstore.Event, n)
+	for i := range evs {
+		typ := "other"
+		if i%3 == 0 {
+			typ = "third"
+		}
+		evs[i] = eventstore.Event{Type: typ, Data: []byte(fmt.Sprint(i + 1))}
+	}
+	for lo := 0; lo < n; lo += 700 {
+		mustAppend(t, s, "s", eventstore.Any, evs[lo:lo+700]...)
+	}
+	mustAppend(t, s, "other", eventstore.NoStream, ev("t", "elsewhere"))
+	all := recorded("s", 1, evs...)
+	thirds := make([]eventstore.Recorded, 0, n/3)
+	for _, r := range all {
+		if r.Type == "third" {
+			thirds = append(thirds, r)
+		}
+	}
+	byType := eventstore.Filter{Types: []string{"third"}}
+	for _, c := range []struct {
+		name string
+		opts eventstore.ReadOptions
+		want []eventstore.Recorded
+	}{
+		{"All", eventstore.ReadOptions{}, all},
+		{"Backwards", eventstore.ReadOptions{Backwards: true}, reversed(all)},
+		{"FromLimit", eventstore.ReadOptions{From: 500, Limit: 1500}, all[499:1999]},
+		{"BackwardsFromLimit", eventstore.ReadOptions{From: 2050, Limit: 1500, Backwards: true}, reversed(all[550:2050])},
+		{"Filtered", eventstore.ReadOptions{Filter: byType}, thirds},
+		{"FilteredLimit", eventstore.ReadOptions{Filter: byType, Limit: 650}, thirds[:650]},
+		{"FilteredBackwardsLimit", eventstore.ReadOptions{Filter: byType, Limit: 650, Backwards: true}, reversed(thirds)[:650]},
+	} {
+		got := readAll(t, s, "s", c.opts)
+		if len(got) != len(c.want) {
+			t.Errorf("%s: read %d events, want %d", c.name, len(got), len(c.want))
+			continue
+		}
+		// Compare the cheap way (see testAppendLargeBatch).
+		for i := range got {
+			if got[i].Version != c.want[i].Version || !bytes.Equal(got[i].Data, c.want[i].Data) || got[i].Type != c.want[i].Type {
+				t.Errorf("%s: event %d is %s@%d %q, want version %d", c.name, i, got[i].StreamID, got[i].Version, got[i].Data, c.want[i].Version)
+				break
+			}
+		}
+	}
+	// The same over the global log.
+	gotAll := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: readAll(t, s, "s", eventstore.ReadOptions{From: 100, Limit: 1})[0].Position, Limit: 1800})
+	if len(gotAll) != 1800 || gotAll[0].Version != 100 || gotAll[1799].Version != 1899 {
+		t.Errorf("Read(AllStreams) from version 100's position, limit 1800: %d events", len(gotAll))
+	}
+	checkPositions(t, gotAll, false)
 }

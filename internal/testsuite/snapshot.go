@@ -3,11 +3,13 @@ package testsuite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/esv2/esv2/eventstore"
 )
@@ -206,4 +208,32 @@ func testSnapshotInvalid(t *testing.T, s eventstore.Store) {
 	if _, err := s.LoadSnapshot(ctxTimeout(t), "s", ""); !errors.Is(err, eventstore.ErrNotFound) {
 		t.Errorf("LoadSnapshot after refused saves: %v, want ErrNotFound (nothing saved)", err)
 	}
+}
+
+// testSnapshotConcurrent saves snapshots of many versions at once: the
+// newest must win whatever the order the saves land in (a read-then-write
+// upsert outside a transaction would let an older one overwrite it).
+func testSnapshotConcurrent(t *testing.T, s eventstore.Store) {
+	const savers, each = 8, 10
+	start := make(chan struct{})
+	g, ctx := errgroup.WithContext(ctxTimeout(t))
+	for w := range savers {
+		g.Go(func() error {
+			<-start
+			for i := range each {
+				v := uint64(i*savers + w + 1) // every saver climbs; all interleave
+				snap := eventstore.Snapshot{StreamID: "s", Name: "m", Version: v, Schema: "v1", Data: []byte(fmt.Sprint(v))}
+				if err := s.SaveSnapshot(ctx, snap); err != nil {
+					return fmt.Errorf("saver %d: SaveSnapshot version %d: %w", w, v, err)
+				}
+			}
+			return nil
+		})
+	}
+	close(start)
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	const newest = savers * each
+	wantSnapshot(t, s, "s", "m", eventstore.Snapshot{StreamID: "s", Name: "m", Version: newest, Schema: "v1", Data: []byte(fmt.Sprint(newest))})
 }

@@ -554,3 +554,73 @@ func testWatchClose(t *testing.T, s eventstore.Store) {
 		}
 	}
 }
+
+// testWatchBreak abandons watches by breaking out of their loops; later
+// appends, reads and watches are unaffected.
+func testWatchBreak(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, numbered(3, "t", "e")...)
+	for _, stream := range []string{"s", eventstore.AllStreams} {
+		for i := range 10 {
+			n := 0
+			for _, err := range s.Watch(ctxTimeout(t), stream, eventstore.WatchOptions{From: eventstore.FromStart()}) {
+				if err != nil {
+					t.Fatalf("Watch(%q): %v", stream, err)
+				}
+				n++
+				if n == 1+i%3 {
+					break
+				}
+			}
+		}
+	}
+	w := startWatch(t, s, "s", eventstore.WatchOptions{From: eventstore.After(3)})
+	mustAppend(t, s, "s", eventstore.Exact(3), ev("t", "after"))
+	wantSame(t, "watch after abandoned watches", readAll(t, s, "s", eventstore.ReadOptions{From: 4}), w.next(t, 1))
+	w.stop(t)
+}
+
+// testWatchFilteredManyWriters has filtered watchers follow concurrent
+// writers: a filtered watch that skips ahead over events it has examined
+// (rather than only after the last event it yielded) must not skip one
+// that commits meanwhile.
+func testWatchFilteredManyWriters(t *testing.T, s eventstore.Store) {
+	const writers, appends = 4, 40
+	stream := func(w int) string { return fmt.Sprint([]string{"a-", "b-"}[w%2], w) }
+	filters := []struct {
+		stream string
+		filter eventstore.Filter
+	}{
+		{eventstore.AllStreams, eventstore.Filter{Types: []string{"keep"}}},
+		{eventstore.AllStreams, eventstore.Filter{StreamPrefix: "a-"}},
+		{eventstore.AllStreams, eventstore.Filter{StreamPrefix: "b-", Metadata: []eventstore.MetadataFilter{eventstore.MetadataEquals("n", "0")}}},
+		{stream(0), eventstore.Filter{Types: []string{"keep"}}},
+	}
+	ws := make([]*watcher, len(filters))
+	for i, f := range filters {
+		ws[i] = startWatch(t, s, f.stream, eventstore.WatchOptions{From: eventstore.FromStart(), Filter: f.filter})
+	}
+	g, ctx := errgroup.WithContext(ctxTimeout(t))
+	for w := range writers {
+		g.Go(func() error {
+			for i := range appends {
+				e := eventstore.Event{Type: []string{"keep", "drop", "drop"}[i%3], Data: []byte(fmt.Sprint(w, "/", i)),
+					Metadata: map[string]string{"n": fmt.Sprint(i % 4)}}
+				if _, err := s.Append(ctx, stream(w), eventstore.Any, e); err != nil {
+					return fmt.Errorf("writer %d: %w", w, err)
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range filters {
+		want := readAll(t, s, f.stream, eventstore.ReadOptions{Filter: f.filter})
+		if len(want) == 0 {
+			t.Fatalf("filter %+v matches nothing; the test is wrong", f)
+		}
+		wantSame(t, fmt.Sprintf("watch %q %+v", f.stream, f.filter), want, ws[i].next(t, len(want)))
+		ws[i].stop(t)
+	}
+}
