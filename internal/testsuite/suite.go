@@ -40,8 +40,8 @@ type test struct {
 
 // Run runs the conformance suite against the stores newStore returns.
 //
-// Subtests are named after the method and the case (Append/ExpectedVersion/Conflict,
-// Read/Backwards/FromEnd, Watch/CatchUpThenLive ...) and run in parallel, so
+// Subtests are named after the method and the case (Append/ExpectedVersionConflict,
+// Read/Backwards, Watch/CatchUpThenLive ...) and run in parallel, so
 // newStore must be safe to call concurrently and each store it returns must
 // be independent and empty.
 func Run(t *testing.T, newStore Factory) {
