@@ -71,6 +71,8 @@ func translateError(err error, op *appendOp) error {
 		return fmt.Errorf("%w: locked by another connection or process beyond the busy timeout: %w", ErrBusy, err)
 	case sqlite3.SQLITE_NOTADB:
 		return fmt.Errorf("%w: %w", ErrNotDatabase, err)
+	case sqlite3.SQLITE_READONLY:
+		return fmt.Errorf("%w: the database is read-only (mode=ro, permissions or a read-only medium): %w", ErrDatabase, err)
 	case sqlite3.SQLITE_CONSTRAINT:
 		if op != nil && (code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
 			msg := se.Error()

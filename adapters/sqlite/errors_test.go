@@ -42,6 +42,12 @@ func driverErrors(t *testing.T) map[string]error {
 	_, out["event_id"] = db.ExecContext(ctx, ins, "other", 1, "id-1")
 	_, out["version"] = db.ExecContext(ctx, ins, "s", 1, "id-2")
 	_, out["syntax"] = db.ExecContext(ctx, "SELEKT 1")
+	rodb, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rodb.Close()
+	_, out["readonly"] = rodb.ExecContext(ctx, ins, "s", 9, nil)
 
 	c1, err := db.Conn(ctx)
 	if err != nil {
@@ -108,6 +114,11 @@ func TestTranslateError(t *testing.T) {
 		{name: "Busy", err: drv["busy"], is: ErrBusy},
 		{name: "NotADatabase", err: drv["notadb"], is: ErrNotDatabase},
 		{name: "Syntax", err: drv["syntax"], is: ErrDatabase},
+		{name: "ReadOnly", err: drv["readonly"], is: ErrDatabase, check: func(t *testing.T, got error) {
+			if !strings.Contains(got.Error(), "read-only") {
+				t.Errorf("got %q, want it to say the database is read-only", got)
+			}
+		}},
 		{name: "ConnDone", err: sql.ErrConnDone, is: eventstore.ErrClosed},
 		{name: "DBClosed", err: errors.New("sql: database is closed"), is: eventstore.ErrClosed},
 		{name: "Canceled", err: fmt.Errorf("query: %w", context.Canceled), is: context.Canceled, nowrap: true},

@@ -266,6 +266,13 @@ func openError(path string, err error) error {
 // that processes opening a new file at once do not race.
 func (s *Store) migrate(ctx context.Context) (err error) {
 	c := s.wconn
+	// The common case, an up-to-date schema, needs no write lock: opening
+	// then neither waits for another process's writer nor fails on a
+	// read-only database (mode=ro).
+	done, err := s.checkSchema(ctx)
+	if err != nil || done {
+		return err
+	}
 	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return openError(s.path, err)
 	}
@@ -274,28 +281,36 @@ func (s *Store) migrate(ctx context.Context) (err error) {
 			_, _ = c.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
-	var v int
-	if err := c.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return openError(s.path, err)
+	// Another process may have created the schema meanwhile.
+	if done, err = s.checkSchema(ctx); err != nil {
+		return err
 	}
-	switch {
-	case v > schemaVersion:
-		return fmt.Errorf("sqlite: open %q: %w: the database has schema version %d, this package knows up to %d (upgrade esv2)",
-			s.displayPath(), ErrSchemaVersion, v, schemaVersion)
-	case v == schemaVersion:
-		_, err := c.ExecContext(ctx, "COMMIT")
-		return translateError(err, nil)
-	}
-	if _, err := c.ExecContext(ctx, schema); err != nil {
-		return openError(s.path, err)
-	}
-	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
-		return openError(s.path, err)
+	if !done {
+		if _, err := c.ExecContext(ctx, schema); err != nil {
+			return openError(s.path, err)
+		}
+		if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+			return openError(s.path, err)
+		}
 	}
 	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
 		return openError(s.path, err)
 	}
 	return nil
+}
+
+// checkSchema reports whether the database has this package's schema, and
+// refuses a newer one.
+func (s *Store) checkSchema(ctx context.Context) (bool, error) {
+	var v int
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return false, openError(s.path, err)
+	}
+	if v > schemaVersion {
+		return false, fmt.Errorf("sqlite: open %q: %w: the database has schema version %d, this package knows up to %d (upgrade esv2)",
+			s.displayPath(), ErrSchemaVersion, v, schemaVersion)
+	}
+	return v == schemaVersion, nil
 }
 
 func (s *Store) displayPath() string {
