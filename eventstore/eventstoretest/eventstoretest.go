@@ -54,3 +54,16 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 	t.Helper()
 	testsuite.Run(t, newStore)
 }
+
+// Features describes optional abilities of the stores under test; the zero
+// value runs what Run runs.
+type Features = testsuite.Features
+
+// RunFeatures is Run with optional abilities: with Features.NewPair (two
+// stores open on one new database, as two processes would open it), it also
+// runs the Shared subtests (idempotency and conflicts across stores,
+// watches woken by the other store's appends, one global order).
+func RunFeatures(t *testing.T, newStore func(t *testing.T) eventstore.Store, f Features) {
+	t.Helper()
+	testsuite.RunFeatures(t, newStore, f)
+}

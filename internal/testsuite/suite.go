@@ -38,6 +38,17 @@ type test struct {
 	run  func(t *testing.T, newStore Factory)
 }
 
+// Features describes optional abilities of the stores under test. The zero
+// value runs every subtest that needs only the Factory.
+type Features struct {
+	// NewPair, when set, opens two stores on one new database, as two
+	// processes would. It enables the Shared subtests: idempotency and
+	// conflicts across stores, watches woken by the other store's appends,
+	// one global order for writers on both. Leave it nil for a store that
+	// cannot be opened twice (a private in-memory database).
+	NewPair PairFactory
+}
+
 // Run runs the conformance suite against the stores newStore returns.
 //
 // Subtests are named after the method and the case (Append/ExpectedVersionConflict,
@@ -46,10 +57,17 @@ type test struct {
 // be independent and empty.
 func Run(t *testing.T, newStore Factory) {
 	t.Helper()
-	groups := []struct {
+	RunFeatures(t, newStore, Features{})
+}
+
+// RunFeatures is Run with optional abilities of the stores; see Features.
+func RunFeatures(t *testing.T, newStore Factory, f Features) {
+	t.Helper()
+	type group struct {
 		name  string
 		tests []test
-	}{
+	}
+	groups := []group{
 		{"Append", appendTests()},
 		{"Read", readTests()},
 		{"Info", infoTests()},
@@ -57,6 +75,9 @@ func Run(t *testing.T, newStore Factory) {
 		{"Snapshot", snapshotTests()},
 		{"Close", closeTests()},
 		{"Stream", []test{{"Handle", leaf(testStreamHandle)}}},
+	}
+	if f.NewPair != nil {
+		groups = append(groups, group{"Shared", sharedTests(f.NewPair)})
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

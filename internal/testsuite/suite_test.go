@@ -56,10 +56,18 @@ func TestConformance(t *testing.T) {
 		// The mutant's failures include waits that time out; keep them short.
 		t.Cleanup(testsuite.SetWaitTimeout(2 * time.Second))
 	}
-	testsuite.Run(t, func(t *testing.T) eventstore.Store {
+	newStore := func(t *testing.T) eventstore.Store {
 		s := newMemStore(b)
 		t.Cleanup(func() { s.Close() })
 		return s
+	}
+	testsuite.RunFeatures(t, newStore, testsuite.Features{
+		// One in-memory store seen twice: this checks the Shared subtests'
+		// plumbing, not what they are about (real adapters give two stores).
+		NewPair: func(t *testing.T) (eventstore.Store, eventstore.Store) {
+			s := newStore(t)
+			return s, s
+		},
 	})
 }
 
