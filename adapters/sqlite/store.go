@@ -132,7 +132,8 @@ func (s *Store) Stats() Stats {
 // database's write lock, waiting up to the busy timeout). The schema is
 // created on first open. Open fails with [ErrNotDatabase] when the file is
 // not an SQLite database and with [ErrSchemaVersion] when its schema was
-// written by a newer esv2.
+// written by a newer esv2. A database opened read-only ("file:...?mode=ro")
+// can be read and watched; writes fail with [ErrDatabase].
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := eventstore.CheckContext(ctx); err != nil {
 		return nil, err
