@@ -28,6 +28,11 @@
 //		})
 //	}
 //
+// A store that can be opened twice on one database (a file, a PostgreSQL
+// schema) should also pass [RunFeatures] with [Features].NewPair, which adds
+// the Shared subtests: idempotency, conflicts and global order across two
+// stores, and watches woken by the other store's appends.
+//
 // A failing subtest names the rule broken, e.g.
 // TestConformance/Append/ExpectedVersionConflict or
 // TestConformance/Watch/CatchUpThenLive; run one with -run as usual.

@@ -20,6 +20,10 @@
 // its cleanups run when that subtest ends. Each store it returns must be
 // empty and independent of the others; subtests run in parallel.
 //
+// [RunFeatures] takes optional abilities: with [Features].NewPair, which
+// opens two stores on one new database, it also runs the Shared subtests,
+// which need two processes' view of one database.
+//
 // # What it checks
 //
 // Subtests are named after the method and the case, so that a failure reads
@@ -29,8 +33,9 @@
 // all-streams log and its stream prefix, abandoned iterations, cancelled
 // contexts), Info, Watch (from the present, the start or a version or
 // position; catch-up then live under concurrent writers; filters; slow
-// watchers; cancellation; Close), Snapshot, Close and Stream (the
-// [eventstore.Stream] handle over the store).
+// watchers; cancellation; Close), Snapshot, Close, Stream (the
+// [eventstore.Stream] handle over the store) and, with a pair of stores,
+// Shared.
 //
 // # How it waits
 //
