@@ -54,7 +54,9 @@ type Features struct {
 // Subtests are named after the method and the case (Append/ExpectedVersionConflict,
 // Read/Backwards, Watch/CatchUpThenLive ...) and run in parallel, so
 // newStore must be safe to call concurrently and each store it returns must
-// be independent and empty.
+// be independent and empty. Because they are parallel, they run after the
+// calling test function returns: release anything shared with t.Cleanup,
+// not defer.
 func Run(t *testing.T, newStore Factory) {
 	t.Helper()
 	RunFeatures(t, newStore, Features{})
