@@ -44,6 +44,11 @@
 // independent of every other (a fresh file, database or schema), and the
 // factory registers its own cleanup with t.Cleanup; the suite also closes
 // some stores itself, which [eventstore.Store.Close] allows.
+//
+// Subtests are parallel, so they run after the test function that called
+// Run has returned: anything the factory shares between stores (a
+// connection pool, a server) must be released with t.Cleanup on the outer
+// test, never with defer.
 package eventstoretest
 
 import (
