@@ -17,14 +17,21 @@ import (
 // It exists to test the suite itself: the suite must pass on it, and must
 // fail on each of its deliberately broken variants (see mutants).
 type memStore struct {
+	db     *memDB
+	closed bool // guarded by db.mu
+	n      *eventstore.Notifier
+	bugs   bugs
+}
+
+// memDB is the "database" under one or more memStores, as a file or a
+// schema is under several processes' stores.
+type memDB struct {
 	mu      sync.Mutex
 	events  []eventstore.Recorded // global order
 	streams map[string][]int      // stream ID -> indexes into events
 	ids     map[string]stored     // event ID -> where it is stored
 	snaps   map[[2]string]eventstore.Snapshot
-	closed  bool
-	n       *eventstore.Notifier
-	bugs    bugs
+	stores  []*memStore // to wake their watchers, as a poller would
 }
 
 type stored struct {
@@ -53,16 +60,25 @@ type bugs struct {
 	metaPrefixIsEq    bool // the metadata prefix filter compares whole values
 	resultFirstPos    bool // AppendResult.Position is the batch's first event's
 	cancelYieldsError bool // a watch ended by its context yields the context's error
+	noCrossWake       bool // appends wake only the watchers of the store they went through
 }
 
 func newMemStore(b bugs) *memStore {
-	return &memStore{
+	db := &memDB{
 		streams: make(map[string][]int),
 		ids:     make(map[string]stored),
 		snaps:   make(map[[2]string]eventstore.Snapshot),
-		n:       eventstore.NewNotifier(),
-		bugs:    b,
 	}
+	return db.open(b)
+}
+
+// open returns a new store on db.
+func (db *memDB) open(b bugs) *memStore {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	m := &memStore{db: db, n: eventstore.NewNotifier(), bugs: b}
+	db.stores = append(db.stores, m)
+	return m
 }
 
 var _ eventstore.Store = (*memStore)(nil)
@@ -76,8 +92,8 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 		return eventstore.AppendResult{}, err
 	}
 	err := eventstore.ValidateAppend(streamID, expected, events, 0)
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.db.mu.Lock()
+	defer m.db.mu.Unlock()
 	if m.closed {
 		return eventstore.AppendResult{}, eventstore.ErrClosed
 	}
@@ -90,14 +106,14 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 		}
 		return eventstore.AppendResult{}, err
 	}
-	cur := uint64(len(m.streams[streamID]))
+	cur := uint64(len(m.db.streams[streamID]))
 	var dups []eventstore.Duplicate
 	isDup := make(map[int]bool)
 	for i, e := range events {
 		if e.ID == "" || m.bugs.noIdempotency {
 			continue
 		}
-		in, ok := m.ids[e.ID]
+		in, ok := m.db.ids[e.ID]
 		if !ok {
 			continue
 		}
@@ -124,7 +140,7 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 	return res, nil
 }
 
-// write appends the events not marked duplicate; m.mu is held.
+// write appends the events not marked duplicate; m.db.mu is held.
 func (m *memStore) write(streamID string, events []eventstore.Event, isDup map[int]bool) eventstore.AppendResult {
 	now := time.Now()
 	var res eventstore.AppendResult
@@ -137,21 +153,25 @@ func (m *memStore) write(streamID string, events []eventstore.Event, isDup map[i
 		if e.Time.IsZero() && !m.bugs.timeNotSet {
 			e.Time = now
 		}
-		idx := len(m.events)
-		r := eventstore.Recorded{Event: e, StreamID: streamID, Version: uint64(len(m.streams[streamID]) + 1), Position: position(idx)}
-		m.events = append(m.events, r)
-		m.streams[streamID] = append(m.streams[streamID], idx)
+		idx := len(m.db.events)
+		r := eventstore.Recorded{Event: e, StreamID: streamID, Version: uint64(len(m.db.streams[streamID]) + 1), Position: position(idx)}
+		m.db.events = append(m.db.events, r)
+		m.db.streams[streamID] = append(m.db.streams[streamID], idx)
 		if e.ID != "" {
-			m.ids[e.ID] = stored{streamID, r.Version}
+			m.db.ids[e.ID] = stored{streamID, r.Version}
 		}
 		res.Appended++
 		if res.Position == 0 || !m.bugs.resultFirstPos {
 			res.Position = r.Position
 		}
 	}
-	res.Version = uint64(len(m.streams[streamID]))
+	res.Version = uint64(len(m.db.streams[streamID]))
 	if res.Appended > 0 {
-		m.n.Notify()
+		for _, other := range m.db.stores {
+			if other == m || !m.bugs.noCrossWake {
+				other.n.Notify()
+			}
+		}
 	}
 	return res
 }
@@ -201,14 +221,14 @@ func (m *memStore) matches(r eventstore.Recorded, f eventstore.Filter) bool {
 	return true
 }
 
-// list returns the events of a stream in order; m.mu is held.
+// list returns the events of a stream in order; m.db.mu is held.
 func (m *memStore) list(streamID string) []eventstore.Recorded {
 	if streamID == eventstore.AllStreams {
-		return slices.Clone(m.events)
+		return slices.Clone(m.db.events)
 	}
-	out := make([]eventstore.Recorded, 0, len(m.streams[streamID]))
-	for _, idx := range m.streams[streamID] {
-		out = append(out, m.events[idx])
+	out := make([]eventstore.Recorded, 0, len(m.db.streams[streamID]))
+	for _, idx := range m.db.streams[streamID] {
+		out = append(out, m.db.events[idx])
 	}
 	return out
 }
@@ -228,9 +248,9 @@ func (m *memStore) Read(ctx context.Context, streamID string, opts eventstore.Re
 		return eventstore.ErrorSeq(err)
 	}
 	return func(yield func(eventstore.Recorded, error) bool) {
-		m.mu.Lock()
+		m.db.mu.Lock()
 		if m.closed {
-			m.mu.Unlock()
+			m.db.mu.Unlock()
 			if m.bugs.rawErrorOnClose {
 				yield(eventstore.Recorded{}, errors.New("sql: database is closed"))
 				return
@@ -239,7 +259,7 @@ func (m *memStore) Read(ctx context.Context, streamID string, opts eventstore.Re
 			return
 		}
 		list := m.list(streamID)
-		m.mu.Unlock()
+		m.db.mu.Unlock()
 		k := key(streamID)
 		if opts.Backwards {
 			slices.Reverse(list)
@@ -283,8 +303,8 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		m.mu.Lock()
-		defer m.mu.Unlock()
+		m.db.mu.Lock()
+		defer m.db.mu.Unlock()
 		if m.closed {
 			return nil, eventstore.ErrClosed
 		}
@@ -312,8 +332,8 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 			return
 		}
 		after, err := opts.From.Resolve(func() (uint64, error) {
-			m.mu.Lock()
-			defer m.mu.Unlock()
+			m.db.mu.Lock()
+			defer m.db.mu.Unlock()
 			list := m.list(streamID)
 			if len(list) == 0 {
 				return 0, nil
@@ -345,8 +365,8 @@ func (m *memStore) Info(ctx context.Context, streamID string) (eventstore.Stream
 	if err := eventstore.ValidateStreamID(streamID); err != nil {
 		return eventstore.StreamInfo{}, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.db.mu.Lock()
+	defer m.db.mu.Unlock()
 	if m.closed {
 		return eventstore.StreamInfo{}, eventstore.ErrClosed
 	}
@@ -378,19 +398,19 @@ func (m *memStore) SaveSnapshot(ctx context.Context, s eventstore.Snapshot) erro
 	if err := eventstore.ValidateSnapshot(s, 0); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.db.mu.Lock()
+	defer m.db.mu.Unlock()
 	if m.closed {
 		return eventstore.ErrClosed
 	}
 	s.Name = snapName(s.Name)
 	k := [2]string{s.StreamID, s.Name}
-	if old, ok := m.snaps[k]; ok && old.Version > s.Version && !m.bugs.olderSnapshotWins {
+	if old, ok := m.db.snaps[k]; ok && old.Version > s.Version && !m.bugs.olderSnapshotWins {
 		return nil
 	}
 	s.Data = slices.Clone(s.Data)
 	s.Time = time.Now()
-	m.snaps[k] = s
+	m.db.snaps[k] = s
 	return nil
 }
 
@@ -401,12 +421,12 @@ func (m *memStore) LoadSnapshot(ctx context.Context, streamID, name string) (eve
 	if err := eventstore.ValidateSnapshot(eventstore.Snapshot{StreamID: streamID, Name: name}, 0); err != nil {
 		return eventstore.Snapshot{}, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.db.mu.Lock()
+	defer m.db.mu.Unlock()
 	if m.closed {
 		return eventstore.Snapshot{}, eventstore.ErrClosed
 	}
-	s, ok := m.snaps[[2]string{streamID, snapName(name)}]
+	s, ok := m.db.snaps[[2]string{streamID, snapName(name)}]
 	if !ok {
 		return eventstore.Snapshot{}, eventstore.ErrNotFound
 	}
@@ -414,8 +434,8 @@ func (m *memStore) LoadSnapshot(ctx context.Context, streamID, name string) (eve
 }
 
 func (m *memStore) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.db.mu.Lock()
+	defer m.db.mu.Unlock()
 	m.closed = true
 	if !m.bugs.closeKeepsWatches {
 		m.n.Close()

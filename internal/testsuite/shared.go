@@ -95,23 +95,30 @@ func testSharedConflict(t *testing.T, a, b eventstore.Store) {
 }
 
 // testSharedWatch checks that a watch is woken by appends made through
-// another store (by the notifier's own detection: polling, LISTEN ...).
+// another store only (by the notifier's own detection: polling, LISTEN ...).
 func testSharedWatch(t *testing.T, a, b eventstore.Store) {
 	mustAppend(t, a, "s", eventstore.NoStream, ev("t", "1"))
 	from := eventstore.WatchOptions{From: eventstore.FromStart()}
-	onB := []*watcher{startWatch(t, b, "s", from), startWatch(t, b, eventstore.AllStreams, from)}
-	onA := startWatch(t, a, "s", from)
-	for _, w := range append(onB, onA) {
-		w.next(t, 1) // caught up, now live
-	}
-	for i := range 3 {
-		mustAppend(t, a, "s", eventstore.Any, ev("t", fmt.Sprint("through a ", i)))
-		mustAppend(t, b, "s", eventstore.Any, ev("t", fmt.Sprint("through b ", i)))
-	}
-	read := readAll(t, a, "s", eventstore.ReadOptions{From: 2})
-	for _, w := range append(onB, onA) {
-		wantSame(t, w.name, read, w.next(t, len(read)))
-		w.stop(t)
+	for _, c := range []struct {
+		name           string
+		writer, reader eventstore.Store
+	}{
+		{"a to b", a, b},
+		{"b to a", b, a},
+	} {
+		ws := []*watcher{startWatch(t, c.reader, "s", from), startWatch(t, c.reader, eventstore.AllStreams, from)}
+		info := info(t, c.reader, "s")
+		for _, w := range ws {
+			w.next(t, int(info.Version)) // caught up, now live
+		}
+		for i := range 3 {
+			mustAppend(t, c.writer, "s", eventstore.Any, ev("t", fmt.Sprint(c.name, " ", i)))
+		}
+		read := readAll(t, c.reader, "s", eventstore.ReadOptions{From: info.Version + 1})
+		for _, w := range ws {
+			wantSame(t, c.name+": "+w.name, read, w.next(t, len(read)))
+			w.stop(t)
+		}
 	}
 }
 
