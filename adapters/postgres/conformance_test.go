@@ -7,7 +7,14 @@ import (
 	"github.com/esv2/esv2/internal/testsuite"
 )
 
+// TestConformance runs the shared suite on a fresh schema per subtest, and
+// its Shared subtests on two stores over one schema (two instances).
 func TestConformance(t *testing.T) {
 	testDSN(t)
-	testsuite.Run(t, func(t *testing.T) eventstore.Store { return newTestStore(t) })
+	testsuite.RunFeatures(t, func(t *testing.T) eventstore.Store { return newTestStore(t) }, testsuite.Features{
+		NewPair: func(t *testing.T) (eventstore.Store, eventstore.Store) {
+			schema := freshSchema(t)
+			return openStore(t, schema), openStore(t, schema)
+		},
+	})
 }
