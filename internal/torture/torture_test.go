@@ -5,6 +5,7 @@ package torture_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -78,7 +79,7 @@ func openBackend(ctx context.Context, backend string) (eventstore.Store, error) 
 	kind, arg, _ := strings.Cut(backend, ":")
 	switch kind {
 	case "sqlite":
-		return sqlite.Open(ctx, arg, sqlite.WithBusyTimeout(30*time.Second))
+		return sqlite.Open(ctx, arg, sqlite.WithBusyTimeout(busyTimeout))
 	case "postgres":
 		dsn := os.Getenv("ESV2_POSTGRES_DSN")
 		sep := "?"
@@ -98,8 +99,40 @@ func TestTortureSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	runTorture(t, dir, "sqlite:"+file, nil)
+	// Fault: another connection holds the write lock for longer than the
+	// children's busy timeout, so some of their appends fail with ErrBusy
+	// (and must then be stored whole or not at all).
+	held := 0
+	fault := func(ctx context.Context) {
+		db, err := sql.Open("sqlite", "file:"+file+"?_pragma=busy_timeout(5000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			t.Logf("could not take the write lock: %v", err)
+			return
+		}
+		held++
+		time.Sleep(busyTimeout * 3 / 2) // holding the lock is the fault itself
+		if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runTorture(t, dir, "sqlite:"+file, fault)
+	t.Logf("write lock held by another connection %d times", held)
+	if held == 0 {
+		t.Errorf("the write lock was never held: the fault was not exercised")
+	}
 }
+
+// busyTimeout is the children's SQLite busy timeout.
+const busyTimeout = 400 * time.Millisecond
 
 func TestTorturePostgres(t *testing.T) {
 	dsn := os.Getenv("ESV2_POSTGRES_DSN")
@@ -263,6 +296,11 @@ func runTorture(t *testing.T, dir, backend string, fault func(context.Context)) 
 	}
 	if len(in.Acks) == 0 || seen == 0 {
 		t.Errorf("the run did nothing: %d acks, %d watched", len(in.Acks), seen)
+	}
+	for _, w := range in.Watches {
+		if len(w.Seen) == 0 {
+			t.Errorf("watcher %s of %q saw nothing", w.Name, w.Stream)
+		}
 	}
 }
 
