@@ -220,6 +220,9 @@ func (s *Store) commitGroup(group []*appendReq) {
 		rows []groupRow
 		err  error
 	)
+	// The listener and the poll wait while the group is sent and its
+	// head recorded (see advanceHeadAfterCommit).
+	s.commitMu.Lock()
 	for attempt := 1; ; attempt++ {
 		rows, err = s.execGroup(s.bgCtx, group)
 		if err == nil || !(retryable(err) || pgconn.SafeToRetry(err)) || attempt == maxAttempts {
@@ -227,6 +230,7 @@ func (s *Store) commitGroup(group []*appendReq) {
 		}
 	}
 	if err != nil {
+		s.commitMu.Unlock()
 		if len(group) > 1 && rolledBack(err) {
 			// Nothing was written. Run each append alone so that the
 			// error reaches only the append that caused it.
@@ -245,14 +249,31 @@ func (s *Store) commitGroup(group []*appendReq) {
 		return
 	}
 	s.groups.Add(1)
-	var top uint64
-	for _, row := range rows {
+	var top, written uint64
+	var streams []string
+	for i, row := range rows {
 		top = max(top, row.position)
+		if row.position > 0 {
+			written += uint64(len(group[i].events) - len(row.dupIndex))
+			streams = append(streams, group[i].stream)
+		}
 	}
 	if top > 0 {
+		prev := s.head.Load()
 		s.advanceHead(top)
-		s.notifier.Notify()
+		if prev+written == top {
+			// Positions are gapless and in commit order: nothing
+			// committed since the head watchers were last woken for but
+			// this group, so only its streams' watchers (and those of
+			// AllStreams) have news.
+			s.notifiers.notify(streams)
+		} else {
+			// Another process committed just before: its streams are
+			// unknown here.
+			s.notifiers.notifyEvery()
+		}
 	}
+	s.commitMu.Unlock()
 	for i, r := range group {
 		resp := rows[i].result(r)
 		if resp.res.Appended > 0 {

@@ -103,19 +103,26 @@
 //
 // # Watching, LISTEN and pgbouncer
 //
-// All watchers of a store wait on its one [eventstore.Notifier]
-// ([eventstore.Follow]); nothing is polled per watcher. The notifier is
-// woken
+// The watchers of a store wait on its notifiers ([eventstore.Follow]): one
+// for the watchers of AllStreams and one per watched stream; nothing is
+// polled per watcher. They are woken
 //
-//   - right after each commit of the store's own writer;
+//   - right after each commit of the store's own writer: the watchers of
+//     the streams it wrote and of AllStreams, not the others (with a
+//     thousand watchers on a hundred streams, waking all of them cost a
+//     thousand queries per append);
 //   - by LISTEN on one dedicated connection per store (a pgx.Conn, not from
 //     the pool), for appends of other stores and processes: append_batch
 //     calls pg_notify once per transaction with the new head position. If
 //     the connection drops, the store reconnects with backoff
-//     (50 ms doubling to 5 s) and wakes watchers after re-subscribing, so
+//     (50 ms doubling to 5 s) and wakes every watcher after re-subscribing, so
 //     notifications missed meanwhile cost nothing but a read;
 //   - by a slow poll of the head position ([WithPollInterval], default 1 s)
 //     as a safety net; it wakes watchers only when the head moved.
+//
+// A change seen by LISTEN or the poll names no streams, so it wakes every
+// watcher; the store's own commits, which it has recorded before either
+// can see them, wake only their streams' watchers.
 //
 // LISTEN needs a session of its own. Behind pgbouncer in transaction
 // pooling mode it does not work: give the listener a direct (or

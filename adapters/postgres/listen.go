@@ -54,7 +54,7 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 	}
 	s.listenerPID.Store(conn.PgConn().PID())
 	s.connects.Add(1)
-	s.notifier.Notify() // catch up with whatever was missed while away
+	s.notifiers.notifyEvery() // catch up with whatever was missed while away
 	select {
 	case s.listening <- struct{}{}:
 	default:
@@ -64,9 +64,10 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 		if err != nil {
 			return true
 		}
+		s.notes.Add(1)
 		h, err := strconv.ParseUint(n.Payload, 10, 64)
-		if err != nil || s.advanceHead(h) {
-			s.notifier.Notify()
+		if err != nil || s.advanceHeadAfterCommit(h) {
+			s.notifiers.notifyEvery()
 		}
 	}
 }
@@ -90,8 +91,8 @@ func (s *Store) poll(ctx context.Context, interval time.Duration) {
 		if err != nil {
 			continue // transient; the next tick tries again
 		}
-		if s.advanceHead(uint64(h)) {
-			s.notifier.Notify()
+		if s.advanceHeadAfterCommit(uint64(h)) {
+			s.notifiers.notifyEvery()
 		}
 	}
 }

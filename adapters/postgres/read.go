@@ -255,7 +255,9 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 			}
 			return events, err
 		}
-		for r, err := range eventstore.Follow(ctx, s.notifier, after, page, key) {
+		n, release := s.notifiers.watch(streamID)
+		defer release()
+		for r, err := range eventstore.Follow(ctx, n, after, page, key) {
 			if !yield(r, err) {
 				return
 			}

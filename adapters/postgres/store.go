@@ -39,13 +39,19 @@ type Store struct {
 
 	q queries
 
-	notifier *eventstore.Notifier
-	head     atomic.Uint64 // highest position known committed
+	notifier  *eventstore.Notifier // the AllStreams watchers
+	notifiers *notifiers           // every watcher, by stream
+	head      atomic.Uint64        // highest position known committed
+	// commitMu is held by the writer from sending a group until it has
+	// recorded the group's head (see commitGroup), and by the listener
+	// and the poll around their head checks.
+	commitMu sync.Mutex
 	writer   *writer
 	// Counters for Stats.
 	groups, appends, events, connects atomic.Uint64
-	// polls counts the head polls done (tests).
-	polls atomic.Uint64
+	// polls counts the head polls done, notes the notifications the
+	// listener received (tests).
+	polls, notes atomic.Uint64
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -172,6 +178,7 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option)
 		notifier:  eventstore.NewNotifier(),
 		listening: make(chan struct{}, 1),
 	}
+	s.notifiers = newNotifiers(s.notifier)
 	s.q = buildQueries(s.schema)
 	if cfg.migrate {
 		if err := s.Migrate(ctx); err != nil {
@@ -257,7 +264,7 @@ func (s *Store) Close() error {
 		s.writer.close()
 		s.bgCancel()
 		s.bg.Wait()
-		s.notifier.Close()
+		s.notifiers.close()
 		if s.ownsPool {
 			s.pool.Close()
 		}
@@ -300,6 +307,16 @@ func checkSchemaName(name string) error {
 		return &eventstore.ValidationError{Field: "schema", Index: -1, Reason: "not valid UTF-8 without NUL"}
 	}
 	return nil
+}
+
+// advanceHeadAfterCommit is advanceHead for the listener and the poll:
+// it waits for a group commit in flight to record its head first. Seeing
+// the group's own NOTIFY (or its rows) before that, they would take this
+// store's append for another process's and wake every watcher.
+func (s *Store) advanceHeadAfterCommit(h uint64) bool {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	return s.advanceHead(h)
 }
 
 // advisoryKey derives a stable 64-bit advisory-lock key for a purpose and
