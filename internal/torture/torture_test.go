@@ -291,6 +291,7 @@ func runTorture(t *testing.T, dir, backend string, fault func(context.Context)) 
 		}
 		t.Errorf("violation: %v", v)
 	}
+	selfTest(t, in)
 	if logs.Errors["refused"] != 0 {
 		t.Errorf("valid appends were refused: %s", logs.Samples["refused"])
 	}
@@ -309,5 +310,53 @@ func checkKilled(t *testing.T, round, child int, err error, stderr *bytes.Buffer
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("round %d child %d: ended with %v, want killed by SIGKILL\n%s", round, child, err, stderr)
+	}
+}
+
+// selfTest injects a loss, a duplicate and a watcher gap into the run's
+// real data and checks that the checker reports each: a run whose checker
+// went blind fails here instead of passing.
+func selfTest(t *testing.T, in torture.Input) {
+	t.Helper()
+	if len(in.Acks) == 0 || len(in.All) < 3 {
+		return
+	}
+	ack := in.Acks[len(in.Acks)/2]
+	var lossAll []eventstore.Recorded
+	for _, r := range in.All {
+		if r.ID != ack.IDs[0] {
+			lossAll = append(lossAll, r)
+		}
+	}
+	dup := in.All[len(in.All)/2]
+	dup.Position = in.All[len(in.All)-1].Position + 1
+	var watchGap []torture.WatchLog
+	for _, w := range in.Watches {
+		if len(w.Seen) >= 3 {
+			w.Seen = append(append([]torture.Seen(nil), w.Seen[:1]...), w.Seen[2:]...)
+			watchGap = append(watchGap, w)
+			break
+		}
+	}
+	for _, c := range []struct {
+		name string
+		in   torture.Input
+		want torture.Kind
+	}{
+		{"loss", torture.Input{All: lossAll, Intents: in.Intents, Acks: in.Acks}, torture.Loss},
+		{"duplicate", torture.Input{All: append(append([]eventstore.Recorded(nil), in.All...), dup), Intents: in.Intents}, torture.Duplicate},
+		{"watcher gap", torture.Input{All: in.All, Intents: in.Intents, Watches: watchGap}, torture.WatchGap},
+	} {
+		found := 0
+		for _, v := range torture.Check(c.in) {
+			if v.Kind == c.want {
+				found++
+			}
+		}
+		if found == 0 {
+			t.Errorf("self-test: an injected %s in the run's data was not reported", c.name)
+		} else {
+			t.Logf("self-test: injected %s reported (%d %s violation(s))", c.name, found, c.want)
+		}
 	}
 }
