@@ -34,7 +34,59 @@ func BadInput(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 	t.Run("NilContext", func(t *testing.T) { checkNilContext(t, newStore(t)) })
 	t.Run("SQLShapedStreamID", func(t *testing.T) { checkSQLShapedID(t, newStore(t)) })
 	t.Run("ExpectedVersionPastEnd", func(t *testing.T) { checkPastEnd(t, newStore(t)) })
+	t.Run("RepositoryCancelledAndClosed", func(t *testing.T) { checkRepositoryEnded(t, newStore(t)) })
 	t.Run("CloseWhileWatching", func(t *testing.T) { checkCloseWhileWatching(t, newStore) })
+}
+
+// checkRepositoryEnded calls every Repository method with a cancelled
+// context (context.Canceled) and after the store is closed (ErrClosed):
+// each fails with that error, and nothing is written.
+func checkRepositoryEnded(t *testing.T, s eventstore.Store) {
+	reg := codec.New[nilCtxEvent]()
+	if err := codec.Register[nilCtxEvent](reg, "n"); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := aggregate.NewRepository(s, aggregate.Config[int, nilCtxEvent]{
+		Evolve: func(n int, e nilCtxEvent) int { return n + e.N },
+		Codec:  reg, SnapshotEvery: 1, SnapshotSchema: "v1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc := func(int) ([]nilCtxEvent, error) { return []nilCtxEvent{{N: 1}}, nil }
+	if _, err := repo.Update(ctxT(t), "r", inc); err != nil {
+		t.Fatal(err)
+	}
+	agg, err := repo.Load(ctxT(t), "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg.Record(nilCtxEvent{N: 1})
+	calls := func(ctx context.Context) map[string]func() error {
+		return map[string]func() error{
+			"Load":   func() error { _, err := repo.Load(ctx, "r"); return err },
+			"Save":   func() error { return repo.Save(ctx, agg) },
+			"Update": func() error { _, err := repo.Update(ctx, "r", inc); return err },
+		}
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	for name, f := range calls(cancelled) {
+		if err := noPanic(t, name, f); !errors.Is(err, context.Canceled) {
+			t.Errorf("Repository.%s with a cancelled context: %v, want context.Canceled", name, err)
+		}
+	}
+	if info, err := s.Info(ctxT(t), eventstore.AllStreams); err != nil || info.Count != 1 {
+		t.Errorf("after calls with a cancelled context: %+v, %v; want 1 event", info, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range calls(ctxT(t)) {
+		if err := noPanic(t, name, f); !errors.Is(err, eventstore.ErrClosed) {
+			t.Errorf("Repository.%s after Close: %v, want ErrClosed", name, err)
+		}
+	}
 }
 
 func ctxT(t *testing.T) context.Context {
