@@ -11,9 +11,13 @@
 // the bare driver (database/sql over modernc.org/sqlite, or pgx), into the
 // same tables, and the report gives both rates and their ratio
 // (library ÷ driver; above 1 means the library is faster). The two sides are
-// measured alternately (batch by batch, or read by read) so that a noisy,
+// measured alternately (batch by batch, load by load) so that a noisy,
 // shared machine drifts on both alike; use the ratios, not the absolute
-// figures, to compare commits.
+// figures, to compare commits. read_stream and load_aggregate run both
+// sides in lockstep, taking turns every 4,096 events, after an untimed
+// warm-up read, and their rates come from each side's median 4,096-event
+// chunk, so that a burst of load from another process does not decide the
+// ratio (ratio_total gives the ratio of the total times too).
 //
 //   - append_batch: events appended to one stream in batches of 1,000.
 //     Driver: one transaction per batch holding one multi-row INSERT
