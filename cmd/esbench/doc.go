@@ -15,9 +15,10 @@
 // shared machine drifts on both alike; use the ratios, not the absolute
 // figures, to compare commits. read_stream and load_aggregate run both
 // sides in lockstep, taking turns every 4,096 events, after an untimed
-// warm-up read, and their rates come from each side's median 4,096-event
-// chunk, so that a burst of load from another process does not decide the
-// ratio (ratio_total gives the ratio of the total times too).
+// warm-up read; ratio_median compares the sides' median 4,096-event chunks
+// too, which a burst of load from another process cannot sway (on
+// PostgreSQL it mostly compares the clients: a paused side's server keeps
+// filling its socket).
 //
 //   - append_batch: events appended to one stream in batches of 1,000.
 //     Driver: one transaction per batch holding one multi-row INSERT
