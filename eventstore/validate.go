@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -19,6 +20,15 @@ const (
 	MaxBatchSize = 100_000
 )
 
+// The range of event times every adapter can hold: int64 nanoseconds since
+// 1970, roughly the years 1678 to 2262. An event's Time must be zero (the
+// store sets it) or inside it, so that an event stored by one adapter can
+// be copied to another.
+var (
+	MinTime = time.Unix(0, -1<<63+1).UTC()
+	MaxTime = time.Unix(0, 1<<63-1).UTC()
+)
+
 // ValidateStreamID checks a stream ID for reading. AllStreams is accepted.
 func ValidateStreamID(id string) error {
 	return checkName("stream ID", -1, id, true)
@@ -28,8 +38,9 @@ func ValidateStreamID(id string) error {
 // writes to AllStreams, empty or malformed stream IDs and event types
 // (invalid UTF-8, NUL bytes, longer than MaxIDLength), events whose Data
 // plus metadata exceed maxEventSize (DefaultMaxEventSize when <= 0),
-// duplicate event IDs inside the batch, an undefined ExpectedVersion and
-// batches longer than MaxBatchSize. Every error unwraps to ErrInvalidInput.
+// duplicate event IDs inside the batch, times outside MinTime to MaxTime,
+// an undefined ExpectedVersion and batches longer than MaxBatchSize. Every
+// error unwraps to ErrInvalidInput.
 func ValidateAppend(streamID string, expected ExpectedVersion, events []Event, maxEventSize int) error {
 	if err := checkName("stream ID", -1, streamID, true); err != nil {
 		return err
@@ -63,6 +74,9 @@ func ValidateAppend(streamID string, expected ExpectedVersion, events []Event, m
 				return invalid("event ID", i, "%q is also the ID of event %d of the batch", ev.ID, j)
 			}
 			seen[ev.ID] = i
+		}
+		if t := ev.Time; !t.IsZero() && (t.Before(MinTime) || t.After(MaxTime)) {
+			return invalid("event time", i, "%v is outside the range a store can hold (years 1678 to 2262)", t)
 		}
 		size := len(ev.Data)
 		for k, v := range ev.Metadata {
@@ -127,6 +141,14 @@ func ValidateReadOptions(streamID string, f Filter) error {
 	for _, m := range f.Metadata {
 		if m.Key == "" {
 			return invalid("filter", -1, "metadata key is empty")
+		}
+		if !utf8.ValidString(m.Key) || strings.IndexByte(m.Key, 0) >= 0 {
+			return invalid("filter", -1, "metadata key %q is not valid UTF-8 without NUL", m.Key)
+		}
+		for _, v := range m.Values {
+			if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+				return invalid("filter", -1, "metadata %q: value %q is not valid UTF-8 without NUL", m.Key, v)
+			}
 		}
 		switch m.Op {
 		case MetadataEq, MetadataPrefix:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -76,6 +77,9 @@ func TestValidateAppend(t *testing.T) {
 		{"MetadataValueNUL", "s", eventstore.Any, []eventstore.Event{{Type: "t", Metadata: map[string]string{"k": "\x00"}}}, 0, bad("metadata", 0)},
 		{"OverDefaultSize", "s", eventstore.Any, []eventstore.Event{{Type: "t", Data: make([]byte, eventstore.DefaultMaxEventSize+1)}}, 0, bad("event size", 0)},
 		{"OverGivenSize", "s", eventstore.Any, []eventstore.Event{ok, {Type: "t", Data: make([]byte, 8), Metadata: map[string]string{"ab": "cde"}}}, 12, bad("event size", 1)},
+		{"TimeBeforeMin", "s", eventstore.Any, []eventstore.Event{ok, {Type: "t", Time: eventstore.MinTime.Add(-time.Nanosecond)}}, 0, bad("event time", 1)},
+		{"TimeAfterMax", "s", eventstore.Any, []eventstore.Event{{Type: "t", Time: time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC)}}, 0, bad("event time", 0)},
+		{"TimeAtBounds", "s", eventstore.Any, []eventstore.Event{{Type: "t", Time: eventstore.MinTime}, {Type: "t", Time: eventstore.MaxTime}}, 0, nil},
 		{"AtDefaultSize", "s", eventstore.Any, []eventstore.Event{{Type: "t", Data: make([]byte, eventstore.DefaultMaxEventSize)}}, -1, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -108,6 +112,10 @@ func TestValidateReadOptions(t *testing.T) {
 		{"MetadataPrefixTwoValues", "s", eventstore.Filter{Metadata: []mf{{Key: "k", Op: eventstore.MetadataPrefix, Values: []string{"a", "b"}}}}, bad},
 		{"MetadataInNoValue", "s", eventstore.Filter{Metadata: []mf{eventstore.MetadataOneOf("k")}}, bad},
 		{"MetadataZeroOp", "s", eventstore.Filter{Metadata: []mf{{Key: "k", Values: []string{"v"}}}}, bad},
+		{"MetadataKeyNUL", "s", eventstore.Filter{Metadata: []mf{eventstore.MetadataEquals("k\x00", "v")}}, bad},
+		{"MetadataKeyInvalidUTF8", "s", eventstore.Filter{Metadata: []mf{eventstore.MetadataHasPrefix("\xff", "v")}}, bad},
+		{"MetadataValueNUL", "s", eventstore.Filter{Metadata: []mf{eventstore.MetadataEquals("k", "a\x00b")}}, bad},
+		{"MetadataValueInvalidUTF8", "s", eventstore.Filter{Metadata: []mf{eventstore.MetadataOneOf("k", "a", "\xff")}}, bad},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			wantInvalid(t, "ValidateReadOptions", eventstore.ValidateReadOptions(c.stream, c.filter), c.want)

@@ -37,12 +37,6 @@ type result struct {
 	err error
 }
 
-// Oldest and newest event times that fit in int64 Unix nanoseconds.
-var (
-	minTime = time.Unix(0, -1<<63+1)
-	maxTime = time.Unix(0, 1<<63-1)
-)
-
 // Append appends events to a stream; see [eventstore.Store.Append].
 //
 // Appends from many goroutines are queued to the store's single writer,
@@ -59,8 +53,8 @@ var (
 // outcome SQLite reports as an error for every request of the group.
 //
 // Errors: [eventstore.ConflictError], [eventstore.IdempotencyError],
-// [eventstore.ValidationError] (also for a Time outside years 1678-2262,
-// which int64 nanoseconds cannot hold), [eventstore.ErrClosed], a context
+// [eventstore.ValidationError] (also for a Time outside
+// [eventstore.MinTime] to [eventstore.MaxTime]), [eventstore.ErrClosed], a context
 // error, [ErrBusy] when another process held the write lock beyond the busy
 // timeout, or [ErrDatabase] wrapping any other SQLite error.
 func (s *Store) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.Event) (eventstore.AppendResult, error) {
@@ -69,12 +63,6 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventstore
 	}
 	if err := eventstore.ValidateAppend(streamID, expected, events, s.opts.maxEventSize); err != nil {
 		return eventstore.AppendResult{}, err
-	}
-	for i := range events {
-		if t := events[i].Time; !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
-			return eventstore.AppendResult{}, &eventstore.ValidationError{Field: "event time", Index: i,
-				Reason: fmt.Sprintf("%v is outside the range the store can hold (years 1678 to 2262)", t)}
-		}
 	}
 	if err := s.checkOpen(); err != nil {
 		return eventstore.AppendResult{}, err
