@@ -136,11 +136,16 @@
 //
 // # Reading
 //
-// [Store.Read] streams rows from one query through an iterator: nothing is
-// materialised, breaking out of the loop releases the connection, and the
-// final rows.Err is reported. The connection is held while the loop body
-// runs, so a slow consumer should copy what it needs; watchers read in
-// pages and hold no connection while waiting. Filters run in SQL: event
+// [Store.Read] reads in pages by key (keyset pagination: position or
+// version above the last one yielded, LIMIT a page size growing from 64
+// to 4096 rows) and gives the connection back before yielding a page, so
+// the loop body holds none: it may append to the store (a projection
+// writing back) or read again whatever the pool's size. From the large
+// pages on, the next page is fetched while the loop body consumes the
+// current one, which keeps reading as fast as one cursor
+// (cmd/esbench read_stream). Keys are gapless and allocated in commit
+// order, so the pages join up without a snapshot. Watchers read in
+// pages too and hold no connection while waiting. Filters run in SQL: event
 // types with = ANY, metadata with metadata->>key = value, = ANY(values) or
 // starts_with, and the stream prefix of AllStreams reads with starts_with
 // (no LIKE pattern, so % and _ need no escaping). Query texts depend only

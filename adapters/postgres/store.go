@@ -256,8 +256,8 @@ func (s *Store) Stream(id string) *eventstore.Stream { return eventstore.NewStre
 // Close stops the writer (appends not yet started fail with
 // eventstore.ErrClosed; one being committed finishes), the listener and
 // the poller, ends watchers with eventstore.ErrClosed, and closes the pool
-// if Open made it. Iterators still open hold a connection: pool.Close
-// waits for them to end. Close is idempotent and returns nil.
+// if Open made it. A Read under way yields eventstore.ErrClosed at its
+// next page. Close is idempotent and returns nil.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
