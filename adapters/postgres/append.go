@@ -393,21 +393,89 @@ type querier interface {
 }
 
 // execGroup runs append_batch for a group and returns one row per append.
+// The call runs in a transaction of its own at READ COMMITTED, whatever
+// the session's default_transaction_isolation: at REPEATABLE READ or
+// SERIALIZABLE its reads would use the snapshot taken when the statement
+// started, before it waited for the append lock, and miss the appends
+// committed meanwhile (false conflicts for Any, duplicate positions). The
+// BEGIN, the call and the COMMIT are sent as one pipelined batch: one
+// round trip, as the bare statement took.
 func (s *Store) execGroup(ctx context.Context, group []*appendReq) ([]groupRow, error) {
-	return s.callAppend(ctx, s.pool, group)
+	a, err := buildGroupArgs(group)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	b.Queue(s.q.appendCall, a.params(s)...)
+	b.Queue("COMMIT")
+	br := conn.SendBatch(ctx, b)
+	out, err := batchGroup(br, len(group))
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if pc := conn.Conn().PgConn(); !pc.IsClosed() && pc.TxStatus() != 'I' {
+			// Failed inside the transaction: end it, so that the
+			// connection goes back to the pool idle (the pool would
+			// otherwise drop it).
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+		return nil, err
+	}
+	return out, nil
 }
 
+// batchGroup reads the results of execGroup's batch. Only a nil error
+// from the COMMIT means the group is committed.
+func batchGroup(br pgx.BatchResults, n int) ([]groupRow, error) {
+	if _, err := br.Exec(); err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	out, err := scanGroup(rows, n)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := br.Exec(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// callAppend runs append_batch for a group through q, in q's transaction
+// if it is one (tests).
 func (s *Store) callAppend(ctx context.Context, q querier, group []*appendReq) ([]groupRow, error) {
 	a, err := buildGroupArgs(group)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := q.Query(ctx, s.q.appendCall, s.lockKey, s.channel, a.anyIDs, a.dStream,
-		a.rSIdx, a.rExpected, a.rCount, a.eReq, a.eID, a.eType, a.eData, a.eMeta, a.eTime)
+	rows, err := q.Query(ctx, s.q.appendCall, a.params(s)...)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]groupRow, 0, len(group))
+	return scanGroup(rows, len(group))
+}
+
+// params returns the arguments of s.q.appendCall.
+func (a *groupArgs) params(s *Store) []any {
+	return []any{s.lockKey, s.channel, a.anyIDs, a.dStream,
+		a.rSIdx, a.rExpected, a.rCount, a.eReq, a.eID, a.eType, a.eData, a.eMeta, a.eTime}
+}
+
+// scanGroup reads append_batch's rows, one per append of the group. A nil
+// error means the statement is done (and committed, when it ran in an
+// implicit transaction of its own).
+func scanGroup(rows pgx.Rows, n int) ([]groupRow, error) {
+	out := make([]groupRow, 0, n)
 	for rows.Next() {
 		var g groupRow
 		var pos int64
@@ -419,14 +487,11 @@ func (s *Store) callAppend(ctx context.Context, q querier, group []*appendReq) (
 		out = append(out, g)
 	}
 	rows.Close()
-	// The statement's implicit transaction commits before the server says
-	// it is ready again, so a nil Err means the group is committed (inside
-	// an explicit transaction, that it is done).
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(out) != len(group) {
-		return nil, fmt.Errorf("postgres: append: %d results for %d appends", len(out), len(group))
+	if len(out) != n {
+		return nil, fmt.Errorf("postgres: append: %d results for %d appends", len(out), n)
 	}
 	return out, nil
 }

@@ -43,7 +43,9 @@ var eventIDDetail = regexp.MustCompile(`^Key \(event_id\)=\((.*)\) already exist
 //     (a racing writer stored the ID; which stream is not known);
 //   - any other unique violation (stream version, position, stream row),
 //     a serialization failure or a deadlock → *eventstore.ConflictError
-//     (its Actual is not known here and is 0);
+//     (its Actual is not known here and is 0), except for an append
+//     expecting eventstore.Any, which cannot conflict: that one gets a
+//     wrapped database error;
 //   - pgx.ErrNoRows → eventstore.ErrNotFound;
 //   - a closed pool → eventstore.ErrClosed;
 //   - anything else (context errors included, still matched by errors.Is)
@@ -75,6 +77,15 @@ func translateError(err error, c errCtx) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case codeUniqueViolation, codeSerializationFailure, codeDeadlockDetected:
+			if c.op == "append" && c.expected == eventstore.Any && pgErr.ConstraintName != constraintEventID {
+				// An append expecting Any cannot conflict: the database
+				// refused it because of a concurrent writer the retries
+				// did not get past.
+				return fmt.Errorf("postgres: %s: refused because of a concurrent writer, retry: %w", c.op, err)
+			}
+		}
 		switch pgErr.Code {
 		case codeUniqueViolation:
 			if pgErr.ConstraintName == constraintEventID {

@@ -84,3 +84,28 @@ func TestTranslateError(t *testing.T) {
 		})
 	}
 }
+
+// TestTranslateErrorAny: an append expecting Any never gets a
+// ConflictError, whatever the database said; an event ID taken is still
+// an IdempotencyError.
+func TestTranslateErrorAny(t *testing.T) {
+	c := errCtx{op: "append", stream: "s", expected: eventstore.Any}
+	for _, pgErr := range []*pgconn.PgError{
+		{Code: "23505", ConstraintName: constraintStreamVersion},
+		{Code: "23505", ConstraintName: "events_pkey"},
+		{Code: "40001"},
+		{Code: "40P01"},
+	} {
+		got := translateError(pgErr, c)
+		if errors.Is(got, eventstore.ErrConcurrency) {
+			t.Errorf("translateError(%v) for Any = %v, a conflict", pgErr, got)
+		}
+		if !errors.Is(got, pgErr) {
+			t.Errorf("translateError(%v) for Any = %v, want the database error wrapped", pgErr, got)
+		}
+	}
+	dupID := &pgconn.PgError{Code: "23505", ConstraintName: constraintEventID, Detail: "Key (event_id)=(e-1) already exists."}
+	if got := translateError(dupID, c); !errors.Is(got, eventstore.ErrIdempotency) {
+		t.Errorf("translateError(event ID taken) for Any = %v, want ErrIdempotency", got)
+	}
+}
