@@ -101,7 +101,7 @@ func TestMigrateFunction(t *testing.T) {
 }
 
 func TestSchemaNameRefused(t *testing.T) {
-	for _, name := range []string{"", "a\x00b", string(make([]byte, 64))} {
+	for _, name := range []string{"", "a\x00b", string(make([]byte, 64)), "x$fn$y", "$"} {
 		err := checkSchemaName(name)
 		if !errors.Is(err, eventstore.ErrInvalidInput) {
 			t.Errorf("checkSchemaName(%q) = %v, want ErrInvalidInput", name, err)
@@ -110,6 +110,22 @@ func TestSchemaNameRefused(t *testing.T) {
 	for _, name := range []string{"esv2", "My Schema", "x\"y", "ü63"} {
 		if err := checkSchemaName(name); err != nil {
 			t.Errorf("checkSchemaName(%q) = %v, want nil", name, err)
+		}
+	}
+}
+
+// TestSchemaNameDollarRefused: a schema name holding the migrations'
+// dollar tag is refused before anything is sent (it used to end the
+// function body early and make the migration fail, or run what follows).
+func TestSchemaNameDollarRefused(t *testing.T) {
+	dsn := testDSN(t)
+	for _, name := range []string{"esv2_test_$fn$x", "esv2_test_$fn$x\"; SELECT 1; --"} {
+		s, err := Open(t.Context(), dsn, WithSchema(name), WithMigrate())
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, eventstore.ErrInvalidInput) {
+			t.Errorf("Open with schema %q: %v, want ErrInvalidInput", name, err)
 		}
 	}
 }

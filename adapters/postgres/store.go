@@ -296,7 +296,9 @@ func (s *Store) advanceHead(h uint64) bool {
 
 // checkSchemaName refuses schema names PostgreSQL would not keep as given:
 // empty, with a NUL byte, or longer than its 63-byte identifier limit
-// (it would silently truncate them, and two long names could meet).
+// (it would silently truncate them, and two long names could meet); and
+// names with a '$', which could end the dollar-quoted function bodies of
+// the migrations.
 func checkSchemaName(name string) error {
 	switch {
 	case name == "":
@@ -305,6 +307,10 @@ func checkSchemaName(name string) error {
 		return &eventstore.ValidationError{Field: "schema", Index: -1, Reason: fmt.Sprintf("%d bytes is longer than PostgreSQL's limit of 63", len(name))}
 	case strings.IndexByte(name, 0) >= 0 || !utf8.ValidString(name):
 		return &eventstore.ValidationError{Field: "schema", Index: -1, Reason: "not valid UTF-8 without NUL"}
+	case strings.IndexByte(name, '$') >= 0:
+		// The migrations splice the name into function bodies quoted
+		// with dollar tags ($fn$): a name holding one would end them.
+		return &eventstore.ValidationError{Field: "schema", Index: -1, Reason: "contains '$', which this package does not allow in schema names"}
 	}
 	return nil
 }
