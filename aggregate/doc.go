@@ -47,9 +47,11 @@
 // Give a command an ID with [WithCommandID] and running it again does
 // nothing more and still succeeds: each event's ID is derived from the
 // stream, the command ID and the event's index, and the store keeps an
-// event ID once. Update also looks the command up before deciding, so a
-// repeated command succeeds even when deciding again would now fail
-// (withdrawing the same money twice).
+// event ID once. When deciding again fails (withdrawing the same money
+// twice), Update looks the command up by its first event's ID, an indexed
+// look-up that never reads the stream, and succeeds if it was applied. A
+// batch of two or more events is looked up before it is appended, so that
+// a repeat deciding more events than the first time cannot add them.
 //
 // # Snapshots
 //

@@ -136,10 +136,26 @@ type callOptions struct {
 // command gets an event ID derived from the stream, the command ID and the
 // event's index, so the store's idempotency rule turns a repeat into a
 // no-op; the command ID is also kept in the events' metadata under
-// [CommandMetadataKey], which lets Update see that a command was already
-// applied before deciding again. One command ID stands for one batch of
+// [CommandMetadataKey], for readers. One command ID stands for one batch of
 // events per stream: reuse it on another stream freely (a transfer's two
 // legs), but not for a second batch on the same stream.
+//
+// A command is "already applied" when the stream holds the event ID derived
+// for its first event; asking costs one indexed look-up, never a read of
+// the stream. Update decides first and appends: a repeat whose events are
+// all stored already is a no-op that succeeds, with the aggregate reloaded
+// from the stream. When decide fails on a repeat (a retried withdrawal now
+// looks like insufficient funds), Update looks the command up and succeeds
+// if it was applied.
+//
+// A repeat may decide other events than the first time (the state has moved
+// on). Fewer or different events of the same count store nothing: the
+// stored ones stand. More events than were stored would have the store keep
+// the old ones and append the extra ones, half-applying the command twice;
+// so before appending a batch of two or more events, Save and Update look
+// the command up, and store nothing if it was applied. Batches of one
+// event need no look-up. Either way, what a repeat returns is the stream as
+// stored, not what decide returned the second time.
 func WithCommandID(id string) Option { return func(o *callOptions) { o.commandID = id } }
 
 // WithMetadata adds metadata (correlation ID, user ...) to every event
@@ -300,6 +316,18 @@ func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callO
 		}
 		events[i] = ev
 	}
+	if idBase != "" && len(events) > 1 {
+		// Were the command's events stored with fewer events than now,
+		// this batch would be half duplicates, and the store would append
+		// the other half: look first (see WithCommandID).
+		done, err := r.stored(ctx, a.id, idBase)
+		if err != nil {
+			return fmt.Errorf("aggregate: save %q: look up command %q: %w", a.id, o.commandID, err)
+		}
+		if done {
+			return r.reload(ctx, a)
+		}
+	}
 	res, err := r.store.Append(ctx, a.id, eventstore.Exact(a.version), events...)
 	if err != nil {
 		return fmt.Errorf("aggregate: save %q: %w", a.id, err)
@@ -307,10 +335,7 @@ func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callO
 	if len(res.Duplicates) > 0 || res.Version != a.version+uint64(len(events)) {
 		// A repeated command: what the stream holds is not (only) what
 		// this aggregate recorded, so take the stream's word for it.
-		if err := r.load(ctx, a); err != nil {
-			return fmt.Errorf("aggregate: save %q: events stored, reload failed: %w", a.id, err)
-		}
-		return nil
+		return r.reload(ctx, a)
 	}
 	before := a.version
 	a.version = res.Version
@@ -319,6 +344,37 @@ func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callO
 		r.saveSnapshot(ctx, a)
 	}
 	return nil
+}
+
+// reload refills a after a save found its command already stored.
+func (r *Repository[S, E]) reload(ctx context.Context, a *Aggregate[S, E]) error {
+	if err := r.load(ctx, a); err != nil {
+		return fmt.Errorf("aggregate: save %q: events stored, reload failed: %w", a.id, err)
+	}
+	return nil
+}
+
+// probeExpected is an expected version no stream ever has (2^63-1 events),
+// so that an append made with it can only succeed as a pure retry.
+const probeExpected = eventstore.ExpectedVersion(1<<63 - 1)
+
+// stored reports whether the stream holds the first event of the command
+// whose event IDs start with idBase. It asks the store's idempotency rule,
+// which the store keeps with a unique index on event IDs: an append of that
+// one event with an expectation no stream meets either succeeds as a retry
+// (the event is stored: nothing is written) or fails with a conflict (it
+// is not: nothing is written either). The stream is not read.
+func (r *Repository[S, E]) stored(ctx context.Context, streamID, idBase string) (bool, error) {
+	probe := eventstore.Event{ID: idBase + "0", Type: "esv2.command-probe"}
+	res, err := r.store.Append(ctx, streamID, probeExpected, probe)
+	switch {
+	case err == nil:
+		return len(res.Duplicates) == 1, nil
+	case errors.Is(err, eventstore.ErrConcurrency):
+		return false, nil
+	default:
+		return false, err
+	}
 }
 
 // commandIDBase derives the event-ID prefix of a command on a stream. The
@@ -358,8 +414,11 @@ func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E])
 // (errors.Is(err, eventstore.ErrConcurrency)).
 //
 // With [WithCommandID], an Update whose command is already stored in the
-// stream returns the current aggregate without calling decide, so a
-// repeated command succeeds even when deciding again would now fail.
+// stream stores nothing and returns the aggregate as stored, even when
+// deciding again now fails: decide is called first, and the command is
+// looked up only when decide fails or returns two or more events (see
+// [WithCommandID]); a repeat deciding one event is recognised by the
+// append itself.
 func (r *Repository[S, E]) Update(ctx context.Context, id string, decide func(S) ([]E, error), opts ...Option) (*Aggregate[S, E], error) {
 	o := collect(opts)
 	start := time.Now()
@@ -368,18 +427,25 @@ func (r *Repository[S, E]) Update(ctx context.Context, id string, decide func(S)
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		if o.commandID != "" {
-			done, err := r.applied(ctx, id, o.commandID)
-			if err != nil {
-				return nil, err
-			}
-			if done {
-				return a, nil
-			}
-		}
 		events, err := decide(a.state)
 		if err != nil {
-			return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+			if o.commandID == "" {
+				return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+			}
+			// A repeat may fail to decide again (a retried withdrawal
+			// now finds too little money): then it is a success.
+			done, lerr := r.stored(ctx, id, commandIDBase(id, o.commandID))
+			if lerr != nil {
+				return nil, fmt.Errorf("aggregate: update %q: %w; look up command %q: %w", id, err, o.commandID, lerr)
+			}
+			if !done {
+				return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+			}
+			// It may have been stored since the load: load again.
+			if err := r.load(ctx, a); err != nil {
+				return nil, err
+			}
+			return a, nil
 		}
 		if len(events) == 0 {
 			return a, nil
@@ -406,20 +472,6 @@ func (r *Repository[S, E]) Update(ctx context.Context, id string, decide func(S)
 			return nil, err
 		}
 	}
-}
-
-// applied reports whether an event of the command is stored in the stream.
-func (r *Repository[S, E]) applied(ctx context.Context, id, commandID string) (bool, error) {
-	opts := eventstore.ReadOptions{Limit: 1, Filter: eventstore.Filter{
-		Metadata: []eventstore.MetadataFilter{eventstore.MetadataEquals(CommandMetadataKey, commandID)},
-	}}
-	for _, err := range r.store.Read(ctx, id, opts) {
-		if err != nil {
-			return false, fmt.Errorf("aggregate: update %q: look up command %q: %w", id, commandID, err)
-		}
-		return true, nil
-	}
-	return false, nil
 }
 
 // pause waits a random time that grows with the attempt number, so that
