@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -36,7 +37,12 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventstore
 	if err := eventstore.ValidateAppend(streamID, expected, events, s.cfg.maxEventSize); err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	req := &appendReq{ctx: ctx, stream: streamID, expected: expected, events: events, done: make(chan appendResp, 1)}
+	size := appendSize(streamID, events)
+	if size > s.cfg.maxAppend {
+		return eventstore.AppendResult{}, &eventstore.ValidationError{Field: "events", Index: -1,
+			Reason: fmt.Sprintf("%d bytes in all is over the limit of %d per append (WithMaxAppendSize): split the batch", size, s.cfg.maxAppend)}
+	}
+	req := &appendReq{ctx: ctx, stream: streamID, expected: expected, events: events, size: size, done: make(chan appendResp, 1)}
 	if err := s.writer.submit(req); err != nil {
 		return eventstore.AppendResult{}, err
 	}
@@ -60,8 +66,25 @@ type appendReq struct {
 	stream   string
 	expected eventstore.ExpectedVersion
 	events   []eventstore.Event
+	size     int // appendSize
 	state    atomic.Int32
 	done     chan appendResp // buffered: the writer never blocks on it
+}
+
+// appendSize bounds what an append adds to append_batch's parameters:
+// its events' data, type and ID, metadata as JSON (each byte escaped at
+// worst to 6, plus quotes, colon and comma per entry) and 64 bytes per
+// event for the array elements' headers, plus the stream ID.
+func appendSize(streamID string, events []eventstore.Event) int {
+	n := len(streamID) + 64
+	for i := range events {
+		ev := &events[i]
+		n += 64 + len(ev.Data) + len(ev.Type) + len(ev.ID)
+		for k, v := range ev.Metadata {
+			n += 6*(len(k)+len(v)) + 6
+		}
+	}
+	return n
 }
 
 type appendResp struct {
@@ -122,19 +145,19 @@ func (w *writer) run() {
 }
 
 // take removes the next group from the queue: nil when the queue is
-// empty. A group holds at most cfg.groupEvents events (one larger append
-// goes alone) and no event ID twice: append_batch checks stored IDs once
+// empty. A group holds at most cfg.groupEvents events and cfg.groupBytes
+// bytes of payload (one larger append goes alone) and no event ID twice: append_batch checks stored IDs once
 // per group, so an ID shared by two appends sends the second to the next
 // group. Appends whose caller gave up are dropped.
 func (w *writer) take() []*appendReq {
 	w.mu.Lock()
-	n, size := 0, 0
+	n, size, bytes := 0, 0, 0
 	var ids map[string]struct{}
 scan:
 	for n < len(w.queue) {
 		r := w.queue[n]
 		k := max(len(r.events), 1)
-		if n > 0 && size+k > w.s.cfg.groupEvents {
+		if n > 0 && (size+k > w.s.cfg.groupEvents || bytes+r.size > w.s.cfg.groupBytes) {
 			break
 		}
 		for i := range r.events {
@@ -153,6 +176,7 @@ scan:
 			}
 		}
 		size += k
+		bytes += r.size
 		n++
 	}
 	if n == 0 {
@@ -227,6 +251,14 @@ func (s *Store) commitGroup(group []*appendReq) {
 		rows, err = s.execGroup(s.bgCtx, group)
 		if err == nil || !(retryable(err) || pgconn.SafeToRetry(err)) || attempt == maxAttempts {
 			break
+		}
+		// A short backoff (5, 10, 20, 40 ms), so that a racing writer
+		// or a connection being replaced gets time to move on.
+		t := time.NewTimer(time.Duration(5<<(attempt-1)) * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-s.bgCtx.Done():
+			t.Stop()
 		}
 	}
 	if err != nil {

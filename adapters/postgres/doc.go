@@ -74,7 +74,10 @@
 //
 // Each store has one writer goroutine. Append validates its input
 // ([eventstore.ValidateAppend]), queues it and waits; the writer takes
-// every queued append (up to [WithGroupCommitLimit] events) and runs them
+// every queued append (up to [WithGroupCommitLimit] events and 64 MiB of
+// payload; an append over [WithMaxAppendSize], 256 MiB by default, is
+// refused before it is queued, as PostgreSQL takes no message of 1 GiB or
+// more) and runs them
 // as one call of append_batch: one statement, one round trip, one
 // transaction, one WAL flush and one NOTIFY for the whole group, with the
 // events passed as arrays and inserted with unnest (no statement per

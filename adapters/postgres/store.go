@@ -75,7 +75,20 @@ type config struct {
 	pollInterval time.Duration
 	maxEventSize int
 	groupEvents  int
+	// maxAppend and groupBytes cap an append's and a group's payload
+	// (see appendSize); tests lower them.
+	maxAppend  int
+	groupBytes int
 }
+
+// DefaultMaxAppendSize is the default limit on the payload of one append
+// (see WithMaxAppendSize).
+const DefaultMaxAppendSize = 256 << 20
+
+// defaultGroupBytes caps the payload of one group commit: appends beyond
+// it wait for the next group (one larger append goes alone). PostgreSQL
+// and pgx refuse messages of 1 GiB or more.
+const defaultGroupBytes = 64 << 20
 
 // Option configures a Store.
 type Option func(*config)
@@ -108,6 +121,14 @@ func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollI
 // WithMaxEventSize lowers or raises the limit on one event's data plus
 // metadata (default eventstore.DefaultMaxEventSize).
 func WithMaxEventSize(n int) Option { return func(c *config) { c.maxEventSize = n } }
+
+// WithMaxAppendSize sets the limit on the payload of one append: the
+// sum over its events of data, metadata, type and ID, plus 64 bytes per
+// event (default DefaultMaxAppendSize, 256 MiB). A larger append is
+// refused with an *eventstore.ValidationError before anything is sent:
+// split it into several appends. Values above 512 MiB are lowered to it
+// (a message to PostgreSQL must stay below 1 GiB).
+func WithMaxAppendSize(bytes int) Option { return func(c *config) { c.maxAppend = bytes } }
 
 // WithGroupCommitLimit caps the number of events the writer commits in
 // one transaction when grouping concurrent appends (default 8192). A
@@ -158,6 +179,8 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option)
 		pollInterval: DefaultPollInterval,
 		maxEventSize: eventstore.DefaultMaxEventSize,
 		groupEvents:  8192,
+		maxAppend:    DefaultMaxAppendSize,
+		groupBytes:   defaultGroupBytes,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -167,6 +190,12 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option)
 	}
 	if cfg.groupEvents < 1 {
 		cfg.groupEvents = 1
+	}
+	switch {
+	case cfg.maxAppend <= 0:
+		cfg.maxAppend = DefaultMaxAppendSize
+	case cfg.maxAppend > 512<<20:
+		cfg.maxAppend = 512 << 20
 	}
 	s := &Store{
 		pool:      pool,
