@@ -52,7 +52,10 @@
 // the log: [Store.Read] of AllStreams from a checkpoint and [Store.Watch]
 // with [eventstore.After] never skip an event. Because positions are
 // gapless, Info(AllStreams).Count is the head position, read without
-// counting rows.
+// counting rows. Events appended without a Time are stamped with
+// clock_timestamp() read after the lock is taken (not now(), the start
+// of the transaction, before the wait), so the times the store gives
+// follow positions, across processes too (schema version 2).
 //
 // The cost is that appends to a schema commit one at a time, across all
 // processes: the lock is held for the append statement plus its commit

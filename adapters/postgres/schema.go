@@ -15,7 +15,7 @@ import (
 
 // SchemaVersion is the version of the database schema this package writes
 // and reads.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // ErrSchemaVersion reports a database schema this package cannot use: not
 // created yet, older than SchemaVersion without WithMigrate, or newer than
@@ -49,7 +49,7 @@ func (e *SchemaVersionError) Unwrap() error { return ErrSchemaVersion }
 
 // migrations[i] brings the schema from version i to version i+1. "{schema}" is
 // replaced by the sanitized schema name.
-var migrations = []string{
+var migrations = withV2([]string{
 	// 1: events, streams, snapshots and the append function.
 	`
 -- streams lists the streams, one row written at a stream's first event.
@@ -228,6 +228,22 @@ BEGIN
 END
 $fn$;
 `,
+})
+
+// withV2 appends migration 2 to version 1: append_batch stamps events
+// (those without a Time) and new streams with clock_timestamp() read
+// right after it takes the append lock, instead of now(), the start of
+// its transaction, taken before the wait. Positions are allocated in
+// lock order, so the times the store gives no longer go backwards as
+// positions go up, across processes too. The function is version 1's
+// with those two lines changed (checked by TestMigrationV2Text).
+func withV2(m []string) []string {
+	fn := m[0][strings.Index(m[0], "CREATE FUNCTION {schema}.append_batch("):]
+	fn = strings.Replace(fn, "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+	fn = strings.Replace(fn, "v_now    timestamptz := now();", "v_now    timestamptz;", 1)
+	fn = strings.Replace(fn, "PERFORM pg_advisory_xact_lock(p_lock);\n",
+		"PERFORM pg_advisory_xact_lock(p_lock);\n\t-- After the wait: times follow the lock (and position) order.\n\tv_now := clock_timestamp();\n", 1)
+	return append(m, "-- 2: append_batch stamps times after taking the lock.\n"+fn)
 }
 
 // Migrate creates the store's schema or brings it to SchemaVersion; see

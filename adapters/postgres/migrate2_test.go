@@ -1,0 +1,124 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// TestMigrationV2Text: migration 2 is version 1's append_batch with its
+// time taken by clock_timestamp() after the lock (the text replacements
+// in withV2 all applied).
+func TestMigrationV2Text(t *testing.T) {
+	m := migrations[1]
+	for _, want := range []string{"CREATE OR REPLACE FUNCTION {schema}.append_batch(", "v_now    timestamptz;",
+		"PERFORM pg_advisory_xact_lock(p_lock);\n\t-- After the wait: times follow the lock (and position) order.\n\tv_now := clock_timestamp();\n"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("migration 2 lacks %q", want)
+		}
+	}
+	if strings.Contains(m, "now();") || strings.Contains(m, "CREATE TABLE") {
+		t.Errorf("migration 2 still takes now() or creates tables:\n%s", m)
+	}
+}
+
+// TestMigrateFromV1: a schema at version 1 (as the previous release left
+// it, with events in it) is refused without WithMigrate and upgraded with
+// it; its events stay and appends go on after them.
+func TestMigrateFromV1(t *testing.T) {
+	schema := freshSchema(t)
+	other := newTestStore(t, WithoutListen(), WithPollInterval(0)) // for its pool
+	ctx := t.Context()
+	sane := pgx.Identifier{schema}.Sanitize()
+	for _, q := range []string{
+		"CREATE SCHEMA " + sane,
+		"CREATE TABLE " + sane + ".schema_version (version int NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+		strings.ReplaceAll(migrations[0], "{schema}", sane),
+		"INSERT INTO " + sane + ".schema_version (version) VALUES (1)",
+	} {
+		if _, err := other.pool.Exec(ctx, q); err != nil {
+			t.Fatalf("set up version 1: %v", err)
+		}
+	}
+	v1 := &Store{pool: other.pool, schema: sane, lockKey: advisoryKey("append", schema), channel: channelName(schema), q: buildQueries(sane)}
+	tx, err := other.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rawAppend(ctx, v1, tx, "old", evt("a"), evt("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = Open(ctx, testDSN(t), WithSchema(schema), WithoutListen())
+	var sv *SchemaVersionError
+	if !errors.As(err, &sv) || sv.Found != 1 || sv.Supported != 2 {
+		t.Fatalf("Open of a version-1 schema without migrating: %v, want a *SchemaVersionError{Found: 1, Supported: 2}", err)
+	}
+	s := openStore(t, schema, WithoutListen(), WithPollInterval(0))
+	var def string
+	if err := s.pool.QueryRow(ctx, "SELECT pg_get_functiondef(($1 || '.append_batch')::regproc)", sane).Scan(&def); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(def, "clock_timestamp()") {
+		t.Errorf("append_batch after migrating does not use clock_timestamp():\n%s", def)
+	}
+	res, err := s.Append(ctx, "old", eventstore.Exact(2), evt("c"))
+	if err != nil {
+		t.Fatalf("append after migrating: %v", err)
+	}
+	if res.Version != 3 || res.Position != 3 {
+		t.Errorf("append after migrating: version %d position %d, want 3 and 3", res.Version, res.Position)
+	}
+}
+
+// TestTimeTakenAfterLock: an event the store stamps gets a time taken
+// after its append waited for the lock, not the start of its
+// transaction: an append held up behind another transaction is stamped
+// after that one committed, so times follow positions.
+func TestTimeTakenAfterLock(t *testing.T) {
+	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	ctx := t.Context()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := rawAppend(ctx, s, tx, "first", evt("f")); err != nil {
+		t.Fatal(err)
+	}
+	late := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, "second", eventstore.Any, evt("s"))
+		late <- err
+	}()
+	waitFor(t, "the append waits on the append lock", func() (bool, error) {
+		n, err := lockWaiters(ctx, s)
+		return n == 1, err
+	})
+	var released time.Time
+	if err := s.pool.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&released); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-late; err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	got, err := eventstore.Collect(s.Read(ctx, "second", eventstore.ReadOptions{}))
+	if err != nil || len(got) != 1 {
+		t.Fatalf("read back %d events, %v; want 1", len(got), err)
+	}
+	if got[0].Time.Before(released) {
+		t.Errorf("event stamped %v, before the lock it waited for was released (%v)", got[0].Time, released.UTC())
+	}
+}
