@@ -298,11 +298,11 @@ func (s *Store) commitGroup(group []*appendReq) {
 			// committed since the head watchers were last woken for but
 			// this group, so only its streams' watchers (and those of
 			// AllStreams) have news.
-			s.notifiers.notify(streams)
+			s.notifiers.Notify(streams)
 		} else {
 			// Another process committed just before: its streams are
 			// unknown here.
-			s.notifiers.notifyEvery()
+			s.notifiers.NotifyAll()
 		}
 	}
 	s.commitMu.Unlock()

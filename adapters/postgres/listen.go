@@ -54,7 +54,7 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 	}
 	s.listenerPID.Store(conn.PgConn().PID())
 	s.connects.Add(1)
-	s.notifiers.notifyEvery() // catch up with whatever was missed while away
+	s.notifiers.NotifyAll() // catch up with whatever was missed while away
 	select {
 	case s.listening <- struct{}{}:
 	default:
@@ -67,7 +67,7 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 		s.notes.Add(1)
 		h, err := strconv.ParseUint(n.Payload, 10, 64)
 		if err != nil || s.advanceHeadAfterCommit(h) {
-			s.notifiers.notifyEvery()
+			s.notifiers.NotifyAll()
 		}
 	}
 }
@@ -92,7 +92,7 @@ func (s *Store) poll(ctx context.Context, interval time.Duration) {
 			continue // transient; the next tick tries again
 		}
 		if s.advanceHeadAfterCommit(uint64(h)) {
-			s.notifiers.notifyEvery()
+			s.notifiers.NotifyAll()
 		}
 	}
 }

@@ -20,9 +20,9 @@ func TestOwnAppendsWakeOnlyTheirStreams(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("the listener did not subscribe")
 	}
-	na, releaseA := s.notifiers.watch("a")
+	na, releaseA := s.notifiers.Watch("a")
 	defer releaseA()
-	nb, releaseB := s.notifiers.watch("b")
+	nb, releaseB := s.notifiers.Watch("b")
 	defer releaseB()
 	closed := func(c <-chan struct{}) bool {
 		select {

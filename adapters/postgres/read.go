@@ -54,11 +54,11 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 		// goroutine of its own, which holds a connection only while it
 		// fetches) while the loop body runs on the current one, so that
 		// the server and the consumer work at the same time, as they do
-		// on one cursor.
-		fctx, cancel := context.WithCancel(ctx)
+		// on one cursor. A loop that breaks waits for that fetch to end
+		// rather than cancel it: canceling a query costs the pool its
+		// connection.
 		var next chan fetched
 		defer func() {
-			cancel()
 			if next != nil {
 				<-next
 			}
@@ -116,7 +116,7 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 				ch := make(chan fetched, 1)
 				next = ch
 				go func() {
-					p, err := s.fetch(fctx, sql, args, nil)
+					p, err := s.fetch(ctx, sql, args, nil)
 					ch <- fetched{p, err}
 				}()
 			}
@@ -355,7 +355,7 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 			}
 			return events, err
 		}
-		n, release := s.notifiers.watch(streamID)
+		n, release := s.notifiers.Watch(streamID)
 		defer release()
 		for r, err := range eventstore.Follow(ctx, n, after, page, key) {
 			if !yield(r, err) {

@@ -39,9 +39,8 @@ type Store struct {
 
 	q queries
 
-	notifier  *eventstore.Notifier // the AllStreams watchers
-	notifiers *notifiers           // every watcher, by stream
-	head      atomic.Uint64        // highest position known committed
+	notifiers *eventstore.Hub // every watcher, by stream
+	head      atomic.Uint64   // highest position known committed
 	// commitMu is held by the writer from sending a group until it has
 	// recorded the group's head (see commitGroup), and by the listener
 	// and the poll around their head checks.
@@ -204,10 +203,9 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option)
 		schema:    pgx.Identifier{cfg.schema}.Sanitize(),
 		lockKey:   advisoryKey("append", cfg.schema),
 		channel:   channelName(cfg.schema),
-		notifier:  eventstore.NewNotifier(),
+		notifiers: eventstore.NewHub(),
 		listening: make(chan struct{}, 1),
 	}
-	s.notifiers = newNotifiers(s.notifier)
 	s.q = buildQueries(s.schema)
 	if cfg.migrate {
 		if err := s.Migrate(ctx); err != nil {
@@ -293,7 +291,7 @@ func (s *Store) Close() error {
 		s.writer.close()
 		s.bgCancel()
 		s.bg.Wait()
-		s.notifiers.close()
+		s.notifiers.Close()
 		if s.ownsPool {
 			s.pool.Close()
 		}

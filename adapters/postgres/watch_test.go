@@ -210,7 +210,7 @@ func TestPollWakesOnlyOnChange(t *testing.T) {
 		waitFor(t, "polls", func() (bool, error) { return a.polls.Load() >= target, nil })
 	}
 	waitPolls(1)
-	changed := a.notifier.Changed()
+	changed := a.notifiers.All().Changed()
 	waitPolls(5)
 	select {
 	case <-changed:

@@ -397,7 +397,7 @@ func (s *Store) commitGroup(group []*request) {
 				ids = append(ids, items[i].r.streamID)
 			}
 		}
-		s.notifiers.notify(ids)
+		s.notifiers.Notify(ids)
 	}
 	finish(nil)
 }

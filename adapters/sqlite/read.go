@@ -477,7 +477,7 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 			}
 			return buf, err
 		}
-		n, release := s.notifiers.watch(streamID)
+		n, release := s.notifiers.Watch(streamID)
 		defer release()
 		for r, err := range eventstore.Follow(ctx, n, after, page, q.key) {
 			if !yield(r, err) {

@@ -73,7 +73,7 @@ type Store struct {
 	pollDB  *sql.DB   // the poller's dedicated connection (files only)
 	poller  *poller   // files only
 
-	notifiers *notifiers
+	notifiers *eventstore.Hub
 
 	queue      chan *request
 	closing    chan struct{}
@@ -151,7 +151,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		opts:       o,
 		path:       path,
 		memory:     path == "" || path == ":memory:",
-		notifiers:  newNotifiers(),
+		notifiers:  eventstore.NewHub(),
 		queue:      make(chan *request, o.maxGroup),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -357,7 +357,7 @@ func (s *Store) Close() error {
 		close(s.closing)
 		<-s.writerDone
 		<-s.pollerDone
-		s.notifiers.close()
+		s.notifiers.Close()
 		s.closeErr = s.closeDBs()
 	})
 	return s.closeErr
@@ -476,13 +476,13 @@ func (p *poller) close() error {
 // watcher needlessly costs it one read, never a missed event.
 func (p *poller) changed(ctx context.Context) {
 	if p.seen < 0 {
-		p.s.notifiers.notifyEvery()
+		p.s.notifiers.NotifyAll()
 		_ = p.head.QueryRowContext(ctx).Scan(&p.seen)
 		return
 	}
 	rows, err := p.since.QueryContext(ctx, p.seen, pollBatch)
 	if err != nil {
-		p.s.notifiers.notifyEvery()
+		p.s.notifiers.NotifyAll()
 		return
 	}
 	defer rows.Close()
@@ -493,7 +493,7 @@ func (p *poller) changed(ctx context.Context) {
 		var pos int64
 		var id string
 		if err := rows.Scan(&pos, &id); err != nil {
-			p.s.notifiers.notifyEvery()
+			p.s.notifiers.NotifyAll()
 			return
 		}
 		n++
@@ -503,7 +503,7 @@ func (p *poller) changed(ctx context.Context) {
 		}
 	}
 	if rows.Err() != nil {
-		p.s.notifiers.notifyEvery()
+		p.s.notifiers.NotifyAll()
 		return
 	}
 	switch {
@@ -511,13 +511,13 @@ func (p *poller) changed(ctx context.Context) {
 		return
 	case n == pollBatch:
 		// Many events at once: wake everyone, and skip to the head.
-		p.s.notifiers.notifyEvery()
+		p.s.notifiers.NotifyAll()
 		var head int64
 		if err := p.head.QueryRowContext(ctx).Scan(&head); err == nil {
 			seen = max(seen, head)
 		}
 	default:
-		p.s.notifiers.notify(p.ids)
+		p.s.notifiers.Notify(p.ids)
 	}
 	p.seen = seen
 }

@@ -1,0 +1,96 @@
+package eventstore
+
+import "sync"
+
+// Hub is the set of Notifiers of one store: one for the watchers of
+// AllStreams, and one per stream that is being watched, which exists while
+// someone watches it. An append then wakes the watchers of its own streams
+// and of AllStreams, not every watcher of the store: with a thousand
+// watchers spread over a hundred streams, waking them all made each append
+// cost a thousand reads, nearly all finding nothing (cmd/esbench's
+// watch_latency p99 was 188 ms on SQLite and 199 ms on PostgreSQL before
+// this split). Changes whose streams are unknown (another process's)
+// wake everyone with NotifyAll. The zero value is not usable; call NewHub.
+type Hub struct {
+	all *Notifier
+
+	mu      sync.Mutex
+	streams map[string]*hubEntry
+	closed  bool
+}
+
+type hubEntry struct {
+	n    *Notifier
+	refs int
+}
+
+// NewHub returns a ready Hub.
+func NewHub() *Hub {
+	return &Hub{all: NewNotifier(), streams: make(map[string]*hubEntry)}
+}
+
+// All returns the Notifier of the AllStreams watchers, which every Notify
+// and NotifyAll wakes.
+func (h *Hub) All() *Notifier { return h.all }
+
+// Watch returns the Notifier to wait on for streamID (AllStreams included)
+// and a release function to call when the watch ends. After Close it
+// returns a closed Notifier.
+func (h *Hub) Watch(streamID string) (*Notifier, func()) {
+	if streamID == AllStreams {
+		return h.all, func() {}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		n := NewNotifier()
+		n.Close()
+		return n, func() {}
+	}
+	e := h.streams[streamID]
+	if e == nil {
+		e = &hubEntry{n: NewNotifier()}
+		h.streams[streamID] = e
+	}
+	e.refs++
+	return e.n, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if e.refs--; e.refs == 0 && h.streams[streamID] == e {
+			delete(h.streams, streamID)
+		}
+	}
+}
+
+// Notify wakes the watchers of the given streams and of AllStreams.
+func (h *Hub) Notify(streamIDs []string) {
+	h.mu.Lock()
+	for _, id := range streamIDs {
+		if e := h.streams[id]; e != nil {
+			e.n.Notify()
+		}
+	}
+	h.mu.Unlock()
+	h.all.Notify()
+}
+
+// NotifyAll wakes every watcher, for changes whose streams are unknown.
+func (h *Hub) NotifyAll() {
+	h.mu.Lock()
+	for _, e := range h.streams {
+		e.n.Notify()
+	}
+	h.mu.Unlock()
+	h.all.Notify()
+}
+
+// Close ends every watch with ErrClosed, present and future.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	for _, e := range h.streams {
+		e.n.Close()
+	}
+	h.mu.Unlock()
+	h.all.Close()
+}

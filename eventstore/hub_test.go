@@ -1,0 +1,92 @@
+package eventstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+func closedWithin(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	case <-time.After(time.Second):
+		return false
+	}
+}
+
+func isOpen(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return false
+	default:
+		return true
+	}
+}
+
+func TestHubNotifyWakesOnlyNamedStreamsAndAll(t *testing.T) {
+	h := eventstore.NewHub()
+	na, releaseA := h.Watch("a")
+	defer releaseA()
+	nb, releaseB := h.Watch("b")
+	defer releaseB()
+	all, releaseAll := h.Watch(eventstore.AllStreams)
+	defer releaseAll()
+	if all != h.All() {
+		t.Fatal("Watch(AllStreams) is not All()")
+	}
+	ca, cb, call := na.Changed(), nb.Changed(), all.Changed()
+
+	h.Notify([]string{"a", "unwatched"})
+	if !closedWithin(ca) || !closedWithin(call) {
+		t.Fatal("Notify(a) did not wake the watchers of a and of AllStreams")
+	}
+	if !isOpen(cb) {
+		t.Fatal("Notify(a) woke the watchers of b")
+	}
+
+	h.NotifyAll()
+	if !closedWithin(cb) {
+		t.Fatal("NotifyAll did not wake the watchers of b")
+	}
+}
+
+func TestHubSharesAStreamNotifierWhileWatched(t *testing.T) {
+	h := eventstore.NewHub()
+	n1, release1 := h.Watch("s")
+	n2, release2 := h.Watch("s")
+	if n1 != n2 {
+		t.Fatal("two watches of one stream got different Notifiers")
+	}
+	release1()
+	release2()
+	n3, release3 := h.Watch("s")
+	defer release3()
+	if n3 == n1 {
+		t.Fatal("a stream's Notifier outlived its last watch")
+	}
+}
+
+func TestHubCloseEndsPresentAndFutureWatches(t *testing.T) {
+	h := eventstore.NewHub()
+	n, release := h.Watch("s")
+	defer release()
+	h.Close()
+	if !n.Closed() || !h.All().Closed() {
+		t.Fatal("Close left a Notifier open")
+	}
+	later, releaseLater := h.Watch("t")
+	defer releaseLater()
+	if !later.Closed() {
+		t.Fatal("Watch after Close returned an open Notifier")
+	}
+	_, err := eventstore.Collect(eventstore.Follow(t.Context(), later, 0, func(_ context.Context, _ uint64, _ int) ([]eventstore.Recorded, error) {
+		return nil, nil
+	}, func(r eventstore.Recorded) uint64 { return r.Version }))
+	if !errors.Is(err, eventstore.ErrClosed) {
+		t.Fatalf("Follow on a closed hub ended with %v, want ErrClosed", err)
+	}
+}
