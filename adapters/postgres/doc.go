@@ -130,6 +130,13 @@
 // watcher; the store's own commits, which it has recorded before either
 // can see them, wake only their streams' watchers.
 //
+// A watcher whose read finds its pooled connection lost (a terminated
+// backend, a server restart) reads the same page again on a new
+// connection, waiting 50 ms doubling to 2 s between attempts, ten times
+// (about 12 s) before the watch ends with the error; re-reading from the
+// same key can neither skip nor repeat an event. [Stats] counts these
+// retries.
+//
 // LISTEN needs a session of its own. Behind pgbouncer in transaction
 // pooling mode it does not work: give the listener a direct (or
 // session-pooled) connection string with [WithListenDSN], or turn it off

@@ -357,7 +357,7 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 		}
 		n, release := s.notifiers.Watch(streamID)
 		defer release()
-		for r, err := range eventstore.Follow(ctx, n, after, page, key) {
+		for r, err := range eventstore.Follow(ctx, n, after, s.retryLostConnection(page), key) {
 			if !yield(r, err) {
 				return
 			}
@@ -465,4 +465,39 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID, name string) (events
 		snap.Data = nil
 	}
 	return snap, nil
+}
+
+// Watches retry a page whose connection was lost (a terminated backend, a
+// server restart, a network cut) this many times, waiting
+// watchRetryDelay, doubling up to watchRetryMaxDelay, between attempts:
+// about 12 s in all before the watch ends with the error. The page is read
+// again from the same key, so the retry can neither skip nor repeat.
+const (
+	watchRetries       = 10
+	watchRetryDelay    = 50 * time.Millisecond
+	watchRetryMaxDelay = 2 * time.Second
+)
+
+// retryLostConnection wraps a watch's page function so that a lost
+// connection does not end the watch: the pool replaces the connection and
+// the page is read again.
+func (s *Store) retryLostConnection(page eventstore.PageFunc) eventstore.PageFunc {
+	return func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
+		delay := watchRetryDelay
+		for attempt := 0; ; attempt++ {
+			events, err := page(ctx, after, limit)
+			if err == nil || attempt == watchRetries || !connectionLost(err) {
+				return events, err
+			}
+			s.watchRetries.Add(1)
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			case <-t.C:
+			}
+			delay = min(2*delay, watchRetryMaxDelay)
+		}
+	}
 }

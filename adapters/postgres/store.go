@@ -47,7 +47,7 @@ type Store struct {
 	commitMu sync.Mutex
 	writer   *writer
 	// Counters for Stats.
-	groups, appends, events, connects atomic.Uint64
+	groups, appends, events, connects, watchRetries atomic.Uint64
 	// polls counts the head polls done, notes the notifications the
 	// listener received (tests).
 	polls, notes atomic.Uint64
@@ -258,6 +258,9 @@ type Stats struct {
 	// ListenerConnects counts the LISTEN connection's successful
 	// subscriptions: 1 plus the reconnections.
 	ListenerConnects uint64
+	// WatchRetries counts the pages that watches read again because their
+	// connection was lost.
+	WatchRetries uint64
 }
 
 // Stats returns the store's counters; they make group commit and LISTEN
@@ -268,6 +271,7 @@ func (s *Store) Stats() Stats {
 		Events:           s.events.Load(),
 		Commits:          s.groups.Load(),
 		ListenerConnects: s.connects.Load(),
+		WatchRetries:     s.watchRetries.Load(),
 	}
 }
 
