@@ -29,13 +29,21 @@
 //
 // [WithMigrate] at open (or [Migrate], e.g. in a deployment step run by a
 // role allowed to create tables) creates the schema or upgrades it to
-// [SchemaVersion] in one transaction that first takes a transaction-scoped
-// advisory lock (pg_advisory_xact_lock), so instances starting together
-// migrate once; a schema already up to date is recognised without any
-// DDL. Without migrating, opening a schema that
-// is missing or older fails with a [*SchemaVersionError]; a schema written
-// by a newer esv2 is always refused with one ([ErrSchemaVersion]), never
-// half-used.
+// [SchemaVersion] in one READ COMMITTED transaction, taken under a
+// session-level advisory lock (pg_advisory_lock) acquired before the
+// transaction begins, so that it sees whatever the instance ahead of it
+// committed: instances or stores starting together migrate once. A schema
+// already up to date is recognised without any DDL. Without migrating,
+// opening a schema that is missing or older fails with a
+// [*SchemaVersionError]; a schema written by a newer esv2 is always
+// refused with one ([ErrSchemaVersion]), never half-used.
+//
+// Upgrading: a release that raises SchemaVersion migrates the schema when
+// its first instance starts with WithMigrate (or when Migrate runs).
+// Instances of the older release that are still running keep working
+// (version 2 only replaced the body of append_batch), but an older
+// instance that restarts afterwards refuses the newer schema. Roll
+// forward: migrate, then replace every instance; do not restart old ones.
 //
 // # Global order
 //
@@ -103,9 +111,11 @@
 // Unique indexes still back the checks: a unique violation, serialization
 // failure or deadlock caused by a writer that bypassed the lock is retried,
 // then reported as [*eventstore.ConflictError] or
-// [*eventstore.IdempotencyError]; driver errors are translated in one
-// function and never reach callers raw for a condition the eventstore
-// contract names.
+// [*eventstore.IdempotencyError] — except for an append expecting
+// [eventstore.Any], which cannot conflict: it gets a wrapped database error
+// saying a concurrent writer refused it, to retry. Driver errors are
+// translated in one function and never reach callers raw for a condition
+// the eventstore contract names.
 //
 // # Watching, LISTEN and pgbouncer
 //

@@ -79,10 +79,13 @@ func translateError(err error, c errCtx) error {
 		return fmt.Errorf("postgres: %s: %w", c.op, eventstore.ErrClosed)
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
+	// Only an append's constraint errors are about expected versions and
+	// event IDs; anywhere else (a migration, a snapshot) they are plain
+	// database errors.
+	if errors.As(err, &pgErr) && c.op == "append" {
 		switch pgErr.Code {
 		case codeUniqueViolation, codeSerializationFailure, codeDeadlockDetected:
-			if c.op == "append" && c.expected == eventstore.Any && pgErr.ConstraintName != constraintEventID {
+			if c.expected == eventstore.Any && pgErr.ConstraintName != constraintEventID {
 				// An append expecting Any cannot conflict: the database
 				// refused it because of a concurrent writer the retries
 				// did not get past.

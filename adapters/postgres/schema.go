@@ -263,8 +263,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 // tables, while the application opens its stores without WithMigrate.
 // Other options are ignored.
 //
-// It is safe to run from several processes at once: they serialise on a
-// transaction-scoped advisory lock and only the first one does the work.
+// It is safe to run from several processes (or stores) at once: they
+// serialise on a session-level advisory lock taken before the migration's
+// transaction, and only the first one does the work.
 // A schema at a newer version is refused with a *SchemaVersionError.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, opts ...Option) error {
 	if pool == nil {
@@ -296,14 +297,34 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, name string) error {
 	case found == SchemaVersion:
 		return nil
 	}
-	tx, err := pool.Begin(ctx)
+	// Serialise migrations with a session-level advisory lock taken
+	// before the transaction begins: a transaction that waited for the
+	// lock inside itself would keep the snapshot (and, at any isolation
+	// level, the catalog state) from before the wait, and re-run DDL the
+	// instance ahead of it had committed (a duplicate-key error on
+	// pg_namespace, or "relation already exists" at repeatable read).
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return translateError(err, opErr("migrate"))
+	}
+	defer conn.Release()
+	key := advisoryKey("migrate", name)
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
+		return translateError(err, opErr("migrate: lock"))
+	}
+	defer func() {
+		uctx := context.WithoutCancel(ctx)
+		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", key); err != nil {
+			// Never hand a connection that may still hold the lock back
+			// to the pool: closing it ends the session and the lock.
+			conn.Conn().Close(uctx)
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return translateError(err, opErr("migrate"))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", advisoryKey("migrate", name)); err != nil {
-		return translateError(err, opErr("migrate: lock"))
-	}
 	stmts := []string{
 		"CREATE SCHEMA IF NOT EXISTS " + schema,
 		"CREATE TABLE IF NOT EXISTS " + schema + ".schema_version (version int NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
