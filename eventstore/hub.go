@@ -34,7 +34,8 @@ func NewHub() *Hub {
 func (h *Hub) All() *Notifier { return h.all }
 
 // Watch returns the Notifier to wait on for streamID (AllStreams included)
-// and a release function to call when the watch ends. After Close it
+// and a release function to call when the watch ends (calling it again
+// does nothing). After Close it
 // returns a closed Notifier.
 func (h *Hub) Watch(streamID string) (*Notifier, func()) {
 	if streamID == AllStreams {
@@ -53,12 +54,15 @@ func (h *Hub) Watch(streamID string) (*Notifier, func()) {
 		h.streams[streamID] = e
 	}
 	e.refs++
+	var once sync.Once
 	return e.n, func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if e.refs--; e.refs == 0 && h.streams[streamID] == e {
-			delete(h.streams, streamID)
-		}
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if e.refs--; e.refs == 0 && h.streams[streamID] == e {
+				delete(h.streams, streamID)
+			}
+		})
 	}
 }
 

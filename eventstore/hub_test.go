@@ -90,3 +90,17 @@ func TestHubCloseEndsPresentAndFutureWatches(t *testing.T) {
 		t.Fatalf("Follow on a closed hub ended with %v, want ErrClosed", err)
 	}
 }
+
+func TestHubReleaseTwiceKeepsOtherWatches(t *testing.T) {
+	h := eventstore.NewHub()
+	_, releaseA := h.Watch("s")
+	nb, releaseB := h.Watch("s")
+	defer releaseB()
+	releaseA()
+	releaseA() // a second call must not drop B's reference
+	changed := nb.Changed()
+	h.Notify([]string{"s"})
+	if !closedWithin(changed) {
+		t.Fatal("a double release dropped another watch of the stream: Notify no longer wakes it")
+	}
+}
