@@ -49,8 +49,9 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 		return eventstore.ErrorSeq(&eventstore.ValidationError{Field: "limit", Index: -1, Reason: "negative"})
 	}
 	all := streamID == eventstore.AllStreams
+	filtered := len(opts.Filter.Types) > 0 || len(opts.Filter.Metadata) > 0 || opts.Filter.StreamPrefix != ""
 	return func(yield func(eventstore.Recorded, error) bool) {
-		// From the first large page on, the next page is fetched (by a
+		// From the first large page on (of an unfiltered read), the next page is fetched (by a
 		// goroutine of its own, which holds a connection only while it
 		// fetches) while the loop body runs on the current one, so that
 		// the server and the consumer work at the same time, as they do
@@ -107,7 +108,10 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 					q.From = last + 1
 				}
 			}
-			if more && n >= maxReadPage/4 {
+			// Not with a filter: a selective one makes the next page a
+			// scan of everything after the last match, which a loop
+			// that breaks would have to wait for.
+			if more && n >= maxReadPage/4 && !filtered {
 				q.Limit = size
 				if opts.Limit > 0 && remaining < size {
 					q.Limit = remaining
