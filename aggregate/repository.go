@@ -156,6 +156,13 @@ type callOptions struct {
 // the command up, and store nothing if it was applied. Batches of one
 // event need no look-up. Either way, what a repeat returns is the stream as
 // stored, not what decide returned the second time.
+//
+// The look-up is an append the store always refuses or treats as a retry:
+// the command's first event ID alone, typed "esv2.command-probe", with an
+// expected version no stream reaches. It writes nothing and wakes no
+// watcher, but a Store wrapper (logging, metrics, an outbox) sees it as an
+// append refused with a concurrency conflict, and on PostgreSQL it takes
+// the schema's append lock like any append.
 func WithCommandID(id string) Option { return func(o *callOptions) { o.commandID = id } }
 
 // WithMetadata adds metadata (correlation ID, user ...) to every event

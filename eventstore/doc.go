@@ -1,7 +1,7 @@
 // Package eventstore defines the core of esv2: the event types, the [Store]
 // interface every adapter implements, the [Stream] handle, the errors callers
-// test with [errors.Is] and [errors.As], and the [Notifier] that fans one
-// store's "something was appended" signal out to all of its watchers.
+// test with [errors.Is] and [errors.As], and the [Notifier] and [Hub] that
+// fan one store's "something was appended" signal out to its watchers.
 //
 // # Streams and positions
 //

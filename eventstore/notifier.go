@@ -6,9 +6,10 @@ import (
 	"sync"
 )
 
-// Notifier wakes every watcher of a store when something was appended. One
-// store has one Notifier, fed by the store's own appends and by its single
-// change-detection goroutine (polling or LISTEN); watchers wait on it and
+// Notifier wakes the watchers waiting on it when something was appended. A
+// store keeps its Notifiers in a Hub (one for AllStreams, one per watched
+// stream), fed by the store's own appends and by its single
+// change-detection goroutine (polling or LISTEN); watchers wait on one and
 // then read what is new themselves. Waking is a channel close, so a
 // thousand idle watchers cost nothing per poll and a slow watcher blocks
 // no one. The zero value is not usable; call NewNotifier.

@@ -300,8 +300,8 @@ func (sc *scanner) scan(rows pgx.Rows) (eventstore.Recorded, error) {
 // until ctx ends (the iteration just stops) or the store is closed (it
 // yields eventstore.ErrClosed). It is eventstore.Follow over pages read
 // with Read: a watcher holds no connection while it waits, and all the
-// store's watchers wait on its one Notifier, woken by its own appends, by
-// LISTEN and by the poll.
+// store's watchers wait on its Hub (a Notifier for AllStreams and one per
+// watched stream), woken by its own appends, by LISTEN and by the poll.
 //
 // On AllStreams, positions are allocated in commit order (see doc.go), so
 // resuming with eventstore.After(lastPosition) never skips an event.
