@@ -1,12 +1,10 @@
 package postgres
 
 import (
-	"context"
 	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -33,21 +31,7 @@ func TestMigrateConcurrentlyOnePool(t *testing.T) {
 				if err := g.Wait(); err != nil {
 					t.Fatalf("round %d: concurrent Migrate: %v", round, err)
 				}
-				var versions []int
-				rows, err := s.Pool().Query(context.WithoutCancel(t.Context()), "SELECT version FROM "+pgx.Identifier{schema}.Sanitize()+".schema_version ORDER BY version")
-				if err != nil {
-					t.Fatal(err)
-				}
-				for rows.Next() {
-					var v int
-					if err := rows.Scan(&v); err != nil {
-						t.Fatal(err)
-					}
-					versions = append(versions, v)
-				}
-				if err := rows.Err(); err != nil {
-					t.Fatal(err)
-				}
+				versions := schemaVersions(t, s.Pool(), schema)
 				var iso string
 				if err := s.Pool().QueryRow(t.Context(), "SHOW transaction_isolation").Scan(&iso); err != nil {
 					t.Fatal(err)

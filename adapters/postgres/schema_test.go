@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/esv2/esv2/eventstore"
@@ -34,21 +36,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatalf("concurrent migrations: %v", err)
 	}
-	var versions []int
-	rows, err := stores[0].pool.Query(t.Context(), "SELECT version FROM "+stores[0].schema+".schema_version ORDER BY version")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			t.Fatal(err)
-		}
-		versions = append(versions, v)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	versions := schemaVersions(t, stores[0].pool, stores[0].cfg.schema)
 	if diff := cmp.Diff([]int{1, 2}, versions); diff != "" {
 		t.Errorf("schema_version rows (-want +got):\n%s", diff)
 	}
@@ -140,4 +128,19 @@ func TestSchemaNameQuoted(t *testing.T) {
 	if err != nil || len(got) != 1 {
 		t.Fatalf("read back %d events, %v; want 1", len(got), err)
 	}
+}
+
+// schemaVersions returns the versions recorded in schema's schema_version
+// table, in order: one row per migration that ran.
+func schemaVersions(t *testing.T, pool *pgxpool.Pool, schema string) []int {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), "SELECT version FROM "+pgx.Identifier{schema}.Sanitize()+".schema_version ORDER BY version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return versions
 }
