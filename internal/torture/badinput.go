@@ -42,26 +42,7 @@ func BadInput(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 // context (context.Canceled) and after the store is closed (ErrClosed):
 // each fails with that error, and nothing is written.
 func checkRepositoryEnded(t *testing.T, s eventstore.Store) {
-	reg := codec.New[nilCtxEvent]()
-	if err := codec.Register[nilCtxEvent](reg, "n"); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := aggregate.NewRepository(s, aggregate.Config[int, nilCtxEvent]{
-		Evolve: func(n int, e nilCtxEvent) int { return n + e.N },
-		Codec:  reg, SnapshotEvery: 1, SnapshotSchema: "v1",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inc := func(int) ([]nilCtxEvent, error) { return []nilCtxEvent{{N: 1}}, nil }
-	if _, err := repo.Update(ctxT(t), "r", inc); err != nil {
-		t.Fatal(err)
-	}
-	agg, err := repo.Load(ctxT(t), "r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	agg.Record(nilCtxEvent{N: 1})
+	repo, agg, inc := counterRepo(t, s)
 	calls := func(ctx context.Context) map[string]func() error {
 		return map[string]func() error{
 			"Load":   func() error { _, err := repo.Load(ctx, "r"); return err },
@@ -129,6 +110,35 @@ func firstErr(seq func(func(eventstore.Recorded, error) bool)) error {
 
 type nilCtxEvent struct{ N int }
 
+// counterRepo makes a repository of counters over s, with a snapshot
+// after every event, and prepares its stream "r": one event stored (and
+// snapshotted), then an aggregate loaded with one more event recorded,
+// ready for Save. inc is a decide function adding one.
+func counterRepo(t *testing.T, s eventstore.Store) (repo *aggregate.Repository[int, nilCtxEvent], agg *aggregate.Aggregate[int, nilCtxEvent], inc func(int) ([]nilCtxEvent, error)) {
+	t.Helper()
+	reg := codec.New[nilCtxEvent]()
+	if err := codec.Register[nilCtxEvent](reg, "n"); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := aggregate.NewRepository(s, aggregate.Config[int, nilCtxEvent]{
+		Evolve: func(n int, e nilCtxEvent) int { return n + e.N },
+		Codec:  reg, SnapshotEvery: 1, SnapshotSchema: "v1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc = func(int) ([]nilCtxEvent, error) { return []nilCtxEvent{{N: 1}}, nil }
+	if _, err := repo.Update(ctxT(t), "r", inc); err != nil {
+		t.Fatal(err)
+	}
+	agg, err = repo.Load(ctxT(t), "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg.Record(nilCtxEvent{N: 1})
+	return repo, agg, inc
+}
+
 // checkNilContext calls every Store and Repository method with a nil
 // context: each must return an error (ErrInvalidInput), not panic, and
 // write nothing.
@@ -162,27 +172,7 @@ func checkNilContext(t *testing.T, s eventstore.Store) {
 		}},
 		{"LoadSnapshot", func() error { _, err := s.LoadSnapshot(nilCtx, "s", ""); return err }},
 	}
-	reg := codec.New[nilCtxEvent]()
-	if err := codec.Register[nilCtxEvent](reg, "n"); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := aggregate.NewRepository(s, aggregate.Config[int, nilCtxEvent]{
-		Evolve: func(n int, e nilCtxEvent) int { return n + e.N },
-		Codec:  reg, SnapshotEvery: 1, SnapshotSchema: "v1",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The repository works on its own stream "r" (one event, one snapshot).
-	inc := func(int) ([]nilCtxEvent, error) { return []nilCtxEvent{{N: 1}}, nil }
-	if _, err := repo.Update(ctxT(t), "r", inc); err != nil {
-		t.Fatal(err)
-	}
-	agg, err := repo.Load(ctxT(t), "r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	agg.Record(nilCtxEvent{N: 1})
+	repo, agg, inc := counterRepo(t, s)
 	calls = append(calls, []struct {
 		name string
 		f    func() error
