@@ -95,25 +95,7 @@ func TestTakeSplitsSharedIDs(t *testing.T) {
 		{stream: "e", events: make([]eventstore.Event, 9)}, // larger than the cap: alone
 		{stream: "f"},
 	}
-	for _, r := range reqs {
-		r.ctx = t.Context()
-		r.done = make(chan appendResp, 1)
-		if err := w.submit(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var got [][]string
-	for {
-		g := w.take()
-		if g == nil {
-			break
-		}
-		var names []string
-		for _, r := range g {
-			names = append(names, r.stream)
-		}
-		got = append(got, names)
-	}
+	got := groupsTaken(t, w, reqs)
 	if diff := cmp.Diff([][]string{{"a", "b"}, {"c", "d"}, {"e"}, {"f"}}, got); diff != "" {
 		t.Errorf("groups (-want +got):\n%s", diff)
 	}
@@ -149,4 +131,30 @@ func TestLargePartialRetry(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].ID != fmt.Sprintf("e%d", n) {
 		t.Errorf("event %d: %+v, %v; want ID e%d", n+1, got, err, n)
 	}
+}
+
+// groupsTaken submits reqs to w and returns the streams of each group the
+// writer takes, in order, until the queue is empty.
+func groupsTaken(t *testing.T, w *writer, reqs []*appendReq) [][]string {
+	t.Helper()
+	for _, r := range reqs {
+		r.ctx = t.Context()
+		r.done = make(chan appendResp, 1)
+		if err := w.submit(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got [][]string
+	for {
+		g := w.take()
+		if g == nil {
+			break
+		}
+		var names []string
+		for _, r := range g {
+			names = append(names, r.stream)
+		}
+		got = append(got, names)
+	}
+	return got
 }

@@ -51,25 +51,7 @@ func TestTakeCapsGroupBytes(t *testing.T) {
 		{stream: "d", size: 5000},
 		{stream: "e", size: 10},
 	}
-	for _, r := range reqs {
-		r.ctx = t.Context()
-		r.done = make(chan appendResp, 1)
-		if err := w.submit(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var got [][]string
-	for {
-		g := w.take()
-		if g == nil {
-			break
-		}
-		var names []string
-		for _, r := range g {
-			names = append(names, r.stream)
-		}
-		got = append(got, names)
-	}
+	got := groupsTaken(t, w, reqs)
 	if diff := cmp.Diff([][]string{{"a", "b"}, {"c"}, {"d"}, {"e"}}, got); diff != "" {
 		t.Errorf("groups (-want +got):\n%s", diff)
 	}
