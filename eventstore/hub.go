@@ -9,8 +9,8 @@ import "sync"
 // watchers spread over a hundred streams, waking them all made each append
 // cost a thousand reads, nearly all finding nothing (cmd/esbench's
 // watch_latency p99 was 188 ms on SQLite and 199 ms on PostgreSQL before
-// this split). Changes whose streams are unknown (another process's)
-// wake everyone with NotifyAll. The zero value is not usable; call NewHub.
+// this split). Changes whose streams are unknown (PostgreSQL's LISTEN and
+// poll, or an error in SQLite's poller) wake everyone with NotifyAll. The zero value is not usable; call NewHub.
 type Hub struct {
 	all *Notifier
 
@@ -59,7 +59,9 @@ func (h *Hub) Watch(streamID string) (*Notifier, func()) {
 		once.Do(func() {
 			h.mu.Lock()
 			defer h.mu.Unlock()
-			if e.refs--; e.refs == 0 && h.streams[streamID] == e {
+			// An entry leaves the map only when its last watch ends, so
+			// the stream still maps to e here.
+			if e.refs--; e.refs == 0 {
 				delete(h.streams, streamID)
 			}
 		})

@@ -130,7 +130,7 @@ func ValidateReadOptions(streamID string, f Filter) error {
 	if f.StreamPrefix != "" && streamID != AllStreams {
 		return invalid("filter", -1, "a stream prefix applies only to %q", AllStreams)
 	}
-	if !utf8.ValidString(f.StreamPrefix) || strings.IndexByte(f.StreamPrefix, 0) >= 0 {
+	if !cleanText(f.StreamPrefix) {
 		return invalid("filter", -1, "stream prefix is not valid UTF-8 without NUL")
 	}
 	for _, t := range f.Types {
@@ -142,11 +142,11 @@ func ValidateReadOptions(streamID string, f Filter) error {
 		if m.Key == "" {
 			return invalid("filter", -1, "metadata key is empty")
 		}
-		if !utf8.ValidString(m.Key) || strings.IndexByte(m.Key, 0) >= 0 {
+		if !cleanText(m.Key) {
 			return invalid("filter", -1, "metadata key %q is not valid UTF-8 without NUL", m.Key)
 		}
 		for _, v := range m.Values {
-			if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+			if !cleanText(v) {
 				return invalid("filter", -1, "metadata %q: value %q is not valid UTF-8 without NUL", m.Key, v)
 			}
 		}
@@ -172,6 +172,12 @@ func CheckContext(ctx context.Context) error {
 		return invalid("context", -1, "nil")
 	}
 	return ctx.Err()
+}
+
+// cleanText reports whether s is valid UTF-8 without NUL bytes, as every
+// string a store keeps or compares in SQL must be.
+func cleanText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
 
 func checkName(field string, index int, s string, required bool) error {
