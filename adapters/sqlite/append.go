@@ -487,7 +487,6 @@ func (w *writer) apply(ctx context.Context, r *request) (eventstore.AppendResult
 		res, err := st.ExecContext(ctx, args...)
 		clear(args)
 		if err != nil {
-			op.eventID = ""
 			return eventstore.AppendResult{}, 0, translateError(err, op)
 		}
 		if lastPos, err = res.LastInsertId(); err != nil {

@@ -40,8 +40,9 @@
 // One writer goroutine owns the single writer connection. Appends (and
 // snapshot saves) from any number of goroutines are queued to it; it takes
 // every request waiting, up to [WithMaxGroupSize], and commits them in one
-// transaction, each inside its own SAVEPOINT so that one request's conflict
-// or error rolls back only that request. Each caller gets its own result.
+// transaction, each (when it shares the transaction) inside its own
+// SAVEPOINT so that one request's conflict or error rolls back only that
+// request. Each caller gets its own result.
 // Under concurrency this turns many fsyncs into one; [Store.Stats] shows it
 // (Commits below Appends). Events of one append are inserted with
 // multi-row INSERT statements, prepared once and cached.

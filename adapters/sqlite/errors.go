@@ -34,7 +34,6 @@ var (
 type appendOp struct {
 	streamID string
 	expected eventstore.ExpectedVersion
-	eventID  string // the ID to name in an IdempotencyError, when known
 }
 
 // translateError is the one place where driver errors become the errors
@@ -80,7 +79,7 @@ func translateError(err error, op *appendOp) error {
 			case strings.Contains(msg, "events.event_id"):
 				// Only a writer racing outside this package's write lock
 				// can get here: appends check IDs before inserting.
-				return &eventstore.IdempotencyError{EventID: op.eventID, StreamID: op.streamID}
+				return &eventstore.IdempotencyError{StreamID: op.streamID}
 			case strings.Contains(msg, "events.stream_id"):
 				return &eventstore.ConflictError{StreamID: op.streamID, Expected: op.expected}
 			}

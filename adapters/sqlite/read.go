@@ -252,7 +252,7 @@ func (s *Store) fetch(ctx context.Context, q *readQuery, lo, hi uint64, limit in
 // skips database/sql's per-column conversions and the copy Scan makes of
 // every []byte (the driver's values are fresh, so they are kept as they
 // are). The statement is prepared per page, a cost spread over up to
-// readPageSize rows; Watch's small pages use fetch and its cached
+// readPageSize rows; Watch's pages use fetch and its cached
 // statements instead.
 func (s *Store) fetchRaw(ctx context.Context, q *readQuery, lo, hi uint64, limit int, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
 	if err := ctx.Err(); err != nil {

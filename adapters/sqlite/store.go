@@ -198,14 +198,10 @@ func (s *Store) open(ctx context.Context) error {
 	readerPragmas = "&_pragma=query_only(1)"
 
 	var err error
-	s.writeDB, err = sql.Open("sqlite", base+common+writerPragmas)
+	s.writeDB, err = openPool(base+common+writerPragmas, 1)
 	if err != nil {
 		return translateError(err, nil)
 	}
-	s.writeDB.SetMaxOpenConns(1)
-	s.writeDB.SetMaxIdleConns(1)
-	s.writeDB.SetConnMaxLifetime(0)
-	s.writeDB.SetConnMaxIdleTime(0)
 	s.wconn, err = s.writeDB.Conn(ctx)
 	if err != nil {
 		return openError(s.path, err)
@@ -217,27 +213,19 @@ func (s *Store) open(ctx context.Context) error {
 		return openError(s.path, err)
 	}
 
-	s.readDB, err = sql.Open("sqlite", base+common+readerPragmas)
+	s.readDB, err = openPool(base+common+readerPragmas, s.opts.readers)
 	if err != nil {
 		return translateError(err, nil)
 	}
-	s.readDB.SetMaxOpenConns(s.opts.readers)
-	s.readDB.SetMaxIdleConns(s.opts.readers)
-	s.readDB.SetConnMaxLifetime(0)
-	s.readDB.SetConnMaxIdleTime(0)
 	if err := s.readDB.PingContext(ctx); err != nil {
 		return openError(s.path, err)
 	}
 
 	if !s.memory {
-		s.pollDB, err = sql.Open("sqlite", base+common+readerPragmas)
+		s.pollDB, err = openPool(base+common+readerPragmas, 1)
 		if err != nil {
 			return translateError(err, nil)
 		}
-		s.pollDB.SetMaxOpenConns(1)
-		s.pollDB.SetMaxIdleConns(1)
-		s.pollDB.SetConnMaxLifetime(0)
-		s.pollDB.SetConnMaxIdleTime(0)
 		s.poller = &poller{s: s}
 		if err := s.poller.prepare(ctx, s.pollDB); err != nil {
 			return openError(s.path, err)
@@ -527,4 +515,19 @@ func (s *Store) checkOpen() error {
 		return eventstore.ErrClosed
 	}
 	return nil
+}
+
+// openPool opens a database/sql pool of n connections that are never
+// closed for age or idleness: an in-memory (memdb) database lives only as
+// long as a connection to it is open, and reopening costs a schema check.
+func openPool(dsn string, n int) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	return db, nil
 }
