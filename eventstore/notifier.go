@@ -63,6 +63,34 @@ func (n *Notifier) Closed() bool {
 // the end of what is visible.
 type PageFunc func(ctx context.Context, after uint64, limit int) ([]Recorded, error)
 
+// HeadBounded returns the PageFunc of a filtered watch. Follow resumes
+// after the last event it yielded, but with a selective filter that may
+// lie far behind the head, and every wake would scan the gap again. So
+// each page is bounded by the head as head reports it now (the current
+// version or position), and once a page comes back short, later pages
+// start after that head: each wake scans only what is new. read returns
+// up to limit matching events with keys from lo to hi, in order. It is
+// correct only for stores whose keys are allocated in commit order, so
+// that whatever commits after head was read gets a higher key.
+func HeadBounded(head func(ctx context.Context) (uint64, error), read func(ctx context.Context, lo, hi uint64, limit int) ([]Recorded, error)) PageFunc {
+	var scanned uint64 // every key up to it was examined
+	return func(ctx context.Context, after uint64, limit int) ([]Recorded, error) {
+		h, err := head(ctx)
+		if err != nil {
+			return nil, err
+		}
+		from := max(after, scanned)
+		if from >= h {
+			return nil, nil
+		}
+		events, err := read(ctx, from+1, h, limit)
+		if err == nil && len(events) < limit {
+			scanned = h
+		}
+		return events, err
+	}
+}
+
 // FollowPageSize is the number of events Follow reads per page.
 const FollowPageSize = 512
 

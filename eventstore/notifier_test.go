@@ -351,3 +351,31 @@ func TestFollowBreak(t *testing.T) {
 		t.Errorf("page calls %v, want one", calls)
 	}
 }
+
+func TestHeadBoundedScansOnlyWhatIsNew(t *testing.T) {
+	head := uint64(100)
+	type call struct{ Lo, Hi uint64 }
+	var calls []call
+	page := eventstore.HeadBounded(
+		func(context.Context) (uint64, error) { return head, nil },
+		func(_ context.Context, lo, hi uint64, limit int) ([]eventstore.Recorded, error) {
+			calls = append(calls, call{lo, hi})
+			return []eventstore.Recorded{{Version: 7}}, nil // one match: a short page
+		})
+	ctx := t.Context()
+	mustPage := func(after uint64) {
+		t.Helper()
+		if _, err := page(ctx, after, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustPage(0)         // scans 1..100, finds one match (7): short, so 100 is scanned
+	mustPage(7)         // Follow resumes after 7, but nothing up to 100 is new
+	head = 150          // more was appended
+	mustPage(7)         // scans only 101..150
+	mustPage(1<<64 - 1) // after beyond every key: nothing, no wrap-around to 0
+	want := []call{{1, 100}, {101, 150}}
+	if diff := cmp.Diff(want, calls); diff != "" {
+		t.Errorf("ranges read (-want +got):\n%s", diff)
+	}
+}

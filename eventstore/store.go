@@ -114,6 +114,11 @@ type Filter struct {
 	StreamPrefix string
 }
 
+// IsZero reports whether f has no condition, and so matches every event.
+func (f Filter) IsZero() bool {
+	return len(f.Types) == 0 && len(f.Metadata) == 0 && f.StreamPrefix == ""
+}
+
 // MetadataOp is the comparison of a MetadataFilter.
 type MetadataOp int
 

@@ -49,7 +49,7 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 		return eventstore.ErrorSeq(&eventstore.ValidationError{Field: "limit", Index: -1, Reason: "negative"})
 	}
 	all := streamID == eventstore.AllStreams
-	filtered := len(opts.Filter.Types) > 0 || len(opts.Filter.Metadata) > 0 || opts.Filter.StreamPrefix != ""
+	filtered := !opts.Filter.IsZero()
 	return func(yield func(eventstore.Recorded, error) bool) {
 		// From the first large page on (of an unfiltered read), the next page is fetched (by a
 		// goroutine of its own, which holds a connection only while it
@@ -327,37 +327,23 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 			}
 			return
 		}
-		filtered := len(opts.Filter.Types) > 0 || len(opts.Filter.Metadata) > 0 || opts.Filter.StreamPrefix != ""
-		var scanned uint64 // with a filter: every key up to it was examined
+		// read returns up to limit events from key lo, up to hi when it is
+		// not 0.
+		read := func(ctx context.Context, lo, hi uint64, limit int) ([]eventstore.Recorded, error) {
+			sql, args := s.readQuery(streamID, eventstore.ReadOptions{From: lo, Limit: limit, Filter: opts.Filter}, hi)
+			return s.fetch(ctx, sql, args, nil)
+		}
 		page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
-			var upTo uint64
-			if filtered {
-				// Follow resumes after the last event it yielded, which a
-				// selective filter may leave far behind the head: bound
-				// the page by the head as it is now and, once a page
-				// comes back short, start the next ones after that head,
-				// so that each wake scans only what is new. Keys are
-				// allocated in commit order, so whatever commits later
-				// gets a key above the head read here.
-				head, err := s.present(ctx, streamID)
-				if err != nil {
-					return nil, err
-				}
-				after = max(after, scanned)
-				if after >= head {
-					return nil, nil
-				}
-				upTo = head
-			}
 			if after >= math.MaxInt64 {
 				return nil, nil
 			}
-			sql, args := s.readQuery(streamID, eventstore.ReadOptions{From: after + 1, Limit: limit, Filter: opts.Filter}, upTo)
-			events, err := s.fetch(ctx, sql, args, nil)
-			if err == nil && filtered && len(events) < limit {
-				scanned = upTo
-			}
-			return events, err
+			return read(ctx, after+1, 0, limit)
+		}
+		if !opts.Filter.IsZero() {
+			// Keys are allocated in commit order (see doc.go).
+			page = eventstore.HeadBounded(func(ctx context.Context) (uint64, error) {
+				return s.present(ctx, streamID)
+			}, read)
 		}
 		n, release := s.notifiers.Watch(streamID)
 		defer release()

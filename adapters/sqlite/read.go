@@ -449,33 +449,20 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 			return
 		}
 		var buf []eventstore.Recorded
-		filtered := !filterEmpty(opts.Filter)
-		var scanned uint64 // with a filter: every key up to it was examined
-		page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
-			if !filtered {
-				var err error
-				buf, err = s.fetch(ctx, q, after+1, math.MaxInt64, limit, buf[:0])
-				return buf, err
-			}
-			// Follow resumes after the last event it yielded, but with a
-			// selective filter that may lie far behind the head: bound each
-			// page by the head as it is now, and once a page comes back
-			// short, start later pages after that head, so that each wake
-			// reads only what is new. Whatever commits after the head was
-			// read gets a higher key (one writer at a time).
-			head, err := s.Info(ctx, streamID)
-			if err != nil {
-				return nil, err
-			}
-			lo := max(after, scanned) + 1
-			if lo > head.Version {
-				return buf[:0], nil
-			}
-			buf, err = s.fetch(ctx, q, lo, head.Version, limit, buf[:0])
-			if err == nil && len(buf) < limit {
-				scanned = head.Version
-			}
+		read := func(ctx context.Context, lo, hi uint64, limit int) ([]eventstore.Recorded, error) {
+			var err error
+			buf, err = s.fetch(ctx, q, lo, hi, limit, buf[:0])
 			return buf, err
+		}
+		page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
+			return read(ctx, after+1, math.MaxInt64, limit)
+		}
+		if !opts.Filter.IsZero() {
+			// One writer at a time: keys are allocated in commit order.
+			page = eventstore.HeadBounded(func(ctx context.Context) (uint64, error) {
+				info, err := s.Info(ctx, streamID)
+				return info.Version, err
+			}, read)
 		}
 		n, release := s.notifiers.Watch(streamID)
 		defer release()
@@ -485,10 +472,6 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 			}
 		}
 	}
-}
-
-func filterEmpty(f eventstore.Filter) bool {
-	return len(f.Types) == 0 && len(f.Metadata) == 0 && f.StreamPrefix == ""
 }
 
 // Info describes a stream, or for AllStreams the whole store (Version is
