@@ -73,11 +73,14 @@
 // pg_snapshot_xmin (xid8) makes one long transaction anywhere in the
 // database delay every watcher; the lock keeps readers simple and
 // immediate, and group commit (next section) recovers the throughput that
-// serialising would otherwise cost within a process. As a rough figure (2
-// shared cores, fsync on, other work running): an append alone takes about
-// 3 ms, most of it the commit's WAL flush, and 64 goroutines appending one
-// event each reach about 3,200 appends/s at some 34 appends per transaction
-// (go test -run '^$' -bench AppendParallel64 -benchtime 3000x). Several
+// serialising would otherwise cost within a process. On the project's
+// 2-core machine (fsync on), `go test -run '^$' -bench
+// 'AppendParallel64|AppendOne$' -benchtime 3000x` measured one append
+// alone at 0.83 ms, most of it the commit's WAL flush, and 64 goroutines
+// appending one event each at 23,077 appends/s, 31.9 appends per
+// transaction; absolute figures swing several-fold with the machine's
+// load (3 ms and 3,200 appends/s in an earlier, busier run), the appends
+// per transaction do not. Several
 // processes appending to one schema share that ceiling: a group commit
 // cannot span processes.
 //
@@ -164,7 +167,7 @@
 // to 4096 rows) and gives the connection back before yielding a page, so
 // the loop body holds none: it may append to the store (a projection
 // writing back) or read again whatever the pool's size. From the large
-// pages on, the next page is fetched while the loop body consumes the
+// pages on (of an unfiltered read), the next page is fetched while the loop body consumes the
 // current one, which keeps reading as fast as one cursor
 // (cmd/esbench read_stream). Keys are gapless and allocated in commit
 // order, so the pages join up without a snapshot. Watchers read in

@@ -285,7 +285,8 @@ func (sc *scanner) scan(rows pgx.Rows) (eventstore.Recorded, error) {
 	if len(sc.meta) > 0 {
 		// Into a variable of its own: &r.Metadata would move every
 		// row's Recorded to the heap, metadata or not (one 120-byte
-		// allocation per row, 14% of a read's CPU in cmd/esbench).
+		// allocation per row: 690 ms of scan's 3.25 s in a cmd/esbench
+		// read_stream profile).
 		var md map[string]string
 		if err := json.Unmarshal(sc.meta, &md); err != nil {
 			return eventstore.Recorded{}, fmt.Errorf("decode metadata of event at position %d: %w", sc.position, err)

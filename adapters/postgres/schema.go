@@ -341,7 +341,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, name string) error {
 		return &SchemaVersionError{Schema: name, Found: found, Supported: SchemaVersion}
 	}
 	if found == SchemaVersion {
-		return nil // nothing to do; the rollback releases the lock
+		return nil // nothing to do; the deferred unlock releases the lock
 	}
 	for v := found; v < SchemaVersion; v++ {
 		sql := strings.ReplaceAll(migrations[v], "{schema}", schema)
