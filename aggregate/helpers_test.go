@@ -163,3 +163,13 @@ func appendRaw(t *testing.T, store eventstore.Store, stream string, events ...ev
 		t.Fatalf("Append(%q): %v", stream, err)
 	}
 }
+
+// mustLoad loads id or fails the test.
+func mustLoad(t testing.TB, repo *aggregate.Repository[Counter, CounterEvent], ctx context.Context, id string) *aggregate.Aggregate[Counter, CounterEvent] {
+	t.Helper()
+	a, err := repo.Load(ctx, id)
+	if err != nil {
+		t.Fatalf("Load(%q): %v", id, err)
+	}
+	return a
+}

@@ -95,7 +95,7 @@ func TestSaveConflict(t *testing.T) {
 	eachStore(t, func(t *testing.T, store eventstore.Store) {
 		ctx := t.Context()
 		repo := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{})
-		seed, _ := repo.Load(ctx, "c")
+		seed := mustLoad(t, repo, ctx, "c")
 		seed.Record(Added{By: 1})
 		if err := repo.Save(ctx, seed); err != nil {
 			t.Fatal(err)
@@ -205,8 +205,8 @@ func TestUpdateDecideError(t *testing.T) {
 	if !errors.Is(err, errNegative) || a != nil {
 		t.Fatalf("Update = %v, %v; want nil, errNegative", a, err)
 	}
-	if info, _ := store.Info(ctx, "c"); info.Version != 0 {
-		t.Errorf("a refused command wrote: version %d", info.Version)
+	if info, err := store.Info(ctx, "c"); err != nil || info.Version != 0 {
+		t.Errorf("a refused command wrote: version %d (Info error %v)", info.Version, err)
 	}
 	// Deciding nothing saves nothing.
 	a, err = repo.Update(ctx, "c", func(Counter) ([]CounterEvent, error) { return nil, nil })
@@ -299,8 +299,8 @@ func TestIdempotentSave(t *testing.T) {
 	eachStore(t, func(t *testing.T, store eventstore.Store) {
 		ctx := t.Context()
 		repo := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{})
-		a, _ := repo.Load(ctx, "c")
-		b, _ := repo.Load(ctx, "c")
+		a := mustLoad(t, repo, ctx, "c")
+		b := mustLoad(t, repo, ctx, "c")
 		a.Record(Added{By: 2}, Added{By: 3})
 		b.Record(Added{By: 2}, Added{By: 3})
 		md := map[string]string{"user": "u1"}
@@ -400,13 +400,13 @@ func TestSaveUnregisteredEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{Codec: reg})
-	a, _ := repo.Load(t.Context(), "c")
+	a := mustLoad(t, repo, t.Context(), "c")
 	a.Record(Added{By: 1}, Cleared{})
 	if err := repo.Save(t.Context(), a); !errors.Is(err, codec.ErrNotRegistered) {
 		t.Errorf("Save: err = %v, want ErrNotRegistered", err)
 	}
-	if info, _ := store.Info(t.Context(), "c"); info.Version != 0 {
-		t.Errorf("a failed Save wrote %d events", info.Version)
+	if info, err := store.Info(t.Context(), "c"); err != nil || info.Version != 0 {
+		t.Errorf("a failed Save wrote %d events (Info error %v)", info.Version, err)
 	}
 }
 

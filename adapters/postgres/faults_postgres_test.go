@@ -246,11 +246,10 @@ func TestFaultTerminateMidWatch(t *testing.T) {
 		}
 		return out
 	}
-	deadline := time.Now().Add(waitTimeout)
 	for stream, wantPos := range map[string][]uint64{"s": wantS, eventstore.AllStreams: wantAll} {
-		for len(positions(logs[stream])) < len(wantPos) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
-		}
+		waitFor(t, "watcher of "+stream+" caught up", func() (bool, error) {
+			return len(positions(logs[stream])) >= len(wantPos), nil
+		})
 		if diff := cmp.Diff(wantPos, positions(logs[stream])); diff != "" {
 			t.Errorf("watcher of %q: positions seen (-want +got):\n%s", stream, diff)
 		}

@@ -74,7 +74,7 @@ func testCloseConcurrent(t *testing.T, s eventstore.Store) {
 		g.Go(func() error {
 			<-start
 			if err := s.Close(); err != nil {
-				return fmt.Errorf("Close #%d: %w", i, err)
+				return fmt.Errorf("close #%d: %w", i, err)
 			}
 			return nil
 		})

@@ -25,6 +25,7 @@ import (
 	"github.com/esv2/esv2/adapters/postgres"
 	"github.com/esv2/esv2/adapters/sqlite"
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/pgtest"
 	"github.com/esv2/esv2/internal/torture"
 )
 
@@ -81,7 +82,7 @@ func openBackend(ctx context.Context, backend string) (eventstore.Store, error) 
 	case "sqlite":
 		return sqlite.Open(ctx, arg, sqlite.WithBusyTimeout(busyTimeout))
 	case "postgres":
-		dsn := os.Getenv("ESV2_POSTGRES_DSN")
+		dsn := os.Getenv(pgtest.EnvDSN)
 		sep := "?"
 		if strings.Contains(dsn, "?") {
 			sep = "&"
@@ -135,12 +136,9 @@ func TestTortureSQLite(t *testing.T) {
 const busyTimeout = 400 * time.Millisecond
 
 func TestTorturePostgres(t *testing.T) {
-	dsn := os.Getenv("ESV2_POSTGRES_DSN")
-	if dsn == "" {
-		t.Skip("set ESV2_POSTGRES_DSN (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL torture run")
-	}
+	schema := pgtest.FreshSchema(t, "torture_") // dropped when the test ends
+	dsn := pgtest.DSN(t)
 	ctx := t.Context()
-	schema := fmt.Sprintf("torture_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
 	s, err := postgres.Open(ctx, dsn, postgres.WithSchema(schema), postgres.WithMigrate(), postgres.WithoutListen())
 	if err != nil {
 		t.Fatal(err)
@@ -150,11 +148,7 @@ func TestTorturePostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx := context.WithoutCancel(ctx)
-		admin.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-		admin.Close(ctx)
-	})
+	t.Cleanup(func() { admin.Close(context.WithoutCancel(ctx)) })
 	// Fault: terminate the children's server connections (pool and
 	// LISTEN) at random moments, mid-append and mid-watch.
 	terminated := 0
