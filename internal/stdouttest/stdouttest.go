@@ -18,14 +18,23 @@ func Capture(t *testing.T, f func()) string {
 	}
 	stdout := os.Stdout
 	os.Stdout = w
-	done := make(chan []byte)
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result)
 	go func() {
-		b, _ := io.ReadAll(r)
-		done <- b
+		b, err := io.ReadAll(r)
+		r.Close()
+		done <- result{b, err}
 	}()
 	defer func() { os.Stdout = stdout }()
 	f()
 	os.Stdout = stdout
 	w.Close()
-	return string(<-done)
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("reading what was printed: %v", res.err)
+	}
+	return string(res.b)
 }
