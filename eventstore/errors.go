@@ -21,6 +21,15 @@ var (
 	ErrClosed = errors.New("eventstore: store closed")
 	// ErrNotFound reports that a snapshot does not exist.
 	ErrNotFound = errors.New("eventstore: not found")
+	// ErrUnknownOutcome reports an append whose outcome the store could
+	// not learn: the connection to the database was lost after the append
+	// was sent, and the store could not find out afterwards (within its
+	// bound) whether it committed. The events may or may not be stored,
+	// and were never stored twice. It is never a conflict: read the
+	// stream, or retry with the same event IDs, which is safe (a retry of
+	// stored IDs succeeds without storing them again). Retrying an append
+	// of events without IDs after this error may store them twice.
+	ErrUnknownOutcome = errors.New("eventstore: outcome unknown: the append may or may not have been stored")
 )
 
 // ConflictError is returned when an append's expected version does not match

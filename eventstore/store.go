@@ -19,7 +19,11 @@ type Store interface {
 	//
 	// Errors: *ConflictError (ErrConcurrency) when expected does not match;
 	// *IdempotencyError (ErrIdempotency) when an event ID is stored in
-	// another stream; *ValidationError (ErrInvalidInput); ErrClosed.
+	// another stream; *ValidationError (ErrInvalidInput); ErrClosed;
+	// ErrUnknownOutcome when the connection to the database was lost
+	// while the append committed and the store could not find out whether
+	// it did. A conflict always means nothing was written; a nil error,
+	// that the events are stored exactly once.
 	Append(ctx context.Context, streamID string, expected ExpectedVersion, events ...Event) (AppendResult, error)
 
 	// Read streams the events of a stream in version order, or of

@@ -209,8 +209,13 @@ scan:
 }
 
 // close refuses new appends, fails the queued ones with ErrClosed and
-// waits for the group being committed, if any.
-func (w *writer) close() {
+// waits for the group being committed, if any, for at most timeout; then
+// it cancels the group (cancel: its statement, and the group gets
+// ErrClosed if it certainly stored nothing), waits at most timeout again
+// for the look-up of its outcome, cancels that too (stop) and waits for
+// the writer, which the cancelled calls let go at once (issue 9 item 4: a
+// group waiting for a lock another session held kept Close blocked 20 s).
+func (w *writer) close(timeout time.Duration, cancel, stop context.CancelFunc) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -227,29 +232,70 @@ func (w *writer) close() {
 		}
 	}
 	close(w.stop)
+	for _, c := range []context.CancelFunc{cancel, stop} {
+		t := time.NewTimer(timeout)
+		select {
+		case <-w.done:
+			t.Stop()
+			return
+		case <-t.C:
+			c()
+		}
+	}
 	<-w.done
 }
 
-// maxAttempts bounds the retries of a group refused because of a
-// concurrent writer (see retryable).
+// maxAttempts bounds the runs of a group that certainly stored nothing
+// and failed for a reason another run may not meet: a concurrent writer
+// (see retryable) or a lost connection.
 const maxAttempts = 5
+
+// outcome is what the writer knows of a group it tried to commit.
+type outcome int
+
+const (
+	// notWritten: the group certainly stored nothing. It failed before it
+	// was sent, or the server refused one of its statements before COMMIT
+	// (the rest of the pipeline is then skipped).
+	notWritten outcome = iota
+	// committed: COMMIT's result arrived, or the outcome row says so.
+	committed
+	// unknown: the connection failed after the group was sent and before
+	// COMMIT's result arrived, and it is not known (yet) whether the group
+	// committed.
+	unknown
+)
 
 // commitGroup appends a group in one statement (one round trip) and hands
 // each caller its result.
+//
+// A group is never run again unless it certainly stored nothing. When the
+// connection is lost before COMMIT's result arrives, the writer finds out
+// from the group's outcome row (see lookupOutcome) what happened, and
+// gives every caller the truth or, when that cannot be learnt,
+// eventstore.ErrUnknownOutcome (issue 9: re-running such a group stored
+// events without IDs twice, and answered Exact appends with conflicts for
+// events that were stored).
 func (s *Store) commitGroup(group []*appendReq) {
 	if len(group) == 0 {
 		return
 	}
 	var (
 		rows []groupRow
+		oc   outcome
 		err  error
 	)
 	// The listener and the poll wait while the group is sent and its
 	// head recorded (see advanceHeadAfterCommit).
 	s.commitMu.Lock()
 	for attempt := 1; ; attempt++ {
-		rows, err = s.execGroup(s.bgCtx, group)
-		if err == nil || !(retryable(err) || pgconn.SafeToRetry(err)) || attempt == maxAttempts {
+		token := s.tokens.Add(1)
+		rows, oc, err = s.execGroup(s.bgCtx, group, token)
+		if oc == unknown {
+			rows, oc, err = s.resolveGroup(group, token, err)
+		}
+		if oc != notWritten || attempt == maxAttempts || s.bgCtx.Err() != nil ||
+			!(retryable(err) || pgconn.SafeToRetry(err) || connectionLost(err)) {
 			break
 		}
 		// A short backoff (5, 10, 20, 40 ms), so that a racing writer
@@ -261,22 +307,33 @@ func (s *Store) commitGroup(group []*appendReq) {
 			t.Stop()
 		}
 	}
-	if err != nil {
+	switch oc {
+	case notWritten:
 		s.commitMu.Unlock()
-		if len(group) > 1 && rolledBack(err) {
-			// Nothing was written. Run each append alone so that the
-			// error reaches only the append that caused it.
+		if s.bgCtx.Err() != nil {
+			// Close cancelled the group before it committed.
+			for _, r := range group {
+				r.done <- appendResp{err: fmt.Errorf("postgres: append: %w", eventstore.ErrClosed)}
+			}
+			return
+		}
+		if len(group) > 1 && statementError(err) {
+			// Nothing was written and one append's statement failed. Run
+			// each append alone so that the error reaches only the append
+			// that caused it.
 			for _, r := range group {
 				s.commitGroup([]*appendReq{r})
 			}
 			return
 		}
-		// Either one append failed, or the outcome is unknown (the
-		// connection broke after the statement was sent: it may have
-		// committed). Running the appends again could store events
-		// without IDs twice, so every caller gets the error.
 		for _, r := range group {
 			r.done <- appendResp{err: translateError(err, errCtx{op: "append", stream: r.stream, expected: r.expected})}
+		}
+		return
+	case unknown:
+		s.commitMu.Unlock()
+		for _, r := range group {
+			r.done <- appendResp{err: err}
 		}
 		return
 	}
@@ -314,6 +371,113 @@ func (s *Store) commitGroup(group []*appendReq) {
 		}
 		r.done <- resp
 	}
+}
+
+// resolveGroup learns the outcome of a group whose connection failed
+// after it was sent (cause): committed with its rows, notWritten (then
+// it is fenced and may run again), or, when the database cannot be asked
+// within cfg.resolveTimeout or the store is closing, unknown with an
+// error wrapping eventstore.ErrUnknownOutcome and cause.
+func (s *Store) resolveGroup(group []*appendReq, token uint64, cause error) ([]groupRow, outcome, error) {
+	s.outcomeChecks.Add(1)
+	// Not bgCtx: Close cancels that first, and a group it cancelled
+	// still deserves its true outcome (within Close's bound).
+	ctx, cancel := context.WithTimeout(s.stopCtx, s.cfg.resolveTimeout)
+	defer cancel()
+	var last error
+	for attempt := 0; ; attempt++ {
+		rows, done, err := s.lookupOutcome(ctx, token, len(group))
+		switch {
+		case err == nil && done:
+			return rows, committed, nil
+		case err == nil:
+			return nil, notWritten, cause
+		}
+		last = err
+		if ctx.Err() != nil {
+			break
+		}
+		t := time.NewTimer(min(time.Duration(10<<min(attempt, 6))*time.Millisecond, 500*time.Millisecond))
+		select {
+		case <-t.C:
+			continue
+		case <-ctx.Done():
+			t.Stop()
+		}
+		break
+	}
+	s.unknownOutcomes.Add(1)
+	return nil, unknown, fmt.Errorf("postgres: append: %w: the connection failed while it committed (%w), and its outcome could not be looked up: %w",
+		eventstore.ErrUnknownOutcome, cause, last)
+}
+
+// lookupOutcome reports whether the group with token committed, with its
+// rows, on a connection of its own. It first fences the token: if the
+// group has not written its outcome row yet (it may still be running on
+// a connection the client gave up on), the row now holds the token with
+// no results, and the group fails at its own upsert and rolls back (see
+// migrations/0003). If the group wrote its row but has not finished, the
+// upsert waits for it. Both statements are idempotent, so a look-up that
+// fails half-way is simply run again.
+func (s *Store) lookupOutcome(ctx context.Context, token uint64, n int) ([]groupRow, bool, error) {
+	if _, err := s.pool.Exec(ctx, s.q.fenceOutcome, s.writerID, int64(token)); err != nil {
+		return nil, false, err
+	}
+	var (
+		got                 int64
+		statuses            []int32
+		versions, positions []int64
+		extras              pgtype.Text
+	)
+	err := s.pool.QueryRow(ctx, s.q.readOutcome, s.writerID).Scan(&got, &statuses, &versions, &positions, &extras)
+	if err != nil {
+		return nil, false, err
+	}
+	if got != int64(token) {
+		return nil, false, fmt.Errorf("postgres: append: outcome row of writer %s holds group %d, want %d", s.writerID, got, token)
+	}
+	if statuses == nil {
+		return nil, false, nil // fenced: the group did not commit and never will
+	}
+	var ex []json.RawMessage
+	if extras.Valid {
+		if err := json.Unmarshal([]byte(extras.String), &ex); err != nil {
+			return nil, false, fmt.Errorf("postgres: append: outcome row: %w", err)
+		}
+	}
+	if len(statuses) != n || len(versions) != n || len(positions) != n || len(ex) != n {
+		return nil, false, fmt.Errorf("postgres: append: outcome row of group %d holds %d results for %d appends", token, len(statuses), n)
+	}
+	rows := make([]groupRow, n)
+	for i := range rows {
+		g := &rows[i]
+		g.status, g.version, g.position = statuses[i], versions[i], uint64(positions[i])
+		if len(ex[i]) == 0 || string(ex[i]) == "null" {
+			continue
+		}
+		// [dup_index, dup_version, other_id, other_stream], as written
+		// by append_batch.
+		var parts []json.RawMessage
+		var otherID, otherStream *string
+		err := json.Unmarshal(ex[i], &parts)
+		if err == nil && len(parts) != 4 {
+			err = fmt.Errorf("%d fields, want 4", len(parts))
+		}
+		if err == nil {
+			err = errors.Join(json.Unmarshal(parts[0], &g.dupIndex), json.Unmarshal(parts[1], &g.dupVersion),
+				json.Unmarshal(parts[2], &otherID), json.Unmarshal(parts[3], &otherStream))
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("postgres: append: outcome row of group %d: %w", token, err)
+		}
+		if otherID != nil {
+			g.otherID = pgtype.Text{String: *otherID, Valid: true}
+		}
+		if otherStream != nil {
+			g.otherStream = pgtype.Text{String: *otherStream, Valid: true}
+		}
+	}
+	return rows, true, nil
 }
 
 // groupRow is one row returned by append_batch.
@@ -424,63 +588,99 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// execGroup runs append_batch for a group and returns one row per append.
-// The call runs in a transaction of its own at READ COMMITTED, whatever
-// the session's default_transaction_isolation: at REPEATABLE READ or
-// SERIALIZABLE its reads would use the snapshot taken when the statement
-// started, before it waited for the append lock, and miss the appends
-// committed meanwhile (false conflicts for Any, duplicate positions). The
-// BEGIN, the call and the COMMIT are sent as one pipelined batch: one
-// round trip, as the bare statement took.
-func (s *Store) execGroup(ctx context.Context, group []*appendReq) ([]groupRow, error) {
+// execGroup runs append_batch for a group and returns one row per append,
+// and what is known of the outcome when it fails. The call runs in a
+// transaction of its own at READ COMMITTED, whatever the session's
+// default_transaction_isolation: at REPEATABLE READ or SERIALIZABLE its
+// reads would use the snapshot taken when the statement started, before
+// it waited for the append lock, and miss the appends committed meanwhile
+// (false conflicts for Any, duplicate positions). The BEGIN, the call and
+// the COMMIT are sent as one pipelined batch: one round trip, as the bare
+// statement took.
+func (s *Store) execGroup(ctx context.Context, group []*appendReq, token uint64) ([]groupRow, outcome, error) {
 	a, err := buildGroupArgs(group)
 	if err != nil {
-		return nil, err
+		return nil, notWritten, err
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, err
+		return nil, notWritten, err
 	}
 	defer conn.Release()
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	b.Queue(s.q.appendCall, a.params(s)...)
+	b.Queue(s.q.appendCall, a.params(s, s.writerID, int64(token))...)
 	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
-	out, err := batchGroup(br, len(group))
-	if cerr := br.Close(); err == nil {
-		err = cerr
+	if h := s.hooks; h != nil && h.sent != nil {
+		h.sent(conn.Conn().PgConn())
 	}
-	if err != nil {
-		if pc := conn.Conn().PgConn(); !pc.IsClosed() && pc.TxStatus() != 'I' {
-			// Failed inside the transaction: end it, so that the
-			// connection goes back to the pool idle (the pool would
-			// otherwise drop it).
-			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-		}
-		return nil, err
+	out, beforeCommit, err := batchGroup(br, len(group))
+	cerr := br.Close()
+	if h := s.hooks; err == nil && h != nil && h.committed != nil {
+		cerr = h.committed(conn.Conn().PgConn(), cerr)
 	}
-	return out, nil
+	if err == nil {
+		// COMMIT's result arrived: the group is committed, whatever the
+		// connection reports next (cerr). A backend terminated just after
+		// the commit reports FATAL 57P01 here (issue 9 item 1).
+		return out, committed, nil
+	}
+	oc := unknown
+	if pgconn.SafeToRetry(err) || (beforeCommit && statementError(err)) {
+		oc = notWritten
+	}
+	if pc := conn.Conn().PgConn(); !pc.IsClosed() && pc.TxStatus() != 'I' {
+		// Failed inside the transaction: end it, so that the
+		// connection goes back to the pool idle (the pool would
+		// otherwise drop it). If the outcome was unknown, the group
+		// is now certainly not committed by this connection; the
+		// look-up still decides.
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	}
+	return nil, oc, err
 }
 
 // batchGroup reads the results of execGroup's batch. Only a nil error
-// from the COMMIT means the group is committed.
-func batchGroup(br pgx.BatchResults, n int) ([]groupRow, error) {
+// means the group is committed. beforeCommit reports that the error came
+// from the BEGIN or the call, before the COMMIT's result was awaited:
+// with a server error there, the server skips the rest of the pipeline
+// and the COMMIT never runs.
+func batchGroup(br pgx.BatchResults, n int) (out []groupRow, beforeCommit bool, err error) {
 	if _, err := br.Exec(); err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
-	out, err := scanGroup(rows, n)
+	out, err = scanGroup(rows, n)
 	if err != nil {
-		return nil, err
+		// A server error in the call is statementError; anything else
+		// (a client-side scan failure) leaves the COMMIT queued on the
+		// server, which runs it: not "before commit".
+		return nil, statementError(err), err
 	}
 	if _, err := br.Exec(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return out, nil
+	return out, false, nil
+}
+
+// statementError reports whether err is the server refusing a statement
+// (severity ERROR): the server's session goes on, and in a transaction
+// everything the statement did is undone. FATAL and PANIC end the
+// session, and are not statement errors.
+func statementError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	sev := pgErr.SeverityUnlocalized
+	if sev == "" {
+		sev = pgErr.Severity
+	}
+	return sev == "ERROR"
 }
 
 // callAppend runs append_batch for a group through q, in q's transaction
@@ -490,7 +690,9 @@ func (s *Store) callAppend(ctx context.Context, q querier, group []*appendReq) (
 	if err != nil {
 		return nil, err
 	}
-	rows, err := q.Query(ctx, s.q.appendCall, a.params(s)...)
+	// No outcome row: the caller commits q's transaction and sees its
+	// result.
+	rows, err := q.Query(ctx, s.q.appendCall, a.params(s, "", 0)...)
 	if err != nil {
 		return nil, err
 	}
@@ -498,8 +700,9 @@ func (s *Store) callAppend(ctx context.Context, q querier, group []*appendReq) (
 }
 
 // params returns the arguments of s.q.appendCall.
-func (a *groupArgs) params(s *Store) []any {
-	return []any{s.lockKey, s.channel, a.anyIDs, a.dStream,
+// An empty writer records no outcome row.
+func (a *groupArgs) params(s *Store, writer string, token int64) []any {
+	return []any{pgtype.Text{String: writer, Valid: writer != ""}, token, s.lockKey, s.channel, a.anyIDs, a.dStream,
 		a.rSIdx, a.rExpected, a.rCount, a.eReq, a.eID, a.eType, a.eData, a.eMeta, a.eTime}
 }
 
@@ -526,12 +729,4 @@ func scanGroup(rows pgx.Rows, n int) ([]groupRow, error) {
 		return nil, fmt.Errorf("postgres: append: %d results for %d appends", len(out), n)
 	}
 	return out, nil
-}
-
-// rolledBack reports whether a failed append statement certainly wrote
-// nothing: the server reported an error (the statement's implicit
-// transaction then rolls back), or pgx failed before sending it.
-func rolledBack(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) || pgconn.SafeToRetry(err)
 }

@@ -23,9 +23,15 @@
 //   - streams: one row per stream, written at its first event, so that
 //     appending to an existing stream writes its events and nothing else.
 //   - snapshots: the latest snapshot per (stream_id, name).
+//   - append_outcomes: one row per open store, holding its last group's
+//     token and results, written in that group's transaction (see
+//     "Connection faults while committing").
 //   - schema_version: one row per applied migration.
 //   - append_batch: the PL/pgSQL function that performs a group of appends
 //     in one statement (below).
+//
+// The migrations are numbered SQL files embedded in the package
+// (migrations/0001_init.sql, …), applied in order.
 //
 // [WithMigrate] at open (or [Migrate], e.g. in a deployment step run by a
 // role allowed to create tables) creates the schema or upgrades it to
@@ -41,7 +47,9 @@
 // Upgrading: a release that raises SchemaVersion migrates the schema when
 // its first instance starts with WithMigrate (or when Migrate runs).
 // Instances of the older release that are still running keep working
-// (version 2 only replaced the body of append_batch), but an older
+// (version 2 only replaced the body of append_batch; version 3 added
+// append_outcomes and an append_batch taking two more arguments, keeping
+// the old one), but an older
 // instance that restarts afterwards refuses the newer schema. Roll
 // forward: migrate, then replace every instance; do not restart old ones.
 //
@@ -178,10 +186,37 @@
 // on which filters are present, so pgx prepares each shape once per
 // connection and caches it.
 //
+// # Connection faults while committing
+//
+// A group is run again only when it certainly stored nothing: it failed
+// before it was sent, or the server refused one of its statements before
+// COMMIT (the rest of the pipeline is then skipped). Once COMMIT's result
+// has arrived the group is committed, whatever the connection does next (a
+// backend terminated just after a commit reports FATAL 57P01 when the batch
+// is closed). When the connection is lost after the group was sent and
+// before COMMIT's result arrived, the outcome cannot be seen on that
+// connection, so the writer asks on another one: every group writes its
+// token and per-append results into the store's row of append_outcomes in
+// its own transaction, and the look-up upserts that row with the token and
+// no results unless the group's row is already there. The upsert waits for
+// a group still committing, and fences one that has not written its row
+// yet (it then fails at its own upsert and rolls back, even if its server
+// session is still alive and gets the lock later). So the look-up answers
+// "committed, with these results" (each caller gets them) or "not
+// committed, and never will be" (the group runs again, up to 5 times). If
+// the database cannot be asked within 10 s, or Close cuts the look-up
+// short, each caller gets [eventstore.ErrUnknownOutcome]: never a conflict
+// and never a second copy. [Store.Stats] counts the look-ups and the
+// unknown outcomes. The cost is one upsert of one row per group (not per
+// append), inside the group's transaction.
+//
 // # Closing
 //
 // [Store.Close] refuses new calls with [eventstore.ErrClosed], fails queued
-// appends with it, lets the group being committed finish, stops the
-// listener and the poller, ends watchers with ErrClosed, and closes the
+// appends with it, lets the group being committed finish for up to
+// [WithCloseTimeout] (default 5 s), then cancels it (its appends get
+// ErrClosed if it certainly stored nothing, else their true result or
+// ErrUnknownOutcome after a look-up bounded by the same timeout), stops
+// the listener and the poller, ends watchers with ErrClosed, and closes the
 // pool if [Open] made it. It is idempotent.
 package postgres

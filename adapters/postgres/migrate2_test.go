@@ -46,26 +46,26 @@ func TestMigrateFromV1(t *testing.T) {
 			t.Fatalf("set up version 1: %v", err)
 		}
 	}
+	// Version 1's append_batch takes no writer and token.
 	v1 := &Store{pool: other.pool, schema: sane, lockKey: advisoryKey("append", schema), channel: channelName(schema), q: buildQueries(sane)}
-	tx, err := other.pool.Begin(ctx)
+	a, err := buildGroupArgs([]*appendReq{{stream: "old", expected: eventstore.Any, events: []eventstore.Event{evt("a"), evt("b")}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rawAppend(ctx, v1, tx, "old", evt("a"), evt("b")); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
+	if _, err := other.pool.Exec(ctx, "SELECT * FROM "+sane+".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+		a.params(v1, "", 0)[2:]...); err != nil {
 		t.Fatal(err)
 	}
 
 	_, err = Open(ctx, testDSN(t), WithSchema(schema), WithoutListen())
 	var sv *SchemaVersionError
-	if !errors.As(err, &sv) || sv.Found != 1 || sv.Supported != 2 {
-		t.Fatalf("Open of a version-1 schema without migrating: %v, want a *SchemaVersionError{Found: 1, Supported: 2}", err)
+	if !errors.As(err, &sv) || sv.Found != 1 || sv.Supported != SchemaVersion {
+		t.Fatalf("Open of a version-1 schema without migrating: %v, want a *SchemaVersionError{Found: 1, Supported: %d}", err, SchemaVersion)
 	}
 	s := openStore(t, schema, WithoutListen(), WithPollInterval(0))
 	var def string
-	if err := s.pool.QueryRow(ctx, "SELECT pg_get_functiondef(($1 || '.append_batch')::regproc)", sane).Scan(&def); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		WHERE n.nspname = $1 AND p.proname = 'append_batch' AND p.pronargs = 15`, schema).Scan(&def); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(def, "clock_timestamp()") {
@@ -120,5 +120,22 @@ func TestTimeTakenAfterLock(t *testing.T) {
 	}
 	if got[0].Time.Before(released) {
 		t.Errorf("event stamped %v, before the lock it waited for was released (%v)", got[0].Time, released.UTC())
+	}
+}
+
+// TestMigrationFiles: the embedded migrations are numbered 1 to
+// SchemaVersion, one file each, and every one names the schema through
+// the {schema} placeholder only.
+func TestMigrationFiles(t *testing.T) {
+	if len(migrations) != SchemaVersion {
+		t.Fatalf("%d migration files, want SchemaVersion = %d", len(migrations), SchemaVersion)
+	}
+	for i, m := range migrations {
+		if !strings.Contains(m, "{schema}.") {
+			t.Errorf("migration %d does not use the {schema} placeholder", i+1)
+		}
+		if strings.Contains(m, "esv2.") {
+			t.Errorf("migration %d names a schema directly", i+1)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/esv2/esv2/eventstore"
@@ -46,15 +49,26 @@ type Store struct {
 	// and the poll around their head checks.
 	commitMu sync.Mutex
 	writer   *writer
+	// writerID names the store's row in append_outcomes, and tokens
+	// numbers its groups (see commitGroup).
+	writerID string
+	tokens   atomic.Uint64
+	// hooks land faults in exact windows (tests); nil otherwise.
+	hooks *faultHooks
 	// Counters for Stats.
 	groups, appends, events, connects, watchRetries atomic.Uint64
+	outcomeChecks, unknownOutcomes                  atomic.Uint64
 	// polls counts the head polls done, notes the notifications the
 	// listener received (tests).
 	polls, notes atomic.Uint64
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
-	bg       sync.WaitGroup
+	// stopCtx outlives bgCtx during Close: the look-up of a cancelled
+	// group's outcome runs under it (see writer.close).
+	stopCtx    context.Context
+	stopCancel context.CancelFunc
+	bg         sync.WaitGroup
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -78,7 +92,26 @@ type config struct {
 	// (see appendSize); tests lower them.
 	maxAppend  int
 	groupBytes int
+	// resolveTimeout bounds the look-up of a group's outcome after its
+	// connection failed (see resolveGroup).
+	resolveTimeout time.Duration
+	closeTimeout   time.Duration
 }
+
+// faultHooks let tests land a fault in the exact window where a real one
+// does harm (issue 9 item 1).
+type faultHooks struct {
+	// sent runs once a group's batch is sent, before its results are
+	// read.
+	sent func(pc *pgconn.PgConn)
+	// committed runs once COMMIT's result has arrived; it returns what
+	// the batch's Close is taken to report.
+	committed func(pc *pgconn.PgConn, closeErr error) error
+}
+
+// defaultResolveTimeout bounds the look-up of a group's outcome; see
+// eventstore.ErrUnknownOutcome.
+const defaultResolveTimeout = 10 * time.Second
 
 // DefaultMaxAppendSize is the default limit on the payload of one append
 // (see WithMaxAppendSize).
@@ -134,6 +167,17 @@ func WithMaxAppendSize(bytes int) Option { return func(c *config) { c.maxAppend 
 // single append larger than the limit is still committed whole, alone.
 func WithGroupCommitLimit(events int) Option { return func(c *config) { c.groupEvents = events } }
 
+// DefaultCloseTimeout is how long Close waits for the group commit in
+// flight before cancelling it (see WithCloseTimeout).
+const DefaultCloseTimeout = 5 * time.Second
+
+// WithCloseTimeout sets how long Close lets the group commit in flight
+// finish before it cancels it (default DefaultCloseTimeout). The appends
+// of a cancelled group get eventstore.ErrClosed when it certainly stored
+// nothing, else their true result or eventstore.ErrUnknownOutcome. A
+// value <= 0 cancels at once.
+func WithCloseTimeout(d time.Duration) Option { return func(c *config) { c.closeTimeout = d } }
+
 // Open connects to the database at dsn with a pgxpool.Pool owned by the
 // store (Close closes it) and returns the store. See New for the rest.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
@@ -180,6 +224,9 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option)
 		groupEvents:  8192,
 		maxAppend:    DefaultMaxAppendSize,
 		groupBytes:   defaultGroupBytes,
+
+		resolveTimeout: defaultResolveTimeout,
+		closeTimeout:   DefaultCloseTimeout,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -205,6 +252,7 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option)
 		channel:   channelName(cfg.schema),
 		notifiers: eventstore.NewHub(),
 		listening: make(chan struct{}, 1),
+		writerID:  newWriterID(),
 	}
 	s.q = buildQueries(s.schema)
 	if cfg.migrate {
@@ -219,6 +267,9 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option)
 		return nil, translateError(err, opErr("read head"))
 	}
 	s.head.Store(head)
+	// Outcome rows of stores that never closed (best effort; see
+	// queries.dropOutcomes).
+	_, _ = pool.Exec(ctx, s.q.dropOutcomes, s.writerID)
 
 	var listenCfg *pgx.ConnConfig
 	if cfg.listen {
@@ -232,7 +283,8 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option)
 		}
 	}
 
-	s.bgCtx, s.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.stopCtx, s.stopCancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.bgCtx, s.bgCancel = context.WithCancel(s.stopCtx)
 	s.writer = newWriter(s)
 	s.bg.Go(s.writer.run)
 	if listenCfg != nil {
@@ -261,6 +313,11 @@ type Stats struct {
 	// WatchRetries counts the pages that watches read again because their
 	// connection was lost.
 	WatchRetries uint64
+	// OutcomeChecks counts the groups whose connection failed after they
+	// were sent, so that the writer looked their outcome up; UnknownOutcomes
+	// those whose outcome it could not learn (their appends got
+	// eventstore.ErrUnknownOutcome).
+	OutcomeChecks, UnknownOutcomes uint64
 }
 
 // Stats returns the store's counters; they make group commit and LISTEN
@@ -272,6 +329,8 @@ func (s *Store) Stats() Stats {
 		Commits:          s.groups.Load(),
 		ListenerConnects: s.connects.Load(),
 		WatchRetries:     s.watchRetries.Load(),
+		OutcomeChecks:    s.outcomeChecks.Load(),
+		UnknownOutcomes:  s.unknownOutcomes.Load(),
 	}
 }
 
@@ -292,9 +351,14 @@ func (s *Store) Stream(id string) *eventstore.Stream { return eventstore.NewStre
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
-		s.writer.close()
-		s.bgCancel()
+		s.writer.close(s.cfg.closeTimeout, s.bgCancel, s.stopCancel)
+		s.stopCancel() // bgCtx too
 		s.bg.Wait()
+		// The writer's outcome row is needed no more (best effort: a row
+		// left behind is deleted a day later by another Open).
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, _ = s.pool.Exec(ctx, s.q.dropOutcomes, s.writerID)
+		cancel()
 		s.notifiers.Close()
 		if s.ownsPool {
 			s.pool.Close()
@@ -354,6 +418,13 @@ func (s *Store) advanceHeadAfterCommit(h uint64) bool {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	return s.advanceHead(h)
+}
+
+// newWriterID returns a random name for a store's row in append_outcomes.
+func newWriterID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 // advisoryKey derives a stable 64-bit advisory-lock key for a purpose and
