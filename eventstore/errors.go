@@ -21,6 +21,11 @@ var (
 	ErrClosed = errors.New("eventstore: store closed")
 	// ErrNotFound reports that a snapshot does not exist.
 	ErrNotFound = errors.New("eventstore: not found")
+	// ErrUnknownOutcome reports that an append may or may not have been
+	// stored: the connection was lost before the store learned whether it
+	// committed. Reading the stream tells; the append must not be run again
+	// blindly (issue 9 item 1).
+	ErrUnknownOutcome = errors.New("eventstore: outcome of the append unknown")
 )
 
 // ConflictError is returned when an append's expected version does not match
