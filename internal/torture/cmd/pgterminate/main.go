@@ -196,8 +196,13 @@ func terminate(ctx context.Context, admin *pgx.Conn, app string, every time.Dura
 			return out
 		case <-tick.C:
 		}
+		// Not cancelled with ctx: pgx closes a connection whose query is
+		// cancelled, and admin drops the schema afterwards.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		var n int
-		if err := admin.QueryRow(ctx, query, app).Scan(&n); err != nil {
+		err := admin.QueryRow(qctx, query, app).Scan(&n)
+		cancel()
+		if err != nil {
 			return out
 		}
 		out[0]++
