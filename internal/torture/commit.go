@@ -100,8 +100,8 @@ type CommitConfig struct {
 	Writers int
 	// Seed seeds the random choices.
 	Seed uint64
-	// Mix weighs the operations; the zero Mix means {Exact: 5, Any: 3,
-	// Update: 2}.
+	// Mix weighs the operations; the zero Mix means {Exact: 4, Any: 3,
+	// Update: 3}.
 	Mix Mix
 }
 
@@ -134,7 +134,7 @@ func CounterCodec() (*codec.Registry[Added], error) {
 // was: nothing else ends it early.
 func RunCommitChild(ctx context.Context, s eventstore.Store, cfg CommitConfig) error {
 	if cfg.Mix == (Mix{}) {
-		cfg.Mix = Mix{Exact: 5, Any: 3, Update: 2}
+		cfg.Mix = Mix{Exact: 4, Any: 3, Update: 3}
 	}
 	reg, err := CounterCodec()
 	if err != nil {

@@ -35,6 +35,7 @@ var (
 	round    = flag.Duration("torture.round", 2*time.Second, "longest time a round lets the children run before killing them")
 	children = flag.Int("torture.children", 2, "writer/watcher processes")
 	writers  = flag.Int("torture.writers", 4, "writer goroutines per process")
+	every    = flag.Duration("torture.terminate", 30*time.Millisecond, "mean interval between two terminations of the COMMIT-termination mode (each interval is drawn between 1/3 and 5/3 of it)")
 )
 
 // Environment of a child process.
@@ -208,7 +209,7 @@ func TestTorturePostgresCommit(t *testing.T) {
 	t.Cleanup(func() { admin.Close(context.WithoutCancel(ctx)) })
 	terminated, hits := 0, 0
 	killer := func(ctx context.Context) {
-		terminated += terminateEvery(ctx, t, admin, appName(schema), 10*time.Millisecond, 50*time.Millisecond, &hits)
+		terminated += terminateEvery(ctx, t, admin, appName(schema), *every/3, *every*5/3, &hits)
 	}
 	dir := t.TempDir()
 	start := time.Now()
@@ -246,8 +247,17 @@ func TestTorturePostgresCommit(t *testing.T) {
 	}
 	answered := 0
 	for _, k := range []torture.OpKind{torture.OpExact, torture.OpAny, torture.OpUpdate} {
-		if rep.Counts[string(k)+" ack"] == 0 {
+		switch n := rep.Counts[string(k)+" ack"]; {
+		case n > 0:
+		case k != torture.OpUpdate:
 			t.Errorf("no %s operation was acknowledged: the run did nothing", k)
+		case len(in.Ops) == 0:
+		default:
+			// An Update is a read and an append, both cut by the
+			// terminations: on a loaded machine a short run may
+			// acknowledge none (1 in a run of 139 operations seen).
+			// Its answers are still checked; say that none succeeded.
+			t.Logf("no update was acknowledged in this run: only their refusals and errors were checked")
 		}
 		answered += rep.Counts[string(k)+" unknown"] + rep.Counts[string(k)+" error"]
 	}
@@ -356,6 +366,12 @@ func selfTestCommit(t *testing.T, in torture.CommitInput) {
 		{"false conflict", []torture.OpKind{torture.OpExact}, refused, torture.FalseConflict},
 	} {
 		op, ok := once(c.kinds...)
+		if !ok && c.name == "update applied twice" {
+			// See the note on updates above; the doubled append covers
+			// the same check.
+			t.Logf("self-test %s: no acknowledged update stored once to inject it into", c.name)
+			continue
+		}
 		if !ok {
 			t.Errorf("self-test %s: no acknowledged %v operation stored once to inject it into", c.name, c.kinds)
 			continue
