@@ -187,8 +187,8 @@ func TestTorturePostgres(t *testing.T) {
 // TestTorturePostgresCommit is the COMMIT-termination mode (issue 9 item
 // 1): the children append events WITHOUT IDs, with Exact and Any
 // expectations, and run Repository.Update without a command ID, while
-// the parent terminates their server connections every 10-50 ms, aiming
-// at a group's COMMIT; the children are also SIGKILLed and restarted.
+// the parent terminates their server connections every 10-50 ms
+// (-torture.terminate), aiming at a group's COMMIT; the children are also SIGKILLed and restarted.
 // Without event IDs nothing hides an append that is executed twice: the
 // checker counts each operation's copies by the marker in its events'
 // Data, and reports an acknowledged operation stored twice, a refused one
@@ -225,7 +225,7 @@ func TestTorturePostgresCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := torture.CheckCommit(in)
-	t.Logf("torture postgres commit: %d rounds of %d processes x %d writers in %v; %d terminations (%d killing a connection); %d operations, %d events stored; %v; violations: %d",
+	t.Logf("torture postgres commit: %d rounds of %d processes x %d writers in %v; %d terminations asked, %d connections ended; %d operations, %d events stored; %v; violations: %d",
 		*rounds, *children, *writers, time.Since(start).Round(time.Millisecond), hits, terminated, len(in.Ops), len(in.All), rep.SortedCounts(), len(rep.Violations))
 	sampled := map[torture.Outcome]bool{}
 	for _, op := range in.Ops {
