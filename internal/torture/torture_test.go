@@ -3,6 +3,7 @@
 package torture_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -68,27 +69,26 @@ func child(name string) error {
 	// (a parent that died) from running forever.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// The parent may terminate the server connections while the store
-	// opens: try again, as an application would.
 	s, err := openBackend(ctx, os.Getenv(envBackend))
-	for attempt := 1; err != nil && attempt < 50 && ctx.Err() == nil; attempt++ {
-		fmt.Fprintf(os.Stderr, "torture child %s: open (attempt %d): %v\n", name, attempt, err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(20 * time.Millisecond):
-		}
-		s, err = openBackend(ctx, os.Getenv(envBackend))
-	}
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	// The parent starts the round's clock (and its faults) when every
+	// child has said it is ready.
+	if _, err := fmt.Println(readyLine); err != nil {
+		return err
+	}
 	seed, _ := strconv.ParseUint(strings.TrimPrefix(name, "c"), 10, 64)
 	if os.Getenv(envMode) == "commit" {
 		return torture.RunCommitChild(ctx, s, torture.CommitConfig{Dir: os.Getenv(envDir), Child: name, Run: run, Writers: nw, Seed: seed})
 	}
 	return torture.RunChild(ctx, s, torture.Config{Dir: os.Getenv(envDir), Child: name, Run: run, Writers: nw, Seed: seed})
 }
+
+// readyLine is what a child prints on its standard output once its store
+// is open.
+const readyLine = "ready"
 
 func appName(schema string) string { return "esv2torture_" + schema }
 
@@ -462,6 +462,7 @@ func runRounds(t *testing.T, dir, backend, mode string, fault, killer func(conte
 		}
 		procs := make([]*proc, *children)
 		exited := make(chan int, *children)
+		ready := make(chan int, *children)
 		for c := range *children {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(),
@@ -469,9 +470,28 @@ func runRounds(t *testing.T, dir, backend, mode string, fault, killer func(conte
 				envBackend+"="+backend, envWriters+"="+strconv.Itoa(*writers), envMode+"="+mode)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
+			// A pipe of our own (not StdoutPipe, which must be read to
+			// the end before Wait): the child says when it is ready.
+			rd, wr, err := os.Pipe()
+			if err != nil {
 				t.Fatal(err)
 			}
+			cmd.Stdout = wr
+			err = cmd.Start()
+			wr.Close()
+			if err != nil {
+				rd.Close()
+				t.Fatal(err)
+			}
+			go func() {
+				defer rd.Close()
+				sc := bufio.NewScanner(rd)
+				for sc.Scan() {
+					if sc.Text() == readyLine {
+						ready <- c
+					}
+				}
+			}()
 			p := &proc{cmd: cmd, stderr: &stderr}
 			// A test that fails mid-round leaves no child behind (it
 			// would hold the schema's locks when the schema is dropped).
@@ -479,6 +499,21 @@ func runRounds(t *testing.T, dir, backend, mode string, fault, killer func(conte
 			go func() { p.err = cmd.Wait(); exited <- c }()
 			procs[c] = p
 		}
+		// The round starts when every child's store is open: a loaded
+		// machine (or -race) can take most of a round to start one, and
+		// a round that kills children before they ran tests nothing.
+		notReady := time.NewTimer(time.Minute)
+		for n := 0; n < len(procs); {
+			select {
+			case <-ready:
+				n++
+			case c := <-exited:
+				t.Fatalf("round %d: child %d exited before it was ready: %v\n%s", r, c, procs[c].err, procs[c].stderr)
+			case <-notReady.C:
+				t.Fatalf("round %d: %d of %d children not ready after a minute", r, len(procs)-n, len(procs))
+			}
+		}
+		notReady.Stop()
 		// Kill moments: each child at its own random time in the second
 		// half of the round; faults at random times before.
 		type event struct {
