@@ -3,6 +3,7 @@ package torture
 import (
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // Stored is one event of the final store, as the commit checker sees it.
@@ -125,7 +126,7 @@ func CheckCommit(in CommitInput) CommitReport {
 		case op.Outcome == Refused && n > 0:
 			report(op, FalseConflict, "%s %v on %q was refused (%s) but is stored %d time(s):%s", op.Kind, op.Markers, op.Stream, op.Err, n, where())
 		case n > 1:
-			report(op, Doubled, "%s %v on %q answered %q is stored %d times:%s", op.Kind, op.Markers, op.Stream, op.Outcome, n, where())
+			report(op, Doubled, "%s %v on %q (%s) is stored %d times:%s", op.Kind, op.Markers, op.Stream, strings.TrimPrefix(opKey(op), string(op.Kind)+" "), n, where())
 		case op.Outcome == Acked:
 			last, _ := copyOf(copies, op.Markers[len(op.Markers)-1], 0)
 			if last.Stream == op.Stream && (op.Version != last.Version || (op.Kind != OpUpdate && op.Position != last.Position)) {
