@@ -75,6 +75,8 @@ const (
 	WatchGap       Kind = "watch-gap"       // a watcher skipped an event
 	WatchDuplicate Kind = "watch-duplicate" // a watcher yielded an event twice
 	WatchWrong     Kind = "watch-wrong"     // a watcher yielded an event out of order, unknown or different
+	Doubled        Kind = "doubled"         // an operation of the commit workload is stored more than once
+	FalseConflict  Kind = "false-conflict"  // an operation refused with a conflict is stored
 )
 
 // Violation is one broken guarantee.

@@ -15,11 +15,13 @@ import (
 type line struct {
 	// K is the kind: "i" attempted batch, "a" acknowledged append, "e"
 	// append error, "h" watch header (the watched stream), "w" watched
-	// event.
+	// event, "o" operation of the commit workload (attempted, then
+	// answered).
 	K     string `json:"k"`
 	Batch *Batch `json:"b,omitempty"`
 	Ack   *Ack   `json:"a,omitempty"`
 	Seen  *Seen  `json:"w,omitempty"`
+	Op    *Op    `json:"o,omitempty"`
 	// Stream is the watched stream of a header.
 	Stream string `json:"s,omitempty"`
 	// Class and Err describe an append error.

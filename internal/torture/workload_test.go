@@ -56,3 +56,47 @@ func TestWorkloadInProcess(t *testing.T) {
 	}
 	t.Logf("%d acks, %d events stored, %d watched, errors %v", len(in.Acks), len(in.All), seen, logs.Errors)
 }
+
+// TestCommitWorkloadInProcess runs the commit workload (events without
+// IDs, Exact and Any, Repository.Update without a command ID) briefly
+// twice on one SQLite file and checks the result: a store without the
+// fault must give no violation, so that the PostgreSQL COMMIT-termination
+// mode's violations are the store's, not the checker's.
+func TestCommitWorkloadInProcess(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/events.db"
+	for run := range 2 {
+		s, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err = torture.RunCommitChild(ctx, s, torture.CommitConfig{Dir: dir, Child: "c0", Run: run, Writers: 4, Seed: 1})
+		cancel()
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	in, err := torture.CollectCommit(context.Background(), s, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := torture.CheckCommit(in)
+	if v := rep.Violations; len(v) != 0 {
+		t.Fatalf("%d violations, first: %v", len(v), v[:min(len(v), 10)])
+	}
+	for _, k := range []torture.OpKind{torture.OpExact, torture.OpAny, torture.OpUpdate} {
+		if rep.Counts[string(k)+" ack"] == 0 {
+			t.Errorf("no %s operation acknowledged: %v", k, rep.SortedCounts())
+		}
+	}
+	t.Logf("%d operations, %d events stored: %v", len(in.Ops), len(in.All), rep.SortedCounts())
+}
