@@ -30,9 +30,10 @@
 // as the rule broken: Append (expected versions, conflicts, empty batches,
 // versions and positions, times and their precision, metadata and data
 // round trips, idempotency, invalid input, racing writers), Read
-// (directions, limits, filters, the all-streams log
+// (directions, limits, bounds past the end, filters, the all-streams log
 // and its stream prefix, abandoned iterations, cancelled contexts), Info,
-// Watch (from the present, the start, a version or position; catch-up then live under concurrent writers; filters; slow watchers;
+// Watch (from the present, the start, a version or position, or past every
+// one; catch-up then live under concurrent writers; filters; slow watchers;
 // cancellation; Close), Snapshot, Close, Stream (the [eventstore.Stream]
 // handle over the store) and, with a pair of stores, Shared.
 //

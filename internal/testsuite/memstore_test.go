@@ -5,6 +5,7 @@ import (
 	"errors"
 	"iter"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -62,6 +63,8 @@ type bugs struct {
 	cancelYieldsError bool // a watch ended by its context yields the context's error
 	noCrossWake       bool // appends wake only the watchers of the store they went through
 	nanoTimes         bool // times are kept to the nanosecond, not TimePrecision
+	fromWraps         bool // a Read From above MaxInt64 wraps to a negative int64, read as the start
+	pastEndEnds       bool // a watch after MaxInt64 or more ends at once
 }
 
 func newMemStore(b bugs) *memStore {
@@ -274,6 +277,9 @@ func (m *memStore) Read(ctx context.Context, streamID string, opts eventstore.Re
 		if opts.Backwards {
 			slices.Reverse(list)
 		}
+		if m.bugs.fromWraps && int64(opts.From) < 0 {
+			opts.From = 0
+		}
 		n := 0
 		for _, r := range list {
 			if opts.Limit > 0 && n >= opts.Limit {
@@ -355,6 +361,9 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 		})
 		if err != nil {
 			yield(eventstore.Recorded{}, err)
+			return
+		}
+		if m.bugs.pastEndEnds && after >= math.MaxInt64 {
 			return
 		}
 		for r, err := range eventstore.Follow(ctx, m.n, after, page, k) {

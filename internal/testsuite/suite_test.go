@@ -47,6 +47,8 @@ var mutants = map[string]struct {
 	"cancelYieldsError": {bugs{cancelYieldsError: true}, "Watch/ContextCancelEnds"},
 	"noCrossWake":       {bugs{noCrossWake: true}, "Shared/WatchWokenByOtherStore"},
 	"nanoTimes":         {bugs{nanoTimes: true}, "Append/TimePrecision"},
+	"fromWraps":         {bugs{fromWraps: true}, "Read/FromPastEnd"},
+	"pastEndEnds":       {bugs{pastEndEnds: true}, "Watch/AfterPastEnd"},
 }
 
 // TestConformance runs the suite on the in-memory reference store: a

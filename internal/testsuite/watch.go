@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ func watchTests() []test {
 		{"FromPresent", testWatchFromPresent},
 		{"FromStart", testWatchFromStart},
 		{"After", leaf(testWatchAfter)},
+		{"AfterPastEnd", leaf(testWatchAfterPastEnd)},
 		{"AllStreamsAfterPosition", leaf(testWatchAllAfter)},
 		{"CatchUpThenLive", leaf(testWatchCatchUpThenLive)},
 		{"Filter", leaf(testWatchFilter)},
@@ -322,6 +324,41 @@ func testWatchAfter(t *testing.T, s eventstore.Store) {
 	wantSame(t, "after 0, live", live, after0.until(t, hasData("live-2")))
 	for _, w := range []*watcher{after2, after5, after0} {
 		w.stop(t)
+	}
+}
+
+// testWatchAfterPastEnd watches after versions and positions no event can
+// pass. Such a watch yields nothing and, like every watch, ends only when
+// its context ends or the store closes (with ErrClosed). (Issue 9 item 9:
+// on SQLite it ended at once, on PostgreSQL it waited.)
+func testWatchAfterPastEnd(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, ev("keep", "1"), ev("t", "2"))
+	var ws []*watcher
+	for _, stream := range []string{"s", eventstore.AllStreams} {
+		for _, after := range []uint64{math.MaxInt64, math.MaxInt64 + 1, math.MaxUint64} {
+			for _, f := range []eventstore.Filter{{}, {Types: []string{"keep"}}} {
+				ws = append(ws, startWatch(t, s, stream, eventstore.WatchOptions{From: eventstore.After(after), Filter: f}))
+			}
+		}
+	}
+	mustAppend(t, s, "s", eventstore.Exact(2), ev("keep", "3"))
+	for _, w := range ws {
+		select {
+		case <-w.done:
+			t.Errorf("%s ended before Close with error %v, want it to wait like any watch", w.name, w.err)
+		default:
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for _, w := range ws {
+		if err := w.end(t); !errors.Is(err, eventstore.ErrClosed) {
+			t.Errorf("%s ended with %v at Close, want ErrClosed", w.name, err)
+		}
+		if extra := w.drain(); len(extra) != 0 {
+			t.Errorf("%s yielded %d events, want none: %+v", w.name, len(extra), extra)
+		}
 	}
 }
 
