@@ -27,7 +27,8 @@ type Event struct {
 	// ...). Reads can filter on it.
 	Metadata map[string]string
 	// Time is when the event happened. The zero value means "now", as set
-	// by the store.
+	// by the store. Stores keep it to the microsecond ([TimePrecision]):
+	// a finer time is truncated, and reads return the truncated value.
 	Time time.Time
 }
 

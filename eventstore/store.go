@@ -59,7 +59,10 @@ type Store interface {
 type ReadOptions struct {
 	// From is the first version (for a stream) or global position (for
 	// AllStreams) to return; 0 means the start when reading forwards and
-	// the end when reading backwards.
+	// the end when reading backwards. It is a bound, not an event that must
+	// exist: a From past every event (up to math.MaxUint64, although no
+	// store holds a version or position above math.MaxInt64) reads nothing
+	// forwards and everything backwards, on every adapter (issue 9 item 9).
 	From uint64
 	// Backwards reads from From (or the end) towards the start.
 	Backwards bool
@@ -93,7 +96,10 @@ func FromStart() Start { return Start{set: true} }
 
 // After starts a watch with the events after version v (for a stream) or
 // position v (for AllStreams): pass the last version or position a consumer
-// processed to resume where it left off.
+// processed to resume where it left off. Any v is accepted: a watch after
+// a v that no event can pass (math.MaxInt64 and above) yields nothing and,
+// like every watch, ends only when its context ends or the store is closed
+// (issue 9 item 9).
 func After(v uint64) Start { return Start{after: v, set: true} }
 
 // Resolve returns the version or position after which the watch starts;

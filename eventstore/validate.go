@@ -23,11 +23,20 @@ const (
 // The range of event times every adapter can hold: int64 nanoseconds since
 // 1970, roughly the years 1678 to 2262. An event's Time must be zero (the
 // store sets it) or inside it, so that an event stored by one adapter can
-// be copied to another.
+// be copied to another. MinTime is a whole microsecond, so that no time in
+// the range leaves it once truncated to [TimePrecision].
 var (
-	MinTime = time.Unix(0, -1<<63+1).UTC()
+	MinTime = time.UnixMicro(-(1<<63 - 1) / 1000).UTC()
 	MaxTime = time.Unix(0, 1<<63-1).UTC()
 )
+
+// TimePrecision is the precision of every time a store keeps: event times,
+// given or set by the store, and snapshot times are truncated to it
+// (rounded down, with [time.Time.Truncate]) before they are stored, and
+// reads return the stored value. Microseconds are the finest PostgreSQL's
+// timestamptz holds; every adapter keeps the same, so that an event reads
+// back equal whichever adapter stored it (issue 9 item 9).
+const TimePrecision = time.Microsecond
 
 // ValidateStreamID checks a stream ID for reading. AllStreams is accepted.
 func ValidateStreamID(id string) error {

@@ -48,6 +48,12 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 	if opts.Limit < 0 {
 		return eventstore.ErrorSeq(&eventstore.ValidationError{Field: "limit", Index: -1, Reason: "negative"})
 	}
+	if opts.From > math.MaxInt64 && !opts.Backwards {
+		// From is a bound (issue 9 item 9): past every key a bigint
+		// column can hold, forwards there is nothing to read. (Clamped
+		// to MaxInt64 it would return an event stored at MaxInt64.)
+		return func(func(eventstore.Recorded, error) bool) {}
+	}
 	all := streamID == eventstore.AllStreams
 	filtered := !opts.Filter.IsZero()
 	return func(yield func(eventstore.Recorded, error) bool) {

@@ -54,7 +54,8 @@ type result struct {
 //
 // Errors: [eventstore.ConflictError], [eventstore.IdempotencyError],
 // [eventstore.ValidationError] (also for a Time outside
-// [eventstore.MinTime] to [eventstore.MaxTime]), [eventstore.ErrClosed], a context
+// [eventstore.MinTime] to [eventstore.MaxTime]; times are kept to the
+// microsecond, [eventstore.TimePrecision]), [eventstore.ErrClosed], a context
 // error, [ErrBusy] when another process held the write lock beyond the busy
 // timeout, or [ErrDatabase] wrapping any other SQLite error.
 func (s *Store) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.Event) (eventstore.AppendResult, error) {
@@ -427,7 +428,9 @@ func (w *writer) apply(ctx context.Context, r *request) (eventstore.AppendResult
 		return eventstore.AppendResult{}, 0, &eventstore.ConflictError{StreamID: r.streamID, Expected: r.expected, Actual: cur}
 	}
 
-	now := time.Now().UnixNano()
+	// Microseconds, as PostgreSQL keeps: one precision for every adapter
+	// (issue 9 item 9).
+	now := time.Now().Truncate(eventstore.TimePrecision).UnixNano()
 	version := cur
 	var lastTime int64
 	var lastPos int64
@@ -463,7 +466,7 @@ func (w *writer) apply(ctx context.Context, r *request) (eventstore.AppendResult
 			version++
 			t := now
 			if !ev.Time.IsZero() {
-				t = ev.Time.UnixNano()
+				t = ev.Time.Truncate(eventstore.TimePrecision).UnixNano()
 			}
 			lastTime = t
 			var id, md any
@@ -564,6 +567,6 @@ func (w *writer) saveSnapshot(ctx context.Context, sn *eventstore.Snapshot) erro
 	if sn.Data != nil {
 		data = sn.Data
 	}
-	_, err := w.saveS.ExecContext(ctx, sn.StreamID, sn.Name, int64(sn.Version), sn.Schema, data, sn.Time.UnixNano())
+	_, err := w.saveS.ExecContext(ctx, sn.StreamID, sn.Name, int64(sn.Version), sn.Schema, data, sn.Time.Truncate(eventstore.TimePrecision).UnixNano())
 	return translateError(err, nil)
 }

@@ -124,11 +124,13 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 	if opts.Limit < 0 {
 		return eventstore.ErrorSeq(&eventstore.ValidationError{Field: "limit", Index: -1, Reason: fmt.Sprintf("%d is negative", opts.Limit)})
 	}
-	if opts.From > math.MaxInt64 {
-		return eventstore.ErrorSeq(&eventstore.ValidationError{Field: "from", Index: -1, Reason: fmt.Sprintf("%d is too large", opts.From)})
-	}
 	if err := s.checkOpen(); err != nil {
 		return eventstore.ErrorSeq(err)
+	}
+	if opts.From > math.MaxInt64 && !opts.Backwards {
+		// From is a bound (issue 9 item 9): past every key an int64
+		// column can hold, forwards there is nothing to read.
+		return func(func(eventstore.Recorded, error) bool) {}
 	}
 	q, err := buildQuery(streamID, opts.Backwards, opts.Filter)
 	if err != nil {
@@ -137,7 +139,7 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 	return func(yield func(eventstore.Recorded, error) bool) {
 		lo, hi := opts.From, uint64(math.MaxInt64)
 		if opts.Backwards {
-			lo, hi = 0, opts.From
+			lo, hi = 0, min(opts.From, math.MaxInt64)
 			if hi == 0 {
 				hi = math.MaxInt64
 			}
@@ -445,9 +447,6 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 			}
 			return
 		}
-		if after >= math.MaxInt64 {
-			return
-		}
 		var buf []eventstore.Recorded
 		read := func(ctx context.Context, lo, hi uint64, limit int) ([]eventstore.Recorded, error) {
 			var err error
@@ -455,6 +454,11 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 			return buf, err
 		}
 		page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
+			if after >= math.MaxInt64 {
+				// No key can pass it: the watch waits, as every watch
+				// does, until its context ends or Close (issue 9 item 9).
+				return nil, nil
+			}
 			return read(ctx, after+1, math.MaxInt64, limit)
 		}
 		if !opts.Filter.IsZero() {

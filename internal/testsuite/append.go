@@ -30,6 +30,7 @@ func appendTests() []test {
 		{"TimeSetByStore", leaf(testAppendTimeSet)},
 		{"TimeKept", leaf(testAppendTimeKept)},
 		{"TimeFarFromNow", leaf(testAppendTimeRange)},
+		{"TimePrecision", leaf(testAppendTimePrecision)},
 		{"MetadataRoundTrip", leaf(testAppendMetadata)},
 		{"DataRoundTrip", testAppendData},
 		{"LargeBatch", leaf(testAppendLargeBatch)},
@@ -285,6 +286,82 @@ func testAppendTimeKept(t *testing.T, s eventstore.Store) {
 		}
 	}
 	checkTimes(t, got[len(explicit):], lo, hi)
+}
+
+// testAppendTimePrecision appends times finer than a microsecond: every
+// store keeps them truncated to eventstore.TimePrecision (rounded down,
+// before 1970 too) and reads return the stored value, so that an event
+// reads back equal whichever adapter stored it. (Issue 9 item 9: PostgreSQL
+// kept microseconds, SQLite nanoseconds.) Times the store sets, and
+// snapshot times, have the same precision.
+func testAppendTimePrecision(t *testing.T, s eventstore.Store) {
+	given := []time.Time{
+		time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC),
+		time.Date(2024, 5, 6, 7, 8, 9, 999, time.FixedZone("UTC-3", -3*3600)),
+		time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(1900, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Now(), // with a monotonic clock reading
+	}
+	evs := make([]eventstore.Event, len(given)+1)
+	want := make([]time.Time, len(given))
+	for i, tm := range given {
+		evs[i] = eventstore.Event{Type: "t", Time: tm}
+		want[i] = tm.Truncate(eventstore.TimePrecision)
+	}
+	evs[len(given)] = ev("t", "stamped")
+	lo := time.Now()
+	mustAppend(t, s, "s", eventstore.NoStream, evs...)
+	hi := time.Now()
+	for i, tm := range given {
+		if !evs[i].Time.Equal(tm) {
+			t.Errorf("Append changed the caller's event %d: Time %v, was %v", i, evs[i].Time, tm)
+		}
+	}
+	times := func(rs []eventstore.Recorded) []time.Time {
+		out := make([]time.Time, len(rs))
+		for i, r := range rs {
+			out[i] = r.Time
+		}
+		return out
+	}
+	wantPrecise := func(what string, tm time.Time) {
+		t.Helper()
+		if !tm.Equal(tm.Truncate(eventstore.TimePrecision)) {
+			t.Errorf("%s: Time %v is finer than eventstore.TimePrecision (%v)", what, tm, eventstore.TimePrecision)
+		}
+	}
+	got := readAll(t, s, "s", eventstore.ReadOptions{})
+	if len(got) != len(evs) {
+		t.Fatalf("read %d events, want %d", len(got), len(evs))
+	}
+	// Compared with Equal (go-cmp uses it): the location may differ.
+	if diff := cmp.Diff(want, times(got[:len(given)])); diff != "" {
+		t.Errorf("Read: times not truncated to %v (-want +got):\n%s", eventstore.TimePrecision, diff)
+	}
+	stamped := got[len(given)].Time
+	wantPrecise("time set by the store", stamped)
+	checkTime(t, "time set by the store", stamped, lo, hi)
+	if diff := cmp.Diff(times(got), times(readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{}))); diff != "" {
+		t.Errorf("Read(AllStreams) times differ from Read(s) (-s +all):\n%s", diff)
+	}
+	w := startWatch(t, s, "s", eventstore.WatchOptions{From: eventstore.FromStart()})
+	if diff := cmp.Diff(times(got), times(w.next(t, len(got)))); diff != "" {
+		t.Errorf("Watch times differ from Read (-read +watch):\n%s", diff)
+	}
+	w.stop(t)
+	if info := info(t, s, "s"); !info.LastTime.Equal(stamped) {
+		t.Errorf("Info(s).LastTime %v, want %v (the last event's)", info.LastTime, stamped)
+	}
+	mustAppend(t, s, "s2", eventstore.NoStream, eventstore.Event{Type: "t", Time: given[0]})
+	if info := info(t, s, "s2"); !info.LastTime.Equal(want[0]) {
+		t.Errorf("Info(s2).LastTime %v, want %v (the given time truncated)", info.LastTime, want[0])
+	}
+	save(t, s, eventstore.Snapshot{StreamID: "s", Version: 1, Schema: "v1", Data: []byte("x")})
+	snap, err := s.LoadSnapshot(ctxTimeout(t), "s", "")
+	if err != nil {
+		t.Fatalf("LoadSnapshot: %v", err)
+	}
+	wantPrecise("snapshot", snap.Time)
 }
 
 func testAppendMetadata(t *testing.T, s eventstore.Store) {

@@ -28,14 +28,14 @@
 //
 // Subtests are named after the method and the case, so that a failure reads
 // as the rule broken: Append (expected versions, conflicts, empty batches,
-// versions and positions, times, metadata and data round trips, idempotency,
-// invalid input, racing writers), Read (directions, limits, filters, the
-// all-streams log and its stream prefix, abandoned iterations, cancelled
-// contexts), Info, Watch (from the present, the start or a version or
-// position; catch-up then live under concurrent writers; filters; slow
-// watchers; cancellation; Close), Snapshot, Close, Stream (the
-// [eventstore.Stream] handle over the store) and, with a pair of stores,
-// Shared.
+// versions and positions, times and their precision, metadata and data
+// round trips, idempotency, invalid input, racing writers), Read
+// (directions, limits, bounds past the end, filters, the all-streams log
+// and its stream prefix, abandoned iterations, cancelled contexts), Info,
+// Watch (from the present, the start, a version or position, or past every
+// one; catch-up then live under concurrent writers; filters; slow watchers;
+// cancellation; Close), Snapshot, Close, Stream (the [eventstore.Stream]
+// handle over the store) and, with a pair of stores, Shared.
 //
 // # How it waits
 //
@@ -44,6 +44,13 @@
 // results of concurrent calls with errgroup. The one wait it cannot express
 // that way, for a watch from the present to have fixed "the present", it
 // turns into a condition: it appends probe events until one comes through.
+//
+// A watch case that means some events to come through a watch's live path
+// (rather than its catch-up) appends them only once the watch has yielded
+// the last event stored, or a marker event the case appends for that
+// purpose: a watch that has yielded it has read up to the head and waits
+// for a wake, whatever the scheduling. Only CatchUpThenLive appends while
+// its watchers catch up, on purpose.
 //
 // # Testing the suite
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"iter"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -61,6 +62,9 @@ type bugs struct {
 	resultFirstPos    bool // AppendResult.Position is the batch's first event's
 	cancelYieldsError bool // a watch ended by its context yields the context's error
 	noCrossWake       bool // appends wake only the watchers of the store they went through
+	nanoTimes         bool // times are kept to the nanosecond, not TimePrecision
+	fromWraps         bool // a Read From above MaxInt64 wraps to a negative int64, read as the start
+	pastEndEnds       bool // a watch after MaxInt64 or more ends at once
 }
 
 func newMemStore(b bugs) *memStore {
@@ -142,7 +146,7 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 
 // write appends the events not marked duplicate; m.db.mu is held.
 func (m *memStore) write(streamID string, events []eventstore.Event, isDup map[int]bool) eventstore.AppendResult {
-	now := time.Now()
+	now := m.storedTime(time.Now())
 	var res eventstore.AppendResult
 	for i, e := range events {
 		if isDup[i] {
@@ -153,6 +157,7 @@ func (m *memStore) write(streamID string, events []eventstore.Event, isDup map[i
 		if e.Time.IsZero() && !m.bugs.timeNotSet {
 			e.Time = now
 		}
+		e.Time = m.storedTime(e.Time)
 		idx := len(m.db.events)
 		r := eventstore.Recorded{Event: e, StreamID: streamID, Version: uint64(len(m.db.streams[streamID]) + 1), Position: position(idx)}
 		m.db.events = append(m.db.events, r)
@@ -174,6 +179,14 @@ func (m *memStore) write(streamID string, events []eventstore.Event, isDup map[i
 		}
 	}
 	return res
+}
+
+// storedTime returns t as the store keeps it.
+func (m *memStore) storedTime(t time.Time) time.Time {
+	if m.bugs.nanoTimes {
+		return t.Round(0)
+	}
+	return t.Truncate(eventstore.TimePrecision)
 }
 
 func asValidation(err error, target **eventstore.ValidationError) bool {
@@ -264,6 +277,9 @@ func (m *memStore) Read(ctx context.Context, streamID string, opts eventstore.Re
 		if opts.Backwards {
 			slices.Reverse(list)
 		}
+		if m.bugs.fromWraps && int64(opts.From) < 0 {
+			opts.From = 0
+		}
 		n := 0
 		for _, r := range list {
 			if opts.Limit > 0 && n >= opts.Limit {
@@ -347,6 +363,9 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 			yield(eventstore.Recorded{}, err)
 			return
 		}
+		if m.bugs.pastEndEnds && after >= math.MaxInt64 {
+			return
+		}
 		for r, err := range eventstore.Follow(ctx, m.n, after, page, k) {
 			if !yield(r, err) {
 				return
@@ -409,7 +428,7 @@ func (m *memStore) SaveSnapshot(ctx context.Context, s eventstore.Snapshot) erro
 		return nil
 	}
 	s.Data = slices.Clone(s.Data)
-	s.Time = time.Now()
+	s.Time = m.storedTime(time.Now())
 	m.db.snaps[k] = s
 	return nil
 }

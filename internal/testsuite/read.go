@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -27,6 +28,7 @@ func readTests() []test {
 		{"AllStreams/Filters", leaf(testReadAllFilters)},
 		{"AllStreams/CheckpointingReaderSkipsNothing", leaf(testReadCheckpointing)},
 		{"MissingStream", leaf(testReadMissing)},
+		{"FromPastEnd", leaf(testReadFromPastEnd)},
 		{"BreakEarly", leaf(testReadBreak)},
 		{"NotIterated", leaf(testReadNotIterated)},
 		{"CancelledContext", leaf(testReadCancelled)},
@@ -603,4 +605,42 @@ func testReadPaging(t *testing.T, s eventstore.Store) {
 		t.Errorf("Read(AllStreams) from version 100's position, limit 1800: %d events", len(gotAll))
 	}
 	checkPositions(t, gotAll, false)
+}
+
+// testReadFromPastEnd reads from bounds past every version and position a
+// store can hold. From is a bound, not an event that must exist: forwards
+// nothing, backwards everything, with or without a filter. (Issue 9 item 9:
+// SQLite refused From > MaxInt64 as invalid input while PostgreSQL read;
+// an int64 conversion would wrap it to a negative bound.)
+func testReadFromPastEnd(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, numbered(3, "t", "s")...)
+	mustAppend(t, s, "x", eventstore.NoStream, ev("keep", "x"))
+	mustAppend(t, s, "s", eventstore.Exact(3), ev("keep", "s-keep"))
+	keep := eventstore.Filter{Types: []string{"keep"}}
+	for _, stream := range []string{"s", eventstore.AllStreams} {
+		for _, from := range []uint64{math.MaxInt64, math.MaxInt64 + 1, math.MaxUint64} {
+			for _, f := range []eventstore.Filter{{}, keep} {
+				opts := eventstore.ReadOptions{From: from, Filter: f}
+				what := fmt.Sprintf("Read(%q, %+v)", stream, opts)
+				got, err := readErr(t, what, s.Read(ctxTimeout(t), stream, opts))
+				if err != nil || len(got) != 0 {
+					t.Errorf("%s: %d events, error %v; want none and no error", what, len(got), err)
+				}
+				want := readAll(t, s, stream, eventstore.ReadOptions{Backwards: true, Filter: f})
+				for _, limit := range []int{0, 1} {
+					opts := eventstore.ReadOptions{From: from, Backwards: true, Limit: limit, Filter: f}
+					what := fmt.Sprintf("Read(%q, %+v)", stream, opts)
+					got, err := readErr(t, what, s.Read(ctxTimeout(t), stream, opts))
+					if err != nil {
+						t.Errorf("%s: %v; want every event from the end", what, err)
+						continue
+					}
+					if limit > 0 {
+						want = want[:limit]
+					}
+					wantSame(t, what, want, got)
+				}
+			}
+		}
+	}
 }

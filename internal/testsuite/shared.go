@@ -128,6 +128,9 @@ func testSharedOrder(t *testing.T, a, b eventstore.Store) {
 	const appends = 30
 	from := eventstore.WatchOptions{From: eventstore.FromStart()}
 	wa, wb := startWatch(t, a, eventstore.AllStreams, from), startWatch(t, b, eventstore.AllStreams, from)
+	// Both watchers are live before the writers start.
+	mustAppend(t, a, "marker", eventstore.NoStream, ev("t", "marker"))
+	marks := append(wa.next(t, 1), wb.next(t, 1)...)
 	g, ctx := errgroup.WithContext(ctxTimeout(t))
 	for i, s := range []eventstore.Store{a, a, b, b} {
 		g.Go(func() error {
@@ -145,6 +148,8 @@ func testSharedOrder(t *testing.T, a, b eventstore.Store) {
 	readA := readAll(t, a, eventstore.AllStreams, eventstore.ReadOptions{})
 	checkPositions(t, readA, false)
 	wantSame(t, "Read(AllStreams) through the other store", readA, readAll(t, b, eventstore.AllStreams, eventstore.ReadOptions{}))
+	wantSame(t, "markers", []eventstore.Recorded{readA[0], readA[0]}, marks)
+	readA = readA[1:]
 	wantSame(t, "watch through a", readA, wa.next(t, len(readA)))
 	wantSame(t, "watch through b", readA, wb.next(t, len(readA)))
 	wa.stop(t)

@@ -17,6 +17,10 @@ import (
 // child processes of TestSuiteCatchesMutants.
 const mutantEnv = "ESV2_TESTSUITE_MUTANT"
 
+// Each mutant is caught by what its bug makes the store do, at once,
+// except closeKeepsWatches and noCrossWake: their only symptom is a watch
+// that is never woken, which no check can see before a wait times out
+// (the 2 s waitTimeout of TestConformance's mutant runs).
 var mutants = map[string]struct {
 	bugs bugs
 	// fails is a subtest that must fail with this bug.
@@ -42,6 +46,9 @@ var mutants = map[string]struct {
 	"resultFirstPos":    {bugs{resultFirstPos: true}, "Append/Result"},
 	"cancelYieldsError": {bugs{cancelYieldsError: true}, "Watch/ContextCancelEnds"},
 	"noCrossWake":       {bugs{noCrossWake: true}, "Shared/WatchWokenByOtherStore"},
+	"nanoTimes":         {bugs{nanoTimes: true}, "Append/TimePrecision"},
+	"fromWraps":         {bugs{fromWraps: true}, "Read/FromPastEnd"},
+	"pastEndEnds":       {bugs{pastEndEnds: true}, "Watch/AfterPastEnd"},
 }
 
 // TestConformance runs the suite on the in-memory reference store: a
