@@ -340,3 +340,51 @@ func TestCloseBounded(t *testing.T) {
 		t.Errorf("events stored: %d, %v; want 1 (the cancelled append wrote nothing)", n, err)
 	}
 }
+
+// TestCloseBoundedWithReadWaiting: Close returns while a Read (whose own
+// context never ends) waits for a lock another session holds; the pool's
+// Close would otherwise wait for the read's connection. The read gets
+// ErrClosed.
+func TestCloseBoundedWithReadWaiting(t *testing.T) {
+	schema := freshSchema(t)
+	s, err := Open(t.Context(), testDSN(t), WithSchema(schema), WithMigrate(), WithoutListen(), WithCloseTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := s.Append(ctx, "s", eventstore.NoStream, noID("1")); err != nil {
+		t.Fatal(err)
+	}
+	admin := adminConn(t)
+	tx := lockEvents(t, admin, schema)
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	read := make(chan error, 1)
+	go func() {
+		_, err := eventstore.Collect(s.Read(context.WithoutCancel(ctx), "s", eventstore.ReadOptions{}))
+		read <- err
+	}()
+	waitFor(t, "the read waits on the table lock", func() (bool, error) {
+		var n int
+		err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+			"%"+schema+"%.events%").Scan(&n)
+		return n == 1, err
+	})
+	closed := make(chan struct{})
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close blocked while a read waited for a lock")
+	}
+	select {
+	case err := <-read:
+		if !errors.Is(err, eventstore.ErrClosed) {
+			t.Errorf("read cut short by Close: %v, want ErrClosed", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the read did not return after Close")
+	}
+}

@@ -154,6 +154,8 @@ func (s *Store) fetch(ctx context.Context, sql string, args []any, page []events
 	if err := s.check(ctx); err != nil {
 		return page, err
 	}
+	ctx, done := s.callCtx(ctx)
+	defer done()
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return page, s.readErr(ctx, err)
@@ -174,6 +176,17 @@ func (s *Store) fetch(ctx context.Context, sql string, args []any, page []events
 	return page, nil
 }
 
+// callCtx returns a context for one database call: ctx, also ended when
+// the store closes, so that Close, which waits for every connection to
+// come back to the pool it closes, is not held up by a call waiting for a
+// lock another session holds (issue 9 item 4). The call then gets
+// ErrClosed (see callErr).
+func (s *Store) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.bgCtx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
 // readErr translates a read's error. A call cut short by Close (its
 // connection closed or its connection attempt canceled by the pool) gets
 // ErrClosed, whatever the driver said, unless its own ctx ended.
@@ -182,7 +195,7 @@ func (s *Store) readErr(ctx context.Context, err error) error {
 }
 
 func (s *Store) callErr(ctx context.Context, err error, op string) error {
-	if s.closed.Load() && ctx.Err() == nil {
+	if s.closed.Load() && (ctx.Err() == nil || s.bgCtx.Err() != nil) {
 		return eventstore.ErrClosed
 	}
 	return translateError(err, opErr(op))
@@ -367,6 +380,8 @@ func (s *Store) present(ctx context.Context, streamID string) (uint64, error) {
 	if err := s.check(ctx); err != nil {
 		return 0, err
 	}
+	ctx, done := s.callCtx(ctx)
+	defer done()
 	var v int64
 	var err error
 	if streamID == eventstore.AllStreams {
@@ -388,6 +403,8 @@ func (s *Store) Info(ctx context.Context, streamID string) (eventstore.StreamInf
 	if err := s.check(ctx); err != nil {
 		return eventstore.StreamInfo{}, err
 	}
+	ctx, done := s.callCtx(ctx)
+	defer done()
 	if err := eventstore.ValidateStreamID(streamID); err != nil {
 		return eventstore.StreamInfo{}, err
 	}
@@ -420,6 +437,8 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) erro
 	if err := s.check(ctx); err != nil {
 		return err
 	}
+	ctx, done := s.callCtx(ctx)
+	defer done()
 	if err := eventstore.ValidateSnapshot(snap, 0); err != nil {
 		return err
 	}
@@ -444,6 +463,8 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID, name string) (events
 	if err := s.check(ctx); err != nil {
 		return eventstore.Snapshot{}, err
 	}
+	ctx, done := s.callCtx(ctx)
+	defer done()
 	if err := eventstore.ValidateSnapshot(eventstore.Snapshot{StreamID: streamID, Name: name}, 0); err != nil {
 		return eventstore.Snapshot{}, err
 	}
