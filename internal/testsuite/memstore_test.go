@@ -61,6 +61,7 @@ type bugs struct {
 	resultFirstPos    bool // AppendResult.Position is the batch's first event's
 	cancelYieldsError bool // a watch ended by its context yields the context's error
 	noCrossWake       bool // appends wake only the watchers of the store they went through
+	snapshotPastHead  bool // a snapshot past the stream's head is stored
 }
 
 func newMemStore(b bugs) *memStore {
@@ -402,6 +403,15 @@ func (m *memStore) SaveSnapshot(ctx context.Context, s eventstore.Snapshot) erro
 	defer m.db.mu.Unlock()
 	if m.closed {
 		return eventstore.ErrClosed
+	}
+	if list := m.list(s.StreamID); !m.bugs.snapshotPastHead {
+		var head uint64
+		if len(list) > 0 {
+			head = key(s.StreamID)(list[len(list)-1])
+		}
+		if err := eventstore.ValidateSnapshotHead(s, head); err != nil {
+			return err
+		}
 	}
 	s.Name = snapName(s.Name)
 	k := [2]string{s.StreamID, s.Name}

@@ -42,6 +42,7 @@ var mutants = map[string]struct {
 	"resultFirstPos":    {bugs{resultFirstPos: true}, "Append/Result"},
 	"cancelYieldsError": {bugs{cancelYieldsError: true}, "Watch/ContextCancelEnds"},
 	"noCrossWake":       {bugs{noCrossWake: true}, "Shared/WatchWokenByOtherStore"},
+	"snapshotPastHead":  {bugs{snapshotPastHead: true}, "Snapshot/PastHead"},
 }
 
 // TestConformance runs the suite on the in-memory reference store: a
