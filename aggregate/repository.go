@@ -224,8 +224,9 @@ func collect(opts []Option) callOptions {
 // A snapshot with another schema tag, one that does not decode, or one
 // past the stream's last event is ignored (the state is rebuilt from the
 // first event) and reported as a [*SnapshotError]. An invalid id fails
-// the Load with a *eventstore.ValidationError, and is not reported. An event that does not decode fails the Load with a
-// [*codec.DecodeError]; store errors are returned wrapped.
+// the Load with a *eventstore.ValidationError, and is not reported. An
+// event that does not decode fails the Load with a [*codec.DecodeError];
+// store errors are returned wrapped.
 func (r *Repository[S, E]) Load(ctx context.Context, id string) (*Aggregate[S, E], error) {
 	a := &Aggregate[S, E]{id: id, evolve: r.cfg.Evolve}
 	if err := r.load(ctx, a); err != nil {
