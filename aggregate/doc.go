@@ -59,8 +59,17 @@
 // multiple of N stores the encoded state, tagged with Config.SnapshotSchema;
 // Load then starts from the newest snapshot and folds only the events after
 // it. Change the schema tag whenever S changes shape: snapshots with another
-// tag, or that fail to decode, are ignored (the state is rebuilt from the
+// tag, that fail to decode, or that are past the stream's last event
+// ([ErrSnapshotAhead]: stores refuse to save one, but it may be older than
+// that rule or written by hand) are ignored (the state is rebuilt from the
 // events) and reported as a [*SnapshotError] to Config.OnSnapshotError and
-// Config.Logger. A snapshot that fails to save never fails the Save that
-// stored the events.
+// Config.Logger. Load reads from the snapshot's own event to learn, in the
+// same read, that the stream reaches it. A snapshot that fails to save
+// never fails the Save that stored the events.
+//
+// A snapshot keeps what the encoding reaches: with the built-in encodings,
+// exported fields and types that marshal themselves. With snapshots on,
+// [NewRepository] refuses a state type that would not come back whole (an
+// unexported field, a field tagged "-", an interface) with an error naming
+// the field; see [codec.CheckState].
 package aggregate

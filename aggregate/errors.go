@@ -13,13 +13,19 @@ var (
 	// Config.SnapshotSchema. The snapshot is ignored and the state rebuilt
 	// from events.
 	ErrSnapshotSchema = errors.New("aggregate: snapshot schema mismatch")
+	// ErrSnapshotAhead reports a stored snapshot whose version is past the
+	// stream's last event (stores refuse to save one; it may predate that,
+	// or have been written by hand). The snapshot is ignored and the state
+	// rebuilt from events.
+	ErrSnapshotAhead = errors.New("aggregate: snapshot past the stream's head")
 )
 
 // SnapshotError describes a snapshot that could not be used or written. It
 // never fails a Load or a Save: Load rebuilds the state from events and a
 // Save whose events were stored succeeds. It is reported to
 // Config.OnSnapshotError and Config.Logger instead. It unwraps to the cause:
-// [ErrSnapshotSchema], [codec.ErrMalformed] or the store's error.
+// [ErrSnapshotSchema], [ErrSnapshotAhead], [codec.ErrMalformed] or the
+// store's error.
 type SnapshotError struct {
 	// Op is "load" or "save".
 	Op string

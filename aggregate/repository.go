@@ -52,8 +52,8 @@ type Config[S, E any] struct {
 	// eventstore.DefaultSnapshotName.
 	SnapshotName string
 	// SnapshotEncoding encodes S in snapshots; nil means the Codec's
-	// encoding. S is encoded as a whole, so the fields that matter must be
-	// exported (or the encoding must know how to reach them).
+	// encoding. S is encoded as a whole, so its fields must be exported
+	// (or have types that marshal themselves): NewRepository checks it.
 	SnapshotEncoding codec.Encoding
 	// OnSnapshotError, when set, is told about every snapshot that could
 	// not be used or written (a *SnapshotError). Neither fails the Load or
@@ -86,6 +86,13 @@ type Repository[S, E any] struct {
 // NewRepository returns a repository of the aggregates described by cfg,
 // stored in store. It returns an error wrapping [ErrInvalidConfig] when cfg
 // lacks Evolve or Codec, or sets SnapshotEvery without SnapshotSchema.
+//
+// With snapshots on (SnapshotSchema set), it also refuses a state type S
+// that the snapshot encoding cannot give back as it was: one with an
+// unexported field, for example, would load from a snapshot with that
+// field zero. The error then also wraps a [*codec.StateError] naming the
+// field (errors.Is(err, codec.ErrState)); see [codec.CheckState] for the
+// rules. Export the field, or give its type a custom marshaler.
 func NewRepository[S, E any](store eventstore.Store, cfg Config[S, E]) (*Repository[S, E], error) {
 	var problems []error
 	if store == nil {
@@ -103,6 +110,13 @@ func NewRepository[S, E any](store eventstore.Store, cfg Config[S, E]) (*Reposit
 	if cfg.MaxAttempts < 0 {
 		problems = append(problems, fmt.Errorf("%w: MaxAttempts %d is negative", ErrInvalidConfig, cfg.MaxAttempts))
 	}
+	if cfg.SnapshotSchema != "" || cfg.SnapshotName != "" {
+		// Checked here so that Load's snapshot requests cannot fail as
+		// invalid input, which Load returns rather than reports.
+		if err := eventstore.ValidateSnapshot(eventstore.Snapshot{StreamID: "-", Name: cfg.SnapshotName, Schema: cfg.SnapshotSchema}, 0); err != nil {
+			problems = append(problems, fmt.Errorf("%w: %w", ErrInvalidConfig, err))
+		}
+	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, err
 	}
@@ -116,10 +130,33 @@ func NewRepository[S, E any](store eventstore.Store, cfg Config[S, E]) (*Reposit
 	if r.snapEnc == nil {
 		r.snapEnc = cfg.Codec.Encoding()
 	}
+	if cfg.SnapshotSchema != "" {
+		// A state the snapshot encoding cannot restore (an unexported
+		// field, say) would load from a snapshot as another state than
+		// the events give, and nothing would report it (issue 9 item 8).
+		if err := codec.CheckState(r.snapEnc, initSamples(cfg.Init)...); err != nil {
+			return nil, fmt.Errorf("%w: snapshots are on (SnapshotSchema %q) but %w", ErrInvalidConfig, cfg.SnapshotSchema, err)
+		}
+	}
 	if r.snapName == "" {
 		r.snapName = eventstore.DefaultSnapshotName
 	}
 	return r, nil
+}
+
+// initSamples returns Init's state for a made-up ID, for CheckState's round
+// trip; none when there is no Init or it panics on that ID (it may expect
+// IDs of a form of its own).
+func initSamples[S any](init func(string) S) (samples []S) {
+	if init == nil {
+		return nil
+	}
+	defer func() {
+		if recover() != nil {
+			samples = nil
+		}
+	}()
+	return []S{init("esv2-snapshot-check")}
 }
 
 // Option modifies one Save or Update.
@@ -184,10 +221,12 @@ func collect(opts []Option) callOptions {
 // which are streamed from the store, never read into memory at once. A
 // stream without events gives the initial state at version 0.
 //
-// A snapshot with another schema tag, or one that does not decode, is
-// ignored (the state is rebuilt from the first event) and reported as a
-// [*SnapshotError]. An event that does not decode fails the Load with a
-// [*codec.DecodeError]; store errors are returned wrapped.
+// A snapshot with another schema tag, one that does not decode, or one
+// past the stream's last event is ignored (the state is rebuilt from the
+// first event) and reported as a [*SnapshotError]. An invalid id fails
+// the Load with a *eventstore.ValidationError, and is not reported. An
+// event that does not decode fails the Load with a [*codec.DecodeError];
+// store errors are returned wrapped.
 func (r *Repository[S, E]) Load(ctx context.Context, id string) (*Aggregate[S, E], error) {
 	a := &Aggregate[S, E]{id: id, evolve: r.cfg.Evolve}
 	if err := r.load(ctx, a); err != nil {
@@ -202,11 +241,42 @@ func (r *Repository[S, E]) load(ctx context.Context, a *Aggregate[S, E]) error {
 	if err := eventstore.CheckContext(ctx); err != nil {
 		return fmt.Errorf("aggregate: load %q: %w", a.id, err)
 	}
+	// An invalid ID is the caller's error, not a snapshot problem: check
+	// it before the snapshot is asked for, whose refusal would otherwise
+	// be reported as "snapshot ignored" (issue 9 item 8).
+	if err := eventstore.ValidateStreamID(a.id); err != nil {
+		return fmt.Errorf("aggregate: load %q: %w", a.id, err)
+	}
 	if a.id == eventstore.AllStreams {
 		return fmt.Errorf("aggregate: load %q: %w", a.id, &eventstore.ValidationError{
 			Field: "stream ID", Index: -1, Reason: "the all-streams log is not an aggregate"})
 	}
 	a.pending = a.pending[:0]
+	r.reset(a)
+	if r.cfg.SnapshotSchema != "" {
+		snap, err := r.loadSnapshot(ctx, a)
+		if err != nil {
+			return err
+		}
+		if a.snapshot > 0 {
+			ahead, err := r.fold(ctx, a, a.snapshot)
+			if err != nil || !ahead {
+				return err
+			}
+			// The stream ends before the snapshot's version: written
+			// before stores refused such snapshots, or by hand. Trusting
+			// it would make every later save conflict (issue 9 item 7).
+			r.report(ctx, &SnapshotError{Op: "load", StreamID: a.id, Version: snap.Version, Schema: snap.Schema,
+				Err: fmt.Errorf("%w: the stream's events end before version %d", ErrSnapshotAhead, snap.Version)})
+			r.reset(a)
+		}
+	}
+	_, err := r.fold(ctx, a, 0)
+	return err
+}
+
+// reset puts a at the initial state of its stream, before any event.
+func (r *Repository[S, E]) reset(a *Aggregate[S, E]) {
 	a.snapshot = 0
 	a.version = 0
 	if r.cfg.Init != nil {
@@ -215,53 +285,69 @@ func (r *Repository[S, E]) load(ctx context.Context, a *Aggregate[S, E]) error {
 		var zero S
 		a.state = zero
 	}
-	if r.cfg.SnapshotSchema != "" {
-		if err := r.loadSnapshot(ctx, a); err != nil {
-			return err
-		}
-	}
+}
+
+// fold folds the stream's events after a.version into a. With check > 0
+// (a.version is then a snapshot's version, check) it reads from the
+// snapshot's own event, which it does not fold, to learn in the same read
+// whether the stream reaches the snapshot at all; ahead reports that it
+// does not, and a is then left half-folded for the caller to reset.
+func (r *Repository[S, E]) fold(ctx context.Context, a *Aggregate[S, E], check uint64) (ahead bool, err error) {
 	evolve := r.cfg.Evolve
 	reg := r.cfg.Codec
-	for rec, err := range r.store.Read(ctx, a.id, eventstore.ReadOptions{From: a.version + 1}) {
+	from := a.version + 1
+	if check > 0 {
+		from = check
+	}
+	first := true
+	for rec, err := range r.store.Read(ctx, a.id, eventstore.ReadOptions{From: from}) {
 		if err != nil {
-			return fmt.Errorf("aggregate: load %q: %w", a.id, err)
+			return false, fmt.Errorf("aggregate: load %q: %w", a.id, err)
+		}
+		if first && check > 0 {
+			first = false
+			if rec.Version != check {
+				return true, nil
+			}
+			continue
 		}
 		e, err := reg.DecodeRecorded(&rec)
 		if err != nil {
-			return fmt.Errorf("aggregate: load %q: %w", a.id, err)
+			return false, fmt.Errorf("aggregate: load %q: %w", a.id, err)
 		}
 		a.state = evolve(a.state, e)
 		a.version = rec.Version
 	}
-	return nil
+	return first && check > 0, nil
 }
 
 // loadSnapshot starts a from its stream's snapshot when there is a usable
-// one. Only a context error or ErrClosed is returned: other problems are
+// one, and returns it. Only a context error, ErrClosed or invalid input
+// (the caller's, not the snapshot's) is returned: other problems are
 // reported and leave a at the initial state.
-func (r *Repository[S, E]) loadSnapshot(ctx context.Context, a *Aggregate[S, E]) error {
+func (r *Repository[S, E]) loadSnapshot(ctx context.Context, a *Aggregate[S, E]) (eventstore.Snapshot, error) {
 	snap, err := r.store.LoadSnapshot(ctx, a.id, r.snapName)
 	switch {
 	case errors.Is(err, eventstore.ErrNotFound):
-		return nil
+		return snap, nil
 	case err != nil:
-		if ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) {
-			return fmt.Errorf("aggregate: load %q: %w", a.id, err)
+		if ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) || errors.Is(err, eventstore.ErrInvalidInput) {
+			return snap, fmt.Errorf("aggregate: load %q: %w", a.id, err)
 		}
 		r.report(ctx, &SnapshotError{Op: "load", StreamID: a.id, Err: err})
-		return nil
+		return snap, nil
 	case snap.Schema != r.cfg.SnapshotSchema:
 		r.report(ctx, &SnapshotError{Op: "load", StreamID: a.id, Version: snap.Version, Schema: snap.Schema,
 			Err: fmt.Errorf("%w: want %q", ErrSnapshotSchema, r.cfg.SnapshotSchema)})
-		return nil
+		return snap, nil
 	}
 	state, err := codec.DecodeState[S](r.snapEnc, snap.Data)
 	if err != nil {
 		r.report(ctx, &SnapshotError{Op: "load", StreamID: a.id, Version: snap.Version, Schema: snap.Schema, Err: err})
-		return nil
+		return snap, nil
 	}
 	a.state, a.version, a.snapshot = state, snap.Version, snap.Version
-	return nil
+	return snap, nil
 }
 
 func (r *Repository[S, E]) report(ctx context.Context, err *SnapshotError) {

@@ -46,4 +46,24 @@
 // are decoded into the old Go type and converted to a current event on
 // read. Adding or removing a struct field needs no upcaster: both built-in
 // encodings key struct fields by name and ignore unknown ones.
+//
+// Renaming a field is where that leniency bites. By default the old events
+// still carry the old key, which no field has any more, so the renamed
+// field decodes as its zero value, silently, in events and snapshot states
+// alike, with msgpack and JSON alike. There are two clean renames: keep the
+// stored key with a tag (`msgpack:"Amount" json:"Amount"`), or give the new
+// shape a new type name and [Upcast] the old name from a Go type that keeps
+// the old field. To make a forgotten upcaster fail a test rather than
+// corrupt a read, decode strictly: with
+//
+//	codec.New[AccountEvent](codec.WithEncoding(codec.Msgpack{DisallowUnknownFields: true}))
+//
+// (or [JSON] with DisallowUnknownFields) a stored key that names no field
+// of the type decoded into is an error: a [*DecodeError] wrapping
+// [ErrMalformed] for an event, a decode error for a snapshot state, which
+// the aggregate package reports and then rebuilds from events. An upcast
+// old name decodes into its old Go type, so strict mode accepts its events;
+// only data whose shape no registered type describes fails. Strict mode
+// also refuses fields removed from a type on purpose: run it in tests over
+// stored data, or keep removed fields in an old type behind an upcaster.
 package codec

@@ -3,7 +3,9 @@ package codec
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -29,7 +31,16 @@ type Encoding interface {
 // github.com/vmihailenco/msgpack/v5. Structs are encoded as maps keyed by
 // field name (or `msgpack:"..."` tag), so adding or removing a field keeps
 // old events readable.
-type Msgpack struct{}
+//
+// By default a stored field the Go type lacks is skipped: a renamed field
+// decodes as its zero value, silently. Msgpack{DisallowUnknownFields: true}
+// makes it an error instead (see the package doc, "Schema evolution").
+type Msgpack struct {
+	// DisallowUnknownFields makes decoding fail on a map key that names
+	// no field of the struct decoded into (msgpack's
+	// Decoder.DisallowUnknownFields).
+	DisallowUnknownFields bool
+}
 
 // Name returns "msgpack".
 func (Msgpack) Name() string { return "msgpack" }
@@ -38,13 +49,14 @@ func (Msgpack) Name() string { return "msgpack" }
 func (Msgpack) Marshal(v any) ([]byte, error) { return msgpack.Marshal(v) }
 
 // Unmarshal decodes MessagePack data into the value v points to.
-func (Msgpack) Unmarshal(data []byte, v any) error {
+func (m Msgpack) Unmarshal(data []byte, v any) error {
 	// msgpack.Unmarshal allocates a bytes.Reader per call; a pooled
 	// decoder with its own reader saves that allocation on every event of
 	// a Load (BenchmarkLoad in package aggregate).
 	d := msgpackDecoders.Get().(*msgpackDecoder)
 	d.r.Reset(data)
-	d.dec.Reset(&d.r)
+	d.dec.Reset(&d.r) // also clears the decoder's flags
+	d.dec.DisallowUnknownFields(m.DisallowUnknownFields)
 	err := d.dec.Decode(v)
 	d.r.Reset(nil)
 	msgpackDecoders.Put(d)
@@ -64,7 +76,16 @@ var msgpackDecoders = sync.Pool{New: func() any {
 
 // JSON is the [Encoding] of encoding/json: larger and slower than
 // [Msgpack], but readable in the database.
-type JSON struct{}
+//
+// By default a stored field the Go type lacks is skipped: a renamed field
+// decodes as its zero value, silently. JSON{DisallowUnknownFields: true}
+// makes it an error instead (see the package doc, "Schema evolution").
+type JSON struct {
+	// DisallowUnknownFields makes decoding fail on an object key that
+	// names no field of the struct decoded into (encoding/json's
+	// Decoder.DisallowUnknownFields).
+	DisallowUnknownFields bool
+}
 
 // Name returns "json".
 func (JSON) Name() string { return "json" }
@@ -73,7 +94,21 @@ func (JSON) Name() string { return "json" }
 func (JSON) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // Unmarshal decodes JSON data into the value v points to.
-func (JSON) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+func (j JSON) Unmarshal(data []byte, v any) error {
+	if !j.DisallowUnknownFields {
+		return json.Unmarshal(data, v)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	// json.Unmarshal refuses data after the value; so does strict mode.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("json: data after the top-level value (offset %d)", dec.InputOffset())
+	}
+	return nil
+}
 
 var (
 	_ Encoding = Msgpack{}

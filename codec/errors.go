@@ -23,6 +23,9 @@ var (
 	// registered, or a type that does not implement the registry's event
 	// type.
 	ErrNotRegistered = errors.New("codec: type not registered")
+	// ErrState reports a state type that an encoding cannot snapshot
+	// faithfully; see [CheckState].
+	ErrState = errors.New("codec: state does not survive encoding")
 )
 
 // DecodeError describes an event that could not be decoded. It unwraps to

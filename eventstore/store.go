@@ -42,7 +42,10 @@ type Store interface {
 	Info(ctx context.Context, streamID string) (StreamInfo, error)
 
 	// SaveSnapshot stores s as the latest snapshot of (s.StreamID, s.Name),
-	// unless a snapshot with a higher version is already stored there.
+	// unless a snapshot with a higher version is already stored there. A
+	// snapshot past the stream's head (its version, or the last global
+	// position for AllStreams) is refused with a *ValidationError and
+	// nothing is written.
 	SaveSnapshot(ctx context.Context, s Snapshot) error
 
 	// LoadSnapshot returns the latest snapshot of (streamID, name), or an

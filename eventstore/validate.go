@@ -131,6 +131,19 @@ func ValidateSnapshot(s Snapshot, maxSize int) error {
 	return nil
 }
 
+// ValidateSnapshotHead refuses a snapshot past the stream's head: head is
+// the stream's current version (the last global position for AllStreams),
+// read in the same transaction or statement as the save, so that no
+// concurrent change slips between the check and the write. A snapshot the
+// stream contradicts would be trusted by a load, and every append made
+// from that state would conflict (issue 9 item 7).
+func ValidateSnapshotHead(s Snapshot, head uint64) error {
+	if s.Version > head {
+		return invalid("snapshot version", -1, "%d is past the head of stream %q (%d)", s.Version, s.StreamID, head)
+	}
+	return nil
+}
+
 // ValidateReadOptions checks read or watch options for the given stream.
 func ValidateReadOptions(streamID string, f Filter) error {
 	if err := ValidateStreamID(streamID); err != nil {

@@ -431,8 +431,10 @@ func (s *Store) Info(ctx context.Context, streamID string) (eventstore.StreamInf
 
 // SaveSnapshot stores snap as the latest snapshot of (StreamID, Name)
 // unless one with a higher version is stored there already (then it does
-// nothing and returns nil). An empty Name means
-// eventstore.DefaultSnapshotName; Time is set by the database.
+// nothing and returns nil). A snapshot past the stream's head is refused
+// with a *eventstore.ValidationError, checked by the saving statement
+// itself. An empty Name means eventstore.DefaultSnapshotName; Time is set
+// by the database.
 func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
 	if err := s.check(ctx); err != nil {
 		return err
@@ -449,11 +451,13 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) erro
 	if data == nil {
 		data = []byte{}
 	}
-	_, err := s.pool.Exec(ctx, s.q.saveSnap, snap.StreamID, snap.Name, int64(snap.Version), snap.Schema, data)
+	var head int64
+	err := s.pool.QueryRow(ctx, s.q.saveSnap, snap.StreamID, snap.Name, int64(snap.Version), snap.Schema, data,
+		snap.StreamID == eventstore.AllStreams).Scan(&head)
 	if err != nil {
 		return s.callErr(ctx, err, "save snapshot")
 	}
-	return nil
+	return eventstore.ValidateSnapshotHead(snap, uint64(head))
 }
 
 // LoadSnapshot returns the latest snapshot of (streamID, name), or an

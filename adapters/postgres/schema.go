@@ -263,9 +263,19 @@ func buildQueries(schema string) queries {
 		// Open. A look-up runs within cfg.resolveTimeout of its group, so
 		// no row in use is that old.
 		dropOutcomes: "DELETE FROM " + schema + ".append_outcomes WHERE writer_id = $1 OR updated_at < now() - interval '1 day'",
-		saveSnap: "INSERT INTO " + schema + ".snapshots AS sn (stream_id, name, version, schema_tag, data, saved_at) VALUES ($1, $2, $3, $4, $5, now()) " +
+		// The head a snapshot may not pass ($6: the all-streams log's
+		// last position, else the stream's version) is read by the
+		// INSERT's own statement, and it returns the head so that a
+		// refusal can say so (issue 9 item 7). Versions only grow, so a
+		// head seen by the statement cannot be undone by a concurrent
+		// change.
+		saveSnap: "WITH head AS (SELECT CASE WHEN $6::boolean THEN (SELECT coalesce(max(position), 0) FROM " + schema + ".events) " +
+			"ELSE (SELECT coalesce(max(version), 0) FROM " + schema + ".events WHERE stream_id = $1) END AS v), " +
+			"saved AS (INSERT INTO " + schema + ".snapshots AS sn (stream_id, name, version, schema_tag, data, saved_at) " +
+			"SELECT $1, $2, $3, $4, $5, now() FROM head WHERE head.v >= $3 " +
 			"ON CONFLICT (stream_id, name) DO UPDATE SET version = excluded.version, schema_tag = excluded.schema_tag, data = excluded.data, saved_at = excluded.saved_at " +
-			"WHERE sn.version <= excluded.version",
+			"WHERE sn.version <= excluded.version) " +
+			"SELECT v FROM head",
 		loadSnap: "SELECT version, schema_tag, data, saved_at FROM " + schema + ".snapshots WHERE stream_id = $1 AND name = $2",
 		cols:     "position, stream_id, version, event_id, type, data, metadata, occurred_at",
 	}

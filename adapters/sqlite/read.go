@@ -514,7 +514,8 @@ func (s *Store) Info(ctx context.Context, streamID string) (eventstore.StreamInf
 // SaveSnapshot stores sn as the latest snapshot of (sn.StreamID, sn.Name)
 // unless a snapshot with a higher version is stored there already; see
 // [eventstore.Store.SaveSnapshot]. The save goes through the writer like an
-// append (and may share its transaction).
+// append (and may share its transaction), which checks in that transaction
+// that sn is not past the stream's head.
 func (s *Store) SaveSnapshot(ctx context.Context, sn eventstore.Snapshot) error {
 	if err := eventstore.CheckContext(ctx); err != nil {
 		return err

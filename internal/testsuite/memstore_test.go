@@ -65,6 +65,7 @@ type bugs struct {
 	nanoTimes         bool // times are kept to the nanosecond, not TimePrecision
 	fromWraps         bool // a Read From above MaxInt64 wraps to a negative int64, read as the start
 	pastEndEnds       bool // a watch after MaxInt64 or more ends at once
+	snapshotPastHead  bool // a snapshot past the stream's head is stored
 }
 
 func newMemStore(b bugs) *memStore {
@@ -421,6 +422,15 @@ func (m *memStore) SaveSnapshot(ctx context.Context, s eventstore.Snapshot) erro
 	defer m.db.mu.Unlock()
 	if m.closed {
 		return eventstore.ErrClosed
+	}
+	if list := m.list(s.StreamID); !m.bugs.snapshotPastHead {
+		var head uint64
+		if len(list) > 0 {
+			head = key(s.StreamID)(list[len(list)-1])
+		}
+		if err := eventstore.ValidateSnapshotHead(s, head); err != nil {
+			return err
+		}
 	}
 	s.Name = snapName(s.Name)
 	k := [2]string{s.StreamID, s.Name}

@@ -157,6 +157,7 @@ func testSharedOrder(t *testing.T, a, b eventstore.Store) {
 }
 
 func testSharedSnapshots(t *testing.T, a, b eventstore.Store) {
+	grow(t, a, "s", 4)
 	snap := eventstore.Snapshot{StreamID: "s", Name: "m", Version: 4, Schema: "v1", Data: []byte("state")}
 	save(t, a, snap)
 	wantSnapshot(t, b, "s", "m", snap)

@@ -27,11 +27,22 @@ func snapshotTests() []test {
 		{"DataRoundTrip", leaf(testSnapshotData)},
 		{"CancelledContext", leaf(testSnapshotCancelled)},
 		{"InvalidInput", leaf(testSnapshotInvalid)},
+		{"PastHead", leaf(testSnapshotPastHead)},
 	}
 }
 
 // cmpSnapshot compares snapshots except Time, which the store sets.
 var cmpSnapshot = []cmp.Option{cmpBytes, cmpopts.IgnoreFields(eventstore.Snapshot{}, "Time"), cmpopts.EquateEmpty()}
+
+// grow appends events to stream until its version is at least v, so that
+// a snapshot at v is not past the stream's head (issue 9 item 7).
+func grow(t *testing.T, s eventstore.Store, stream string, v uint64) {
+	t.Helper()
+	cur := info(t, s, stream).Version
+	if cur < v {
+		mustAppend(t, s, stream, eventstore.Exact(cur), numbered(int(v-cur), "t", stream)...)
+	}
+}
 
 func save(t *testing.T, s eventstore.Store, snap eventstore.Snapshot) {
 	t.Helper()
@@ -68,13 +79,12 @@ func testSnapshotSaveLoad(t *testing.T, s eventstore.Store) {
 		t.Errorf("LoadSnapshot mismatch (-want +got):\n%s", diff)
 	}
 	checkTime(t, "Snapshot.Time", got.Time, lo, hi)
-	// A snapshot does not need events, nor does it change the stream.
-	save(t, s, eventstore.Snapshot{StreamID: "no-events", Name: "balance", Version: 7})
-	wantVersion(t, s, "no-events", 0)
+	// A snapshot does not change the stream.
 	wantVersion(t, s, "s", 3)
 }
 
 func testSnapshotDefaultName(t *testing.T, s eventstore.Store) {
+	grow(t, s, "s", 4)
 	save(t, s, eventstore.Snapshot{StreamID: "s", Version: 2, Schema: "v1", Data: []byte("saved unnamed")})
 	for _, name := range []string{"", eventstore.DefaultSnapshotName} {
 		got := load(t, s, "s", name)
@@ -100,6 +110,8 @@ func testSnapshotNames(t *testing.T, s eventstore.Store) {
 		{StreamID: "s", Name: "b", Version: 1, Schema: "b/v2", Data: []byte("model b")},
 		{StreamID: "t", Name: "a", Version: 9, Schema: "a/v1", Data: []byte("model a of t")},
 	}
+	grow(t, s, "s", 6)
+	grow(t, s, "t", 9)
 	for _, snap := range snaps {
 		save(t, s, snap)
 	}
@@ -116,6 +128,7 @@ func testSnapshotNames(t *testing.T, s eventstore.Store) {
 }
 
 func testSnapshotNotFound(t *testing.T, s eventstore.Store) {
+	grow(t, s, "s", 1)
 	save(t, s, eventstore.Snapshot{StreamID: "s", Name: "a", Version: 1})
 	for _, c := range []struct{ stream, name string }{
 		{"missing", ""},
@@ -133,6 +146,7 @@ func testSnapshotNotFound(t *testing.T, s eventstore.Store) {
 }
 
 func testSnapshotLatest(t *testing.T, s eventstore.Store) {
+	grow(t, s, "s", 5)
 	for v := uint64(1); v <= 5; v += 2 {
 		save(t, s, eventstore.Snapshot{StreamID: "s", Name: "m", Version: v, Schema: "v1", Data: []byte{byte(v)}})
 		wantSnapshot(t, s, "s", "m", eventstore.Snapshot{StreamID: "s", Name: "m", Version: v, Schema: "v1", Data: []byte{byte(v)}})
@@ -144,6 +158,7 @@ func testSnapshotLatest(t *testing.T, s eventstore.Store) {
 }
 
 func testSnapshotOlder(t *testing.T, s eventstore.Store) {
+	grow(t, s, "s", 10)
 	newer := eventstore.Snapshot{StreamID: "s", Name: "m", Version: 10, Schema: "v1", Data: []byte("at 10")}
 	save(t, s, newer)
 	for _, v := range []uint64{9, 1, 0} {
@@ -171,6 +186,7 @@ func testSnapshotData(t *testing.T, s eventstore.Store) {
 	for i := range bin {
 		bin[i] = byte(i)
 	}
+	grow(t, s, "s", 4)
 	for i, data := range [][]byte{nil, {}, bin, make([]byte, 256<<10)} {
 		snap := eventstore.Snapshot{StreamID: "s", Name: "m", Version: uint64(i + 1), Schema: "", Data: data}
 		save(t, s, snap)
@@ -215,6 +231,7 @@ func testSnapshotInvalid(t *testing.T, s eventstore.Store) {
 // upsert outside a transaction would let an older one overwrite it).
 func testSnapshotConcurrent(t *testing.T, s eventstore.Store) {
 	const savers, each = 8, 10
+	grow(t, s, "s", savers*each)
 	start := make(chan struct{})
 	g, ctx := errgroup.WithContext(ctxTimeout(t))
 	for w := range savers {
@@ -236,4 +253,43 @@ func testSnapshotConcurrent(t *testing.T, s eventstore.Store) {
 	}
 	const newest = savers * each
 	wantSnapshot(t, s, "s", "m", eventstore.Snapshot{StreamID: "s", Name: "m", Version: newest, Schema: "v1", Data: []byte(fmt.Sprint(newest))})
+}
+
+// testSnapshotPastHead saves snapshots whose version the stream has not
+// reached: a Load would trust such a snapshot and every later append of
+// the aggregate would conflict, forever (issue 9 item 7). The store must
+// refuse it with a ValidationError and write nothing, whether it is the
+// first snapshot or would replace an older one.
+func testSnapshotPastHead(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, numbered(3, "t", "s")...)
+	for _, c := range []struct {
+		stream  string
+		version uint64
+	}{
+		{"s", 4},
+		{"s", 50},
+		{"s", 1<<63 - 1},
+		{"no-events", 1},
+		{"no-events", 1<<63 - 1},
+	} {
+		err := s.SaveSnapshot(ctxTimeout(t), eventstore.Snapshot{StreamID: c.stream, Name: "m", Version: c.version, Schema: "v1", Data: []byte("ahead")})
+		wantValidation(t, fmt.Sprintf("SaveSnapshot(%q) at version %d, past the head", c.stream, c.version), err)
+		if got, err := s.LoadSnapshot(ctxTimeout(t), c.stream, "m"); !errors.Is(err, eventstore.ErrNotFound) {
+			t.Errorf("LoadSnapshot(%q) after a refused save at %d: %+v, %v; want ErrNotFound (nothing saved)", c.stream, c.version, got, err)
+		}
+	}
+	// At the head is fine; past it still refused, and the stored one stays.
+	at := eventstore.Snapshot{StreamID: "s", Name: "m", Version: 3, Schema: "v1", Data: []byte("at 3")}
+	save(t, s, at)
+	err := s.SaveSnapshot(ctxTimeout(t), eventstore.Snapshot{StreamID: "s", Name: "m", Version: 4, Schema: "v1", Data: []byte("ahead")})
+	wantValidation(t, "SaveSnapshot at version 4 over one at 3, stream at 3", err)
+	wantSnapshot(t, s, "s", "m", at)
+	wantVersion(t, s, "s", 3)
+	// The all-streams log's head is the last global position.
+	head := info(t, s, eventstore.AllStreams).Version
+	err = s.SaveSnapshot(ctxTimeout(t), eventstore.Snapshot{StreamID: eventstore.AllStreams, Name: "p", Version: head + 1})
+	wantValidation(t, fmt.Sprintf("SaveSnapshot(%q) at %d, past the head %d", eventstore.AllStreams, head+1, head), err)
+	if got, err := s.LoadSnapshot(ctxTimeout(t), eventstore.AllStreams, "p"); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Errorf("LoadSnapshot(%q) after a refused save: %+v, %v; want ErrNotFound", eventstore.AllStreams, got, err)
+	}
 }

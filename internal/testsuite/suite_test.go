@@ -49,6 +49,7 @@ var mutants = map[string]struct {
 	"nanoTimes":         {bugs{nanoTimes: true}, "Append/TimePrecision"},
 	"fromWraps":         {bugs{fromWraps: true}, "Read/FromPastEnd"},
 	"pastEndEnds":       {bugs{pastEndEnds: true}, "Watch/AfterPastEnd"},
+	"snapshotPastHead":  {bugs{snapshotPastHead: true}, "Snapshot/PastHead"},
 }
 
 // TestConformance runs the suite on the in-memory reference store: a
