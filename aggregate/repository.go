@@ -504,7 +504,11 @@ func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E])
 // An error from decide is returned at once, wrapped (errors.Is and
 // errors.As see it), and nothing is saved. Deciding no events saves
 // nothing. After the last attempt the conflict is returned
-// (errors.Is(err, eventstore.ErrConcurrency)).
+// (errors.Is(err, eventstore.ErrConcurrency)). Only conflicts are
+// retried: an eventstore.ErrUnknownOutcome (the connection was lost while
+// the save committed, and the store could not find out whether it did) is
+// returned as it is, since running the command again could apply it
+// twice; with [WithCommandID] calling Update again is safe.
 //
 // With [WithCommandID], an Update whose command is already stored in the
 // stream stores nothing and returns the aggregate as stored, even when
