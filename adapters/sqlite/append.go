@@ -283,6 +283,12 @@ func (s *Store) commitGroup(group []*request) {
 	if len(items) == 0 {
 		return
 	}
+	if s.memMu != nil {
+		// The readers of an in-memory store wait for this transaction
+		// instead of failing on its lock (issue 9 item 2; memlock.go).
+		s.memMu.Lock()
+		defer s.memMu.Unlock()
+	}
 	// The transaction belongs to the writer, not to any caller: a caller
 	// whose context ends must not roll back the others' work.
 	ctx := context.Background()

@@ -73,6 +73,11 @@ type Store struct {
 	pollDB  *sql.DB   // the poller's dedicated connection (files only)
 	poller  *poller   // files only
 
+	// memMu orders the connections of an in-memory store: held by the
+	// writer for each transaction and shared by each read (see
+	// memlock.go). Nil for a file.
+	memMu *sync.RWMutex
+
 	notifiers *eventstore.Hub
 
 	queue      chan *request
@@ -213,6 +218,9 @@ func (s *Store) open(ctx context.Context) error {
 		return openError(s.path, err)
 	}
 
+	if s.memory {
+		s.memMu = new(sync.RWMutex)
+	}
 	s.readDB, err = openPool(base+common+readerPragmas, s.opts.readers)
 	if err != nil {
 		return translateError(err, nil)
