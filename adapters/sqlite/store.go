@@ -437,6 +437,11 @@ type poller struct {
 	seen                 int64 // highest position already notified; -1 if unknown
 	last                 int64 // data_version at the last poll; -1 if unknown
 	ids                  []string
+
+	// afterWakeAll, when set (by tests only), runs right after the
+	// poller woke every watcher and before it records what it has seen:
+	// the window of issue 9 item 6.
+	afterWakeAll atomic.Pointer[func()]
 }
 
 func (p *poller) prepare(ctx context.Context, db *sql.DB) error {
@@ -472,8 +477,11 @@ func (p *poller) close() error {
 // watcher needlessly costs it one read, never a missed event.
 func (p *poller) changed(ctx context.Context) {
 	if p.seen < 0 {
-		p.s.notifiers.NotifyAll()
-		_ = p.head.QueryRowContext(ctx).Scan(&p.seen)
+		var head int64
+		if err := p.head.QueryRowContext(ctx).Scan(&head); err == nil {
+			p.seen = head
+		}
+		p.wakeAll()
 		return
 	}
 	rows, err := p.since.QueryContext(ctx, p.seen, pollBatch)
@@ -506,16 +514,30 @@ func (p *poller) changed(ctx context.Context) {
 	case n == 0:
 		return
 	case n == pollBatch:
-		// Many events at once: wake everyone, and skip to the head.
-		p.s.notifiers.NotifyAll()
+		// Many events at once: skip to the head and wake everyone. The
+		// head is read before the wake (issue 9 item 6): whatever commits
+		// after the read gets a higher position, so the next poll finds
+		// it. Read after the wake, a commit landing in between was marked
+		// seen although the watchers may have read before it, and nobody
+		// was woken for it.
 		var head int64
 		if err := p.head.QueryRowContext(ctx).Scan(&head); err == nil {
 			seen = max(seen, head)
 		}
+		p.wakeAll()
 	default:
 		p.s.notifiers.Notify(p.ids)
 	}
 	p.seen = seen
+}
+
+// wakeAll wakes every watcher, for a change whose streams the poller does
+// not list.
+func (p *poller) wakeAll() {
+	p.s.notifiers.NotifyAll()
+	if f := p.afterWakeAll.Load(); f != nil {
+		(*f)()
+	}
 }
 
 func (s *Store) checkOpen() error {
