@@ -129,6 +129,9 @@ type writer struct {
 	args []any
 	ids  []string
 	md   bytes.Buffer
+
+	walPath     string // "" for memory or a database not in WAL mode
+	busyTimeout int64  // ms, restored after shrinkWAL
 }
 
 // insertChunk is the most rows one INSERT statement carries (7 parameters
@@ -223,10 +226,19 @@ func (w *writer) insertStmt(ctx context.Context, rows int) (*sql.Stmt, error) {
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
 	group := make([]*request, 0, s.opts.maxGroup)
+	var walCheck <-chan time.Time
+	if s.w.walPath != "" {
+		t := time.NewTicker(walCheckInterval)
+		defer t.Stop()
+		walCheck = t.C
+	}
 	for {
 		select {
 		case r := <-s.queue:
 			group = append(group[:0], r)
+		case <-walCheck:
+			s.w.shrinkWAL()
+			continue
 		case <-s.closing:
 			s.drain()
 			return

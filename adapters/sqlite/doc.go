@@ -23,6 +23,14 @@
 // ones), so its reads and watches never fail with [ErrBusy] because of
 // its own appends.
 //
+// A reader that keeps a read transaction open on the file (another
+// process, a tool) stops checkpoints from recycling the WAL, which then
+// grows with every append. Once it leaves, the file shrinks back to 4 MiB:
+// the writer sets journal_size_limit, so the next append that restarts the
+// WAL truncates it, and a store that has stopped appending checks the
+// file's size every second and runs wal_checkpoint(TRUNCATE) (without
+// waiting, so never delaying appends) while it is larger.
+//
 // The schema is created on first open and versioned with PRAGMA
 // user_version; a database written by a newer esv2 is refused with
 // [ErrSchemaVersion], and a file that is not a database with

@@ -2,8 +2,10 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -163,4 +165,78 @@ func readUnderLoad(b *testing.B, s *sqlite.Store, appenders, watchers int) {
 	b.ReportMetric(float64(readBusy.Load()), "read-busy")
 	b.ReportMetric(float64(appendBusy.Load()), "append-busy")
 	b.ReportMetric(rate, "appends/s")
+}
+
+// BenchmarkWALAfterLongReader is the workload of issue 9 item 5: a foreign
+// connection holds a read transaction for 20 s while 16 goroutines append
+// 1 KiB events, then leaves; the appends go on for 5 s more, then stop. It
+// reports the WAL's size at the reader's release (wal-peak-MB), 5 s later
+// while appends continue (wal-busy-MB), and 5 s after the appends stopped
+// (wal-idle-MB). Run it once:
+//
+//	go test -run '^$' -bench WALAfterLongReader -benchtime 1x ./adapters/sqlite
+func BenchmarkWALAfterLongReader(b *testing.B) {
+	const hold, after = 20 * time.Second, 5 * time.Second
+	for b.Loop() {
+		path := filepath.Join(b.TempDir(), "wal.db")
+		s, err := sqlite.Open(b.Context(), path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := b.Context()
+		if _, err := s.Append(ctx, "s-0", eventstore.Any, eventstore.Event{Type: "t"}); err != nil {
+			b.Fatal(err)
+		}
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		reader, err := db.Conn(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var n int
+		if _, err := reader.ExecContext(ctx, "BEGIN"); err != nil {
+			b.Fatal(err)
+		}
+		if err := reader.QueryRowContext(ctx, "SELECT count(*) FROM events").Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+		appendCtx, stop := context.WithCancel(ctx)
+		var g sync.WaitGroup
+		ev := eventstore.Event{Type: "t", Data: make([]byte, 1024)}
+		for i := range 16 {
+			g.Go(func() {
+				for appendCtx.Err() == nil {
+					_, _ = s.Append(appendCtx, fmt.Sprintf("s-%d", i), eventstore.Any, ev)
+				}
+			})
+		}
+		walMB := func() float64 {
+			fi, err := os.Stat(path + "-wal")
+			if err != nil {
+				return 0
+			}
+			return float64(fi.Size()) / (1 << 20)
+		}
+		time.Sleep(hold)
+		peak := walMB()
+		if _, err := reader.ExecContext(ctx, "COMMIT"); err != nil {
+			b.Fatal(err)
+		}
+		_ = reader.Close()
+		_ = db.Close()
+		time.Sleep(after)
+		busy := walMB()
+		stop()
+		g.Wait()
+		time.Sleep(after)
+		idle := walMB()
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(peak, "wal-peak-MB")
+		b.ReportMetric(busy, "wal-busy-MB")
+		b.ReportMetric(idle, "wal-idle-MB")
+	}
 }

@@ -197,7 +197,7 @@ func (s *Store) open(ctx context.Context) error {
 		default:
 			base = "file:" + escapePath(s.path) + "?"
 		}
-		writerPragmas = "&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+		writerPragmas = fmt.Sprintf("&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=journal_size_limit(%d)", walSizeLimit)
 	}
 	common := fmt.Sprintf("&_pragma=busy_timeout(%d)&_pragma=foreign_keys(0)", busy)
 	readerPragmas = "&_pragma=query_only(1)"
@@ -216,6 +216,12 @@ func (s *Store) open(ctx context.Context) error {
 	}
 	if err := s.w.prepare(ctx, s.wconn); err != nil {
 		return openError(s.path, err)
+	}
+	if !s.memory {
+		if s.w.walPath, err = walPath(ctx, s.wconn); err != nil {
+			return openError(s.path, err)
+		}
+		s.w.busyTimeout = busy
 	}
 
 	if s.memory {
