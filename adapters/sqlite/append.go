@@ -396,6 +396,21 @@ func (s *Store) commitGroup(group []*request) {
 		return
 	}
 	if _, err := w.commit.ExecContext(ctx); err != nil {
+		// Issue 9 item 1's audit: once COMMIT returns nil nothing can
+		// fail any more (the driver reports only sqlite3_step's result),
+		// and no path re-runs a request. COMMIT's own error is where the
+		// outcome can be unknown. SQLITE_BUSY or LOCKED leave the
+		// transaction open and the ROLLBACK below undoes it: nothing was
+		// written, and ErrBusy says so. But an I/O error (SQLITE_IOERR,
+		// SQLITE_FULL) while writing or syncing the WAL rolls the
+		// transaction back in this process after its commit frame may
+		// have reached the WAL file; should the process crash before the
+		// next commit overwrites those frames, recovery replays them.
+		// TODO(issue 9 item 1): answer those with
+		// eventstore.ErrUnknownOutcome once it exists, or make the outcome
+		// definite first (a fence transaction that commits overwrites the
+		// frames). Requests that had failed on their own (rolled back to
+		// their savepoint) were not written either way.
 		err = translateError(err, nil)
 		_, _ = w.rollback.ExecContext(ctx)
 		for i := range items {
