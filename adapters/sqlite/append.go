@@ -130,6 +130,9 @@ type writer struct {
 	args []any
 	ids  []string
 	md   bytes.Buffer
+
+	walPath     string // "" for memory or a database not in WAL mode
+	busyTimeout int64  // ms, restored after shrinkWAL
 }
 
 // insertChunk is the most rows one INSERT statement carries (7 parameters
@@ -224,10 +227,19 @@ func (w *writer) insertStmt(ctx context.Context, rows int) (*sql.Stmt, error) {
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
 	group := make([]*request, 0, s.opts.maxGroup)
+	var walCheck <-chan time.Time
+	if s.w.walPath != "" {
+		t := time.NewTicker(walCheckInterval)
+		defer t.Stop()
+		walCheck = t.C
+	}
 	for {
 		select {
 		case r := <-s.queue:
 			group = append(group[:0], r)
+		case <-walCheck:
+			s.w.shrinkWAL()
+			continue
 		case <-s.closing:
 			s.drain()
 			return
@@ -283,6 +295,12 @@ func (s *Store) commitGroup(group []*request) {
 	}
 	if len(items) == 0 {
 		return
+	}
+	if s.memMu != nil {
+		// The readers of an in-memory store wait for this transaction
+		// instead of failing on its lock (issue 9 item 2; memlock.go).
+		s.memMu.Lock()
+		defer s.memMu.Unlock()
 	}
 	// The transaction belongs to the writer, not to any caller: a caller
 	// whose context ends must not roll back the others' work.
@@ -379,6 +397,21 @@ func (s *Store) commitGroup(group []*request) {
 		return
 	}
 	if _, err := w.commit.ExecContext(ctx); err != nil {
+		// Issue 9 item 1's audit: once COMMIT returns nil nothing can
+		// fail any more (the driver reports only sqlite3_step's result),
+		// and no path re-runs a request. COMMIT's own error is where the
+		// outcome can be unknown. SQLITE_BUSY or LOCKED leave the
+		// transaction open and the ROLLBACK below undoes it: nothing was
+		// written, and ErrBusy says so. But an I/O error (SQLITE_IOERR,
+		// SQLITE_FULL) while writing or syncing the WAL rolls the
+		// transaction back in this process after its commit frame may
+		// have reached the WAL file; should the process crash before the
+		// next commit overwrites those frames, recovery replays them.
+		// TODO(issue 9 item 1): answer those with
+		// eventstore.ErrUnknownOutcome once it exists, or make the outcome
+		// definite first (a fence transaction that commits overwrites the
+		// frames). Requests that had failed on their own (rolled back to
+		// their savepoint) were not written either way.
 		err = translateError(err, nil)
 		_, _ = w.rollback.ExecContext(ctx)
 		for i := range items {

@@ -16,7 +16,20 @@
 // ([WithBusyTimeout]) for another process to release it. An empty path or
 // ":memory:" opens a new in-memory database (SQLite's memdb VFS, under a
 // random name) that all of the Store's connections share and that no other
-// Store can reach; it disappears at Close.
+// Store can reach; it disappears at Close. memdb has no WAL, so a read and
+// a write transaction cannot run at once; the Store orders them itself
+// (one read-write lock: each read waits for the write transaction in
+// progress, and the writer for the reads already started, never for new
+// ones), so its reads and watches never fail with [ErrBusy] because of
+// its own appends.
+//
+// A reader that keeps a read transaction open on the file (another
+// process, a tool) stops checkpoints from recycling the WAL, which then
+// grows with every append. Once it leaves, the file shrinks back to 4 MiB:
+// the writer sets journal_size_limit, so the next append that restarts the
+// WAL truncates it, and a store that has stopped appending checks the
+// file's size every second and runs wal_checkpoint(TRUNCATE) (without
+// waiting, so never delaying appends) while it is larger.
 //
 // The schema is created on first open and versioned with PRAGMA
 // user_version; a database written by a newer esv2 is refused with

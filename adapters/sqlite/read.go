@@ -209,6 +209,7 @@ func (s *Store) fetch(ctx context.Context, q *readQuery, lo, hi uint64, limit in
 	if err := s.checkOpen(); err != nil {
 		return page, err
 	}
+	defer s.readLock()()
 	args := make([]any, 0, 4+len(q.filter))
 	if !q.all {
 		args = append(args, q.streamID)
@@ -274,6 +275,7 @@ func (s *Store) fetchRaw(ctx context.Context, q *readQuery, lo, hi uint64, limit
 		add(v)
 	}
 	add(int64(limit))
+	defer s.readLock()()
 	conn, err := s.readDB.Conn(ctx)
 	if err != nil {
 		return page, s.readError(ctx, err)
@@ -493,11 +495,13 @@ func (s *Store) Info(ctx context.Context, streamID string) (eventstore.StreamInf
 	info := eventstore.StreamInfo{StreamID: streamID}
 	var v, n, t int64
 	var err error
+	unlock := s.readLock()
 	if streamID == eventstore.AllStreams {
 		err = s.queryRow(ctx, "SELECT position, count, last_time FROM head WHERE id = 1").Scan(&v, &n, &t)
 	} else {
 		err = s.queryRow(ctx, "SELECT version, version, last_time FROM streams WHERE stream_id = ?", streamID).Scan(&v, &n, &t)
 	}
+	unlock()
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return info, nil
@@ -552,8 +556,10 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID, name string) (events
 	}
 	sn := eventstore.Snapshot{StreamID: streamID, Name: name}
 	var v, t int64
+	unlock := s.readLock()
 	err := s.queryRow(ctx, "SELECT version, schema, data, time FROM snapshots WHERE stream_id = ? AND name = ?", streamID, name).
 		Scan(&v, &sn.Schema, &sn.Data, &t)
+	unlock()
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return eventstore.Snapshot{}, fmt.Errorf("%w: no snapshot %q of stream %q", eventstore.ErrNotFound, name, streamID)

@@ -73,6 +73,11 @@ type Store struct {
 	pollDB  *sql.DB   // the poller's dedicated connection (files only)
 	poller  *poller   // files only
 
+	// memMu orders the connections of an in-memory store: held by the
+	// writer for each transaction and shared by each read (see
+	// memlock.go). Nil for a file.
+	memMu *sync.RWMutex
+
 	notifiers *eventstore.Hub
 
 	queue      chan *request
@@ -192,7 +197,7 @@ func (s *Store) open(ctx context.Context) error {
 		default:
 			base = "file:" + escapePath(s.path) + "?"
 		}
-		writerPragmas = "&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+		writerPragmas = fmt.Sprintf("&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=journal_size_limit(%d)", walSizeLimit)
 	}
 	common := fmt.Sprintf("&_pragma=busy_timeout(%d)&_pragma=foreign_keys(0)", busy)
 	readerPragmas = "&_pragma=query_only(1)"
@@ -212,7 +217,16 @@ func (s *Store) open(ctx context.Context) error {
 	if err := s.w.prepare(ctx, s.wconn); err != nil {
 		return openError(s.path, err)
 	}
+	if !s.memory {
+		if s.w.walPath, err = walPath(ctx, s.wconn); err != nil {
+			return openError(s.path, err)
+		}
+		s.w.busyTimeout = busy
+	}
 
+	if s.memory {
+		s.memMu = new(sync.RWMutex)
+	}
 	s.readDB, err = openPool(base+common+readerPragmas, s.opts.readers)
 	if err != nil {
 		return translateError(err, nil)
@@ -429,6 +443,11 @@ type poller struct {
 	seen                 int64 // highest position already notified; -1 if unknown
 	last                 int64 // data_version at the last poll; -1 if unknown
 	ids                  []string
+
+	// afterWakeAll, when set (by tests only), runs right after the
+	// poller woke every watcher and before it records what it has seen:
+	// the window of issue 9 item 6.
+	afterWakeAll atomic.Pointer[func()]
 }
 
 func (p *poller) prepare(ctx context.Context, db *sql.DB) error {
@@ -464,8 +483,11 @@ func (p *poller) close() error {
 // watcher needlessly costs it one read, never a missed event.
 func (p *poller) changed(ctx context.Context) {
 	if p.seen < 0 {
-		p.s.notifiers.NotifyAll()
-		_ = p.head.QueryRowContext(ctx).Scan(&p.seen)
+		var head int64
+		if err := p.head.QueryRowContext(ctx).Scan(&head); err == nil {
+			p.seen = head
+		}
+		p.wakeAll()
 		return
 	}
 	rows, err := p.since.QueryContext(ctx, p.seen, pollBatch)
@@ -498,16 +520,30 @@ func (p *poller) changed(ctx context.Context) {
 	case n == 0:
 		return
 	case n == pollBatch:
-		// Many events at once: wake everyone, and skip to the head.
-		p.s.notifiers.NotifyAll()
+		// Many events at once: skip to the head and wake everyone. The
+		// head is read before the wake (issue 9 item 6): whatever commits
+		// after the read gets a higher position, so the next poll finds
+		// it. Read after the wake, a commit landing in between was marked
+		// seen although the watchers may have read before it, and nobody
+		// was woken for it.
 		var head int64
 		if err := p.head.QueryRowContext(ctx).Scan(&head); err == nil {
 			seen = max(seen, head)
 		}
+		p.wakeAll()
 	default:
 		p.s.notifiers.Notify(p.ids)
 	}
 	p.seen = seen
+}
+
+// wakeAll wakes every watcher, for a change whose streams the poller does
+// not list.
+func (p *poller) wakeAll() {
+	p.s.notifiers.NotifyAll()
+	if f := p.afterWakeAll.Load(); f != nil {
+		(*f)()
+	}
 }
 
 func (s *Store) checkOpen() error {
