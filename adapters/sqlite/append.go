@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -407,13 +408,22 @@ func (s *Store) commitGroup(group []*request) {
 		// transaction back in this process after its commit frame may
 		// have reached the WAL file; should the process crash before the
 		// next commit overwrites those frames, recovery replays them.
-		// TODO(issue 9 item 1): answer those with
-		// eventstore.ErrUnknownOutcome once it exists, or make the outcome
-		// definite first (a fence transaction that commits overwrites the
-		// frames). Requests that had failed on their own (rolled back to
-		// their savepoint) were not written either way.
+		// Those get eventstore.ErrUnknownOutcome. Requests that had
+		// failed on their own (rolled back to their savepoint) were not
+		// written either way and keep their errors; a pure retry of
+		// stored IDs wrote nothing and keeps its answer.
 		err = translateError(err, nil)
 		_, _ = w.rollback.ExecContext(ctx)
+		if !errors.Is(err, ErrBusy) {
+			unknown := fmt.Errorf("sqlite: append: %w: COMMIT failed: %w", eventstore.ErrUnknownOutcome, err)
+			for i := range items {
+				if items[i].err == nil && items[i].res.Appended > 0 {
+					items[i].err = unknown
+				}
+			}
+			finish(nil)
+			return
+		}
 		for i := range items {
 			items[i].err = err
 		}
