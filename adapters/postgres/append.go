@@ -24,7 +24,9 @@ import (
 //
 // Errors: *eventstore.ValidationError before anything is sent;
 // *eventstore.ConflictError; *eventstore.IdempotencyError;
-// eventstore.ErrClosed. If ctx ends while the append waits in the queue it
+// eventstore.ErrClosed; eventstore.ErrUnknownOutcome when the connection
+// was lost while the append committed and its outcome could not be
+// looked up (see doc.go, "Connection faults while committing"). If ctx ends while the append waits in the queue it
 // is dropped and ctx's error returned; if ctx ends while it is being
 // committed, ctx's error is returned and the append may or may not have
 // been stored (as with any database call): retry it with the same event
@@ -287,17 +289,25 @@ func (s *Store) commitGroup(group []*appendReq) {
 	)
 	// The listener and the poll wait while the group is sent and its
 	// head recorded (see advanceHeadAfterCommit).
-	s.commitMu.Lock()
+	//
+	// It is not held during a look-up or a backoff, which can take
+	// seconds: the listener then may record a head this group made
+	// (harmless: the writer finds the head moved and wakes every
+	// watcher instead of the group's).
 	for attempt := 1; ; attempt++ {
+		s.commitMu.Lock()
 		token := s.tokens.Add(1)
 		rows, oc, err = s.execGroup(s.bgCtx, group, token)
 		if oc == unknown {
+			s.commitMu.Unlock()
 			rows, oc, err = s.resolveGroup(group, token, err)
+			s.commitMu.Lock()
 		}
 		if oc != notWritten || attempt == maxAttempts || s.bgCtx.Err() != nil ||
 			!(retryable(err) || pgconn.SafeToRetry(err) || connectionLost(err)) {
-			break
+			break // holding commitMu
 		}
+		s.commitMu.Unlock()
 		// A short backoff (5, 10, 20, 40 ms), so that a racing writer
 		// or a connection being replaced gets time to move on.
 		t := time.NewTimer(time.Duration(5<<(attempt-1)) * time.Millisecond)
@@ -636,7 +646,10 @@ func (s *Store) execGroup(ctx context.Context, group []*appendReq, token uint64)
 		// otherwise drop it). If the outcome was unknown, the group
 		// is now certainly not committed by this connection; the
 		// look-up still decides.
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		// Bounded, so that a connection dying now cannot hold Close up.
+		rctx, cancel := context.WithTimeout(s.stopCtx, time.Second)
+		_, _ = conn.Exec(rctx, "ROLLBACK")
+		cancel()
 	}
 	return nil, oc, err
 }
@@ -661,8 +674,15 @@ func batchGroup(br pgx.BatchResults, n int) (out []groupRow, beforeCommit bool, 
 		// server, which runs it: not "before commit".
 		return nil, statementError(err), err
 	}
-	if _, err := br.Exec(); err != nil {
+	tag, err := br.Exec()
+	if err != nil {
 		return nil, false, err
+	}
+	if tag.String() != "COMMIT" {
+		// COMMIT of a failed transaction answers ROLLBACK. A server
+		// error would have come first, so this is defence in depth; the
+		// look-up it leads to finds the group not committed.
+		return nil, false, fmt.Errorf("postgres: append: COMMIT answered %q", tag)
 	}
 	return out, false, nil
 }

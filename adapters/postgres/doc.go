@@ -23,9 +23,10 @@
 //   - streams: one row per stream, written at its first event, so that
 //     appending to an existing stream writes its events and nothing else.
 //   - snapshots: the latest snapshot per (stream_id, name).
-//   - append_outcomes: one row per open store, holding its last group's
-//     token and results, written in that group's transaction (see
-//     "Connection faults while committing").
+//   - append_outcomes: one row per store, holding its last group's token
+//     and results, written in that group's transaction (see "Connection
+//     faults while committing"); Close fences it for good, and Open
+//     deletes rows untouched for a day.
 //   - schema_version: one row per applied migration.
 //   - append_batch: the PL/pgSQL function that performs a group of appends
 //     in one statement (below).

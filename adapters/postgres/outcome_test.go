@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/esv2/esv2/eventstore"
 )
@@ -24,6 +26,49 @@ import (
 // keep it from being stored twice.
 func noID(data string) eventstore.Event {
 	return eventstore.Event{Type: "t", Data: []byte(data)}
+}
+
+// lossyStore opens a store on a fresh schema whose pool's next dial fails
+// once loseCancel has been called. pgx sends a cancel request, over a new
+// connection, for the session of a connection it closes broken; losing it
+// (a partition, a pooler that no longer knows the session) leaves the old
+// server session running, which is the case the fence exists for.
+func lossyStore(t *testing.T, opts ...Option) (s *Store, schema string, loseCancel func()) {
+	t.Helper()
+	schema = freshSchema(t)
+	cfg, err := pgxpool.ParseConfig(testDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fail atomic.Bool
+	var d net.Dialer
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if fail.CompareAndSwap(true, false) {
+			return nil, errors.New("test: dial lost")
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s, err = New(t.Context(), pool, append([]Option{WithSchema(schema), WithMigrate(), WithoutListen(), WithPollInterval(0)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, schema, func() { fail.Store(true) }
+}
+
+// sessionAlive reports whether the server session pid still exists.
+func sessionAlive(t *testing.T, s *Store, pid uint32) bool {
+	t.Helper()
+	var n int
+	if err := s.pool.QueryRow(context.WithoutCancel(t.Context()), "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", int32(pid)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
 }
 
 // submitGroup commits reqs as one group on the calling goroutine, the way
@@ -164,7 +209,7 @@ func TestLostCommitResultLookedUp(t *testing.T) {
 // the old session, when it gets the lock, fails at its outcome row: the
 // events are stored exactly once.
 func TestLostGroupFencedAndRunOnce(t *testing.T) {
-	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	s, _, loseCancel := lossyStore(t)
 	ctx := t.Context()
 	holder, err := pgx.Connect(ctx, testDSN(t))
 	if err != nil {
@@ -184,6 +229,7 @@ func TestLostGroupFencedAndRunOnce(t *testing.T) {
 			n, err := lockWaiters(ctx, s)
 			return n == 1, err
 		})
+		loseCancel()
 		_ = pc.Conn().Close()
 	}}
 	done := make(chan []appendResp, 1)
@@ -205,6 +251,9 @@ func TestLostGroupFencedAndRunOnce(t *testing.T) {
 		err := s.pool.QueryRow(ctx, "SELECT count(*) > 0 FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND NOT granted", int32(pid)).Scan(&waiting)
 		return waiting, err
 	})
+	if !sessionAlive(t, s, zombie.Load()) {
+		t.Fatal("the old session ended before the lock was released: the test does not exercise the fence")
+	}
 	if _, err := holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", s.lockKey); err != nil {
 		t.Fatal(err)
 	}
@@ -219,11 +268,10 @@ func TestLostGroupFencedAndRunOnce(t *testing.T) {
 			t.Errorf("append to %s: %+v, %v; want version 1, 1 appended", stream, r.res, r.err)
 		}
 	}
-	// The old session ends once it fails (its client is gone).
+	// The old session gets the lock in turn, fails at its outcome row
+	// (ES001) and ends, its client being gone.
 	waitFor(t, "the old session has ended", func() (bool, error) {
-		var n int
-		err := s.pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", int32(zombie.Load())).Scan(&n)
-		return n == 0, err
+		return !sessionAlive(t, s, zombie.Load()), nil
 	})
 	for _, d := range []struct{ stream, data string }{{"a", "a1"}, {"b", "b1"}} {
 		if n := copies(t, s, d.stream, d.data); n != 1 {
@@ -386,5 +434,83 @@ func TestCloseBoundedWithReadWaiting(t *testing.T) {
 		}
 	case <-time.After(waitTimeout):
 		t.Fatal("the read did not return after Close")
+	}
+}
+
+// TestCloseKeepsFence: a group whose connection broke while it waited for
+// a lock is fenced by its look-up; Close then cancels the group's second
+// run (its caller gets ErrClosed: nothing stored). The old server session
+// of the first run is still alive, its cancel request lost, and gets the
+// lock after Close: it must not commit. Close used to delete the writer's
+// outcome row, the fence, and the old session then committed (found in
+// review).
+func TestCloseKeepsFence(t *testing.T) {
+	s, schema, loseCancel := lossyStore(t, WithCloseTimeout(500*time.Millisecond))
+	ctx := t.Context()
+	if _, err := s.Append(ctx, "s", eventstore.NoStream, noID("1")); err != nil {
+		t.Fatal(err)
+	}
+	admin := adminConn(t)
+	tx := lockEvents(t, admin, schema)
+	// Another connection for pg_stat_activity: admin's transaction would
+	// see one snapshot of it.
+	watch := adminConn(t)
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var first, second atomic.Uint32
+	s.hooks = &faultHooks{sent: func(pc *pgconn.PgConn) {
+		if !first.CompareAndSwap(0, pc.PID()) {
+			second.Store(pc.PID())
+			return
+		}
+		waitFor(t, "the group waits on the table lock", func() (bool, error) {
+			var n int
+			err := watch.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'", int32(pc.PID())).Scan(&n)
+			return n == 1, err
+		})
+		loseCancel()
+		_ = pc.Conn().Close()
+	}}
+	appended := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, "s", eventstore.Exact(1), noID("2"))
+		appended <- err
+	}()
+	waitFor(t, "the second run waits on the table lock", func() (bool, error) {
+		pid := second.Load()
+		if pid == 0 {
+			return false, nil
+		}
+		var n int
+		err := watch.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'", int32(pid)).Scan(&n)
+		return n == 1, err
+	})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err := <-appended
+	if !errors.Is(err, eventstore.ErrClosed) {
+		t.Fatalf("append cancelled by Close: %v, want ErrClosed", err)
+	}
+	var alive int
+	if err := watch.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", int32(first.Load())).Scan(&alive); err != nil {
+		t.Fatal(err)
+	}
+	if alive != 1 {
+		t.Fatal("the first run's session ended before the lock was released: the test does not exercise the fence")
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first run's session has ended", func() (bool, error) {
+		var n int
+		err := watch.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", int32(first.Load())).Scan(&n)
+		return n == 0, err
+	})
+	var n int
+	if err := watch.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s.events", pgx.Identifier{schema}.Sanitize())).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("%d events stored after an append answered ErrClosed, want 1", n)
 	}
 }

@@ -241,6 +241,7 @@ type queries struct {
 	saveSnap      string
 	fenceOutcome  string
 	readOutcome   string
+	retireOutcome string
 	dropOutcomes  string
 	loadSnap      string
 	cols          string
@@ -258,11 +259,19 @@ func buildQueries(schema string) queries {
 			"ON CONFLICT (writer_id) DO UPDATE SET token = excluded.token, statuses = NULL, versions = NULL, positions = NULL, extras = NULL, updated_at = excluded.updated_at " +
 			"WHERE o.token < excluded.token",
 		readOutcome: "SELECT token, statuses, versions, positions, to_jsonb(extras)::text FROM " + schema + ".append_outcomes WHERE writer_id = $1",
-		// A writer's row is deleted at Close; rows of stores that did not
-		// close (a killed process) are deleted after a day by the next
-		// Open. A look-up runs within cfg.resolveTimeout of its group, so
-		// no row in use is that old.
-		dropOutcomes: "DELETE FROM " + schema + ".append_outcomes WHERE writer_id = $1 OR updated_at < now() - interval '1 day'",
+		// Close fences its writer's row for good (the largest token): a
+		// group of the writer still alive on a server session the client
+		// gave up on can then never commit. Deleting the row instead
+		// would let such a group insert a fresh one and commit after its
+		// caller was told ErrClosed (found in review).
+		retireOutcome: "INSERT INTO " + schema + ".append_outcomes AS o (writer_id, token, updated_at) VALUES ($1, 9223372036854775807, now()) " +
+			"ON CONFLICT (writer_id) DO UPDATE SET token = excluded.token, statuses = NULL, versions = NULL, positions = NULL, extras = NULL, updated_at = excluded.updated_at",
+		// Rows untouched for a day (retired, or of stores that did not
+		// close: a killed process) are deleted by the next Open. A
+		// look-up runs within cfg.resolveTimeout of its group, and no
+		// server session outlives a day waiting for the append lock
+		// unnoticed, so no row in use is that old.
+		dropOutcomes: "DELETE FROM " + schema + ".append_outcomes WHERE updated_at < now() - interval '1 day'",
 		// The head a snapshot may not pass ($6: the all-streams log's
 		// last position, else the stream's version) is read by the
 		// INSERT's own statement, and it returns the head so that a

@@ -269,7 +269,7 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option)
 	s.head.Store(head)
 	// Outcome rows of stores that never closed (best effort; see
 	// queries.dropOutcomes).
-	_, _ = pool.Exec(ctx, s.q.dropOutcomes, s.writerID)
+	_, _ = pool.Exec(ctx, s.q.dropOutcomes)
 
 	var listenCfg *pgx.ConnConfig
 	if cfg.listen {
@@ -354,10 +354,13 @@ func (s *Store) Close() error {
 		s.writer.close(s.cfg.closeTimeout, s.bgCancel, s.stopCancel)
 		s.stopCancel() // bgCtx too
 		s.bg.Wait()
-		// The writer's outcome row is needed no more (best effort: a row
-		// left behind is deleted a day later by another Open).
+		// Fence the writer's outcome row for good (see
+		// queries.retireOutcome). Best effort: if it fails, the row
+		// still holds the last token, which fences every group the
+		// writer did not report as committed but one that was never
+		// looked up, and those got ErrUnknownOutcome.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, _ = s.pool.Exec(ctx, s.q.dropOutcomes, s.writerID)
+		_, _ = s.pool.Exec(ctx, s.q.retireOutcome, s.writerID)
 		cancel()
 		s.notifiers.Close()
 		if s.ownsPool {
