@@ -21,8 +21,15 @@ const PageBytes = 4 << 20
 // store's maximum event size limits (see [ValidateAppend]) and that
 // [PageBytes] budgets.
 func EventSize(e Event) int {
-	n := len(e.Data)
-	for k, v := range e.Metadata {
+	if len(e.Metadata) == 0 {
+		return len(e.Data) // inlined: adapters call it for every row they read
+	}
+	return len(e.Data) + metadataSize(e.Metadata)
+}
+
+func metadataSize(md map[string]string) int {
+	n := 0
+	for k, v := range md {
 		n += len(k) + len(v)
 	}
 	return n

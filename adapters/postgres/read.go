@@ -69,14 +69,16 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 		remaining := opts.Limit
 		size := firstReadPage
 		// Whether the server cuts pages at eventstore.PageBytes (see
-		// readQuery): its running sum costs it about 0.3 µs a row, which
-		// halved read_stream's rate on PostgreSQL. So the first page is
-		// cut, the events' sizes being unknown, and later ones only once
-		// a page's largest event, times the next page's rows, would reach
-		// half the budget; from then on for good. A page read uncut that
-		// meets larger events than that is still cut at the budget by
-		// fetch, which then discards the rest of its LIMIT: that costs
-		// transfer, never memory, and at most once per read.
+		// readQuery): its running sum costs it about 0.3 µs a row, too
+		// much for small events (read_stream's rate fell by a third or
+		// more with it on every page). So the first page is cut, the
+		// events' sizes being unknown, and later ones only once a page's
+		// largest event, times the next page's rows, reaches the budget;
+		// from then on for good. A page read uncut that meets larger
+		// events than that is still cut at the budget by fetch, which
+		// then discards the rest of its LIMIT: that costs transfer, never
+		// memory, and happens at most once per read (such a page makes
+		// the cut for good).
 		cut, cutForGood := true, false
 		var page []eventstore.Recorded
 		var err error
@@ -104,7 +106,7 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 			// at once.
 			more := eventstore.PageFull(page, n)
 			if !cutForGood {
-				cutForGood = largestEvent(page)*size >= eventstore.PageBytes/2
+				cutForGood = largestEvent(page)*size >= eventstore.PageBytes
 				cut = cutForGood
 			}
 			if opts.Limit > 0 {
