@@ -144,12 +144,9 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 					ch <- fetched{p, err}
 				}()
 			}
-			for i := range page {
-				// Cleared once yielded, so that the page does not keep
-				// what the loop body is done with alive while the next
-				// page is read (issue 9 item 3).
-				r := page[i]
-				page[i] = eventstore.Recorded{}
+			// Each page is a slice of its own, dropped once yielded: it
+			// holds at most PageBytes plus one event (issue 9 item 3).
+			for _, r := range page {
 				if !yield(r, nil) {
 					return
 				}

@@ -179,15 +179,15 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 			if len(page) > 0 {
 				last = q.key(page[len(page)-1])
 			}
-			for i := range page {
-				// Cleared once yielded: page's array is reused, and
-				// must not keep large events alive (issue 9 item 3).
-				r := page[i]
-				page[i] = eventstore.Recorded{}
+			for _, r := range page {
 				if !yield(r, nil) {
 					return
 				}
 			}
+			// page's array is reused for the next page, which may be
+			// shorter: it must not keep this page's events alive (issue
+			// 9 item 3). One clear per page costs less than one per row.
+			clear(page)
 			if !more {
 				return
 			}
