@@ -60,7 +60,9 @@ func (n *Notifier) Closed() bool {
 
 // PageFunc reads up to limit events after the version or position after,
 // in order, for Follow. It returns fewer than limit events when it reached
-// the end of what is visible.
+// the end of what is visible, or when its events reached [PageBytes] (see
+// [PageFull]; a page holds at least one event). Follow clears each element
+// of the returned slice once it has yielded it.
 type PageFunc func(ctx context.Context, after uint64, limit int) ([]Recorded, error)
 
 // HeadBounded returns the PageFunc of a filtered watch. Follow resumes
@@ -84,14 +86,15 @@ func HeadBounded(head func(ctx context.Context) (uint64, error), read func(ctx c
 			return nil, nil
 		}
 		events, err := read(ctx, from+1, h, limit)
-		if err == nil && len(events) < limit {
+		if err == nil && !PageFull(events, limit) {
 			scanned = h
 		}
 		return events, err
 	}
 }
 
-// FollowPageSize is the number of events Follow reads per page.
+// FollowPageSize is the number of events Follow reads per page, at most;
+// a page also ends at [PageBytes].
 const FollowPageSize = 512
 
 // Follow implements Store.Watch for adapters: it reads pages after `after`
@@ -118,13 +121,19 @@ func Follow(ctx context.Context, n *Notifier, after uint64, page PageFunc, key f
 				yield(Recorded{}, err)
 				return
 			}
-			for _, r := range events {
+			full := PageFull(events, FollowPageSize)
+			for i := range events {
+				// Cleared once yielded, so that a page of large events is
+				// not held whole until its last event is consumed (issue
+				// 9 item 3).
+				r := events[i]
+				events[i] = Recorded{}
 				if !yield(r, nil) {
 					return
 				}
 				after = key(r)
 			}
-			if len(events) == FollowPageSize {
+			if full {
 				continue
 			}
 			select {

@@ -23,7 +23,8 @@ import (
 // append to the same store (a projection writing back), because the
 // in-memory database has no WAL (a reader open across a commit would make
 // the writer wait), and because a long-open read keeps a WAL file from
-// being checkpointed. Memory stays bounded by one page.
+// being checkpointed. Memory stays bounded by one page: readPageSize rows
+// or [eventstore.PageBytes], whichever comes first.
 const readPageSize = 1024
 
 // firstPageSize is the size of a Read's first page; pages then grow
@@ -168,20 +169,30 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 				yield(eventstore.Recorded{}, err)
 				return
 			}
+			// A page ends at n rows or at eventstore.PageBytes; one
+			// cut short by bytes is followed by the next at once.
+			more := eventstore.PageFull(page, n)
+			if opts.Limit > 0 {
+				if remaining -= len(page); remaining == 0 {
+					more = false
+				}
+			}
+			var last uint64
+			if len(page) > 0 {
+				last = q.key(page[len(page)-1])
+			}
 			for _, r := range page {
 				if !yield(r, nil) {
 					return
 				}
 			}
-			if len(page) < n {
+			// page's array is reused for the next page, which may be
+			// shorter: it must not keep this page's events alive (issue
+			// 9 item 3). One clear per page costs less than one per row.
+			clear(page)
+			if !more {
 				return
 			}
-			if opts.Limit > 0 {
-				if remaining -= len(page); remaining == 0 {
-					return
-				}
-			}
-			last := q.key(page[len(page)-1])
 			if opts.Backwards {
 				if last <= 1 {
 					return
@@ -201,7 +212,10 @@ func (q *readQuery) key(r eventstore.Recorded) uint64 {
 	return r.Version
 }
 
-// fetch runs one page of q for keys in [lo, hi], appending to page.
+// fetch runs one page of q for keys in [lo, hi], appending to page: up to
+// limit events, fewer once their sizes reach [eventstore.PageBytes] (the
+// rows after are not stepped: SQLite reads row by row, so ending the page
+// early costs nothing).
 func (s *Store) fetch(ctx context.Context, q *readQuery, lo, hi uint64, limit int, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
 	if err := ctx.Err(); err != nil {
 		return page, err
@@ -225,8 +239,9 @@ func (s *Store) fetch(ctx context.Context, q *readQuery, lo, hi uint64, limit in
 	var (
 		pos, ver, t int64
 		md          sql.RawBytes
+		size        int
 	)
-	for rows.Next() {
+	for size < eventstore.PageBytes && rows.Next() {
 		var r eventstore.Recorded
 		if q.all {
 			err = rows.Scan(&pos, &r.StreamID, &ver, &r.ID, &r.Type, &r.Data, &md, &t)
@@ -243,6 +258,7 @@ func (s *Store) fetch(ctx context.Context, q *readQuery, lo, hi uint64, limit in
 				return page, fmt.Errorf("%w: event at position %d: malformed metadata: %w", ErrDatabase, pos, err)
 			}
 		}
+		size += eventstore.EventSize(r.Event)
 		page = append(page, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -251,7 +267,8 @@ func (s *Store) fetch(ctx context.Context, q *readQuery, lo, hi uint64, limit in
 	return page, nil
 }
 
-// fetchRaw is fetch for Read's large pages, on the driver's own rows: it
+// fetchRaw is fetch for Read's large pages, on the driver's own rows (and
+// with the same limits: limit rows or [eventstore.PageBytes]): it
 // skips database/sql's per-column conversions and the copy Scan makes of
 // every []byte (the driver's values are fresh, so they are kept as they
 // are). The statement is prepared per page, a cost spread over up to
@@ -296,7 +313,7 @@ func (s *Store) fetchRaw(ctx context.Context, q *readQuery, lo, hi uint64, limit
 			ncol = 8
 		}
 		dest := make([]driver.Value, ncol)
-		for {
+		for size := 0; size < eventstore.PageBytes; {
 			if err := rows.Next(dest); err == io.EOF {
 				return nil
 			} else if err != nil {
@@ -306,8 +323,10 @@ func (s *Store) fetchRaw(ctx context.Context, q *readQuery, lo, hi uint64, limit
 			if err != nil {
 				return err
 			}
+			size += eventstore.EventSize(r.Event)
 			page = append(page, r)
 		}
+		return nil
 	})
 	if err != nil {
 		return page, s.readError(ctx, err)

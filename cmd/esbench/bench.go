@@ -39,6 +39,8 @@ type config struct {
 	readReps     int           // read_stream: reads per side
 	loadReps     int           // load_aggregate: loads per side
 	childRSS     bool          // measure read/load peak RSS in child processes
+	largeEvents  int           // read_large, watch_large: events in the large stream
+	largeSize    int           // read_large, watch_large: bytes of each event's Data
 
 	progress io.Writer // nil: quiet
 }
@@ -49,6 +51,7 @@ func defaultConfig() config {
 		batch: 1000, writers: 64, watchers: 1000, watchStreams: 100,
 		watchEvery: 5 * time.Millisecond, snapLoads: 200, snapEvery: 1000, snapTail: 100,
 		readReps: 4, loadReps: 4, childRSS: true,
+		largeEvents: defaultLargeEvents, largeSize: defaultLargeSize,
 	}
 }
 
@@ -61,6 +64,9 @@ func (c *config) check() error {
 		}
 	default:
 		return fmt.Errorf("-backend %q: want sqlite or postgres", c.backend)
+	}
+	if c.largeEvents < 1 || c.largeSize < 1 || c.largeSize > eventstore.DefaultMaxEventSize {
+		return fmt.Errorf("-large-events %d -large-size %d: want at least one event of 1 to %d bytes", c.largeEvents, c.largeSize, eventstore.DefaultMaxEventSize)
 	}
 	if c.events < c.batch {
 		return fmt.Errorf("-events %d: want at least %d", c.events, c.batch)
@@ -105,7 +111,10 @@ type Result struct {
 	// PeakRSSMB is ru_maxrss in MiB, of what RSSScope says.
 	PeakRSSMB       float64  `json:"peak_rss_mb"`
 	DriverPeakRSSMB *float64 `json:"driver_peak_rss_mb,omitempty"`
-	RSSScope        string   `json:"rss_scope"`
+	// BaselineRSSMB (read_large, watch_large) is the child's peak before
+	// its operation began, with the store open.
+	BaselineRSSMB *float64 `json:"baseline_rss_mb,omitempty"`
+	RSSScope      string   `json:"rss_scope"`
 	// Target is the issue's target for this operation and backend; Met
 	// whether this run meets it.
 	Target string `json:"target"`
@@ -168,6 +177,7 @@ func run(ctx context.Context, cfg config, emit func(Result)) (err error) {
 	}{
 		{"append_batch", b.appendBatch}, {"read_stream", b.readStream}, {"load_aggregate", b.loadAggregate},
 		{"load_snapshot", b.loadSnapshot}, {"append_concurrent", b.appendConcurrent}, {"watch_latency", b.watchLatency},
+		{"read_large", b.readLarge}, {"watch_large", b.watchLarge},
 	} {
 		if !cfg.selected(step.op) {
 			continue
@@ -210,6 +220,7 @@ type bench struct {
 	emit func(Result)
 
 	libStream, drvStream string
+	largeStream          string        // read_large, watch_large; empty until appended
 	fullReplay           time.Duration // library load_aggregate, best of its reps
 }
 
@@ -474,17 +485,17 @@ func (b *bench) childRSS(ctx context.Context, r *Result, libOp, drvOp string) er
 	if !b.cfg.childRSS {
 		return nil
 	}
-	mb, err := runChild(ctx, b.env.childEnv, libOp, b.libStream, b.cfg.events)
+	lib, err := runChild(ctx, b.env.childEnv, libOp, b.libStream, b.cfg.events)
 	if err != nil {
 		return fmt.Errorf("%s: child: %w", r.Op, err)
 	}
-	r.PeakRSSMB, r.RSSScope = mb, "child process doing only this operation over the whole stream"
+	r.PeakRSSMB, r.RSSScope = lib.peakMB, "child process doing only this operation over the whole stream"
 	if drvOp != "" {
-		mb, err := runChild(ctx, b.env.childEnv, drvOp, b.libStream, b.cfg.events)
+		drv, err := runChild(ctx, b.env.childEnv, drvOp, b.libStream, b.cfg.events)
 		if err != nil {
 			return fmt.Errorf("%s: driver child: %w", r.Op, err)
 		}
-		r.DriverPeakRSSMB = &mb
+		r.DriverPeakRSSMB = &drv.peakMB
 	}
 	r.Target += " and peak_rss_mb <= 64"
 	r.Met = r.Met && r.PeakRSSMB <= 64

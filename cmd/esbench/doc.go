@@ -41,15 +41,24 @@
 //     receipt. Driver: the same watchers reading with the bare driver,
 //     woken per stream by the appender itself (an ideal in-process
 //     notifier).
+//   - read_large and watch_large (issue 9 item 3): 1,200 events of 1 MiB
+//     (-large-events, -large-size) read whole, and caught up on by a watch
+//     from the start. The figure is peak RSS, not speed: the target is a
+//     peak at most 64 MB plus one event above the baseline_rss_mb of the
+//     child doing it (its peak with the store open, before the operation).
+//     Driver: the same read, one cursor (its rate is given for scale).
 //
 // # Memory
 //
-// peak_rss_mb is getrusage's ru_maxrss. For read_stream and load_aggregate
-// it is that of a child process (this program re-run) that opens the
-// store and does only that operation over the whole stream, so the figure
-// is the operation's own peak, not the run's; driver_peak_rss_mb is the
-// same for the driver's read. For the other operations it is this
-// process's peak so far (rss_scope says which).
+// peak_rss_mb is the peak resident set size. For read_stream,
+// load_aggregate, read_large and watch_large it is that of a child process
+// (this program re-run) that opens the store and does only that operation
+// over the whole stream, so the figure is the operation's own peak, not
+// the run's; driver_peak_rss_mb is the same for the driver's read. The
+// child reports its own VmHWM (/proc/self/status): its ru_maxrss would
+// include the parent's size at the fork, which Linux carries over exec.
+// For the other operations it is this process's peak so far, ru_maxrss
+// (rss_scope says which).
 //
 // # Output
 //

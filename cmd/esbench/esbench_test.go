@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-var allOps = []string{"append_batch", "read_stream", "load_aggregate", "load_snapshot", "append_concurrent", "watch_latency"}
+var allOps = []string{"append_batch", "read_stream", "load_aggregate", "load_snapshot", "append_concurrent", "watch_latency", "read_large", "watch_large"}
 
 // smallConfig is a smoke-sized run: figures are not asserted, only that
 // every operation runs on both sides and reports positive figures.
@@ -32,6 +32,7 @@ func smallConfig(backend string) config {
 	cfg.watchers, cfg.watchStreams, cfg.watchPer = 20, 5, 2
 	cfg.watchEvery = time.Millisecond
 	cfg.snapLoads, cfg.readReps = 10, 2
+	cfg.largeEvents, cfg.largeSize = 20, 64<<10
 	return cfg
 }
 
@@ -54,8 +55,11 @@ func runSmall(t *testing.T, cfg config) {
 		if r.Op == "load_snapshot" && (r.ReplayRatio == nil || *r.ReplayRatio <= 0) {
 			t.Errorf("load_snapshot: no replay_ratio: %+v", r)
 		}
-		if (r.Op == "read_stream" || r.Op == "load_aggregate") && !strings.HasPrefix(r.RSSScope, "child") {
+		if (r.Op == "read_stream" || r.Op == "load_aggregate" || r.Op == "read_large" || r.Op == "watch_large") && !strings.HasPrefix(r.RSSScope, "child") {
 			t.Errorf("%s: peak RSS not measured in a child: %q", r.Op, r.RSSScope)
+		}
+		if (r.Op == "read_large" || r.Op == "watch_large") && (r.BaselineRSSMB == nil || *r.BaselineRSSMB <= 0 || *r.BaselineRSSMB > r.PeakRSSMB) {
+			t.Errorf("%s: baseline RSS missing or above the peak: %+v", r.Op, r)
 		}
 	}
 	if diff := cmp.Diff(allOps, ops); diff != "" {
@@ -77,6 +81,50 @@ func TestRunPostgres(t *testing.T) {
 	cfg := smallConfig("postgres")
 	cfg.dsn = dsn
 	runSmall(t, cfg)
+}
+
+// TestLargeEventsRSS is issue 9 item 3: reading, and watching from the
+// start, events of 1 MiB each keeps the peak RSS of a child process doing
+// only that within 64 MB (plus one event) of its baseline, on both
+// backends. Pages sized in rows alone held hundreds of such events (902 MB
+// for a read of 1,200 on SQLite). 400 events, not the issue's 1,200, to
+// keep the test short: enough for a page of 256 rows, or a watch's 512,
+// to break the bound, and the bound does not grow with the stream;
+// esbench's read_large and watch_large measure the 1,200.
+func TestLargeEventsRSS(t *testing.T) {
+	backends := []string{"sqlite"}
+	dsn := os.Getenv("ESV2_POSTGRES_DSN")
+	if dsn != "" {
+		backends = append(backends, "postgres")
+	} else {
+		t.Log("ESV2_POSTGRES_DSN unset: PostgreSQL not measured")
+	}
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			cfg := defaultConfig()
+			cfg.backend, cfg.dsn, cfg.only, cfg.events = backend, dsn, "read_large,watch_large", cfg.batch
+			cfg.largeEvents = 400
+			if backend == "sqlite" {
+				cfg.path = filepath.Join(t.TempDir(), "bench.db")
+			}
+			var got []Result
+			if err := run(t.Context(), cfg, func(r Result) { got = append(got, r) }); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			if len(got) != 2 {
+				t.Fatalf("got %d results, want read_large and watch_large: %+v", len(got), got)
+			}
+			for _, r := range got {
+				if r.BaselineRSSMB == nil {
+					t.Fatalf("%s: no baseline: %+v", r.Op, r)
+				}
+				t.Logf("%s %s: peak %.1f MB, baseline %.1f MB, driver's read %.1f MB", backend, r.Op, r.PeakRSSMB, *r.BaselineRSSMB, *r.DriverPeakRSSMB)
+				if !r.Met {
+					t.Errorf("%s %s: peak RSS %.1f MB is %.1f MB over the baseline; want %s", backend, r.Op, r.PeakRSSMB, r.PeakRSSMB-*r.BaselineRSSMB, r.Target)
+				}
+			}
+		})
+	}
 }
 
 // TestJSONLine checks the shape of a -json line: the keys the issue names.

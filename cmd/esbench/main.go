@@ -28,6 +28,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.dsn, "dsn", os.Getenv("ESV2_POSTGRES_DSN"), "PostgreSQL connection string (default $ESV2_POSTGRES_DSN); a fresh schema is made and dropped")
 	fs.StringVar(&cfg.path, "path", "", "SQLite database file (default: a temporary file, removed at exit)")
 	fs.IntVar(&cfg.events, "events", 1_000_000, "events in the measured stream")
+	fs.IntVar(&cfg.largeEvents, "large-events", cfg.largeEvents, "read_large, watch_large: events in the large stream")
+	fs.IntVar(&cfg.largeSize, "large-size", cfg.largeSize, "read_large, watch_large: bytes of each event's data (at most the store's 1 MiB event limit)")
 	jsonOut := fs.Bool("json", false, "print one JSON object per line")
 	fs.BoolVar(&cfg.quiet, "q", false, "no progress on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
@@ -77,9 +79,16 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+func opt1(f *float64) string {
+	if f == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", *f)
+}
+
 func printTable(w io.Writer, results []Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "backend\top\tevents\tlibrary/s\tdriver/s\tratio\tp50 ms\tp99 ms\tdrv p50\tdrv p99\tpeak RSS MB\ttarget\tmet\t")
+	fmt.Fprintln(tw, "backend\top\tevents\tlibrary/s\tdriver/s\tratio\tp50 ms\tp99 ms\tdrv p50\tdrv p99\tpeak RSS MB\tbase MB\ttarget\tmet\t")
 	opt := func(f *float64) string {
 		if f == nil {
 			return "-"
@@ -87,11 +96,12 @@ func printTable(w io.Writer, results []Result) {
 		return fmt.Sprintf("%.3f", *f)
 	}
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f\t%.3f\t%s\t%s\t%s\t%s\t%.1f\t%s\t%v\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f\t%.3f\t%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%v\t\n",
 			r.Backend, r.Op, r.Events, r.LibraryPerS, r.DriverPerS, r.Ratio,
-			opt(r.P50Ms), opt(r.P99Ms), opt(r.DriverP50Ms), opt(r.DriverP99Ms), r.PeakRSSMB, r.Target, r.Met)
+			opt(r.P50Ms), opt(r.P99Ms), opt(r.DriverP50Ms), opt(r.DriverP99Ms), r.PeakRSSMB, opt1(r.BaselineRSSMB), r.Target, r.Met)
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w, "\nratio = library/driver (higher is better); load_snapshot also gives replay_ratio (its latency over the full replay's) with -json.")
-	fmt.Fprintln(w, "peak RSS: read_stream and load_aggregate in a child process doing only that operation; other rows: this process so far.")
+	fmt.Fprintln(w, "peak RSS: read_stream, load_aggregate, read_large and watch_large in a child process doing only that operation")
+	fmt.Fprintln(w, "(base MB: that child's peak before the operation, store open); other rows: this process so far.")
 }

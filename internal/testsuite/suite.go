@@ -77,6 +77,7 @@ func RunFeatures(t *testing.T, newStore Factory, f Features) {
 		{"Snapshot", snapshotTests()},
 		{"Close", closeTests()},
 		{"Stream", []test{{"Handle", leaf(testStreamHandle)}}},
+		{"LargeEvents", largeEventTests()},
 	}
 	if f.NewPair != nil {
 		groups = append(groups, group{"Shared", sharedTests(f.NewPair)})

@@ -1,0 +1,110 @@
+package postgres
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// TestPageCutByServer: the server ends a page at eventstore.PageBytes, so
+// that no more rows are sent than the page keeps (issue 9 item 3): a page
+// query with a LIMIT of 4,096 over events of 1 MiB returns a page's worth,
+// counted as eventstore.EventSize counts (data plus metadata keys and
+// values), in both directions and for a watch's bounded read.
+func TestPageCutByServer(t *testing.T) {
+	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	const mib = 1 << 20
+	var evs []eventstore.Event
+	for i := range 10 {
+		e := eventstore.Event{Type: "t", Data: make([]byte, mib)}
+		if i >= 4 {
+			// Ten bytes of metadata, taken from the data so that the event
+			// stays within the size limit: the sum still reaches
+			// PageBytes at the fourth event.
+			e.Data = e.Data[:mib-10]
+			e.Metadata = map[string]string{"key": fmt.Sprint(1000000 + i)}
+		}
+		evs = append(evs, e)
+	}
+	evs[8].Data = evs[8].Data[:mib-11] // version 9 is one byte short: 10, 9, 8, 7 miss PageBytes by one
+	for _, e := range evs {
+		if _, err := s.Append(t.Context(), "big", eventstore.Any, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	versions := func(opts eventstore.ReadOptions, upTo uint64) []uint64 {
+		t.Helper()
+		sql, args := s.readQuery("big", opts, upTo, true)
+		rows, err := s.pool.Query(t.Context(), sql, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []uint64
+		for rows.Next() {
+			var sc scanner
+			r, err := sc.scan(rows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r.Version)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		opts eventstore.ReadOptions
+		upTo uint64
+		want []uint64
+	}{
+		{"Forwards", eventstore.ReadOptions{From: 1, Limit: 4096}, 0, []uint64{1, 2, 3, 4}},
+		{"Next", eventstore.ReadOptions{From: 5, Limit: 4096}, 0, []uint64{5, 6, 7, 8}},
+		{"Last", eventstore.ReadOptions{From: 9, Limit: 4096}, 0, []uint64{9, 10}},
+		{"RowLimitFirst", eventstore.ReadOptions{From: 2, Limit: 2}, 0, []uint64{2, 3}},
+		{"Backwards", eventstore.ReadOptions{Backwards: true, Limit: 4096}, 0, []uint64{10, 9, 8, 7, 6}},
+		{"WatchBounded", eventstore.ReadOptions{From: 3, Limit: 512, Filter: eventstore.Filter{Types: []string{"t"}}}, 4, []uint64{3, 4}},
+	} {
+		if diff := cmp.Diff(c.want, versions(c.opts, c.upTo)); diff != "" {
+			t.Errorf("%s: versions (-want +got):\n%s", c.name, diff)
+		}
+	}
+}
+
+// TestReadSmallThenLargeEvents: Read leaves out the server's running sum
+// once it has seen small events, and a page read that way that meets large
+// ones is cut at eventstore.PageBytes by the client: every event is read,
+// in order, either way.
+func TestReadSmallThenLargeEvents(t *testing.T) {
+	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	var want []eventstore.Event
+	for i := range 100 {
+		want = append(want, eventstore.Event{Type: "small", Data: []byte(fmt.Sprint(i + 1))})
+	}
+	for i := range 10 {
+		want = append(want, eventstore.Event{Type: "large", Data: bytes.Repeat([]byte{byte(i)}, 1<<20)})
+	}
+	for i := 0; i < len(want); i += 5 {
+		if _, err := s.Append(t.Context(), "s", eventstore.Exact(uint64(i)), want[i:i+5]...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := eventstore.Collect(s.Read(t.Context(), "s", eventstore.ReadOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("read %d events, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i].Version != uint64(i+1) || got[i].Type != want[i].Type || !bytes.Equal(got[i].Data, want[i].Data) {
+			t.Fatalf("event %d: version %d, %s, %d bytes; want version %d, %s, %d bytes", i, got[i].Version, got[i].Type, len(got[i].Data), i+1, want[i].Type, len(want[i].Data))
+		}
+	}
+}
