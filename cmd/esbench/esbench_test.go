@@ -92,6 +92,13 @@ func TestRunPostgres(t *testing.T) {
 // to break the bound, and the bound does not grow with the stream;
 // esbench's read_large and watch_large measure the 1,200.
 func TestLargeEventsRSS(t *testing.T) {
+	if raceEnabled {
+		// Measured under -race the child's baseline triples and every
+		// byte read also costs shadow memory; the bound is for the
+		// library as users build it. .ci/run runs this test without
+		// -race.
+		t.Skip("RSS bounds are checked without -race (see .ci/run)")
+	}
 	backends := []string{"sqlite"}
 	dsn := os.Getenv("ESV2_POSTGRES_DSN")
 	if dsn != "" {
