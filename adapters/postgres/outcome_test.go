@@ -335,10 +335,14 @@ func TestUnknownOutcome(t *testing.T) {
 	}
 }
 
-// TestCloseBounded: Close returns within its timeout while a group waits
-// for a lock another session holds (issue 9 item 4: it blocked until the
-// lock was released), and the waiting append gets ErrClosed.
-func TestCloseBounded(t *testing.T) {
+// closeWhileBlocked opens a store on a fresh schema with a 1 s close
+// timeout and one event, locks its events table from another session,
+// runs call (which must come to wait on that lock, in a statement whose
+// text matches like), closes the store and checks that Close returns in
+// bounded time and call with ErrClosed. It returns the schema once the
+// lock is released.
+func closeWhileBlocked(t *testing.T, what, like string, call func(context.Context, *Store) error) string {
+	t.Helper()
 	schema := freshSchema(t)
 	s, err := Open(t.Context(), testDSN(t), WithSchema(schema), WithMigrate(), WithoutListen(), WithCloseTimeout(time.Second))
 	if err != nil {
@@ -348,18 +352,15 @@ func TestCloseBounded(t *testing.T) {
 	if _, err := s.Append(ctx, "s", eventstore.NoStream, noID("1")); err != nil {
 		t.Fatal(err)
 	}
-	admin := adminConn(t)
-	tx := lockEvents(t, admin, schema)
+	tx := lockEvents(t, adminConn(t), schema)
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	appended := make(chan error, 1)
-	go func() {
-		_, err := s.Append(ctx, "s", eventstore.Exact(1), noID("2"))
-		appended <- err
-	}()
-	waitFor(t, "the append waits on the table lock", func() (bool, error) {
+	watch := adminConn(t) // not the locking session: its transaction would see one snapshot of pg_stat_activity
+	done := make(chan error, 1)
+	go func() { done <- call(context.WithoutCancel(ctx), s) }()
+	waitFor(t, what+" waits on the table lock", func() (bool, error) {
 		var n int
-		err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
-			"%"+schema+"%append_batch%").Scan(&n)
+		err := watch.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+			"%"+schema+like).Scan(&n)
 		return n == 1, err
 	})
 	closed := make(chan struct{})
@@ -370,21 +371,32 @@ func TestCloseBounded(t *testing.T) {
 	select {
 	case <-closed:
 	case <-time.After(10 * time.Second): // 2 x 1 s, with room for a loaded machine
-		t.Fatal("Close blocked while a group waited for a lock (timeout 1s)")
+		t.Fatalf("Close blocked while %s waited for a lock (timeout 1s)", what)
 	}
 	select {
-	case err := <-appended:
+	case err := <-done:
 		if !errors.Is(err, eventstore.ErrClosed) {
-			t.Errorf("append cancelled by Close: %v, want ErrClosed", err)
+			t.Errorf("%s cut short by Close: %v, want ErrClosed", what, err)
 		}
 	case <-time.After(waitTimeout):
-		t.Fatal("the append did not return after Close")
+		t.Fatalf("%s did not return after Close", what)
 	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return schema
+}
+
+// TestCloseBounded: Close returns within its timeout while a group waits
+// for a lock another session holds (issue 9 item 4: it blocked until the
+// lock was released), and the waiting append gets ErrClosed.
+func TestCloseBounded(t *testing.T) {
+	schema := closeWhileBlocked(t, "an append", "%append_batch%", func(ctx context.Context, s *Store) error {
+		_, err := s.Append(ctx, "s", eventstore.Exact(1), noID("2"))
+		return err
+	})
 	var n int
-	if err := admin.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s.events", pgx.Identifier{schema}.Sanitize())).Scan(&n); err != nil || n != 1 {
+	if err := adminConn(t).QueryRow(t.Context(), fmt.Sprintf("SELECT count(*) FROM %s.events", pgx.Identifier{schema}.Sanitize())).Scan(&n); err != nil || n != 1 {
 		t.Errorf("events stored: %d, %v; want 1 (the cancelled append wrote nothing)", n, err)
 	}
 }
@@ -394,47 +406,10 @@ func TestCloseBounded(t *testing.T) {
 // Close would otherwise wait for the read's connection. The read gets
 // ErrClosed.
 func TestCloseBoundedWithReadWaiting(t *testing.T) {
-	schema := freshSchema(t)
-	s, err := Open(t.Context(), testDSN(t), WithSchema(schema), WithMigrate(), WithoutListen(), WithCloseTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := t.Context()
-	if _, err := s.Append(ctx, "s", eventstore.NoStream, noID("1")); err != nil {
-		t.Fatal(err)
-	}
-	admin := adminConn(t)
-	tx := lockEvents(t, admin, schema)
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	read := make(chan error, 1)
-	go func() {
-		_, err := eventstore.Collect(s.Read(context.WithoutCancel(ctx), "s", eventstore.ReadOptions{}))
-		read <- err
-	}()
-	waitFor(t, "the read waits on the table lock", func() (bool, error) {
-		var n int
-		err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
-			"%"+schema+"%.events%").Scan(&n)
-		return n == 1, err
+	closeWhileBlocked(t, "a read", "%.events%", func(ctx context.Context, s *Store) error {
+		_, err := eventstore.Collect(s.Read(ctx, "s", eventstore.ReadOptions{}))
+		return err
 	})
-	closed := make(chan struct{})
-	go func() {
-		s.Close()
-		close(closed)
-	}()
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close blocked while a read waited for a lock")
-	}
-	select {
-	case err := <-read:
-		if !errors.Is(err, eventstore.ErrClosed) {
-			t.Errorf("read cut short by Close: %v, want ErrClosed", err)
-		}
-	case <-time.After(waitTimeout):
-		t.Fatal("the read did not return after Close")
-	}
 }
 
 // TestCloseKeepsFence: a group whose connection broke while it waited for
