@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/esv2/esv2/codec"
 	"github.com/esv2/esv2/eventstore"
@@ -173,7 +174,7 @@ func TestDecodeErrors(t *testing.T) {
 				want := codec.DecodeError{StreamID: "acc-7", Version: 12, Type: tc.typ, Kind: tc.want}
 				got := *de
 				got.Cause = nil
-				if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b error) bool { return a == b })); diff != "" {
+				if diff := cmp.Diff(want, got, cmpopts.EquateErrors()); diff != "" {
 					t.Errorf("%s: DecodeError (-want +got):\n%s", tc.name, diff)
 				}
 				for _, part := range []string{`"acc-7"`, "version 12", `"` + tc.typ + `"`} {

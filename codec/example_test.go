@@ -35,9 +35,8 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	switch e := e.(type) {
-	case Deposited:
-		fmt.Println(typ, "amount", e.Amount)
+	if d, ok := e.(Deposited); ok {
+		fmt.Println(typ, "amount", d.Amount)
 	}
 
 	_, err = reg.Decode("account.closed", nil)

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -212,7 +213,8 @@ func (r *Registry[E]) Decode(typ string, data []byte) (E, error) {
 	e, err := dec(r.Encoding(), data)
 	if err != nil {
 		kind := ErrMalformed
-		if u, ok := err.(*upcastError); ok {
+		var u *upcastError
+		if errors.As(err, &u) {
 			kind, err = ErrUpcast, u.err
 		}
 		var zero E
@@ -226,7 +228,8 @@ func (r *Registry[E]) Decode(typ string, data []byte) (E, error) {
 func (r *Registry[E]) DecodeRecorded(rec *eventstore.Recorded) (E, error) {
 	e, err := r.Decode(rec.Type, rec.Data)
 	if err != nil {
-		if de, ok := err.(*DecodeError); ok {
+		var de *DecodeError
+		if errors.As(err, &de) {
 			de.StreamID, de.Version = rec.StreamID, rec.Version
 		}
 	}
