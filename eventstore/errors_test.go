@@ -60,7 +60,7 @@ func TestErrorsUnwrapToTheirSentinel(t *testing.T) {
 		// Also through a wrapping adapter error.
 		for _, err := range []error{c.err, fmt.Errorf("sqlite: append: %w", c.err)} {
 			for _, s := range sentinels {
-				if got, want := errors.Is(err, s), s == c.want; got != want {
+				if got, want := errors.Is(err, s), s == c.want; got != want { //nolint:errorlint // which table entry the case names (identity), not an error check
 					t.Errorf("errors.Is(%v, %v) = %v, want %v", err, s, got, want)
 				}
 			}

@@ -49,7 +49,7 @@ func ExampleFollow() {
 		v := uint64(len(table) + 1)
 		table = append(table, eventstore.Recorded{Event: eventstore.Event{Type: typ}, StreamID: "s", Version: v, Position: v})
 	}
-	page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
+	page := func(_ context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
 		var out []eventstore.Recorded
 		for _, r := range table {
 			if r.Version > after && len(out) < limit {

@@ -325,7 +325,7 @@ func TestFollowErrorYieldedOnce(t *testing.T) {
 			break
 		}
 	}
-	if len(errs) != 1 || errs[0] != log.fail {
+	if len(errs) != 1 || !errors.Is(errs[0], log.fail) {
 		t.Errorf("errors yielded: %v, want exactly [%v]", errs, log.fail)
 	}
 }
@@ -358,7 +358,7 @@ func TestHeadBoundedScansOnlyWhatIsNew(t *testing.T) {
 	var calls []call
 	page := eventstore.HeadBounded(
 		func(context.Context) (uint64, error) { return head, nil },
-		func(_ context.Context, lo, hi uint64, limit int) ([]eventstore.Recorded, error) {
+		func(_ context.Context, lo, hi uint64, _ int) ([]eventstore.Recorded, error) {
 			calls = append(calls, call{lo, hi})
 			return []eventstore.Recorded{{Version: 7}}, nil // one match: a short page
 		})

@@ -62,10 +62,10 @@ func TestErrorSeq(t *testing.T) {
 		}
 		errs = append(errs, err)
 	}
-	if len(errs) != 1 || errs[0] != boom {
+	if len(errs) != 1 || !errors.Is(errs[0], boom) {
 		t.Errorf("ErrorSeq yielded %v, want [%v]", errs, boom)
 	}
-	if _, err := eventstore.Collect(eventstore.ErrorSeq(boom)); err != boom {
+	if _, err := eventstore.Collect(eventstore.ErrorSeq(boom)); !errors.Is(err, boom) {
 		t.Errorf("Collect(ErrorSeq) = %v, want %v", err, boom)
 	}
 }
@@ -93,7 +93,7 @@ func TestStartResolve(t *testing.T) {
 		}
 	}
 	boom := errors.New("boom")
-	if _, err := eventstore.FromPresent().Resolve(func() (uint64, error) { return 0, boom }); err != boom {
+	if _, err := eventstore.FromPresent().Resolve(func() (uint64, error) { return 0, boom }); !errors.Is(err, boom) {
 		t.Errorf("Resolve with a failing present = %v, want %v", err, boom)
 	}
 }
@@ -128,12 +128,12 @@ func (s *recordingStore) Append(_ context.Context, id string, exp eventstore.Exp
 	return eventstore.AppendResult{Version: uint64(len(evs))}, nil
 }
 
-func (s *recordingStore) Read(_ context.Context, id string, opts eventstore.ReadOptions) iter.Seq2[eventstore.Recorded, error] {
+func (s *recordingStore) Read(_ context.Context, id string, _ eventstore.ReadOptions) iter.Seq2[eventstore.Recorded, error] {
 	s.calls = append(s.calls, "Read "+id)
 	return seqOf(nil, rec(1))
 }
 
-func (s *recordingStore) Watch(_ context.Context, id string, opts eventstore.WatchOptions) iter.Seq2[eventstore.Recorded, error] {
+func (s *recordingStore) Watch(_ context.Context, id string, _ eventstore.WatchOptions) iter.Seq2[eventstore.Recorded, error] {
 	s.calls = append(s.calls, "Watch "+id)
 	return seqOf(nil, rec(2))
 }
