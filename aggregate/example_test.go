@@ -115,7 +115,7 @@ func ExampleRepository_Update() {
 	}
 	defer store.Close()
 
-	deposit := func(a Account) ([]AccountEvent, error) { return []AccountEvent{Deposited{Amount: 30}}, nil }
+	deposit := func(Account) ([]AccountEvent, error) { return []AccountEvent{Deposited{Amount: 30}}, nil }
 	if _, err := repo.Update(ctx, "account-7", deposit); err != nil {
 		fmt.Println(err)
 		return
@@ -139,7 +139,7 @@ func ExampleWithCommandID() {
 	}
 	defer store.Close()
 
-	deposit := func(a Account) ([]AccountEvent, error) { return []AccountEvent{Deposited{Amount: 50}}, nil }
+	deposit := func(Account) ([]AccountEvent, error) { return []AccountEvent{Deposited{Amount: 50}}, nil }
 	// A client sends the same request twice (say, after a timeout).
 	for range 2 {
 		acc, err := repo.Update(ctx, "account-9", deposit, aggregate.WithCommandID("request-1"))

@@ -165,7 +165,7 @@ func appendRaw(t *testing.T, store eventstore.Store, stream string, events ...ev
 }
 
 // mustLoad loads id or fails the test.
-func mustLoad(t testing.TB, repo *aggregate.Repository[Counter, CounterEvent], ctx context.Context, id string) *aggregate.Aggregate[Counter, CounterEvent] {
+func mustLoad(t testing.TB, ctx context.Context, repo *aggregate.Repository[Counter, CounterEvent], id string) *aggregate.Aggregate[Counter, CounterEvent] {
 	t.Helper()
 	a, err := repo.Load(ctx, id)
 	if err != nil {

@@ -344,7 +344,7 @@ func (r *Repository[S, E]) loadSnapshot(ctx context.Context, a *Aggregate[S, E])
 	state, err := codec.DecodeState[S](r.snapEnc, snap.Data)
 	if err != nil {
 		r.report(ctx, &SnapshotError{Op: "load", StreamID: a.id, Version: snap.Version, Schema: snap.Schema, Err: err})
-		return snap, nil
+		return snap, nil //nolint:nilerr // a snapshot that does not decode is reported, then ignored (see above)
 	}
 	a.state, a.version, a.snapshot = state, snap.Version, snap.Version
 	return snap, nil

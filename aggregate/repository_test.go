@@ -95,7 +95,7 @@ func TestSaveConflict(t *testing.T) {
 	eachStore(t, func(t *testing.T, store eventstore.Store) {
 		ctx := t.Context()
 		repo := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{})
-		seed := mustLoad(t, repo, ctx, "c")
+		seed := mustLoad(t, ctx, repo, "c")
 		seed.Record(Added{By: 1})
 		if err := repo.Save(ctx, seed); err != nil {
 			t.Fatal(err)
@@ -299,8 +299,8 @@ func TestIdempotentSave(t *testing.T) {
 	eachStore(t, func(t *testing.T, store eventstore.Store) {
 		ctx := t.Context()
 		repo := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{})
-		a := mustLoad(t, repo, ctx, "c")
-		b := mustLoad(t, repo, ctx, "c")
+		a := mustLoad(t, ctx, repo, "c")
+		b := mustLoad(t, ctx, repo, "c")
 		a.Record(Added{By: 2}, Added{By: 3})
 		b.Record(Added{By: 2}, Added{By: 3})
 		md := map[string]string{"user": "u1"}
@@ -400,7 +400,7 @@ func TestSaveUnregisteredEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{Codec: reg})
-	a := mustLoad(t, repo, t.Context(), "c")
+	a := mustLoad(t, t.Context(), repo, "c")
 	a.Record(Added{By: 1}, Cleared{})
 	if err := repo.Save(t.Context(), a); !errors.Is(err, codec.ErrNotRegistered) {
 		t.Errorf("Save: err = %v, want ErrNotRegistered", err)

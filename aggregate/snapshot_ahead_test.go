@@ -85,12 +85,12 @@ func TestSnapshotAtHeadUsed(t *testing.T) {
 	store := openSQLite(t, "")
 	repo := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{SnapshotEvery: 3, SnapshotSchema: "v1"})
 	saveBatch(t, repo, "c", Added{By: 1}, Added{By: 2}, Added{By: 3})
-	a := mustLoad(t, repo, t.Context(), "c")
+	a := mustLoad(t, t.Context(), repo, "c")
 	if diff := cmp.Diff(Counter{N: 6, Log: []int64{1, 2, 3}}, a.State()); diff != "" || a.SnapshotVersion() != 3 || a.Version() != 3 {
 		t.Errorf("loaded version %d from snapshot %d (want 3, 3); state (-want +got):\n%s", a.Version(), a.SnapshotVersion(), diff)
 	}
 	saveBatch(t, repo, "c", Added{By: 4})
-	a = mustLoad(t, repo, t.Context(), "c")
+	a = mustLoad(t, t.Context(), repo, "c")
 	if diff := cmp.Diff(Counter{N: 10, Log: []int64{1, 2, 3, 4}}, a.State()); diff != "" || a.SnapshotVersion() != 3 || a.Version() != 4 {
 		t.Errorf("loaded version %d from snapshot %d (want 4, 3); state (-want +got):\n%s", a.Version(), a.SnapshotVersion(), diff)
 	}
