@@ -39,7 +39,7 @@ func faultStore(t *testing.T, params string, opts ...Option) (*Store, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { closeOK(t, s) })
 	return s, schema
 }
 
@@ -49,7 +49,11 @@ func adminConn(t *testing.T) *pgx.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close(context.WithoutCancel(t.Context())) })
+	t.Cleanup(func() {
+		if err := c.Close(context.WithoutCancel(t.Context())); err != nil {
+			t.Errorf("admin connection Close: %v", err)
+		}
+	})
 	return c
 }
 

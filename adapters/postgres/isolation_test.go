@@ -32,12 +32,12 @@ func TestAppendUnderRepeatableRead(t *testing.T) {
 		dsn += "?" + opt
 	}
 	a := openStore(t, schema, WithoutListen(), WithPollInterval(0))
-	a.Close()
+	closeOK(t, a)
 	opened, err := Open(t.Context(), dsn, WithSchema(schema), WithoutListen(), WithPollInterval(0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { opened.Close() })
+	t.Cleanup(func() { closeOK(t, opened) })
 	cfg, err := pgxpool.ParseConfig(testDSN(t))
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestAppendUnderRepeatableRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { made.Close() })
+	t.Cleanup(func() { closeOK(t, made) })
 	stores := []*Store{opened, made}
 	for i, s := range stores {
 		var iso string

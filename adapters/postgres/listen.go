@@ -47,7 +47,9 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 		s.listenerPID.Store(0)
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
-		conn.Close(closeCtx)
+		// The listener is being dropped either way (the loop reconnects);
+		// a failed goodbye leaves nothing to undo.
+		_ = conn.Close(closeCtx)
 	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
 		return false

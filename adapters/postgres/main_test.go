@@ -30,8 +30,18 @@ func openStore(t testing.TB, schema string, opts ...Option) *Store {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { closeOK(t, s) })
 	return s
+}
+
+// closeOK closes c and fails the test if that fails: Close is part of the
+// contract under test, so its error is never dropped. It is safe to call
+// from a goroutine other than the test's.
+func closeOK(t testing.TB, c interface{ Close() error }) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
 }
 
 // newTestStore opens a store on a fresh schema.

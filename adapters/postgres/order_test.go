@@ -49,7 +49,7 @@ func TestGlobalOrder(t *testing.T) {
 		if err := <-late; err != nil {
 			t.Fatalf("later append: %v", err)
 		}
-		if !(early.Position < lateRes.Position) {
+		if early.Position >= lateRes.Position {
 			t.Errorf("positions: early %d, late %d; want early < late", early.Position, lateRes.Position)
 		}
 		checkDelivery(t, s, w, []string{"early@1", "late@1"})

@@ -365,7 +365,7 @@ func closeWhileBlocked(t *testing.T, what, like string, call func(context.Contex
 	})
 	closed := make(chan struct{})
 	go func() {
-		s.Close()
+		closeOK(t, s)
 		close(closed)
 	}()
 	select {

@@ -110,7 +110,7 @@ func TestCloseDuringAppend(t *testing.T) {
 
 	closed := make(chan struct{})
 	go func() {
-		s.Close()
+		closeOK(t, s)
 		close(closed)
 	}()
 	if err := <-queued; !errors.Is(err, eventstore.ErrClosed) {

@@ -36,7 +36,7 @@ func TestAppendInsideReadSmallPool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { closeOK(t, s) })
 
 	const n = 3 * firstReadPage // several pages
 	evs := make([]eventstore.Event, n)

@@ -159,8 +159,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, name string) error {
 		uctx := context.WithoutCancel(ctx)
 		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", key); err != nil {
 			// Never hand a connection that may still hold the lock back
-			// to the pool: closing it ends the session and the lock.
-			conn.Conn().Close(uctx)
+			// to the pool: closing it ends the session and the lock. Its
+			// error adds nothing: a connection whose Close fails is closed
+			// (pgx drops the socket) and the server ends the session.
+			_ = conn.Conn().Close(uctx)
 		}
 	}()
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})

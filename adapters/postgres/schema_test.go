@@ -30,7 +30,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	err := g.Wait()
 	for _, s := range stores {
 		if s != nil {
-			t.Cleanup(func() { s.Close() })
+			t.Cleanup(func() { closeOK(t, s) })
 		}
 	}
 	if err != nil {
@@ -114,7 +114,7 @@ func TestSchemaNameDollarRefused(t *testing.T) {
 	for _, name := range []string{"esv2_test_$fn$x", "esv2_test_$fn$x\"; SELECT 1; --"} {
 		s, err := Open(t.Context(), dsn, WithSchema(name), WithMigrate())
 		if err == nil {
-			s.Close()
+			closeOK(t, s)
 		}
 		if !errors.Is(err, eventstore.ErrInvalidInput) {
 			t.Errorf("Open with schema %q: %v, want ErrInvalidInput", name, err)

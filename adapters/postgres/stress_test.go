@@ -47,12 +47,12 @@ func TestConcurrentAppends(t *testing.T) {
 					batch[j] = eventstore.Event{ID: fmt.Sprintf("g%d-%d-%d", i, n, j), Type: "t"}
 				}
 				var expected eventstore.ExpectedVersion
-				switch k := rng.IntN(8); {
-				case k == 0:
+				switch rng.IntN(8) {
+				case 0:
 					expected = eventstore.Any
-				case k == 1:
+				case 1:
 					expected = eventstore.NoStream
-				case k == 2:
+				case 2:
 					expected = eventstore.StreamExists
 				default:
 					v := int64(known[stream]) + int64(rng.IntN(3)) - 1
@@ -80,7 +80,7 @@ func TestConcurrentAppends(t *testing.T) {
 				if rng.IntN(10) == 0 { // a retry: stored already, whatever the expectation
 					again, err := s.Append(t.Context(), stream, eventstore.Exact(uint64(rng.IntN(5))), batch...)
 					if err != nil || again.Appended != 0 || len(again.Duplicates) != len(batch) {
-						return fmt.Errorf("retry of a stored batch on %s: %+v, %v; want all %d duplicates", stream, again, err, len(batch))
+						return fmt.Errorf("retry of a stored batch on %s: %+v, %v; want all %d duplicates", stream, again, err, len(batch)) //nolint:errorlint // err is the unexpected result described (often nil), not a cause
 					}
 				}
 			}
