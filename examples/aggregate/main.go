@@ -52,12 +52,17 @@ func withdraw(amount int64) func(Account) ([]AccountEvent, error) {
 }
 
 func main() {
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, "") // in memory
-	if err != nil {
+	if err := run(context.Background()); err != nil {
 		log.Fatal(err)
 	}
-	defer store.Close()
+}
+
+func run(ctx context.Context) (err error) {
+	store, err := sqlite.Open(ctx, "") // in memory
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, store.Close()) }()
 
 	// Each event type is registered once, under a stable name.
 	events := codec.New[AccountEvent]() // msgpack by default
@@ -65,7 +70,7 @@ func main() {
 		codec.Register[Deposited](events, "account.deposited"),
 		codec.Register[Withdrawn](events, "account.withdrawn"),
 	); err != nil {
-		log.Fatal(err)
+		return err
 	}
 
 	accounts, err := aggregate.NewRepository(store, aggregate.Config[Account, AccountEvent]{
@@ -75,26 +80,27 @@ func main() {
 		SnapshotSchema: "account/v1",
 	})
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 
 	// Load, record, save: the save expects the version that was loaded.
 	acc, err := accounts.Load(ctx, "account-42")
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	acc.Record(Deposited{Amount: 100})
 	if err := accounts.Save(ctx, acc); err != nil {
-		log.Fatal(err)
+		return err
 	}
 
 	// Update loads, decides and saves in one call, retrying on conflicts.
 	acc, err = accounts.Update(ctx, "account-42", withdraw(30))
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	fmt.Println("balance", acc.State().Balance, "at version", acc.Version())
 
 	_, err = accounts.Update(ctx, "account-42", withdraw(500))
 	fmt.Println("withdraw 500:", errors.Is(err, errInsufficientFunds))
+	return nil
 }

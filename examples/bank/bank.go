@@ -127,8 +127,11 @@ func (b *bank) deposits(ctx context.Context) error {
 func (b *bank) overdraft(ctx context.Context) error {
 	b.out.printf("\n3. Bob tries to withdraw 80 with 50 in his account.\n")
 	_, err := b.do(ctx, "account-bob", withdraw(80))
-	if !errors.Is(err, ErrInsufficientFunds) {
-		return fmt.Errorf("overdraft not refused: %v", err)
+	switch {
+	case err == nil:
+		return errors.New("overdraft not refused: the withdrawal succeeded")
+	case !errors.Is(err, ErrInsufficientFunds):
+		return fmt.Errorf("overdraft not refused: %w", err)
 	}
 	b.out.printf("  refused by the decide function (%v); nothing stored.\n", err)
 	return b.settle(ctx)

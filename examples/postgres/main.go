@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -22,14 +23,14 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, dsn, schema string, out io.Writer) error {
+func run(ctx context.Context, dsn, schema string, out io.Writer) (err error) {
 	// WithMigrate creates the schema's tables, or upgrades them, under an
 	// advisory lock, so that instances starting together migrate once.
 	store, err := postgres.Open(ctx, dsn, postgres.WithSchema(schema), postgres.WithMigrate())
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer func() { err = errors.Join(err, store.Close()) }()
 
 	orders := store.Stream("order-7")
 	version, err := orders.Version(ctx)

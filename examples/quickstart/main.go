@@ -13,14 +13,19 @@ import (
 )
 
 func main() {
-	ctx := context.Background()
+	if err := run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+}
 
+func run(ctx context.Context) (err error) {
 	// "" opens a private in-memory database; pass a file path to persist.
 	store, err := sqlite.Open(ctx, "")
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	defer store.Close()
+	// Close's error counts too: a file store closes its database there.
+	defer func() { err = errors.Join(err, store.Close()) }()
 
 	cart := store.Stream("cart-1")
 
@@ -30,7 +35,7 @@ func main() {
 		eventstore.Event{ID: "evt-2", Type: "cart.item_added", Data: []byte(`{"sku":"pear"}`)},
 	)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	fmt.Println("cart-1 is at version", res.Version)
 
@@ -47,15 +52,16 @@ func main() {
 		eventstore.Event{ID: "evt-2", Type: "cart.item_added", Data: []byte(`{"sku":"pear"}`)},
 	)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	fmt.Println("retry stored", res.Appended, "new events")
 
 	// Reads are iterators: rows stream from the database as you range.
 	for rec, err := range cart.Read(ctx, eventstore.ReadOptions{}) {
 		if err != nil {
-			log.Fatal(err)
+			return err
 		}
 		fmt.Printf("v%d %s %s\n", rec.Version, rec.Type, rec.Data)
 	}
+	return nil
 }
