@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,7 +21,7 @@ func main() {
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func realMain(args []string, stdout, stderr io.Writer) int {
+func realMain(args []string, stdout, stderr io.Writer) (code int) {
 	fs := flag.NewFlagSet("esbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := defaultConfig()
@@ -53,22 +54,32 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "esbench:", err)
 			return 1
 		}
-		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			fmt.Fprintln(stderr, "esbench:", err)
+			_ = f.Close() // the StartCPUProfile error is the one to report
 			return 1
 		}
-		defer pprof.StopCPUProfile()
+		defer func() {
+			pprof.StopCPUProfile()
+			// A failed Close may have lost the end of the profile.
+			if err := f.Close(); err != nil {
+				fmt.Fprintln(stderr, "esbench: cpu profile:", err)
+				code = 1
+			}
+		}()
 	}
 	var results []Result
+	var outErr error // the first failed write of a JSON line: -json output is data
 	emit := func(r Result) {
 		results = append(results, r)
 		if *jsonOut {
 			b, _ := json.Marshal(r)
-			fmt.Fprintln(stdout, string(b))
+			if _, err := fmt.Fprintln(stdout, string(b)); err != nil && outErr == nil {
+				outErr = fmt.Errorf("writing the results: %w", err)
+			}
 		}
 	}
-	err := run(ctx, cfg, emit)
+	err := errors.Join(run(ctx, cfg, emit), outErr)
 	if !*jsonOut {
 		printTable(stdout, results)
 	}

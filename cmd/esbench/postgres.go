@@ -33,14 +33,14 @@ func openPostgres(ctx context.Context, cfg *config) (*env, error) {
 	return e, nil
 }
 
-func dropSchema(dsn, schema string) error {
+func dropSchema(dsn, schema string) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(ctx)
+	defer func() { err = errors.Join(err, conn.Close(ctx)) }()
 	_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
 	return err
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -107,7 +108,7 @@ func childMain(op string) int {
 	return 0
 }
 
-func child(ctx context.Context, op string) error {
+func child(ctx context.Context, op string) (err error) {
 	stream := os.Getenv("ESBENCH_STREAM")
 	want, err := strconv.Atoi(os.Getenv("ESBENCH_EVENTS"))
 	if err != nil {
@@ -117,7 +118,7 @@ func child(ctx context.Context, op string) error {
 	if err != nil {
 		return err
 	}
-	defer e.cleanup()
+	defer func() { err = errors.Join(err, e.cleanup()) }()
 	// The baseline: the peak so far, with the runtime up and the store
 	// open and a connection made, before the operation.
 	if _, err := e.store.Info(ctx, stream); err != nil {

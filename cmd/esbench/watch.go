@@ -130,7 +130,7 @@ func (b *bench) drvWatcher(prefix string, wake *wakers) watcher {
 			})
 			if err != nil {
 				if ctx.Err() != nil {
-					return nil
+					return nil //nolint:nilerr // the run ended the watcher (ctx): not a failure of the read
 				}
 				return err
 			}
