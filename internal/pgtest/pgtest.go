@@ -46,7 +46,11 @@ func FreshSchema(t testing.TB, prefix string) string {
 			t.Errorf("drop schema %s: %v", name, err)
 			return
 		}
-		defer conn.Close(ctx)
+		defer func() {
+			if err := conn.Close(ctx); err != nil {
+				t.Errorf("drop schema %s: close: %v", name, err)
+			}
+		}()
 		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
 			t.Errorf("drop schema %s: %v", name, err)
 		}

@@ -25,13 +25,17 @@ func Capture(t *testing.T, f func()) string {
 	done := make(chan result)
 	go func() {
 		b, err := io.ReadAll(r)
-		r.Close()
+		if cerr := r.Close(); err == nil {
+			err = cerr
+		}
 		done <- result{b, err}
 	}()
 	defer func() { os.Stdout = stdout }()
 	f()
 	os.Stdout = stdout
-	w.Close()
+	if err := w.Close(); err != nil {
+		t.Errorf("closing the pipe: %v", err)
+	}
 	res := <-done
 	if res.err != nil {
 		t.Fatalf("reading what was printed: %v", res.err)

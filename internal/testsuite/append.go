@@ -606,12 +606,12 @@ func testAppendConcurrentResults(t *testing.T, s eventstore.Store) {
 					_, err := s.Append(ctx, stream, eventstore.Exact(version+5), evs...)
 					var ce *eventstore.ConflictError
 					if !errors.As(err, &ce) || ce.StreamID != stream || ce.Actual != version {
-						return fmt.Errorf("writer %d round %d: stale append: %v, want a ConflictError on %s with actual %d", w, i, err, stream, version)
+						return fmt.Errorf("writer %d round %d: stale append: %v, want a ConflictError on %s with actual %d", w, i, err, stream, version) //nolint:errorlint // err is the wrong result described (maybe nil), not a cause
 					}
 				case (w+i)%5 == 4: // an ID stored in another stream: fails alone
 					_, err := s.Append(ctx, stream, eventstore.Exact(version), append(evs, evID("shared", "t"))...)
 					if !errors.Is(err, eventstore.ErrIdempotency) {
-						return fmt.Errorf("writer %d round %d: append of a foreign ID: %v, want ErrIdempotency", w, i, err)
+						return fmt.Errorf("writer %d round %d: append of a foreign ID: %v, want ErrIdempotency", w, i, err) //nolint:errorlint // err is the wrong result described (maybe nil), not a cause
 					}
 				default:
 					res, err := s.Append(ctx, stream, eventstore.Exact(version), evs...)

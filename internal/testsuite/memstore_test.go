@@ -105,7 +105,7 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 	if err != nil {
 		if m.bugs.partialBatch {
 			var ve *eventstore.ValidationError
-			if asValidation(err, &ve) && ve.Index > 0 {
+			if errors.As(err, &ve) && ve.Index > 0 {
 				m.write(streamID, events[:ve.Index], nil)
 			}
 		}
@@ -188,14 +188,6 @@ func (m *memStore) storedTime(t time.Time) time.Time {
 		return t.Round(0)
 	}
 	return t.Truncate(eventstore.TimePrecision)
-}
-
-func asValidation(err error, target **eventstore.ValidationError) bool {
-	ve, ok := err.(*eventstore.ValidationError)
-	if ok {
-		*target = ve
-	}
-	return ok
 }
 
 // matches applies a filter in Go (a real store runs it in the database).

@@ -2,6 +2,7 @@ package testsuite_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"regexp"
@@ -67,14 +68,22 @@ func TestConformance(t *testing.T) {
 	}
 	newStore := func(t *testing.T) eventstore.Store {
 		s := newMemStore(b)
-		t.Cleanup(func() { s.Close() })
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
 		return s
 	}
 	testsuite.RunFeatures(t, newStore, testsuite.Features{
 		NewPair: func(t *testing.T) (eventstore.Store, eventstore.Store) {
 			s1 := newMemStore(b)
 			s2 := s1.db.open(b)
-			t.Cleanup(func() { s1.Close(); s2.Close() })
+			t.Cleanup(func() {
+				if err := errors.Join(s1.Close(), s2.Close()); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
 			return s1, s2
 		},
 	})

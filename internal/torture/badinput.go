@@ -143,7 +143,7 @@ func counterRepo(t *testing.T, s eventstore.Store) (repo *aggregate.Repository[i
 // context: each must return an error (ErrInvalidInput), not panic, and
 // write nothing.
 func checkNilContext(t *testing.T, s eventstore.Store) {
-	defer s.Close()
+	defer closeStore(t, s)
 	var nilCtx context.Context // a nil interface, as a careless caller passes it
 	_, err := s.Append(ctxT(t), "s", eventstore.NoStream, eventstore.Event{Type: "t"})
 	if err != nil {
@@ -203,7 +203,7 @@ func checkNilContext(t *testing.T, s eventstore.Store) {
 // shaped like SQL and reads them back as plain strings, with the events
 // appended before still there.
 func checkSQLShapedID(t *testing.T, s eventstore.Store) {
-	defer s.Close()
+	defer closeStore(t, s)
 	ctx := ctxT(t)
 	if _, err := s.Append(ctx, "before", eventstore.NoStream, eventstore.Event{ID: "b1", Type: "t"}); err != nil {
 		t.Fatal(err)
@@ -262,7 +262,7 @@ func checkSQLShapedID(t *testing.T, s eventstore.Store) {
 // checkPastEnd appends with an expected version beyond the stream's end:
 // a *ConflictError naming both versions, and nothing written.
 func checkPastEnd(t *testing.T, s eventstore.Store) {
-	defer s.Close()
+	defer closeStore(t, s)
 	ctx := ctxT(t)
 	if _, err := s.Append(ctx, "s", eventstore.NoStream, eventstore.Event{Type: "t"}, eventstore.Event{Type: "t"}); err != nil {
 		t.Fatal(err)
@@ -352,5 +352,13 @@ func checkCloseWhileWatching(t *testing.T, newStore func(t *testing.T) eventstor
 	}
 	if err := goleak.Find(ignore); err != nil {
 		t.Errorf("goroutines left after Close: %v", err)
+	}
+}
+
+// closeStore closes s at the end of a check; a failing Close fails it.
+func closeStore(t *testing.T, s eventstore.Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
 	}
 }

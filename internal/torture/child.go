@@ -51,12 +51,14 @@ func ErrorClass(err error) string {
 // RunChild runs the writers and watchers of one child process on s until
 // ctx ends (or the process is killed). It returns the first logging or
 // unexpected error.
-func RunChild(ctx context.Context, s eventstore.Store, cfg Config) error {
+func RunChild(ctx context.Context, s eventstore.Store, cfg Config) (err error) {
 	wlog, err := openLog(filepath.Join(cfg.Dir, "writer-"+cfg.Child+".log"))
 	if err != nil {
 		return err
 	}
-	defer wlog.close()
+	// The log is the record of acknowledged appends: losing its end to a
+	// failed close must not pass unnoticed.
+	defer func() { err = errors.Join(err, wlog.close()) }()
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -218,7 +220,7 @@ func unacknowledged(path string) ([]Batch, error) {
 // logs every event it yields. A watch that ends with an error other than
 // the end of ctx is resumed, from the last event it logged, as a consumer
 // would.
-func watch(ctx context.Context, s eventstore.Store, stream, path string) error {
+func watch(ctx context.Context, s eventstore.Store, stream, path string) (err error) {
 	lines, err := readLines(path)
 	if err != nil {
 		return err
@@ -227,7 +229,7 @@ func watch(ctx context.Context, s eventstore.Store, stream, path string) error {
 	if err != nil {
 		return err
 	}
-	defer log.close()
+	defer func() { err = errors.Join(err, log.close()) }()
 	if len(lines) == 0 {
 		if err := log.write(line{K: "h", Stream: stream}); err != nil {
 			return err

@@ -132,7 +132,7 @@ func CounterCodec() (*codec.Registry[Added], error) {
 // every operation and its answer to Dir/commit-<Child>.log. It returns a
 // logging error, or an error when an operation that cannot be refused
 // was: nothing else ends it early.
-func RunCommitChild(ctx context.Context, s eventstore.Store, cfg CommitConfig) error {
+func RunCommitChild(ctx context.Context, s eventstore.Store, cfg CommitConfig) (err error) {
 	if cfg.Mix == (Mix{}) {
 		cfg.Mix = Mix{Exact: 4, Any: 3, Update: 3}
 	}
@@ -151,7 +151,7 @@ func RunCommitChild(ctx context.Context, s eventstore.Store, cfg CommitConfig) e
 	if err != nil {
 		return err
 	}
-	defer log.close()
+	defer func() { err = errors.Join(err, log.close()) }()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup

@@ -115,7 +115,9 @@ func TestTortureSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	// Fault: another connection holds the write lock for longer than the
 	// children's busy timeout, so some of their appends fail with ErrBusy
 	// (and must then be stored whole or not at all).
@@ -159,12 +161,18 @@ func TestTorturePostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	admin, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { admin.Close(context.WithoutCancel(ctx)) })
+	t.Cleanup(func() {
+		if err := admin.Close(context.WithoutCancel(ctx)); err != nil {
+			t.Errorf("admin connection Close: %v", err)
+		}
+	})
 	// Fault: terminate the children's server connections (pool and
 	// LISTEN) at random moments, mid-append and mid-watch.
 	terminated := 0
@@ -201,12 +209,18 @@ func TestTorturePostgresCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	admin, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { admin.Close(context.WithoutCancel(ctx)) })
+	t.Cleanup(func() {
+		if err := admin.Close(context.WithoutCancel(ctx)); err != nil {
+			t.Errorf("admin connection Close: %v", err)
+		}
+	})
 	terminated, hits := 0, 0
 	killer := func(ctx context.Context) {
 		terminated += terminateEvery(ctx, t, admin, appName(schema), *every/3, *every*5/3, &hits)
@@ -478,9 +492,11 @@ func runRounds(t *testing.T, dir, backend, mode string, fault, killer func(conte
 			}
 			cmd.Stdout = wr
 			err = cmd.Start()
-			wr.Close()
+			if cerr := wr.Close(); cerr != nil { // the child has its own copy
+				t.Errorf("closing the parent's end of the pipe: %v", cerr)
+			}
 			if err != nil {
-				rd.Close()
+				_ = rd.Close() // the Start error is the one to report
 				t.Fatal(err)
 			}
 			go func() {

@@ -26,6 +26,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -110,7 +111,11 @@ func measure(ctx context.Context, cfg config, name string, mix torture.Mix, stdo
 	if err != nil {
 		return false, err
 	}
-	defer admin.Close(context.WithoutCancel(ctx))
+	defer func() {
+		if err := admin.Close(context.WithoutCancel(ctx)); err != nil {
+			fmt.Fprintf(stdout, "%s: close admin connection: %v\n", name, err)
+		}
+	}()
 	defer func() {
 		if _, err := admin.Exec(context.WithoutCancel(ctx), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
 			fmt.Fprintf(stdout, "%s: drop schema %s: %v\n", name, schema, err)
@@ -126,10 +131,13 @@ func measure(ctx context.Context, cfg config, name string, mix torture.Mix, stdo
 	}
 	dir, err := os.MkdirTemp("", "pgterminate-")
 	if err != nil {
-		s.Close()
-		return false, err
+		return false, errors.Join(err, s.Close())
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		if err := os.RemoveAll(dir); err != nil {
+			fmt.Fprintf(stdout, "%s: remove %s: %v\n", name, dir, err)
+		}
+	}()
 
 	runCtx, cancel := context.WithTimeout(ctx, cfg.duration)
 	defer cancel()
@@ -149,7 +157,11 @@ func measure(ctx context.Context, cfg config, name string, mix torture.Mix, stdo
 	if err != nil {
 		return false, err
 	}
-	defer s.Close()
+	defer func() {
+		if err := s.Close(); err != nil {
+			fmt.Fprintf(stdout, "%s: close: %v\n", name, err)
+		}
+	}()
 	in, err := torture.CollectCommit(ctx, s, dir)
 	if err != nil {
 		return false, err
