@@ -58,7 +58,7 @@ func translateError(err error, op *appendOp) error {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	case errors.Is(err, sql.ErrConnDone), err.Error() == "sql: database is closed":
-		return fmt.Errorf("%w (%v)", eventstore.ErrClosed, err)
+		return fmt.Errorf("%w (%w)", eventstore.ErrClosed, err)
 	}
 	var se *sqlite.Error
 	if !errors.As(err, &se) {

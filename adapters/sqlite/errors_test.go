@@ -137,7 +137,7 @@ func TestTranslateError(t *testing.T) {
 			if !errors.Is(got, tc.is) {
 				t.Errorf("translateError(%v) = %v; want errors.Is %v", tc.err, got, tc.is)
 			}
-			if tc.nowrap && got != tc.err {
+			if tc.nowrap && got != tc.err { //nolint:errorlint // identity: the error must come back as it was, not wrapped
 				t.Errorf("translateError(%v) = %v; want it unchanged", tc.err, got)
 			}
 			if !tc.nowrap && tc.op == nil && !strings.HasPrefix(got.Error(), "sqlite: ") && !strings.HasPrefix(got.Error(), "eventstore: ") {

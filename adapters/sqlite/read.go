@@ -298,7 +298,7 @@ func (s *Store) fetchRaw(ctx context.Context, q *readQuery, lo, hi uint64, limit
 		return page, s.readError(ctx, err)
 	}
 	defer conn.Close()
-	err = conn.Raw(func(dc any) error {
+	err = conn.Raw(func(dc any) (err error) {
 		qc, ok := dc.(driver.QueryerContext)
 		if !ok {
 			return fmt.Errorf("driver connection %T cannot query", dc)
@@ -307,14 +307,20 @@ func (s *Store) fetchRaw(ctx context.Context, q *readQuery, lo, hi uint64, limit
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
+		defer func() {
+			// Raw driver rows: unlike *sql.Rows, nothing folds Close's
+			// error into the iteration's.
+			if cerr := rows.Close(); err == nil {
+				err = cerr
+			}
+		}()
 		ncol := 7
 		if q.all {
 			ncol = 8
 		}
 		dest := make([]driver.Value, ncol)
 		for size := 0; size < eventstore.PageBytes; {
-			if err := rows.Next(dest); err == io.EOF {
+			if err := rows.Next(dest); errors.Is(err, io.EOF) {
 				return nil
 			} else if err != nil {
 				return err

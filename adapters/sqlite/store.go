@@ -164,7 +164,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		stmts:      make(map[string]*sql.Stmt),
 	}
 	if err := s.open(ctx); err != nil {
-		s.closeDBs()
+		_ = s.closeDBs() // the open error is the one to report
 		return nil, err
 	}
 	go s.writeLoop()
@@ -516,10 +516,10 @@ func (p *poller) changed(ctx context.Context) {
 		p.s.notifiers.NotifyAll()
 		return
 	}
-	switch {
-	case n == 0:
+	switch n {
+	case 0:
 		return
-	case n == pollBatch:
+	case pollBatch:
 		// Many events at once: skip to the head and wake everyone. The
 		// head is read before the wake (issue 9 item 6): whatever commits
 		// after the read gets a higher position, so the next poll finds

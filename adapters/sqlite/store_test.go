@@ -467,10 +467,7 @@ func TestCloseWithPendingAppends(t *testing.T) {
 		})
 	}
 	// Let some appends through before closing.
-	for {
-		if s.Stats().Appends >= 100 {
-			break
-		}
+	for s.Stats().Appends < 100 {
 		select {
 		case <-ctx.Done():
 			t.Fatal("no appends went through")
