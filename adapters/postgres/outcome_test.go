@@ -57,7 +57,7 @@ func lossyStore(t *testing.T, opts ...Option) (s *Store, schema string, loseCanc
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { closeOK(t, s) })
 	return s, schema, func() { fail.Store(true) }
 }
 
