@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -28,25 +29,29 @@ func noID(data string) eventstore.Event {
 	return eventstore.Event{Type: "t", Data: []byte(data)}
 }
 
-// lossyStore opens a store on a fresh schema whose pool's next dial fails
-// once loseCancel has been called. pgx sends a cancel request, over a new
-// connection, for the session of a connection it closes broken; losing it
-// (a partition, a pooler that no longer knows the session) leaves the old
-// server session running, which is the case the fence exists for.
-func lossyStore(t *testing.T, opts ...Option) (s *Store, schema string, loseCancel func()) {
+// lossyStore opens a store on a fresh schema that loses every cancel
+// request once loseCancels has been called. pgx sends a cancel request,
+// over a new connection, for the session of a connection it closes
+// broken; losing it (a partition, a pooler that no longer knows the
+// session) leaves the old server session running, which is the case the
+// fence exists for. Only cancel requests are lost, told by their message
+// code: failing "the next dial" instead was flaky, as a look-up could
+// take that dial first.
+func lossyStore(t *testing.T, opts ...Option) (s *Store, schema string, loseCancels func()) {
 	t.Helper()
 	schema = freshSchema(t)
 	cfg, err := pgxpool.ParseConfig(testDSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fail atomic.Bool
+	var lose atomic.Bool
 	var d net.Dialer
 	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if fail.CompareAndSwap(true, false) {
-			return nil, errors.New("test: dial lost")
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
 		}
-		return d.DialContext(ctx, network, addr)
+		return &cancelLoser{Conn: c, lose: &lose}, nil
 	}
 	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
 	if err != nil {
@@ -58,7 +63,26 @@ func lossyStore(t *testing.T, opts ...Option) (s *Store, schema string, loseCanc
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeOK(t, s) })
-	return s, schema, func() { fail.Store(true) }
+	return s, schema, func() { lose.Store(true) }
+}
+
+// cancelLoser is a connection that, once lose is set, drops a cancel
+// request (the first message of a connection, with code 80877102).
+type cancelLoser struct {
+	net.Conn
+	lose    *atomic.Bool
+	started bool
+}
+
+func (c *cancelLoser) Write(b []byte) (int, error) {
+	if !c.started {
+		c.started = true
+		if c.lose.Load() && len(b) >= 8 && binary.BigEndian.Uint32(b[4:8]) == 80877102 {
+			_ = c.Conn.Close()
+			return 0, errors.New("test: cancel request lost")
+		}
+	}
+	return c.Conn.Write(b)
 }
 
 // sessionAlive reports whether the server session pid still exists.
@@ -209,7 +233,7 @@ func TestLostCommitResultLookedUp(t *testing.T) {
 // the old session, when it gets the lock, fails at its outcome row: the
 // events are stored exactly once.
 func TestLostGroupFencedAndRunOnce(t *testing.T) {
-	s, _, loseCancel := lossyStore(t)
+	s, _, loseCancels := lossyStore(t)
 	ctx := t.Context()
 	holder, err := pgx.Connect(ctx, testDSN(t))
 	if err != nil {
@@ -229,7 +253,7 @@ func TestLostGroupFencedAndRunOnce(t *testing.T) {
 			n, err := lockWaiters(ctx, s)
 			return n == 1, err
 		})
-		loseCancel()
+		loseCancels()
 		_ = pc.Conn().Close()
 	}}
 	done := make(chan []appendResp, 1)
@@ -420,7 +444,7 @@ func TestCloseBoundedWithReadWaiting(t *testing.T) {
 // outcome row, the fence, and the old session then committed (found in
 // review).
 func TestCloseKeepsFence(t *testing.T) {
-	s, schema, loseCancel := lossyStore(t, WithCloseTimeout(500*time.Millisecond))
+	s, schema, loseCancels := lossyStore(t, WithCloseTimeout(500*time.Millisecond))
 	ctx := t.Context()
 	if _, err := s.Append(ctx, "s", eventstore.NoStream, noID("1")); err != nil {
 		t.Fatal(err)
@@ -442,7 +466,7 @@ func TestCloseKeepsFence(t *testing.T) {
 			err := watch.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'", int32(pc.PID())).Scan(&n)
 			return n == 1, err
 		})
-		loseCancel()
+		loseCancels()
 		_ = pc.Conn().Close()
 	}}
 	appended := make(chan error, 1)
