@@ -78,7 +78,7 @@ func (c *cancelLoser) Write(b []byte) (int, error) {
 	if !c.started {
 		c.started = true
 		if c.lose.Load() && len(b) >= 8 && binary.BigEndian.Uint32(b[4:8]) == 80877102 {
-			_ = c.Conn.Close()
+			_ = c.Close()
 			return 0, errors.New("test: cancel request lost")
 		}
 	}
