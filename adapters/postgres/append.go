@@ -310,41 +310,11 @@ func (s *Store) commitGroup(group []*appendReq) {
 		s.commitMu.Unlock()
 		// A short backoff (5, 10, 20, 40 ms), so that a racing writer
 		// or a connection being replaced gets time to move on.
-		t := time.NewTimer(time.Duration(5<<(attempt-1)) * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-s.bgCtx.Done():
-			t.Stop()
-		}
+		sleep(s.bgCtx, time.Duration(5<<(attempt-1))*time.Millisecond)
 	}
-	switch oc {
-	case notWritten:
+	if oc != committed {
 		s.commitMu.Unlock()
-		if s.bgCtx.Err() != nil {
-			// Close cancelled the group before it committed.
-			for _, r := range group {
-				r.done <- appendResp{err: fmt.Errorf("postgres: append: %w", eventstore.ErrClosed)}
-			}
-			return
-		}
-		if len(group) > 1 && statementError(err) {
-			// Nothing was written and one append's statement failed. Run
-			// each append alone so that the error reaches only the append
-			// that caused it.
-			for _, r := range group {
-				s.commitGroup([]*appendReq{r})
-			}
-			return
-		}
-		for _, r := range group {
-			r.done <- appendResp{err: translateError(err, errCtx{op: "append", stream: r.stream, expected: r.expected})}
-		}
-		return
-	case unknown:
-		s.commitMu.Unlock()
-		for _, r := range group {
-			r.done <- appendResp{err: err}
-		}
+		s.failGroup(group, oc, err)
 		return
 	}
 	s.groups.Add(1)
@@ -383,6 +353,47 @@ func (s *Store) commitGroup(group []*appendReq) {
 	}
 }
 
+// failGroup answers the appends of a group that did not commit (oc
+// notWritten) or whose outcome is unknown.
+func (s *Store) failGroup(group []*appendReq, oc outcome, err error) {
+	switch {
+	case oc == unknown:
+		// err wraps eventstore.ErrUnknownOutcome.
+	case s.bgCtx.Err() != nil:
+		// Close cancelled the group before it committed.
+		err = fmt.Errorf("postgres: append: %w", eventstore.ErrClosed)
+	case len(group) > 1 && statementError(err):
+		// Nothing was written and one append's statement failed. Run
+		// each append alone so that the error reaches only the append
+		// that caused it.
+		for _, r := range group {
+			s.commitGroup([]*appendReq{r})
+		}
+		return
+	default:
+		for _, r := range group {
+			r.done <- appendResp{err: translateError(err, errCtx{op: "append", stream: r.stream, expected: r.expected})}
+		}
+		return
+	}
+	for _, r := range group {
+		r.done <- appendResp{err: err}
+	}
+}
+
+// sleep waits for d or until ctx ends, and reports whether ctx is still
+// live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // resolveGroup learns the outcome of a group whose connection failed
 // after it was sent (cause): committed with its rows, notWritten (then
 // it is fenced and may run again), or, when the database cannot be asked
@@ -397,24 +408,17 @@ func (s *Store) resolveGroup(group []*appendReq, token uint64, cause error) ([]g
 	var last error
 	for attempt := 0; ; attempt++ {
 		rows, done, err := s.lookupOutcome(ctx, token, len(group))
-		switch {
-		case err == nil && done:
+		if err == nil && done {
 			return rows, committed, nil
-		case err == nil:
+		}
+		if err == nil {
 			return nil, notWritten, cause
 		}
 		last = err
-		if ctx.Err() != nil {
+		// 10, 20, 40 ... ms, at most 500 ms apart, until the bound.
+		if !sleep(ctx, min(time.Duration(10<<min(attempt, 6))*time.Millisecond, 500*time.Millisecond)) {
 			break
 		}
-		t := time.NewTimer(min(time.Duration(10<<min(attempt, 6))*time.Millisecond, 500*time.Millisecond))
-		select {
-		case <-t.C:
-			continue
-		case <-ctx.Done():
-			t.Stop()
-		}
-		break
 	}
 	s.unknownOutcomes.Add(1)
 	return nil, unknown, fmt.Errorf("postgres: append: %w: the connection failed while it committed (%w), and its outcome could not be looked up: %w",

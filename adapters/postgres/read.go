@@ -487,11 +487,11 @@ func (s *Store) Info(ctx context.Context, streamID string) (eventstore.StreamInf
 	if err := s.check(ctx); err != nil {
 		return eventstore.StreamInfo{}, err
 	}
-	ctx, done := s.callCtx(ctx)
-	defer done()
 	if err := eventstore.ValidateStreamID(streamID); err != nil {
 		return eventstore.StreamInfo{}, err
 	}
+	ctx, done := s.callCtx(ctx)
+	defer done()
 	info := eventstore.StreamInfo{StreamID: streamID}
 	var (
 		v   int64
@@ -523,11 +523,11 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) erro
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	ctx, done := s.callCtx(ctx)
-	defer done()
 	if err := eventstore.ValidateSnapshot(snap, 0); err != nil {
 		return err
 	}
+	ctx, done := s.callCtx(ctx)
+	defer done()
 	if snap.Name == "" {
 		snap.Name = eventstore.DefaultSnapshotName
 	}
@@ -551,11 +551,11 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID, name string) (events
 	if err := s.check(ctx); err != nil {
 		return eventstore.Snapshot{}, err
 	}
-	ctx, done := s.callCtx(ctx)
-	defer done()
 	if err := eventstore.ValidateSnapshot(eventstore.Snapshot{StreamID: streamID, Name: name}, 0); err != nil {
 		return eventstore.Snapshot{}, err
 	}
+	ctx, done := s.callCtx(ctx)
+	defer done()
 	if name == "" {
 		name = eventstore.DefaultSnapshotName
 	}
