@@ -153,8 +153,11 @@ func TestTortureSQLite(t *testing.T) {
 // busyTimeout is the children's SQLite busy timeout.
 const busyTimeout = 400 * time.Millisecond
 
-func TestTorturePostgres(t *testing.T) {
-	schema := pgtest.FreshSchema(t, "torture_") // dropped when the test ends
+// migratedSchema migrates schema (made by pgtest.FreshSchema) for the
+// children and returns an admin connection to terminate their sessions
+// with, closed when the test ends.
+func migratedSchema(t *testing.T, schema string) *pgx.Conn {
+	t.Helper()
 	dsn := pgtest.DSN(t)
 	ctx := t.Context()
 	s, err := postgres.Open(ctx, dsn, postgres.WithSchema(schema), postgres.WithMigrate(), postgres.WithoutListen())
@@ -173,6 +176,12 @@ func TestTorturePostgres(t *testing.T) {
 			t.Errorf("admin connection Close: %v", err)
 		}
 	})
+	return admin
+}
+
+func TestTorturePostgres(t *testing.T) {
+	schema := pgtest.FreshSchema(t, "torture_") // dropped when the test ends
+	admin := migratedSchema(t, schema)
 	// Fault: terminate the children's server connections (pool and
 	// LISTEN) at random moments, mid-append and mid-watch.
 	terminated := 0
@@ -203,27 +212,11 @@ func TestTorturePostgres(t *testing.T) {
 // stored at all, or one with an unknown outcome stored twice.
 func TestTorturePostgresCommit(t *testing.T) {
 	schema := pgtest.FreshSchema(t, "torture_commit_")
-	dsn := pgtest.DSN(t)
+	admin := migratedSchema(t, schema)
 	ctx := t.Context()
-	s, err := postgres.Open(ctx, dsn, postgres.WithSchema(schema), postgres.WithMigrate(), postgres.WithoutListen())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := admin.Close(context.WithoutCancel(ctx)); err != nil {
-			t.Errorf("admin connection Close: %v", err)
-		}
-	})
-	terminated, hits := 0, 0
+	terminated, hits, atCommit := 0, 0, 0
 	killer := func(ctx context.Context) {
-		terminated += terminateEvery(ctx, t, admin, appName(schema), *every/3, *every*5/3, &hits)
+		terminated += terminateEvery(ctx, t, admin, appName(schema), *every/3, *every*5/3, &hits, &atCommit)
 	}
 	dir := t.TempDir()
 	start := time.Now()
@@ -259,7 +252,6 @@ func TestTorturePostgresCommit(t *testing.T) {
 	if terminated == 0 {
 		t.Errorf("no server connection was terminated: the fault was not exercised")
 	}
-	answered := 0
 	for _, k := range []torture.OpKind{torture.OpExact, torture.OpAny, torture.OpUpdate} {
 		switch n := rep.Counts[string(k)+" ack"]; {
 		case n > 0:
@@ -273,11 +265,15 @@ func TestTorturePostgresCommit(t *testing.T) {
 			// Its answers are still checked; say that none succeeded.
 			t.Logf("no update was acknowledged in this run: only their refusals and errors were checked")
 		}
-		answered += rep.Counts[string(k)+" unknown"] + rep.Counts[string(k)+" error"]
 	}
-	if answered == 0 {
-		t.Errorf("no operation failed: the terminations never hit one")
+	// Whether the fault reached the window it aims at. (Counting failed
+	// operations instead, as this test first did, stopped working once the
+	// store learnt to answer most of those appends with their true
+	// result: a short run can have none.)
+	if atCommit == 0 {
+		t.Errorf("no connection was terminated while it ran COMMIT: the fault was not exercised")
 	}
+	t.Logf("connections terminated while running COMMIT: %d", atCommit)
 }
 
 // terminateQuery terminates the server connections whose application_name
@@ -291,7 +287,7 @@ const terminateQuery = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_act
 // seven times in eight those running COMMIT, else those running any
 // statement. It returns the number of connections terminated and adds the
 // number of attempts to tries.
-func terminateEvery(ctx context.Context, t *testing.T, admin *pgx.Conn, app string, lo, hi time.Duration, tries *int) int {
+func terminateEvery(ctx context.Context, t *testing.T, admin *pgx.Conn, app string, lo, hi time.Duration, tries, atCommit *int) int {
 	terminated := 0
 	for {
 		timer := time.NewTimer(lo + rand.N(hi-lo+1))
@@ -310,7 +306,8 @@ func terminateEvery(ctx context.Context, t *testing.T, admin *pgx.Conn, app stri
 		// choice, 80 when one tick in eight terminated every
 		// connection).
 		query := terminateQuery + ` AND state = 'active'`
-		if rand.N(8) != 0 {
+		commit := rand.N(8) != 0
+		if commit {
 			query += ` AND query = 'COMMIT'`
 		}
 		// Not cancelled with ctx: pgx closes a connection whose query is
@@ -327,6 +324,9 @@ func terminateEvery(ctx context.Context, t *testing.T, admin *pgx.Conn, app stri
 		}
 		*tries++
 		terminated += n
+		if commit {
+			*atCommit += n
+		}
 	}
 }
 

@@ -16,27 +16,9 @@ import (
 // TestTorture, behind the torture build tag.
 func TestWorkloadInProcess(t *testing.T) {
 	dir := t.TempDir()
-	path := dir + "/events.db"
-	for run := range 2 {
-		s, err := sqlite.Open(context.Background(), path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
-		err = torture.RunChild(ctx, s, torture.Config{Dir: dir, Child: "c0", Run: run, Writers: 3, Seed: 1})
-		cancel()
-		if err != nil {
-			t.Fatalf("run %d: %v", run, err)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err := sqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := runTwice(t, dir, 400*time.Millisecond, func(ctx context.Context, s *sqlite.Store, run int) error {
+		return torture.RunChild(ctx, s, torture.Config{Dir: dir, Child: "c0", Run: run, Writers: 3, Seed: 1})
+	})
 	in, logs, err := torture.Collect(context.Background(), s, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -64,27 +46,9 @@ func TestWorkloadInProcess(t *testing.T) {
 // mode's violations are the store's, not the checker's.
 func TestCommitWorkloadInProcess(t *testing.T) {
 	dir := t.TempDir()
-	path := dir + "/events.db"
-	for run := range 2 {
-		s, err := sqlite.Open(context.Background(), path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		err = torture.RunCommitChild(ctx, s, torture.CommitConfig{Dir: dir, Child: "c0", Run: run, Writers: 4, Seed: 1})
-		cancel()
-		if err != nil {
-			t.Fatalf("run %d: %v", run, err)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err := sqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := runTwice(t, dir, 300*time.Millisecond, func(ctx context.Context, s *sqlite.Store, run int) error {
+		return torture.RunCommitChild(ctx, s, torture.CommitConfig{Dir: dir, Child: "c0", Run: run, Writers: 4, Seed: 1})
+	})
 	in, err := torture.CollectCommit(context.Background(), s, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -99,4 +63,37 @@ func TestCommitWorkloadInProcess(t *testing.T) {
 		}
 	}
 	t.Logf("%d operations, %d events stored: %v", len(in.Ops), len(in.All), rep.SortedCounts())
+}
+
+// runTwice runs child for d, twice, on one SQLite file in dir (the second
+// run resumes the first), and returns the file opened again for checking,
+// closed when the test ends.
+func runTwice(t *testing.T, dir string, d time.Duration, child func(context.Context, *sqlite.Store, int) error) *sqlite.Store {
+	t.Helper()
+	path := dir + "/events.db"
+	for run := range 2 {
+		s, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		err = child(ctx, s, run)
+		cancel()
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
 }
