@@ -16,13 +16,14 @@ import (
 // measuring one operation's peak RSS (see runChild).
 const childEnv = "ESBENCH_CHILD"
 
-// selfPeakRSSMB returns this process's peak resident set size in MiB.
+// selfPeakRSSMB returns this process's peak resident set size in MiB (see
+// peakKB), 0 if it cannot be read.
 func selfPeakRSSMB() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	kb, err := peakKB()
+	if err != nil {
 		return 0
 	}
-	return float64(ru.Maxrss) / 1024 // kilobytes on Linux
+	return float64(kb) / 1024
 }
 
 // childPeak is what a child process reports: its peak RSS in MiB, and its
