@@ -3,6 +3,7 @@ package testsuite
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"testing"
 
 	"github.com/esv2/esv2/eventstore"
@@ -60,7 +61,7 @@ func sameLarge(t *testing.T, what string, got, want []eventstore.Recorded) {
 	}
 	for i := range got {
 		g, w := got[i], want[i]
-		if g.StreamID != w.StreamID || g.Version != w.Version || g.Type != w.Type || !bytes.Equal(g.Data, w.Data) || len(g.Metadata) != len(w.Metadata) {
+		if g.StreamID != w.StreamID || g.Version != w.Version || g.Type != w.Type || !bytes.Equal(g.Data, w.Data) || !maps.Equal(g.Metadata, w.Metadata) {
 			t.Errorf("%s: event %d is %s@%d (%s, %d bytes), want %s@%d (%s, %d bytes)", what, i,
 				g.StreamID, g.Version, g.Type, len(g.Data), w.StreamID, w.Version, w.Type, len(w.Data))
 			return
