@@ -1,7 +1,9 @@
-// Package eventstore defines the core of esv2: the event types, the [Store]
-// interface every adapter implements, the [Stream] handle, the errors callers
-// test with [errors.Is] and [errors.As], and the [Notifier] and [Hub] that
-// fan one store's "something was appended" signal out to its watchers.
+// Package eventstore is what applications program against: the event types,
+// the [Store] interface, the [Stream] handle, and the errors callers test
+// with [errors.Is] and [errors.As]. Stores are opened with an adapter
+// (adapters/sqlite, adapters/postgres); every adapter is a driver under one
+// shared front (package eventstore/driver, for adapter authors), so the
+// rules below hold the same way on every database.
 //
 // # Streams and positions
 //
@@ -38,7 +40,7 @@
 //
 // # Errors
 //
-// Adapters translate driver errors; callers only ever see the sentinels
+// Adapters translate database errors; callers only ever see the sentinels
 // [ErrConcurrency], [ErrIdempotency], [ErrInvalidInput], [ErrClosed] and
 // [ErrNotFound] (wrapped in richer types where there is more to say), or a
 // context error, or a wrapped I/O error from the database.

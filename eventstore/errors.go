@@ -93,6 +93,3 @@ func (e *ValidationError) Error() string {
 // Unwrap returns ErrInvalidInput.
 func (e *ValidationError) Unwrap() error { return ErrInvalidInput }
 
-func invalid(field string, index int, format string, args ...any) error {
-	return &ValidationError{Field: field, Index: index, Reason: fmt.Sprintf(format, args...)}
-}

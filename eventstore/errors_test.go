@@ -87,7 +87,7 @@ func TestErrorsAs(t *testing.T) {
 		t.Errorf("errors.As(%v, *IdempotencyError): %+v", wrapped, ie)
 	}
 	var ve *eventstore.ValidationError
-	err := eventstore.ValidateAppend("", eventstore.Any, nil, 0)
+	err := fmt.Errorf("append: %w", &eventstore.ValidationError{Field: "stream ID", Index: -1, Reason: "empty"})
 	if !errors.As(err, &ve) || ve.Field != "stream ID" || ve.Index != -1 {
 		t.Errorf("errors.As(%v, *ValidationError): %+v", err, ve)
 	}

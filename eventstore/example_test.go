@@ -1,7 +1,6 @@
 package eventstore_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -30,55 +29,4 @@ func ExampleConflictError() {
 	}
 	// Output:
 	// stream acc-1 moved on to version 6; reload and retry
-}
-
-func ExampleValidateAppend() {
-	err := eventstore.ValidateAppend(eventstore.AllStreams, eventstore.Any, []eventstore.Event{{Type: "t"}}, 0)
-	fmt.Println(errors.Is(err, eventstore.ErrInvalidInput))
-	fmt.Println(err)
-	// Output:
-	// true
-	// eventstore: invalid input: stream ID: "$all" is the all-streams log and cannot be appended to
-}
-
-func ExampleFollow() {
-	// An adapter's Watch: a page query over its table, and the store's
-	// Notifier, woken by every append.
-	var table []eventstore.Recorded
-	appendEvent := func(typ string) {
-		v := uint64(len(table) + 1)
-		table = append(table, eventstore.Recorded{Event: eventstore.Event{Type: typ}, StreamID: "s", Version: v, Position: v})
-	}
-	page := func(_ context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
-		var out []eventstore.Recorded
-		for _, r := range table {
-			if r.Version > after && len(out) < limit {
-				out = append(out, r)
-			}
-		}
-		return out, nil
-	}
-	n := eventstore.NewNotifier()
-	appendEvent("opened")
-	appendEvent("deposited")
-
-	for r, err := range eventstore.Follow(context.Background(), n, 0, page, func(r eventstore.Recorded) uint64 { return r.Version }) {
-		if err != nil {
-			fmt.Println("watch ended:", err)
-			break
-		}
-		fmt.Println(r.Version, r.Type)
-		if r.Version == 2 { // caught up: append one more, live
-			appendEvent("withdrawn")
-			n.Notify()
-		}
-		if r.Version == 3 {
-			n.Close() // as the store's Close does
-		}
-	}
-	// Output:
-	// 1 opened
-	// 2 deposited
-	// 3 withdrawn
-	// watch ended: eventstore: store closed
 }

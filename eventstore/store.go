@@ -31,8 +31,8 @@ type Store interface {
 	// at most one error, after which it stops.
 	Read(ctx context.Context, streamID string, opts ReadOptions) iter.Seq2[Recorded, error]
 
-	// Watch yields the events of a stream (or of AllStreams) after
-	// opts.After, first those already stored (catch-up) and then live ones,
+	// Watch yields the events of a stream (or of AllStreams) from
+	// opts.From, first those already stored (catch-up) and then live ones,
 	// in order with no gap and no duplicate, until ctx ends (the iteration
 	// then just stops) or the store is closed (it yields ErrClosed).
 	Watch(ctx context.Context, streamID string, opts WatchOptions) iter.Seq2[Recorded, error]
@@ -53,6 +53,12 @@ type Store interface {
 	// DefaultSnapshotName.
 	LoadSnapshot(ctx context.Context, streamID, name string) (Snapshot, error)
 
+	// FindEvent returns the event stored with the ID eventID, in whichever
+	// stream it is, or an error satisfying errors.Is(err, ErrNotFound).
+	// Stores whose database cannot look events up by ID return an error
+	// satisfying errors.Is(err, errors.ErrUnsupported); both adapters of
+	// this module can.
+	FindEvent(ctx context.Context, eventID string) (Recorded, error)
 	// Close releases the store. Watchers end with ErrClosed. Close is
 	// idempotent.
 	Close() error
@@ -105,15 +111,10 @@ func FromStart() Start { return Start{set: true} }
 // (issue 9 item 9).
 func After(v uint64) Start { return Start{after: v, set: true} }
 
-// Resolve returns the version or position after which the watch starts;
-// present is called only for FromPresent and must return the current
-// version or position.
-func (s Start) Resolve(present func() (uint64, error)) (uint64, error) {
-	if s.set {
-		return s.after, nil
-	}
-	return present()
-}
+// Cursor returns the version or position after which the watch starts,
+// and false for FromPresent, whose position is the head when the watch
+// begins.
+func (s Start) Cursor() (after uint64, ok bool) { return s.after, s.set }
 
 // Filter restricts reads and watches. Conditions combine with AND; an
 // empty Filter matches every event.
@@ -192,10 +193,4 @@ func Collect(seq iter.Seq2[Recorded, error]) ([]Recorded, error) {
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-// ErrorSeq returns an iterator that yields err once. Adapters use it to
-// report an error found before a read starts.
-func ErrorSeq(err error) iter.Seq2[Recorded, error] {
-	return func(yield func(Recorded, error) bool) { yield(Recorded{}, err) }
 }

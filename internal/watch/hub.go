@@ -1,11 +1,15 @@
-package eventstore
+package watch
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/esv2/esv2/eventstore"
+)
 
 // Hub is the set of Notifiers of one store: one for the watchers of
-// AllStreams, and one per stream that is being watched, which exists while
+// eventstore.AllStreams, and one per stream that is being watched, which exists while
 // someone watches it. An append then wakes the watchers of its own streams
-// and of AllStreams, not every watcher of the store: with a thousand
+// and of eventstore.AllStreams, not every watcher of the store: with a thousand
 // watchers spread over a hundred streams, waking them all made each append
 // cost a thousand reads, nearly all finding nothing (cmd/esbench's
 // watch_latency p99 was 188 ms on SQLite and 199 ms on PostgreSQL before
@@ -29,16 +33,16 @@ func NewHub() *Hub {
 	return &Hub{all: NewNotifier(), streams: make(map[string]*hubEntry)}
 }
 
-// All returns the Notifier of the AllStreams watchers, which every Notify
+// All returns the Notifier of the eventstore.AllStreams watchers, which every Notify
 // and NotifyAll wakes.
 func (h *Hub) All() *Notifier { return h.all }
 
-// Watch returns the Notifier to wait on for streamID (AllStreams included)
+// Watch returns the Notifier to wait on for streamID (eventstore.AllStreams included)
 // and a release function to call when the watch ends (calling it again
 // does nothing). After Close it
 // returns a closed Notifier.
 func (h *Hub) Watch(streamID string) (*Notifier, func()) {
-	if streamID == AllStreams {
+	if streamID == eventstore.AllStreams {
 		return h.all, func() {}
 	}
 	h.mu.Lock()
@@ -68,7 +72,7 @@ func (h *Hub) Watch(streamID string) (*Notifier, func()) {
 	}
 }
 
-// Notify wakes the watchers of the given streams and of AllStreams.
+// Notify wakes the watchers of the given streams and of eventstore.AllStreams.
 func (h *Hub) Notify(streamIDs []string) {
 	h.mu.Lock()
 	for _, id := range streamIDs {
@@ -90,7 +94,7 @@ func (h *Hub) NotifyAll() {
 	h.all.Notify()
 }
 
-// Close ends every watch with ErrClosed, present and future.
+// Close ends every watch with eventstore.ErrClosed, present and future.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true

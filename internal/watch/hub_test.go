@@ -1,4 +1,4 @@
-package eventstore_test
+package watch_test
 
 import (
 	"context"
@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/watch"
 )
 
 // Hub.Notify and NotifyAll close the channels before they return, so the
 // tests check at once (isClosed), with no wait.
 func TestHubNotifyWakesOnlyNamedStreamsAndAll(t *testing.T) {
-	h := eventstore.NewHub()
+	h := watch.NewHub()
 	na, releaseA := h.Watch("a")
 	defer releaseA()
 	nb, releaseB := h.Watch("b")
@@ -38,7 +39,7 @@ func TestHubNotifyWakesOnlyNamedStreamsAndAll(t *testing.T) {
 }
 
 func TestHubSharesAStreamNotifierWhileWatched(t *testing.T) {
-	h := eventstore.NewHub()
+	h := watch.NewHub()
 	n1, release1 := h.Watch("s")
 	n2, release2 := h.Watch("s")
 	if n1 != n2 {
@@ -54,7 +55,7 @@ func TestHubSharesAStreamNotifierWhileWatched(t *testing.T) {
 }
 
 func TestHubCloseEndsPresentAndFutureWatches(t *testing.T) {
-	h := eventstore.NewHub()
+	h := watch.NewHub()
 	n, release := h.Watch("s")
 	defer release()
 	h.Close()
@@ -66,7 +67,7 @@ func TestHubCloseEndsPresentAndFutureWatches(t *testing.T) {
 	if !later.Closed() {
 		t.Fatal("Watch after Close returned an open Notifier")
 	}
-	_, err := eventstore.Collect(eventstore.Follow(t.Context(), later, 0, func(_ context.Context, _ uint64, _ int) ([]eventstore.Recorded, error) {
+	_, err := eventstore.Collect(watch.Follow(t.Context(), later, 0, func(_ context.Context, _ uint64, _ int) ([]eventstore.Recorded, error) {
 		return nil, nil
 	}, func(r eventstore.Recorded) uint64 { return r.Version }))
 	if !errors.Is(err, eventstore.ErrClosed) {
@@ -75,7 +76,7 @@ func TestHubCloseEndsPresentAndFutureWatches(t *testing.T) {
 }
 
 func TestHubReleaseTwiceKeepsOtherWatches(t *testing.T) {
-	h := eventstore.NewHub()
+	h := watch.NewHub()
 	_, releaseA := h.Watch("s")
 	nb, releaseB := h.Watch("s")
 	defer releaseB()

@@ -1,4 +1,4 @@
-package eventstore_test
+package watch_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/watch"
 )
 
 // waitTimeout is a failure deadline, never a pause.
@@ -27,7 +28,7 @@ func isClosed(ch <-chan struct{}) bool {
 }
 
 func TestNotifierNotify(t *testing.T) {
-	n := eventstore.NewNotifier()
+	n := watch.NewNotifier()
 	first := n.Changed()
 	if isClosed(first) {
 		t.Fatal("Changed is closed before any Notify")
@@ -54,7 +55,7 @@ func TestNotifierNotify(t *testing.T) {
 }
 
 func TestNotifierWakesManyWaiters(t *testing.T) {
-	n := eventstore.NewNotifier()
+	n := watch.NewNotifier()
 	const waiters = 100
 	ready := make(chan struct{}, waiters)
 	var g errgroup.Group
@@ -80,7 +81,7 @@ func TestNotifierWakesManyWaiters(t *testing.T) {
 }
 
 func TestNotifierClose(t *testing.T) {
-	n := eventstore.NewNotifier()
+	n := watch.NewNotifier()
 	before := n.Changed()
 	n.Close()
 	if !n.Closed() {
@@ -100,7 +101,7 @@ func TestNotifierClose(t *testing.T) {
 }
 
 func TestNotifierConcurrentUse(t *testing.T) {
-	n := eventstore.NewNotifier()
+	n := watch.NewNotifier()
 	var g errgroup.Group
 	for range 4 {
 		g.Go(func() error {
@@ -172,11 +173,11 @@ type follower struct {
 	err    error // read after done
 }
 
-func follow(ctx context.Context, n *eventstore.Notifier, after uint64, page eventstore.PageFunc) *follower {
+func follow(ctx context.Context, n *watch.Notifier, after uint64, page watch.PageFunc) *follower {
 	f := &follower{events: make(chan eventstore.Recorded, 4096), done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
-		for r, err := range eventstore.Follow(ctx, n, after, page, version) {
+		for r, err := range watch.Follow(ctx, n, after, page, version) {
 			if err != nil {
 				f.err = err
 				return
@@ -224,24 +225,24 @@ func seq(lo, hi uint64) []uint64 {
 }
 
 func TestFollowPagesThenWaits(t *testing.T) {
-	n := eventstore.NewNotifier()
+	n := watch.NewNotifier()
 	log := &fakeLog{}
-	log.add(2*eventstore.FollowPageSize + 10)
+	log.add(2*watch.FollowPageSize + 10)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	f := follow(ctx, n, 5, log.page)
-	if diff := cmp.Diff(seq(6, 2*eventstore.FollowPageSize+10), f.next(t, 2*eventstore.FollowPageSize+5)); diff != "" {
+	if diff := cmp.Diff(seq(6, 2*watch.FollowPageSize+10), f.next(t, 2*watch.FollowPageSize+5)); diff != "" {
 		t.Errorf("catch-up (-want +got):\n%s", diff)
 	}
 	// Full pages are followed at once by the next; a short page means the
 	// end, so Follow waits for a Notify.
-	wantCalls := []uint64{5, 5 + eventstore.FollowPageSize, 5 + 2*eventstore.FollowPageSize}
+	wantCalls := []uint64{5, 5 + watch.FollowPageSize, 5 + 2*watch.FollowPageSize}
 	if diff := cmp.Diff(wantCalls, log.pageCalls()[:3]); diff != "" {
 		t.Errorf("page calls (-want +got):\n%s", diff)
 	}
 	log.add(3)
 	n.Notify()
-	last := uint64(2*eventstore.FollowPageSize + 10)
+	last := uint64(2*watch.FollowPageSize + 10)
 	if diff := cmp.Diff(seq(last+1, last+3), f.next(t, 3)); diff != "" {
 		t.Errorf("live events (-want +got):\n%s", diff)
 	}
@@ -254,7 +255,7 @@ func TestFollowPagesThenWaits(t *testing.T) {
 func TestFollowMissesNoNotify(t *testing.T) {
 	// Appends land while Follow is between its page read and its wait; it
 	// takes the channel before reading, so the Notify is not lost.
-	n := eventstore.NewNotifier()
+	n := watch.NewNotifier()
 	log := &fakeLog{}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -273,7 +274,7 @@ func TestFollowMissesNoNotify(t *testing.T) {
 }
 
 func TestFollowCancelEndsQuietly(t *testing.T) {
-	n := eventstore.NewNotifier()
+	n := watch.NewNotifier()
 	log := &fakeLog{}
 	log.add(1)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -293,7 +294,7 @@ func TestFollowCancelEndsQuietly(t *testing.T) {
 }
 
 func TestFollowClosedNotifier(t *testing.T) {
-	n := eventstore.NewNotifier()
+	n := watch.NewNotifier()
 	log := &fakeLog{}
 	log.add(2)
 	f := follow(t.Context(), n, 0, log.page)
@@ -313,10 +314,10 @@ func TestFollowClosedNotifier(t *testing.T) {
 }
 
 func TestFollowErrorYieldedOnce(t *testing.T) {
-	n := eventstore.NewNotifier()
+	n := watch.NewNotifier()
 	log := &fakeLog{fail: errors.New("disk on fire")}
 	var errs []error
-	for r, err := range eventstore.Follow(t.Context(), n, 0, log.page, version) {
+	for r, err := range watch.Follow(t.Context(), n, 0, log.page, version) {
 		if err == nil {
 			t.Fatalf("yielded %+v, want only an error", r)
 		}
@@ -331,11 +332,11 @@ func TestFollowErrorYieldedOnce(t *testing.T) {
 }
 
 func TestFollowBreak(t *testing.T) {
-	n := eventstore.NewNotifier()
+	n := watch.NewNotifier()
 	log := &fakeLog{}
 	log.add(10)
 	var got []uint64
-	for r, err := range eventstore.Follow(t.Context(), n, 0, log.page, version) {
+	for r, err := range watch.Follow(t.Context(), n, 0, log.page, version) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -356,7 +357,7 @@ func TestHeadBoundedScansOnlyWhatIsNew(t *testing.T) {
 	head := uint64(100)
 	type call struct{ Lo, Hi uint64 }
 	var calls []call
-	page := eventstore.HeadBounded(
+	page := watch.HeadBounded(
 		func(context.Context) (uint64, error) { return head, nil },
 		func(_ context.Context, lo, hi uint64, _ int) ([]eventstore.Recorded, error) {
 			calls = append(calls, call{lo, hi})

@@ -1,4 +1,4 @@
-package eventstore_test
+package validate_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/validate"
 )
 
 // wantInvalid checks that err is a *ValidationError with the given field and
@@ -83,7 +84,7 @@ func TestValidateAppend(t *testing.T) {
 		{"AtDefaultSize", "s", eventstore.Any, []eventstore.Event{{Type: "t", Data: make([]byte, eventstore.DefaultMaxEventSize)}}, -1, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			wantInvalid(t, "ValidateAppend", eventstore.ValidateAppend(c.stream, c.expected, c.events, c.max), c.want)
+			wantInvalid(t, "ValidateAppend", validate.Append(c.stream, c.expected, c.events, c.max), c.want)
 		})
 	}
 }
@@ -118,7 +119,7 @@ func TestValidateReadOptions(t *testing.T) {
 		{"MetadataValueInvalidUTF8", "s", eventstore.Filter{Metadata: []mf{eventstore.MetadataOneOf("k", "a", "\xff")}}, bad},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			wantInvalid(t, "ValidateReadOptions", eventstore.ValidateReadOptions(c.stream, c.filter), c.want)
+			wantInvalid(t, "ValidateReadOptions", validate.Filter(c.stream, c.filter), c.want)
 		})
 	}
 }
@@ -139,14 +140,14 @@ func TestValidateSnapshot(t *testing.T) {
 		{"VersionTooLarge", eventstore.Snapshot{StreamID: "s", Version: 1 << 63}, 0, &eventstore.ValidationError{Field: "snapshot version", Index: -1}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			wantInvalid(t, "ValidateSnapshot", eventstore.ValidateSnapshot(c.snap, c.max), c.want)
+			wantInvalid(t, "ValidateSnapshot", validate.Snapshot(c.snap, c.max), c.want)
 		})
 	}
 }
 
 func TestValidateStreamID(t *testing.T) {
 	for id, valid := range map[string]bool{"s": true, eventstore.AllStreams: true, "ünï": true, "": false, "\xff": false, "a\x00b": false} {
-		err := eventstore.ValidateStreamID(id)
+		err := validate.StreamID(id)
 		if (err == nil) != valid {
 			t.Errorf("ValidateStreamID(%q) = %v, want valid %v", id, err, valid)
 		}
@@ -157,14 +158,25 @@ func TestValidateStreamID(t *testing.T) {
 }
 
 func TestCheckContext(t *testing.T) {
-	if err := eventstore.CheckContext(context.Background()); err != nil {
+	if err := validate.Context(context.Background()); err != nil {
 		t.Errorf("CheckContext(live) = %v, want nil", err)
 	}
 	var nilCtx context.Context
-	wantInvalid(t, "CheckContext(nil)", eventstore.CheckContext(nilCtx), &eventstore.ValidationError{Field: "context", Index: -1})
+	wantInvalid(t, "CheckContext(nil)", validate.Context(nilCtx), &eventstore.ValidationError{Field: "context", Index: -1})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := eventstore.CheckContext(ctx); !errors.Is(err, context.Canceled) {
+	if err := validate.Context(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("CheckContext(cancelled) = %v, want context.Canceled", err)
+	}
+}
+
+func TestFilterAcceptsTheConstructors(t *testing.T) {
+	f := eventstore.Filter{Metadata: []eventstore.MetadataFilter{
+		eventstore.MetadataEquals("k", "v"),
+		eventstore.MetadataOneOf("k", "a", "b"),
+		eventstore.MetadataHasPrefix("k", "p"),
+	}}
+	if err := validate.Filter("s", f); err != nil {
+		t.Errorf("filters built by the constructors are invalid: %v", err)
 	}
 }

@@ -1,13 +1,14 @@
-package eventstore
+package watch
 
 import (
 	"context"
+	"github.com/esv2/esv2/eventstore"
 	"iter"
 	"sync"
 )
 
 // Notifier wakes the watchers waiting on it when something was appended. A
-// store keeps its Notifiers in a Hub (one for AllStreams, one per watched
+// store keeps its Notifiers in a Hub (one for eventstore.AllStreams, one per watched
 // stream), fed by the store's own appends and by its single
 // change-detection goroutine (polling or LISTEN); watchers wait on one and
 // then read what is new themselves. Waking is a channel close, so a
@@ -60,10 +61,10 @@ func (n *Notifier) Closed() bool {
 
 // PageFunc reads up to limit events after the version or position after,
 // in order, for Follow. It returns fewer than limit events when it reached
-// the end of what is visible, or when its events reached [PageBytes] (see
+// the end of what is visible, or when its events reached [eventstore.PageBytes] (see
 // [PageFull]; a page holds at least one event). Follow clears each element
 // of the returned slice once it has yielded it.
-type PageFunc func(ctx context.Context, after uint64, limit int) ([]Recorded, error)
+type PageFunc func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error)
 
 // HeadBounded returns the PageFunc of a filtered watch. Follow resumes
 // after the last event it yielded, but with a selective filter that may
@@ -74,9 +75,9 @@ type PageFunc func(ctx context.Context, after uint64, limit int) ([]Recorded, er
 // up to limit matching events with keys from lo to hi, in order. It is
 // correct only for stores whose keys are allocated in commit order, so
 // that whatever commits after head was read gets a higher key.
-func HeadBounded(head func(ctx context.Context) (uint64, error), read func(ctx context.Context, lo, hi uint64, limit int) ([]Recorded, error)) PageFunc {
+func HeadBounded(head func(ctx context.Context) (uint64, error), read func(ctx context.Context, lo, hi uint64, limit int) ([]eventstore.Recorded, error)) PageFunc {
 	var scanned uint64 // every key up to it was examined
-	return func(ctx context.Context, after uint64, limit int) ([]Recorded, error) {
+	return func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
 		h, err := head(ctx)
 		if err != nil {
 			return nil, err
@@ -94,23 +95,23 @@ func HeadBounded(head func(ctx context.Context) (uint64, error), read func(ctx c
 }
 
 // FollowPageSize is the number of events Follow reads per page, at most;
-// a page also ends at [PageBytes].
+// a page also ends at [eventstore.PageBytes].
 const FollowPageSize = 512
 
 // Follow implements Store.Watch for adapters: it reads pages after `after`
 // and, when it reaches the end, waits on n before reading again. Rows are
 // read into a page and released before anything is yielded, so a slow
 // consumer holds no database connection. key returns the cursor of an event
-// (Version for a stream, Position for AllStreams).
+// (Version for a stream, Position for eventstore.AllStreams).
 //
-// The iteration ends quietly when ctx ends and yields ErrClosed when n is
+// The iteration ends quietly when ctx ends and yields eventstore.ErrClosed when n is
 // closed; any other error is yielded once and ends it.
-func Follow(ctx context.Context, n *Notifier, after uint64, page PageFunc, key func(Recorded) uint64) iter.Seq2[Recorded, error] {
-	return func(yield func(Recorded, error) bool) {
+func Follow(ctx context.Context, n *Notifier, after uint64, page PageFunc, key func(eventstore.Recorded) uint64) iter.Seq2[eventstore.Recorded, error] {
+	return func(yield func(eventstore.Recorded, error) bool) {
 		for {
 			changed := n.Changed()
 			if n.Closed() {
-				yield(Recorded{}, ErrClosed)
+				yield(eventstore.Recorded{}, eventstore.ErrClosed)
 				return
 			}
 			events, err := page(ctx, after, FollowPageSize)
@@ -118,7 +119,7 @@ func Follow(ctx context.Context, n *Notifier, after uint64, page PageFunc, key f
 				if ctx.Err() != nil {
 					return
 				}
-				yield(Recorded{}, err)
+				yield(eventstore.Recorded{}, err)
 				return
 			}
 			full := PageFull(events, FollowPageSize)
@@ -127,7 +128,7 @@ func Follow(ctx context.Context, n *Notifier, after uint64, page PageFunc, key f
 				// not held whole until its last event is consumed (issue
 				// 9 item 3).
 				r := events[i]
-				events[i] = Recorded{}
+				events[i] = eventstore.Recorded{}
 				if !yield(r, nil) {
 					return
 				}

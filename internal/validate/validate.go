@@ -1,70 +1,44 @@
-package eventstore
+// Package validate holds the checks the front (package eventstore/driver)
+// makes before a store does anything; the in-module reference store of the
+// conformance suite and the aggregate use them too.
+package validate
 
 import (
 	"context"
+	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
+
+	"github.com/esv2/esv2/eventstore"
 )
 
-// Limits on what a store accepts. Adapters may lower MaxEventSize through
-// their options; they check every append with ValidateAppend.
-const (
-	// DefaultMaxEventSize is the default limit, in bytes, on one event's
-	// Data plus its metadata keys and values.
-	DefaultMaxEventSize = 1 << 20
-	// MaxIDLength is the longest stream ID, event ID, event type, snapshot
-	// name or schema tag accepted, in bytes.
-	MaxIDLength = 512
-	// MaxBatchSize is the largest number of events in one append.
-	MaxBatchSize = 100_000
-)
-
-// The range of event times every adapter can hold: int64 nanoseconds since
-// 1970, roughly the years 1678 to 2262. An event's Time must be zero (the
-// store sets it) or inside it, so that an event stored by one adapter can
-// be copied to another. MinTime is a whole microsecond, so that no time in
-// the range leaves it once truncated to [TimePrecision].
-var (
-	MinTime = time.UnixMicro(-(1<<63 - 1) / 1000).UTC()
-	MaxTime = time.Unix(0, 1<<63-1).UTC()
-)
-
-// TimePrecision is the precision of every time a store keeps: event times,
-// given or set by the store, and snapshot times are truncated to it
-// (rounded down, with [time.Time.Truncate]) before they are stored, and
-// reads return the stored value. Microseconds are the finest PostgreSQL's
-// timestamptz holds; every adapter keeps the same, so that an event reads
-// back equal whichever adapter stored it (issue 9 item 9).
-const TimePrecision = time.Microsecond
-
-// ValidateStreamID checks a stream ID for reading. AllStreams is accepted.
-func ValidateStreamID(id string) error {
+// StreamID checks a stream ID for reading. eventstore.AllStreams is accepted.
+func StreamID(id string) error {
 	return checkName("stream ID", -1, id, true)
 }
 
-// ValidateAppend checks an append before anything is written. It refuses
-// writes to AllStreams, empty or malformed stream IDs and event types
-// (invalid UTF-8, NUL bytes, longer than MaxIDLength), events whose Data
-// plus metadata exceed maxEventSize (DefaultMaxEventSize when <= 0),
-// duplicate event IDs inside the batch, times outside MinTime to MaxTime,
-// an undefined ExpectedVersion and batches longer than MaxBatchSize. Every
+// Append checks an append before anything is written. It refuses
+// writes to eventstore.AllStreams, empty or malformed stream IDs and event types
+// (invalid UTF-8, NUL bytes, longer than eventstore.MaxIDLength), events whose Data
+// plus metadata exceed maxEventSize (eventstore.DefaultMaxEventSize when <= 0),
+// duplicate event IDs inside the batch, times outside eventstore.MinTime to eventstore.MaxTime,
+// an undefined eventstore.ExpectedVersion and batches longer than eventstore.MaxBatchSize. Every
 // error unwraps to ErrInvalidInput.
-func ValidateAppend(streamID string, expected ExpectedVersion, events []Event, maxEventSize int) error {
+func Append(streamID string, expected eventstore.ExpectedVersion, events []eventstore.Event, maxEventSize int) error {
 	if err := checkName("stream ID", -1, streamID, true); err != nil {
 		return err
 	}
-	if streamID == AllStreams {
-		return invalid("stream ID", -1, "%q is the all-streams log and cannot be appended to", AllStreams)
+	if streamID == eventstore.AllStreams {
+		return invalid("stream ID", -1, "%q is the all-streams log and cannot be appended to", eventstore.AllStreams)
 	}
 	if !expected.Valid() {
-		return invalid("expected version", -1, "%d is not Any, NoStream, StreamExists or a version", int64(expected))
+		return invalid("expected version", -1, "%d is not eventstore.Any, eventstore.NoStream, eventstore.StreamExists or a version", int64(expected))
 	}
-	if len(events) > MaxBatchSize {
-		return invalid("batch", -1, "%d events is more than the limit of %d", len(events), MaxBatchSize)
+	if len(events) > eventstore.MaxBatchSize {
+		return invalid("batch", -1, "%d events is more than the limit of %d", len(events), eventstore.MaxBatchSize)
 	}
 	if maxEventSize <= 0 {
-		maxEventSize = DefaultMaxEventSize
+		maxEventSize = eventstore.DefaultMaxEventSize
 	}
 	var seen map[string]int
 	for i := range events {
@@ -84,7 +58,7 @@ func ValidateAppend(streamID string, expected ExpectedVersion, events []Event, m
 			}
 			seen[ev.ID] = i
 		}
-		if t := ev.Time; !t.IsZero() && (t.Before(MinTime) || t.After(MaxTime)) {
+		if t := ev.Time; !t.IsZero() && (t.Before(eventstore.MinTime) || t.After(eventstore.MaxTime)) {
 			return invalid("event time", i, "%v is outside the range a store can hold (years 1678 to 2262)", t)
 		}
 		size := len(ev.Data)
@@ -107,8 +81,8 @@ func ValidateAppend(streamID string, expected ExpectedVersion, events []Event, m
 	return nil
 }
 
-// ValidateSnapshot checks a snapshot before it is saved.
-func ValidateSnapshot(s Snapshot, maxSize int) error {
+// Snapshot checks a snapshot before it is saved.
+func Snapshot(s eventstore.Snapshot, maxSize int) error {
 	if err := checkName("stream ID", -1, s.StreamID, true); err != nil {
 		return err
 	}
@@ -131,26 +105,26 @@ func ValidateSnapshot(s Snapshot, maxSize int) error {
 	return nil
 }
 
-// ValidateSnapshotHead refuses a snapshot past the stream's head: head is
-// the stream's current version (the last global position for AllStreams),
+// SnapshotHead refuses a snapshot past the stream's head: head is
+// the stream's current version (the last global position for eventstore.AllStreams),
 // read in the same transaction or statement as the save, so that no
 // concurrent change slips between the check and the write. A snapshot the
 // stream contradicts would be trusted by a load, and every append made
 // from that state would conflict (issue 9 item 7).
-func ValidateSnapshotHead(s Snapshot, head uint64) error {
+func SnapshotHead(s eventstore.Snapshot, head uint64) error {
 	if s.Version > head {
 		return invalid("snapshot version", -1, "%d is past the head of stream %q (%d)", s.Version, s.StreamID, head)
 	}
 	return nil
 }
 
-// ValidateReadOptions checks read or watch options for the given stream.
-func ValidateReadOptions(streamID string, f Filter) error {
-	if err := ValidateStreamID(streamID); err != nil {
+// Filter checks read or watch options for the given stream.
+func Filter(streamID string, f eventstore.Filter) error {
+	if err := StreamID(streamID); err != nil {
 		return err
 	}
-	if f.StreamPrefix != "" && streamID != AllStreams {
-		return invalid("filter", -1, "a stream prefix applies only to %q", AllStreams)
+	if f.StreamPrefix != "" && streamID != eventstore.AllStreams {
+		return invalid("filter", -1, "a stream prefix applies only to %q", eventstore.AllStreams)
 	}
 	if !cleanText(f.StreamPrefix) {
 		return invalid("filter", -1, "stream prefix is not valid UTF-8 without NUL")
@@ -173,11 +147,11 @@ func ValidateReadOptions(streamID string, f Filter) error {
 			}
 		}
 		switch m.Op {
-		case MetadataEq, MetadataPrefix:
+		case eventstore.MetadataEq, eventstore.MetadataPrefix:
 			if len(m.Values) != 1 {
 				return invalid("filter", -1, "metadata %q: %s takes exactly one value", m.Key, m.Op)
 			}
-		case MetadataIn:
+		case eventstore.MetadataIn:
 			if len(m.Values) == 0 {
 				return invalid("filter", -1, "metadata %q: in takes at least one value", m.Key)
 			}
@@ -188,8 +162,8 @@ func ValidateReadOptions(streamID string, f Filter) error {
 	return nil
 }
 
-// CheckContext returns an error for a nil or ended context.
-func CheckContext(ctx context.Context) error {
+// Context returns an error for a nil or ended context.
+func Context(ctx context.Context) error {
 	if ctx == nil {
 		return invalid("context", -1, "nil")
 	}
@@ -209,12 +183,21 @@ func checkName(field string, index int, s string, required bool) error {
 			return invalid(field, index, "empty")
 		}
 		return invalid(field, index, "empty string (omit it instead)")
-	case len(s) > MaxIDLength:
-		return invalid(field, index, "%d bytes is longer than the limit of %d", len(s), MaxIDLength)
+	case len(s) > eventstore.MaxIDLength:
+		return invalid(field, index, "%d bytes is longer than the limit of %d", len(s), eventstore.MaxIDLength)
 	case !utf8.ValidString(s):
 		return invalid(field, index, "not valid UTF-8")
 	case strings.IndexByte(s, 0) >= 0:
 		return invalid(field, index, "contains a NUL byte")
 	}
 	return nil
+}
+
+func invalid(field string, index int, format string, args ...any) error {
+	return &eventstore.ValidationError{Field: field, Index: index, Reason: fmt.Sprintf(format, args...)}
+}
+
+// EventID checks an event ID to look up.
+func EventID(id string) error {
+	return checkName("event ID", -1, id, true)
 }

@@ -1,10 +1,11 @@
-package eventstore_test
+package validate_test
 
 import (
 	"fmt"
 	"testing"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/validate"
 )
 
 // BenchmarkValidateAppend times the check every Append runs before it
@@ -22,7 +23,7 @@ func BenchmarkValidateAppend(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := eventstore.ValidateAppend("counter-1", eventstore.Any, events, 0); err != nil {
+		if err := validate.Append("counter-1", eventstore.Any, events, 0); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package eventstore_test
+package validate_test
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/validate"
 )
 
 // validName is the oracle for a stream ID, event type or event ID.
@@ -34,7 +35,7 @@ func FuzzValidateAppend(f *testing.F) {
 				events[i].Metadata = map[string]string{key: value}
 			}
 		}
-		err := eventstore.ValidateAppend(stream, eventstore.ExpectedVersion(expected), events, maxSize)
+		err := validate.Append(stream, eventstore.ExpectedVersion(expected), events, maxSize)
 
 		limit := maxSize
 		if limit <= 0 {

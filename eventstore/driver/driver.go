@@ -1,0 +1,183 @@
+// Package driver is for adapter authors: it defines the narrow interface a
+// database adapter implements ([Driver]) and puts the one front every esv2
+// store shares over it ([New]). Applications use package eventstore, and
+// open stores with an adapter (adapters/sqlite, adapters/postgres); the
+// interfaces here may change between releases.
+//
+// # The split
+//
+// The front ([Front]) owns everything that must not differ between
+// databases: the order of the context, closed and validation checks; the
+// validation itself and the defaults (snapshot name, page sizes and byte
+// budgets); empty appends; the Read iterator and its paging; the whole of
+// watching (one notifier per store, fan-out to watchers, catch-up then
+// live); and waking watchers after its own appends. A driver only talks to
+// its database: it appends a validated batch atomically, reads one bounded
+// page between two keys with the filter pushed down, reports heads, stream
+// information and snapshots, and tells the front of appends made by other
+// processes ([Listener]). Abilities not every database has are optional
+// interfaces found by type assertion, as database/sql finds
+// driver.ExecerContext ([EventFinder]).
+//
+// The conformance suite (package eventstore/eventstoretest) runs against
+// the front over a driver; a driver that passes it behaves as every other.
+package driver
+
+import (
+	"context"
+
+	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/validate"
+)
+
+// Driver is what an adapter implements. Every method is called by the
+// front only after its own checks: the context is not nil and had not
+// ended, the store was open, and the arguments are valid (see each
+// method). A driver is safe for concurrent use.
+//
+// After Close, and for a call that Close cut short, methods return an error
+// that satisfies errors.Is(err, eventstore.ErrClosed).
+type Driver interface {
+	// Append stores b's events atomically if b.Expected matches the
+	// stream's version, with the rules of [eventstore.Store.Append]:
+	// versions dense from 1, positions increasing in commit order, a
+	// conflict (*eventstore.ConflictError) only when nothing was written,
+	// event IDs idempotent within the stream (*eventstore.IdempotencyError
+	// when stored in another). A zero event Time means the time of the
+	// append; every time is kept to [eventstore.TimePrecision].
+	//
+	// Cancellation, the one rule of every store: if ctx ends while the
+	// append waits to be taken (in a group commit queue, for a lock),
+	// nothing is written and Append returns ctx's error; once the batch
+	// has been sent to the database, Append returns its real outcome even
+	// if ctx has ended meanwhile, or eventstore.ErrUnknownOutcome when the
+	// outcome cannot be known (the connection was lost before COMMIT's
+	// answer and could not be looked up). A driver may refuse a batch over
+	// a limit of its own with a *eventstore.ValidationError, before
+	// anything is written.
+	//
+	// b is not empty and has been validated; b.Events must not be kept
+	// after Append returns.
+	Append(ctx context.Context, b *Batch) (eventstore.AppendResult, error)
+
+	// ReadPage appends to page the events of q whose keys (versions, or
+	// positions for AllStreams) lie in [r.From, r.To], in q's direction,
+	// and returns it: at most r.Limit events, and fewer once their
+	// sizes ([eventstore.EventSize]) add up to [eventstore.PageBytes] (the
+	// page then ends with the event that reached it, so that a page always
+	// holds at least one event when one is there). The driver holds no
+	// connection or lock once it returns. The filter runs in the database.
+	//
+	// The front passes the same *Query to every page of one read or watch,
+	// so a driver may keep what it derived from it in q.Prepared.
+	ReadPage(ctx context.Context, q *Query, r Range, page []eventstore.Recorded) ([]eventstore.Recorded, error)
+
+	// Head returns the version of a stream (0 when it has no events), or
+	// for eventstore.AllStreams the position of the last event committed.
+	// Every event that commits after Head returned gets a higher key.
+	Head(ctx context.Context, streamID string) (uint64, error)
+
+	// Info describes a stream, or the whole store for AllStreams; see
+	// [eventstore.Store.Info].
+	Info(ctx context.Context, streamID string) (eventstore.StreamInfo, error)
+
+	// SaveSnapshot stores s as the latest snapshot of (s.StreamID, s.Name)
+	// unless one with a higher version is stored, and refuses one past the
+	// stream's head with [SnapshotPastHead], checked atomically with the
+	// write. s is valid and its Name is set.
+	SaveSnapshot(ctx context.Context, s eventstore.Snapshot) error
+
+	// LoadSnapshot returns the latest snapshot of (streamID, name), or an
+	// error satisfying errors.Is(err, eventstore.ErrNotFound). name is set.
+	LoadSnapshot(ctx context.Context, streamID, name string) (eventstore.Snapshot, error)
+
+	// Close stops the driver's goroutines and releases its database. An
+	// append queued and not yet sent gets eventstore.ErrClosed; one being
+	// committed gets its outcome. The front calls it once.
+	Close() error
+}
+
+// Batch is one append, validated by the front.
+type Batch struct {
+	StreamID string
+	Expected eventstore.ExpectedVersion
+	Events   []eventstore.Event
+}
+
+// Query is what one read or watch selects; its pages differ only in their
+// [Range].
+type Query struct {
+	// StreamID is a stream, or eventstore.AllStreams.
+	StreamID string
+	// Filter is valid for StreamID (a stream prefix only on AllStreams).
+	Filter eventstore.Filter
+	// Backwards reads from r.To down to r.From.
+	Backwards bool
+	// Prepared belongs to the driver: whatever it derived from the query
+	// on its first page (SQL text, arguments), for the next pages. The
+	// front never reads it.
+	Prepared any
+}
+
+// Range bounds one page: keys from From to To, both included, with
+// 1 <= From <= To <= math.MaxInt64, and at most Limit (> 0) events.
+type Range struct {
+	From, To uint64
+	Limit    int
+}
+
+// Config is what a driver tells the front about itself.
+type Config struct {
+	// MaxEventSize is the largest event (Data plus metadata keys and
+	// values) the store accepts; 0 means eventstore.DefaultMaxEventSize.
+	MaxEventSize int
+	// MaxPageRows caps the rows of one read page (pages start small and
+	// grow fourfold up to it); 0 means 1024.
+	MaxPageRows int
+	// ReadAhead makes a large unfiltered Read fetch its next page while
+	// the caller's loop runs on the current one, on a second connection:
+	// worth it where the database works apart from the caller (a server),
+	// not where it shares the caller's CPU (an embedded database).
+	ReadAhead bool
+}
+
+// Notices receives a driver's news of appends made by others. Its methods
+// may be called from any goroutine, at any time until Close returns.
+type Notices interface {
+	// Appended wakes the watchers of the given streams, and those of
+	// AllStreams.
+	Appended(streamIDs ...string)
+	// Changed wakes every watcher, for a change whose streams are not
+	// known. A needless wake costs a watcher one read; a missed one, an
+	// event delivered late. So when in doubt, call Changed.
+	Changed()
+}
+
+// Listener is implemented by drivers that learn of appends made outside
+// the front (other processes, other stores over the same database): the
+// front calls Listen once, before it returns from [New], and the driver
+// reports those appends to n until it is closed. The front wakes watchers
+// for its own appends itself.
+type Listener interface {
+	Listen(n Notices)
+}
+
+// EventFinder is implemented by drivers that can look an event up by its
+// ID (a unique index makes it one lookup). The front's FindEvent answers
+// errors.ErrUnsupported without it.
+type EventFinder interface {
+	// FindEvent returns the event stored with eventID, or an error
+	// satisfying errors.Is(err, eventstore.ErrNotFound).
+	FindEvent(ctx context.Context, eventID string) (eventstore.Recorded, error)
+}
+
+// SnapshotPastHead returns the *eventstore.ValidationError a driver's
+// SaveSnapshot returns for a snapshot past the stream's head, or nil: head
+// is the stream's version (the last position for AllStreams), read in the
+// same transaction or statement as the write, so that no concurrent change
+// slips between the check and the write. A snapshot the stream
+// contradicts would be trusted by a load, and every append made from that
+// state would conflict.
+func SnapshotPastHead(s eventstore.Snapshot, head uint64) error {
+	return validate.SnapshotHead(s, head)
+}

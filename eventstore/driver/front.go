@@ -1,0 +1,439 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/validate"
+	"github.com/esv2/esv2/internal/watch"
+)
+
+// ErrConnectionLost marks a driver error caused by a lost connection to the
+// database (a terminated backend, a restart, a network cut): a read that
+// failed with it can be run again on a new connection. A driver wraps it
+// into such errors; the front then retries a watch's page instead of
+// ending the watch.
+var ErrConnectionLost = errors.New("driver: connection to the database lost")
+
+// Read pages start small, so that a loop that breaks early (reading the
+// last event backwards, say) fetches little, and grow fourfold up to
+// Config.MaxPageRows.
+const (
+	firstPageRows   = 64
+	defaultPageRows = 1024
+)
+
+// Watches retry a page whose connection was lost this many times,
+// waiting watchRetryDelay, doubling up to watchRetryMaxDelay, between
+// attempts: about 12 s in all before the watch ends with the error. The
+// page is read again from the same key, so the retry can neither skip nor
+// repeat.
+const (
+	watchRetries       = 10
+	watchRetryDelay    = 50 * time.Millisecond
+	watchRetryMaxDelay = 2 * time.Second
+)
+
+// Front is the one implementation of [eventstore.Store], over a [Driver].
+// Adapters return it (embedded in their own Store type, beside their
+// database-specific methods) from their Open functions. It is safe for
+// concurrent use.
+//
+// Every method checks, in this order: a nil context (a
+// *eventstore.ValidationError), an ended context (its error), a closed store
+// (eventstore.ErrClosed), then its arguments (a *eventstore.ValidationError);
+// only then does it call the driver. Reads and watches make the same checks
+// when they are called, and yield the error as their only element.
+type Front struct {
+	d      Driver
+	finder EventFinder // nil when the driver has no such ability
+	cfg    Config
+	hub    *watch.Hub
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ eventstore.Store = (*Front)(nil)
+
+// New returns the front over d. If d is a [Listener], New calls its Listen
+// before it returns.
+func New(d Driver, cfg Config) *Front {
+	if cfg.MaxEventSize <= 0 {
+		cfg.MaxEventSize = eventstore.DefaultMaxEventSize
+	}
+	if cfg.MaxPageRows <= 0 {
+		cfg.MaxPageRows = defaultPageRows
+	}
+	f := &Front{d: d, cfg: cfg, hub: watch.NewHub()}
+	f.finder, _ = d.(EventFinder)
+	if l, ok := d.(Listener); ok {
+		l.Listen(notices{f.hub})
+	}
+	return f
+}
+
+// notices passes a driver's news to the hub.
+type notices struct{ hub *watch.Hub }
+
+func (n notices) Appended(streamIDs ...string) { n.hub.Notify(streamIDs) }
+func (n notices) Changed()                     { n.hub.NotifyAll() }
+
+// check makes the checks every call starts with.
+func (f *Front) check(ctx context.Context) error {
+	if err := validate.Context(ctx); err != nil {
+		return err
+	}
+	if f.closed.Load() {
+		return eventstore.ErrClosed
+	}
+	return nil
+}
+
+// Driver returns the driver under the front, for adapters' own methods.
+func (f *Front) Driver() Driver { return f.d }
+
+// Stream returns a handle on stream id.
+func (f *Front) Stream(id string) *eventstore.Stream { return eventstore.NewStream(f, id) }
+
+// Append appends events to a stream; see [eventstore.Store.Append]. An empty
+// batch checks the expectation against the stream's version and writes
+// nothing. The driver's watchers of the stream (and of AllStreams) are woken
+// once the append has committed.
+//
+// Cancellation: if ctx ends while the append waits to be taken, nothing is
+// written and Append returns ctx's error; once the store has sent it to the
+// database, Append returns its real outcome, even if ctx has ended
+// meanwhile (or eventstore.ErrUnknownOutcome, see there). An error from
+// Append other than ErrUnknownOutcome therefore means nothing was written.
+func (f *Front) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.Event) (eventstore.AppendResult, error) {
+	if err := f.check(ctx); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if err := validate.Append(streamID, expected, events, f.cfg.MaxEventSize); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if len(events) == 0 {
+		v, err := f.d.Head(ctx, streamID)
+		if err != nil {
+			return eventstore.AppendResult{}, err
+		}
+		if !expected.Matches(v) {
+			return eventstore.AppendResult{}, &eventstore.ConflictError{StreamID: streamID, Expected: expected, Actual: v}
+		}
+		return eventstore.AppendResult{Version: v}, nil
+	}
+	res, err := f.d.Append(ctx, &Batch{StreamID: streamID, Expected: expected, Events: events})
+	if err == nil && res.Appended > 0 {
+		f.hub.Notify([]string{streamID})
+	}
+	return res, err
+}
+
+// Read streams events; see [eventstore.Store.Read]. It reads pages by key
+// (version or position), each a call of its own, so no connection or lock
+// is held while the loop body runs, and each page ends at its row limit or
+// at eventstore.PageBytes. Errors (yielded once): *eventstore.ValidationError,
+// eventstore.ErrClosed, a context error, or the driver's error.
+func (f *Front) Read(ctx context.Context, streamID string, opts eventstore.ReadOptions) iter.Seq2[eventstore.Recorded, error] {
+	if err := f.check(ctx); err != nil {
+		return watch.ErrorSeq(err)
+	}
+	if err := validate.Filter(streamID, opts.Filter); err != nil {
+		return watch.ErrorSeq(err)
+	}
+	if opts.Limit < 0 {
+		return watch.ErrorSeq(&eventstore.ValidationError{Field: "limit", Index: -1, Reason: fmt.Sprintf("%d is negative", opts.Limit)})
+	}
+	if opts.From > math.MaxInt64 && !opts.Backwards {
+		// From is a bound: past every key a store can hold, forwards
+		// there is nothing to read.
+		return func(func(eventstore.Recorded, error) bool) {}
+	}
+	r := &reader{f: f, ctx: ctx, opts: opts, q: &Query{StreamID: streamID, Filter: opts.Filter, Backwards: opts.Backwards}}
+	return r.run
+}
+
+// reader is the state of one Read.
+type reader struct {
+	f    *Front
+	ctx  context.Context
+	opts eventstore.ReadOptions
+	q    *Query
+}
+
+// fetched is a page read ahead.
+type fetched struct {
+	page []eventstore.Recorded
+	err  error
+}
+
+func (r *reader) run(yield func(eventstore.Recorded, error) bool) {
+	opts := r.opts
+	rng := Range{From: max(opts.From, 1), To: math.MaxInt64}
+	if opts.Backwards {
+		rng = Range{From: 1, To: min(opts.From, math.MaxInt64)}
+		if rng.To == 0 {
+			rng.To = math.MaxInt64
+		}
+	}
+	remaining := opts.Limit
+	size := firstPageRows
+	// With Config.ReadAhead, from the first large page on (of an
+	// unfiltered read: with a selective filter the next page is a scan
+	// that a loop which breaks would have to wait for), the next page is
+	// fetched by a goroutine of its own while the loop body runs on the
+	// current one, so that the database and the consumer work at the
+	// same time. A loop that breaks waits for that fetch rather than
+	// cancel it: canceling a query can cost a pool its connection.
+	var next chan fetched
+	defer func() {
+		if next != nil {
+			<-next
+		}
+	}()
+	var page []eventstore.Recorded
+	for {
+		n := size
+		size = min(size*4, r.f.cfg.MaxPageRows)
+		if opts.Limit > 0 && remaining < n {
+			n = remaining
+		}
+		rng.Limit = n
+		var err error
+		if next != nil {
+			got := <-next
+			next = nil
+			page, err = got.page, got.err
+		} else {
+			page, err = r.f.d.ReadPage(r.ctx, r.q, rng, page[:0])
+		}
+		if err != nil {
+			yield(eventstore.Recorded{}, err)
+			return
+		}
+		more := watch.PageFull(page, n)
+		if opts.Limit > 0 {
+			if remaining -= len(page); remaining == 0 {
+				more = false
+			}
+		}
+		if more {
+			last := key(r.q.StreamID, page[len(page)-1])
+			switch {
+			case opts.Backwards && last <= 1, !opts.Backwards && last >= math.MaxInt64:
+				more = false
+			case opts.Backwards:
+				rng.To = last - 1
+			default:
+				rng.From = last + 1
+			}
+		}
+		ahead := more && r.f.cfg.ReadAhead && n >= r.f.cfg.MaxPageRows/4 && opts.Filter.IsZero()
+		if ahead {
+			next = r.fetchAhead(rng, size, remaining)
+		}
+		for _, e := range page {
+			if !yield(e, nil) {
+				return
+			}
+		}
+		if !more {
+			return
+		}
+		if ahead {
+			// The page read ahead has an array of its own; this one
+			// goes with the page just yielded.
+			page = nil
+		} else {
+			// The array is reused for the next page, which may be
+			// shorter: it must not keep this page's events alive.
+			clear(page)
+		}
+	}
+}
+
+// fetchAhead starts reading the page at rng, of size rows (fewer when the
+// read's limit leaves fewer).
+func (r *reader) fetchAhead(rng Range, size, remaining int) chan fetched {
+	rng.Limit = size
+	if r.opts.Limit > 0 && remaining < size {
+		rng.Limit = remaining
+	}
+	ch := make(chan fetched, 1)
+	go func() {
+		p, err := r.f.d.ReadPage(r.ctx, r.q, rng, nil)
+		ch <- fetched{p, err}
+	}()
+	return ch
+}
+
+// key returns the cursor of an event: its version in a stream, its
+// position in AllStreams.
+func key(streamID string, e eventstore.Recorded) uint64 {
+	if streamID == eventstore.AllStreams {
+		return e.Position
+	}
+	return e.Version
+}
+
+// Watch yields the events of a stream (or AllStreams) after opts.From, first
+// those stored, then live ones, in order, each once, until ctx ends (the
+// iteration just stops) or the store is closed (it yields
+// eventstore.ErrClosed); see [eventstore.Store.Watch].
+//
+// Every watcher of the store waits on one hub (a notifier for AllStreams and
+// one per watched stream), woken by the front's own appends and by the
+// driver's notices of others' (see [Listener]); woken, it reads what is new
+// with ReadPage, holding no connection while it waits. A page that fails
+// with [ErrConnectionLost] is read again, from the same key, after a pause.
+func (f *Front) Watch(ctx context.Context, streamID string, opts eventstore.WatchOptions) iter.Seq2[eventstore.Recorded, error] {
+	if err := f.check(ctx); err != nil {
+		return watch.ErrorSeq(err)
+	}
+	if err := validate.Filter(streamID, opts.Filter); err != nil {
+		return watch.ErrorSeq(err)
+	}
+	q := &Query{StreamID: streamID, Filter: opts.Filter}
+	return func(yield func(eventstore.Recorded, error) bool) {
+		after, ok := opts.From.Cursor()
+		if !ok {
+			var err error
+			if after, err = f.d.Head(ctx, streamID); err != nil {
+				if ctx.Err() == nil {
+					yield(eventstore.Recorded{}, err)
+				}
+				return
+			}
+		}
+		var buf []eventstore.Recorded
+		read := func(ctx context.Context, lo, hi uint64, limit int) ([]eventstore.Recorded, error) {
+			var err error
+			buf, err = f.readRetrying(ctx, q, Range{From: lo, To: hi, Limit: limit}, buf[:0])
+			return buf, err
+		}
+		page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
+			if after >= math.MaxInt64 {
+				// No key can pass it: the watch waits, as every watch
+				// does, until its context ends or Close.
+				return nil, nil
+			}
+			return read(ctx, after+1, math.MaxInt64, limit)
+		}
+		if !opts.Filter.IsZero() {
+			// Drivers allocate keys in commit order (see Driver.Head).
+			page = watch.HeadBounded(func(ctx context.Context) (uint64, error) {
+				return f.d.Head(ctx, streamID)
+			}, read)
+		}
+		n, release := f.hub.Watch(streamID)
+		defer release()
+		k := func(e eventstore.Recorded) uint64 { return key(streamID, e) }
+		for e, err := range watch.Follow(ctx, n, after, page, k) {
+			if !yield(e, err) {
+				return
+			}
+		}
+	}
+}
+
+// readRetrying reads a watch's page, again after a pause when the
+// connection was lost.
+func (f *Front) readRetrying(ctx context.Context, q *Query, rng Range, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
+	delay := watchRetryDelay
+	for attempt := 0; ; attempt++ {
+		events, err := f.d.ReadPage(ctx, q, rng, page)
+		if err == nil || attempt == watchRetries || !errors.Is(err, ErrConnectionLost) || f.closed.Load() {
+			return events, err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		delay = min(2*delay, watchRetryMaxDelay)
+	}
+}
+
+// Info describes a stream, or the whole store for AllStreams; see
+// [eventstore.Store.Info].
+func (f *Front) Info(ctx context.Context, streamID string) (eventstore.StreamInfo, error) {
+	if err := f.check(ctx); err != nil {
+		return eventstore.StreamInfo{}, err
+	}
+	if err := validate.StreamID(streamID); err != nil {
+		return eventstore.StreamInfo{}, err
+	}
+	return f.d.Info(ctx, streamID)
+}
+
+// SaveSnapshot stores s as the latest snapshot of (s.StreamID, s.Name); see
+// [eventstore.Store.SaveSnapshot]. An empty Name is
+// eventstore.DefaultSnapshotName.
+func (f *Front) SaveSnapshot(ctx context.Context, s eventstore.Snapshot) error {
+	if err := f.check(ctx); err != nil {
+		return err
+	}
+	if err := validate.Snapshot(s, 0); err != nil {
+		return err
+	}
+	if s.Name == "" {
+		s.Name = eventstore.DefaultSnapshotName
+	}
+	return f.d.SaveSnapshot(ctx, s)
+}
+
+// LoadSnapshot returns the latest snapshot of (streamID, name); see
+// [eventstore.Store.LoadSnapshot].
+func (f *Front) LoadSnapshot(ctx context.Context, streamID, name string) (eventstore.Snapshot, error) {
+	if err := f.check(ctx); err != nil {
+		return eventstore.Snapshot{}, err
+	}
+	if err := validate.Snapshot(eventstore.Snapshot{StreamID: streamID, Name: name}, 0); err != nil {
+		return eventstore.Snapshot{}, err
+	}
+	if name == "" {
+		name = eventstore.DefaultSnapshotName
+	}
+	return f.d.LoadSnapshot(ctx, streamID, name)
+}
+
+// FindEvent returns the event stored with eventID; see
+// [eventstore.Store.FindEvent]. Over a driver without the [EventFinder]
+// ability it returns an error satisfying errors.Is(err,
+// errors.ErrUnsupported).
+func (f *Front) FindEvent(ctx context.Context, eventID string) (eventstore.Recorded, error) {
+	if err := f.check(ctx); err != nil {
+		return eventstore.Recorded{}, err
+	}
+	if err := validate.EventID(eventID); err != nil {
+		return eventstore.Recorded{}, err
+	}
+	if f.finder == nil {
+		return eventstore.Recorded{}, fmt.Errorf("eventstore: find event: %w: the driver cannot look events up by ID", errors.ErrUnsupported)
+	}
+	return f.finder.FindEvent(ctx, eventID)
+}
+
+// Close closes the store: watchers end with eventstore.ErrClosed, every
+// later call returns it, and the driver is closed (appends it has not sent
+// get ErrClosed; one being committed gets its outcome). Close is idempotent
+// and safe to call concurrently; every call returns the first one's result.
+func (f *Front) Close() error {
+	f.closeOnce.Do(func() {
+		f.closed.Store(true)
+		f.hub.Close()
+		f.closeErr = f.d.Close()
+	})
+	return f.closeErr
+}
