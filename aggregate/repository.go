@@ -13,6 +13,7 @@ import (
 
 	"github.com/esv2/esv2/codec"
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/validate"
 )
 
 // CommandMetadataKey is the metadata key under which Save and Update store
@@ -113,7 +114,7 @@ func NewRepository[S, E any](store eventstore.Store, cfg Config[S, E]) (*Reposit
 	if cfg.SnapshotSchema != "" || cfg.SnapshotName != "" {
 		// Checked here so that Load's snapshot requests cannot fail as
 		// invalid input, which Load returns rather than reports.
-		if err := eventstore.ValidateSnapshot(eventstore.Snapshot{StreamID: "-", Name: cfg.SnapshotName, Schema: cfg.SnapshotSchema}, 0); err != nil {
+		if err := validate.Snapshot(eventstore.Snapshot{StreamID: "-", Name: cfg.SnapshotName, Schema: cfg.SnapshotSchema}, 0); err != nil {
 			problems = append(problems, fmt.Errorf("%w: %w", ErrInvalidConfig, err))
 		}
 	}
@@ -238,13 +239,13 @@ func (r *Repository[S, E]) Load(ctx context.Context, id string) (*Aggregate[S, E
 // load (re)fills a from the store, dropping anything pending.
 func (r *Repository[S, E]) load(ctx context.Context, a *Aggregate[S, E]) error {
 	// A nil ctx would panic in loadSnapshot's ctx.Err(); refuse it first.
-	if err := eventstore.CheckContext(ctx); err != nil {
+	if err := validate.Context(ctx); err != nil {
 		return fmt.Errorf("aggregate: load %q: %w", a.id, err)
 	}
 	// An invalid ID is the caller's error, not a snapshot problem: check
 	// it before the snapshot is asked for, whose refusal would otherwise
 	// be reported as "snapshot ignored" (issue 9 item 8).
-	if err := eventstore.ValidateStreamID(a.id); err != nil {
+	if err := validate.StreamID(a.id); err != nil {
 		return fmt.Errorf("aggregate: load %q: %w", a.id, err)
 	}
 	if a.id == eventstore.AllStreams {
