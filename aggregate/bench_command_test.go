@@ -37,14 +37,14 @@ func BenchmarkUpdateCommandID(b *testing.B) {
 	}
 	one := func(Counter) ([]CounterEvent, error) { return []CounterEvent{Added{By: 1}}, nil }
 	two := func(Counter) ([]CounterEvent, error) { return []CounterEvent{Added{By: 1}, Added{By: 2}}, nil }
-	none := func() aggregate.Option { return nil }
+	none := func() aggregate.CallOption { return nil }
 	// n counts the commands across sub-benchmarks, so every one is new.
 	n := 0
-	cmd := func() aggregate.Option { n++; return aggregate.WithCommandID("bench-" + strconv.Itoa(n)) }
+	cmd := func() aggregate.CallOption { n++; return aggregate.WithCommandID("bench-" + strconv.Itoa(n)) }
 	for _, bc := range []struct {
 		name   string
 		decide func(Counter) ([]CounterEvent, error)
-		opt    func() aggregate.Option
+		opt    func() aggregate.CallOption
 	}{
 		{"none", one, none},
 		{"commandID", one, cmd},

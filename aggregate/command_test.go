@@ -234,3 +234,48 @@ func TestCommandLookUpWritesNothing(t *testing.T) {
 		}
 	})
 }
+
+// appendCounter wraps a store and counts the Append calls and the conflicts
+// they met: what a metrics wrapper sees.
+type appendCounter struct {
+	eventstore.Store
+	mu                 sync.Mutex
+	appends, conflicts int
+}
+
+func (c *appendCounter) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.Event) (eventstore.AppendResult, error) {
+	res, err := c.Store.Append(ctx, streamID, expected, events...)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.appends++
+	if errors.Is(err, eventstore.ErrConcurrency) {
+		c.conflicts++
+	}
+	return res, err
+}
+
+// TestCommandLookUpIsNoAppend (issue 10): looking a command up is a look-up
+// of its first event ID, not an append the store must refuse: a wrapper
+// counting appends sees only the command's own, and no conflict.
+func TestCommandLookUpIsNoAppend(t *testing.T) {
+	eachStore(t, func(t *testing.T, store eventstore.Store) {
+		ctx := t.Context()
+		c := &appendCounter{Store: store}
+		repo := newRepo(t, c, aggregate.Config[Counter, CounterEvent]{})
+		two := func(Counter) ([]CounterEvent, error) { return []CounterEvent{Added{By: 1}, Added{By: 2}}, nil }
+		// A new command of two events is looked up before it is appended;
+		// its repeat is looked up, found, and appends nothing.
+		for range 2 {
+			if _, err := repo.Update(ctx, "c", two, aggregate.WithCommandID("cmd")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A failing decide of a command never applied is looked up too.
+		if _, err := repo.Update(ctx, "empty", decrement, aggregate.WithCommandID("never")); !errors.Is(err, errNegative) {
+			t.Fatalf("Update whose decide fails: err = %v, want errNegative", err)
+		}
+		if c.appends != 1 || c.conflicts != 0 {
+			t.Errorf("a wrapper saw %d appends (%d conflicts), want 1 (0): the command's own append only", c.appends, c.conflicts)
+		}
+	})
+}

@@ -160,8 +160,9 @@ func initSamples[S any](init func(string) S) (samples []S) {
 	return []S{init("esv2-snapshot-check")}
 }
 
-// Option modifies one Save or Update.
-type Option func(*callOptions)
+// CallOption modifies one Save or Update. (Repository-wide settings are
+// fields of [Config].)
+type CallOption func(*callOptions)
 
 type callOptions struct {
 	commandID string
@@ -195,19 +196,18 @@ type callOptions struct {
 // event need no look-up. Either way, what a repeat returns is the stream as
 // stored, not what decide returned the second time.
 //
-// The look-up is an append the store always refuses or treats as a retry:
-// the command's first event ID alone, typed "esv2.command-probe", with an
-// expected version no stream reaches. It writes nothing and wakes no
-// watcher, but a Store wrapper (logging, metrics, an outbox) sees it as an
-// append refused with a concurrency conflict, and on PostgreSQL it takes
-// the schema's append lock like any append.
-func WithCommandID(id string) Option { return func(o *callOptions) { o.commandID = id } }
+// The look-up is [eventstore.Store.FindEvent] of the command's first event
+// ID: one indexed read, nothing appended, so a Store wrapper (logging,
+// metrics, an outbox) sees a look-up, not a refused append. A store that
+// cannot look events up (errors.ErrUnsupported) fails such a Save or
+// Update with that error.
+func WithCommandID(id string) CallOption { return func(o *callOptions) { o.commandID = id } }
 
 // WithMetadata adds metadata (correlation ID, user ...) to every event
 // saved. The map is not modified.
-func WithMetadata(md map[string]string) Option { return func(o *callOptions) { o.metadata = md } }
+func WithMetadata(md map[string]string) CallOption { return func(o *callOptions) { o.metadata = md } }
 
-func collect(opts []Option) callOptions {
+func collect(opts []CallOption) callOptions {
 	var o callOptions
 	for _, opt := range opts {
 		if opt != nil {
@@ -381,7 +381,7 @@ func (r *Repository[S, E]) report(ctx context.Context, err *SnapshotError) {
 // With [WithCommandID], a Save whose events were already stored succeeds
 // without storing them again, and reloads the aggregate so that its state
 // and version are the stream's.
-func (r *Repository[S, E]) Save(ctx context.Context, a *Aggregate[S, E], opts ...Option) error {
+func (r *Repository[S, E]) Save(ctx context.Context, a *Aggregate[S, E], opts ...CallOption) error {
 	return r.save(ctx, a, collect(opts))
 }
 
@@ -448,23 +448,21 @@ func (r *Repository[S, E]) reload(ctx context.Context, a *Aggregate[S, E]) error
 	return nil
 }
 
-// probeExpected is an expected version no stream ever has (2^63-1 events),
-// so that an append made with it can only succeed as a pure retry.
-const probeExpected = eventstore.ExpectedVersion(1<<63 - 1)
-
 // stored reports whether the stream holds the first event of the command
-// whose event IDs start with idBase. It asks the store's idempotency rule,
-// which the store keeps with a unique index on event IDs: an append of that
-// one event with an expectation no stream meets either succeeds as a retry
-// (the event is stored: nothing is written) or fails with a conflict (it
-// is not: nothing is written either). The stream is not read.
+// whose event IDs start with idBase: one look-up of that event ID, which
+// the store keeps with a unique index. The stream is not read.
 func (r *Repository[S, E]) stored(ctx context.Context, streamID, idBase string) (bool, error) {
-	probe := eventstore.Event{ID: idBase + "0", Type: "esv2.command-probe"}
-	res, err := r.store.Append(ctx, streamID, probeExpected, probe)
+	e, err := r.store.FindEvent(ctx, idBase+"0")
 	switch {
 	case err == nil:
-		return len(res.Duplicates) == 1, nil
-	case errors.Is(err, eventstore.ErrConcurrency):
+		// The ID embeds a hash of the stream ID, so an event found in
+		// another stream was not written by this command; say so rather
+		// than take it for this stream's.
+		if e.StreamID != streamID {
+			return false, fmt.Errorf("event ID %q is stored in stream %q: %w", idBase+"0", e.StreamID, eventstore.ErrIdempotency)
+		}
+		return true, nil
+	case errors.Is(err, eventstore.ErrNotFound):
 		return false, nil
 	default:
 		return false, err
@@ -517,7 +515,7 @@ func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E])
 // looked up only when decide fails or returns two or more events (see
 // [WithCommandID]); a repeat deciding one event is recognised by the
 // append itself.
-func (r *Repository[S, E]) Update(ctx context.Context, id string, decide func(S) ([]E, error), opts ...Option) (*Aggregate[S, E], error) {
+func (r *Repository[S, E]) Update(ctx context.Context, id string, decide func(S) ([]E, error), opts ...CallOption) (*Aggregate[S, E], error) {
 	o := collect(opts)
 	start := time.Now()
 	a, err := r.Load(ctx, id)

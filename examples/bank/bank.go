@@ -84,7 +84,7 @@ func run(ctx context.Context, w io.Writer, store eventstore.Store, where string)
 }
 
 // do runs one command and waits for the watcher to print what it stored.
-func (b *bank) do(ctx context.Context, id string, decide decision, opts ...aggregate.Option) (*aggregate.Aggregate[Account, AccountEvent], error) {
+func (b *bank) do(ctx context.Context, id string, decide decision, opts ...aggregate.CallOption) (*aggregate.Aggregate[Account, AccountEvent], error) {
 	acc, err := b.repo.Update(ctx, id, decide, opts...)
 	if err != nil {
 		return nil, err
