@@ -19,7 +19,8 @@ var (
 	ErrInvalidInput = errors.New("eventstore: invalid input")
 	// ErrClosed reports use of a closed store, or a watch ended by Close.
 	ErrClosed = errors.New("eventstore: store closed")
-	// ErrNotFound reports that a snapshot does not exist.
+	// ErrNotFound reports that what was asked for does not exist: a
+	// snapshot (LoadSnapshot), an event ID (FindEvent).
 	ErrNotFound = errors.New("eventstore: not found")
 	// ErrUnknownOutcome reports an append whose outcome the store could
 	// not learn: the connection to the database was lost after the append
@@ -92,4 +93,3 @@ func (e *ValidationError) Error() string {
 
 // Unwrap returns ErrInvalidInput.
 func (e *ValidationError) Unwrap() error { return ErrInvalidInput }
-

@@ -6,12 +6,20 @@ import (
 )
 
 // Store is an event store. Adapters (adapters/sqlite, adapters/postgres)
-// implement it; every implementation passes the conformance suite in
-// package eventstoretest. All methods are safe for concurrent use.
+// return one front ([driver.Front]) over their database driver, so every
+// store behaves the same way; every implementation passes the conformance
+// suite in package eventstoretest. All methods are safe for concurrent use,
+// and wrapping a Store (metrics, tracing, tests) is a matter of embedding
+// it and overriding the methods of interest.
 //
-// Every method returns ErrClosed (errors.Is) after Close, and a ctx error
-// when its context ends. Invalid arguments are refused with a
-// *ValidationError (ErrInvalidInput) before anything is written.
+// Every method checks, in this order: a nil context is refused with a
+// *ValidationError; an ended context returns its error; a closed store
+// returns ErrClosed; then invalid arguments are refused with a
+// *ValidationError (ErrInvalidInput) before anything is written. Read and
+// Watch make these checks when called and yield the error as their only
+// element.
+//
+// [driver.Front]: https://pkg.go.dev/github.com/esv2/esv2/eventstore/driver#Front
 type Store interface {
 	// Append appends events to a stream atomically if the stream's version
 	// matches expected. An empty batch writes nothing and reports the
