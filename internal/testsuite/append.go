@@ -38,6 +38,7 @@ func appendTests() []test {
 		{"ConcurrentSameExpectedVersion", leaf(testAppendRace)},
 		{"ConcurrentResults", leaf(testAppendConcurrentResults)},
 		{"CancelledContext", leaf(testAppendCancelled)},
+		{"ContextEndsDuringAppend", leaf(testAppendContextEnds)},
 		{"InvalidInput", testAppendInvalid},
 		{"InvalidEventMidBatchWritesNothing", leaf(testAppendInvalidMidBatch)},
 	}
