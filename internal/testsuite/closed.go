@@ -147,7 +147,7 @@ func testCloseDuringUse(t *testing.T, s eventstore.Store) {
 	// Let every goroutine make some calls, as shown by the writers' events.
 	w := startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.After(0)})
 	w.next(t, 50+3)
-	if err := s.Close(); err != nil {
+	if err := closeWithin(t, s); err != nil {
 		t.Errorf("Close: %v", err)
 	}
 	done := make(chan error, 1)
@@ -197,5 +197,21 @@ func testCloseIterators(t *testing.T, s eventstore.Store) {
 		if !errors.Is(err, eventstore.ErrClosed) {
 			t.Errorf("%s made before Close, ranged after it: %v, want ErrClosed", m.name, err)
 		}
+	}
+}
+
+// closeWithin closes s and returns Close's error, failing the test if
+// Close does not return within waitTimeout: Close is bounded, even with
+// calls in flight (issue 9 item 4).
+func closeWithin(t *testing.T, s eventstore.Store) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- s.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(waitTimeout):
+		t.Fatalf("Close did not return within %v", waitTimeout)
+		return nil
 	}
 }

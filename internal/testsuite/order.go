@@ -207,9 +207,10 @@ func within(t *testing.T, ctx context.Context, s eventstore.Store, c call) error
 	}
 }
 
+// closeOrFail closes s and fails the test if Close fails.
 func closeOrFail(t *testing.T, s eventstore.Store) {
 	t.Helper()
-	if err := s.Close(); err != nil {
+	if err := closeWithin(t, s); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 }

@@ -238,7 +238,7 @@ func testSharedCloseWhileAppending(t *testing.T, a, b eventstore.Store) {
 			t.Fatalf("the writers did not make their first appends within %v", waitTimeout)
 		}
 	}
-	if err := a.Close(); err != nil {
+	if err := closeWithin(t, a); err != nil {
 		t.Errorf("Close while appending: %v", err)
 	}
 	close(closed)
