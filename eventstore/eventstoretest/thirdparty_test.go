@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -32,7 +31,13 @@ func TestThirdPartyModule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
+	// go test puts the GOROOT/bin of the go command that runs it first in
+	// the test's PATH (Go 1.19 and later), so this is that same go; runtime.GOROOT
+	// is deprecated for this use.
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go command in PATH (run this test with go test): %v", err)
+	}
 	cmd := exec.CommandContext(t.Context(), goCmd, "test", "-count=1", "./...")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOPROXY=off", "GOFLAGS="+goflags(os.Getenv("GOFLAGS")))
