@@ -173,7 +173,9 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 			return eventstore.AppendResult{Version: uint64(len(events)), Appended: len(events)}, nil
 		}
 		var ve *eventstore.ValidationError
-		if m.bugs.partialBatch && err == invalid && errors.As(err, &ve) && ve.Index > 0 {
+		// invalid is set only if the arguments were checked, last: then
+		// it is err.
+		if m.bugs.partialBatch && errors.As(invalid, &ve) && ve.Index > 0 {
 			m.db.mu.Lock()
 			m.write(streamID, events[:ve.Index], nil)
 			m.db.mu.Unlock()
