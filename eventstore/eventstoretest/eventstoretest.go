@@ -1,6 +1,9 @@
-// Package eventstoretest is the public entry to esv2's conformance suite,
-// for event store adapters written outside this module. Adapters of the
-// module run the same suite.
+// Package eventstoretest is the public entry to esv2's conformance suite:
+// the executable form of the [eventstore.Store] contract. The adapters of
+// this module run it through this package, and adapters written elsewhere
+// (usually a [github.com/esv2/esv2/eventstore/driver.Driver] under the
+// front that [github.com/esv2/esv2/eventstore/driver.New] returns)
+// run it the same way.
 //
 // # Running the suite
 //
@@ -23,7 +26,11 @@
 //			if err != nil {
 //				t.Fatal(err)
 //			}
-//			t.Cleanup(func() { s.Close() })
+//			t.Cleanup(func() {
+//				if err := s.Close(); err != nil {
+//					t.Error(err)
+//				}
+//			})
 //			return s
 //		})
 //	}
@@ -31,7 +38,8 @@
 // A store that can be opened twice on one database (a file, a PostgreSQL
 // schema) should also pass [RunFeatures] with [Features].NewPair, which adds
 // the Shared subtests: idempotency, conflicts and global order across two
-// stores, and watches woken by the other store's appends.
+// stores, watches woken by the other store's appends, and Close while
+// appends are in flight, checked through the other store.
 //
 // A failing subtest names the rule broken, e.g.
 // TestConformance/Append/ExpectedVersionConflict or
@@ -49,6 +57,20 @@
 // Run has returned: anything the factory shares between stores (a
 // connection pool, a server) must be released with t.Cleanup on the outer
 // test, never with defer.
+//
+// # What it checks
+//
+// Subtests are grouped by method: Append (expected versions, conflicts,
+// empty batches, versions and positions, times and their precision, round
+// trips, idempotency, invalid input up to huge events and overlong
+// batches, racing writers, a context that ends while the append runs),
+// Read, Info, Watch, Snapshot, FindEvent, Close (every method after it,
+// calls in flight, reads and watches made before it), CheckOrder (the
+// order of the checks every method makes: a nil context, then an ended
+// one, then a closed store, then the arguments), Stream, LargeEvents and,
+// with a pair of stores, Shared. The suite waits on channels with
+// deadlines, never on sleeps, so a failure is a broken rule, not a slow
+// machine.
 package eventstoretest
 
 import (
@@ -59,21 +81,42 @@ import (
 )
 
 // Run runs the conformance suite of [eventstore.Store] against the stores
-// newStore returns. See the package documentation for what newStore must do.
+// newStore returns. See the package documentation for what newStore must
+// do. It is RunFeatures with the zero [Features].
 func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 	t.Helper()
-	testsuite.Run(t, newStore)
+	RunFeatures(t, newStore, Features{})
 }
 
-// Features describes optional abilities of the stores under test; the zero
-// value runs what Run runs.
-type Features = testsuite.Features
+// Features describes what the stores under test can do beyond one
+// [eventstore.Store] on a private database. The zero value runs every
+// subtest that needs only the factory, and expects [eventstore.Store.FindEvent]
+// to find events.
+type Features struct {
+	// NewPair, when set, opens two stores on one new, empty database, as
+	// two processes of an application would each open it, and registers
+	// their Close with t.Cleanup (the suite may close one of them first).
+	// It enables the Shared subtests: idempotency and conflicts across
+	// the stores, watches woken by the other store's appends, one global
+	// order for writers on both, snapshots, and Close of one store while
+	// appends and watches are in flight on it, checked through the other.
+	// Leave it nil for a store that cannot be opened twice (a private
+	// in-memory database).
+	NewPair func(t *testing.T) (a, b eventstore.Store)
 
-// RunFeatures is Run with optional abilities: with Features.NewPair (two
-// stores open on one new database, as two processes would open it), it also
-// runs the Shared subtests (idempotency and conflicts across stores,
-// watches woken by the other store's appends, one global order).
+	// NoFindEvent declares stores that cannot look events up by ID (a
+	// front over a driver without the EventFinder ability of package
+	// eventstore/driver): the FindEvent subtests then expect every lookup
+	// that passes the usual checks to fail with errors.ErrUnsupported,
+	// instead of finding the event.
+	NoFindEvent bool
+}
+
+// RunFeatures is [Run] with the abilities f declares; see [Features].
 func RunFeatures(t *testing.T, newStore func(t *testing.T) eventstore.Store, f Features) {
 	t.Helper()
-	testsuite.RunFeatures(t, newStore, f)
+	testsuite.RunFeatures(t, newStore, testsuite.Features{
+		NewPair:     f.NewPair,
+		NoFindEvent: f.NoFindEvent,
+	})
 }

@@ -38,6 +38,7 @@ func appendTests() []test {
 		{"ConcurrentSameExpectedVersion", leaf(testAppendRace)},
 		{"ConcurrentResults", leaf(testAppendConcurrentResults)},
 		{"CancelledContext", leaf(testAppendCancelled)},
+		{"ContextEndsDuringAppend", leaf(testAppendContextEnds)},
 		{"InvalidInput", testAppendInvalid},
 		{"InvalidEventMidBatchWritesNothing", leaf(testAppendInvalidMidBatch)},
 	}
@@ -93,7 +94,9 @@ func testAppendExact(t *testing.T, s eventstore.Store) {
 	}
 	// A plain conversion is the same expectation.
 	mustAppend(t, s, "s", eventstore.ExpectedVersion(4), ev("t", "5"))
-	for _, stale := range []uint64{3, 6, 100} {
+	// Past the end, however far (internal/torture's bad input): a conflict
+	// that names both versions, never an overflow.
+	for _, stale := range []uint64{3, 6, 100, 1 << 40, 1<<63 - 1} {
 		_, err := s.Append(ctxTimeout(t), "s", eventstore.Exact(stale), ev("t", "x"))
 		wantConflict(t, err, "s", eventstore.Exact(stale), 5)
 	}

@@ -1,6 +1,7 @@
 package testsuite
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -17,11 +18,12 @@ func closeTests() []test {
 		{"Idempotent", leaf(testCloseIdempotent)},
 		{"Concurrent", leaf(testCloseConcurrent)},
 		{"DuringUse", leaf(testCloseDuringUse)},
+		{"IteratorsMadeBeforeClose", leaf(testCloseIterators)},
 	}
 }
 
 func testClosedMethods(t *testing.T, s eventstore.Store) {
-	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
+	mustAppend(t, s, "s", eventstore.NoStream, evID("e1", "t"))
 	save(t, s, eventstore.Snapshot{StreamID: "s", Version: 1})
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -53,6 +55,10 @@ func testClosedMethods(t *testing.T, s eventstore.Store) {
 	wantErr(t, "SaveSnapshot after Close", err, eventstore.ErrClosed)
 	_, err = s.LoadSnapshot(ctx, "s", "")
 	wantErr(t, "LoadSnapshot after Close", err, eventstore.ErrClosed)
+	for _, id := range []string{"e1", "missing"} {
+		_, err = s.FindEvent(ctx, id)
+		wantErr(t, fmt.Sprintf("FindEvent(%q) after Close", id), err, eventstore.ErrClosed)
+	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v, want nil", err)
 	}
@@ -141,7 +147,7 @@ func testCloseDuringUse(t *testing.T, s eventstore.Store) {
 	// Let every goroutine make some calls, as shown by the writers' events.
 	w := startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.After(0)})
 	w.next(t, 50+3)
-	if err := s.Close(); err != nil {
+	if err := closeWithin(t, s); err != nil {
 		t.Errorf("Close: %v", err)
 	}
 	done := make(chan error, 1)
@@ -156,5 +162,56 @@ func testCloseDuringUse(t *testing.T, s eventstore.Store) {
 	}
 	if err := w.end(t); !errors.Is(err, eventstore.ErrClosed) {
 		t.Errorf("watch ended with %v at Close, want ErrClosed", err)
+	}
+}
+
+// testCloseIterators makes reads and watches before Close and ranges over
+// them after it: the store was closed when they ran, so each yields
+// ErrClosed and nothing else (the driver's own error for a closed database
+// must not leak through).
+func testCloseIterators(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "s", eventstore.NoStream, numbered(3, "t", "e")...)
+	ctx := ctxTimeout(t)
+	type made struct {
+		name string
+		seq  func(yield func(eventstore.Recorded, error) bool)
+	}
+	var seqs []made
+	for _, stream := range []string{"s", eventstore.AllStreams} {
+		for _, backwards := range []bool{false, true} {
+			seqs = append(seqs, made{fmt.Sprintf("Read(%q, backwards=%v)", stream, backwards),
+				s.Read(ctx, stream, eventstore.ReadOptions{Backwards: backwards})})
+		}
+		seqs = append(seqs, made{fmt.Sprintf("Read(%q, filtered)", stream),
+			s.Read(ctx, stream, eventstore.ReadOptions{Filter: eventstore.Filter{Types: []string{"t"}}})})
+		for _, from := range []eventstore.Start{eventstore.FromPresent(), eventstore.FromStart(), eventstore.After(1)} {
+			seqs = append(seqs, made{fmt.Sprintf("Watch(%q, %+v)", stream, from),
+				s.Watch(ctx, stream, eventstore.WatchOptions{From: from})})
+		}
+		seqs = append(seqs, made{fmt.Sprintf("Watch(%q, filtered)", stream),
+			s.Watch(ctx, stream, eventstore.WatchOptions{From: eventstore.FromStart(), Filter: eventstore.Filter{Types: []string{"t"}}})})
+	}
+	closeOrFail(t, s)
+	for _, m := range seqs {
+		err := within(t, ctx, s, call{name: m.name, do: func(context.Context, eventstore.Store) error { return seqErr(m.seq) }})
+		if !errors.Is(err, eventstore.ErrClosed) {
+			t.Errorf("%s made before Close, ranged after it: %v, want ErrClosed", m.name, err)
+		}
+	}
+}
+
+// closeWithin closes s and returns Close's error, failing the test if
+// Close does not return within waitTimeout: Close is bounded, even with
+// calls in flight (issue 9 item 4).
+func closeWithin(t *testing.T, s eventstore.Store) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- s.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(waitTimeout):
+		t.Fatalf("Close did not return within %v", waitTimeout)
+		return nil
 	}
 }

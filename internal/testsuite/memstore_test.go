@@ -3,6 +3,7 @@ package testsuite_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"maps"
 	"math"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/validate"
+	"github.com/esv2/esv2/internal/watch"
 )
 
 // memStore is a small in-memory reference implementation of the contract.
@@ -20,7 +23,7 @@ import (
 type memStore struct {
 	db     *memDB
 	closed bool // guarded by db.mu
-	n      *eventstore.Notifier
+	n      *watch.Notifier
 	bugs   bugs
 }
 
@@ -66,6 +69,19 @@ type bugs struct {
 	fromWraps         bool // a Read From above MaxInt64 wraps to a negative int64, read as the start
 	pastEndEnds       bool // a watch after MaxInt64 or more ends at once
 	snapshotPastHead  bool // a snapshot past the stream's head is stored
+
+	// The order of the checks every method starts with (issue 10: the
+	// adapters disagreed on it).
+	closedBeforeNilContext bool // a closed store answers a nil context with ErrClosed
+	closedBeforeContext    bool // a closed store answers an ended context with ErrClosed
+	validateBeforeClosed   bool // a closed store answers invalid input with a ValidationError (SQLite did)
+	validateBeforeContext  bool // invalid input with an ended context is a ValidationError
+
+	ctxErrAfterWrite  bool // an append whose context ended while it was written returns the context's error (PostgreSQL did)
+	ackAfterClose     bool // an append on a closed store reports success and stores nothing
+	noSizeLimit       bool // events over the size limit are stored
+	findReturnsLast   bool // FindEvent returns the last event of the stream that holds the ID
+	findMissingIsZero bool // FindEvent of an unknown ID returns a zero event and no error
 }
 
 func newMemStore(b bugs) *memStore {
@@ -81,35 +97,95 @@ func newMemStore(b bugs) *memStore {
 func (db *memDB) open(b bugs) *memStore {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	m := &memStore{db: db, n: eventstore.NewNotifier(), bugs: b}
+	m := &memStore{db: db, n: watch.NewNotifier(), bugs: b}
 	db.stores = append(db.stores, m)
 	return m
 }
 
 var _ eventstore.Store = (*memStore)(nil)
 
+// enter makes the checks every method starts with, in the order of
+// eventstore/driver.Front: a nil context (a *ValidationError), an ended
+// context (its error), a closed store (ErrClosed), then the arguments
+// (valid, when not nil). The order-of-checks mutants reorder them.
+func (m *memStore) enter(ctx context.Context, valid func() error) error {
+	nilCtx := func() error {
+		if ctx == nil {
+			return validate.Context(ctx)
+		}
+		return nil
+	}
+	ended := func() error {
+		if ctx == nil {
+			return nil
+		}
+		return ctx.Err()
+	}
+	closed := func() error {
+		m.db.mu.Lock()
+		defer m.db.mu.Unlock()
+		if m.closed {
+			return eventstore.ErrClosed
+		}
+		return nil
+	}
+	args := func() error {
+		if valid == nil {
+			return nil
+		}
+		return valid()
+	}
+	order := []func() error{nilCtx, ended, closed, args}
+	switch {
+	case m.bugs.closedBeforeNilContext:
+		order = []func() error{closed, nilCtx, ended, args}
+	case m.bugs.closedBeforeContext:
+		order = []func() error{nilCtx, closed, ended, args}
+	case m.bugs.validateBeforeClosed:
+		order = []func() error{nilCtx, ended, args, closed}
+	case m.bugs.validateBeforeContext:
+		order = []func() error{nilCtx, args, ended, closed}
+	}
+	for _, check := range order {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // position makes positions sparse (10, 20, ...) so that the suite cannot
 // come to rely on dense ones.
 func position(index int) uint64 { return uint64(index+1) * 10 }
 
 func (m *memStore) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.Event) (eventstore.AppendResult, error) {
-	if err := eventstore.CheckContext(ctx); err != nil {
-		return eventstore.AppendResult{}, err
+	maxSize := 0
+	if m.bugs.noSizeLimit {
+		maxSize = math.MaxInt
 	}
-	err := eventstore.ValidateAppend(streamID, expected, events, 0)
-	m.db.mu.Lock()
-	defer m.db.mu.Unlock()
-	if m.closed {
-		return eventstore.AppendResult{}, eventstore.ErrClosed
-	}
+	var invalid error
+	err := m.enter(ctx, func() error {
+		invalid = validate.Append(streamID, expected, events, maxSize)
+		return invalid
+	})
 	if err != nil {
-		if m.bugs.partialBatch {
-			var ve *eventstore.ValidationError
-			if errors.As(err, &ve) && ve.Index > 0 {
-				m.write(streamID, events[:ve.Index], nil)
-			}
+		if errors.Is(err, eventstore.ErrClosed) && m.bugs.ackAfterClose {
+			return eventstore.AppendResult{Version: uint64(len(events)), Appended: len(events)}, nil
+		}
+		var ve *eventstore.ValidationError
+		// invalid is set only if the arguments were checked, last: then
+		// it is err.
+		if m.bugs.partialBatch && errors.As(invalid, &ve) && ve.Index > 0 {
+			m.db.mu.Lock()
+			m.write(streamID, events[:ve.Index], nil)
+			m.db.mu.Unlock()
 		}
 		return eventstore.AppendResult{}, err
+	}
+	m.db.mu.Lock()
+	defer m.db.mu.Unlock()
+	if m.closed { // closed since the check: Close cut the call short
+		return eventstore.AppendResult{}, eventstore.ErrClosed
 	}
 	cur := uint64(len(m.db.streams[streamID]))
 	var dups []eventstore.Duplicate
@@ -142,6 +218,9 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 	}
 	res := m.write(streamID, events, isDup)
 	res.Duplicates = dups
+	if m.bugs.ctxErrAfterWrite && ctx.Err() != nil {
+		return eventstore.AppendResult{}, ctx.Err()
+	}
 	return res, nil
 }
 
@@ -247,15 +326,21 @@ func key(streamID string) func(eventstore.Recorded) uint64 {
 }
 
 func (m *memStore) Read(ctx context.Context, streamID string, opts eventstore.ReadOptions) iter.Seq2[eventstore.Recorded, error] {
-	if err := eventstore.CheckContext(ctx); err != nil {
-		return eventstore.ErrorSeq(err)
-	}
-	if err := eventstore.ValidateReadOptions(streamID, opts.Filter); err != nil {
-		return eventstore.ErrorSeq(err)
+	err := m.enter(ctx, func() error {
+		if err := validate.Filter(streamID, opts.Filter); err != nil {
+			return err
+		}
+		if opts.Limit < 0 {
+			return &eventstore.ValidationError{Field: "limit", Index: -1, Reason: "negative"}
+		}
+		return nil
+	})
+	if err != nil {
+		return watch.ErrorSeq(err)
 	}
 	return func(yield func(eventstore.Recorded, error) bool) {
 		m.db.mu.Lock()
-		if m.closed {
+		if m.closed { // closed since Read was called
 			m.db.mu.Unlock()
 			if m.bugs.rawErrorOnClose {
 				yield(eventstore.Recorded{}, errors.New("sql: database is closed"))
@@ -302,8 +387,8 @@ func (m *memStore) Read(ctx context.Context, streamID string, opts eventstore.Re
 }
 
 func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.WatchOptions) iter.Seq2[eventstore.Recorded, error] {
-	if err := eventstore.ValidateReadOptions(streamID, opts.Filter); err != nil {
-		return eventstore.ErrorSeq(err)
+	if err := m.enter(ctx, func() error { return validate.Filter(streamID, opts.Filter) }); err != nil {
+		return watch.ErrorSeq(err)
 	}
 	k := key(streamID)
 	skipped := false
@@ -340,26 +425,18 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 		if ctx.Err() != nil {
 			return
 		}
-		after, err := opts.From.Resolve(func() (uint64, error) {
-			m.db.mu.Lock()
-			defer m.db.mu.Unlock()
-			list := m.list(streamID)
-			if len(list) == 0 {
-				return 0, nil
+		after, ok := opts.From.Cursor()
+		if !ok {
+			var err error
+			if after, err = m.present(streamID); err != nil {
+				yield(eventstore.Recorded{}, err)
+				return
 			}
-			if m.bugs.presentOffByOne && len(list) > 1 {
-				return k(list[len(list)-2]), nil
-			}
-			return k(list[len(list)-1]), nil
-		})
-		if err != nil {
-			yield(eventstore.Recorded{}, err)
-			return
 		}
 		if m.bugs.pastEndEnds && after >= math.MaxInt64 {
 			return
 		}
-		for r, err := range eventstore.Follow(ctx, m.n, after, page, k) {
+		for r, err := range watch.Follow(ctx, m.n, after, page, k) {
 			if !yield(r, err) {
 				return
 			}
@@ -370,11 +447,27 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 	}
 }
 
-func (m *memStore) Info(ctx context.Context, streamID string) (eventstore.StreamInfo, error) {
-	if err := eventstore.CheckContext(ctx); err != nil {
-		return eventstore.StreamInfo{}, err
+// present returns the key of the last event of a stream, where a watch
+// from the present starts.
+func (m *memStore) present(streamID string) (uint64, error) {
+	m.db.mu.Lock()
+	defer m.db.mu.Unlock()
+	if m.closed {
+		return 0, eventstore.ErrClosed
 	}
-	if err := eventstore.ValidateStreamID(streamID); err != nil {
+	list := m.list(streamID)
+	k := key(streamID)
+	switch {
+	case len(list) == 0:
+		return 0, nil
+	case m.bugs.presentOffByOne && len(list) > 1:
+		return k(list[len(list)-2]), nil
+	}
+	return k(list[len(list)-1]), nil
+}
+
+func (m *memStore) Info(ctx context.Context, streamID string) (eventstore.StreamInfo, error) {
+	if err := m.enter(ctx, func() error { return validate.StreamID(streamID) }); err != nil {
 		return eventstore.StreamInfo{}, err
 	}
 	m.db.mu.Lock()
@@ -404,10 +497,7 @@ func snapName(name string) string {
 }
 
 func (m *memStore) SaveSnapshot(ctx context.Context, s eventstore.Snapshot) error {
-	if err := eventstore.CheckContext(ctx); err != nil {
-		return err
-	}
-	if err := eventstore.ValidateSnapshot(s, 0); err != nil {
+	if err := m.enter(ctx, func() error { return validate.Snapshot(s, 0) }); err != nil {
 		return err
 	}
 	m.db.mu.Lock()
@@ -420,7 +510,7 @@ func (m *memStore) SaveSnapshot(ctx context.Context, s eventstore.Snapshot) erro
 		if len(list) > 0 {
 			head = key(s.StreamID)(list[len(list)-1])
 		}
-		if err := eventstore.ValidateSnapshotHead(s, head); err != nil {
+		if err := validate.SnapshotHead(s, head); err != nil {
 			return err
 		}
 	}
@@ -436,10 +526,8 @@ func (m *memStore) SaveSnapshot(ctx context.Context, s eventstore.Snapshot) erro
 }
 
 func (m *memStore) LoadSnapshot(ctx context.Context, streamID, name string) (eventstore.Snapshot, error) {
-	if err := eventstore.CheckContext(ctx); err != nil {
-		return eventstore.Snapshot{}, err
-	}
-	if err := eventstore.ValidateSnapshot(eventstore.Snapshot{StreamID: streamID, Name: name}, 0); err != nil {
+	err := m.enter(ctx, func() error { return validate.Snapshot(eventstore.Snapshot{StreamID: streamID, Name: name}, 0) })
+	if err != nil {
 		return eventstore.Snapshot{}, err
 	}
 	m.db.mu.Lock()
@@ -452,6 +540,29 @@ func (m *memStore) LoadSnapshot(ctx context.Context, streamID, name string) (eve
 		return eventstore.Snapshot{}, eventstore.ErrNotFound
 	}
 	return s, nil
+}
+
+func (m *memStore) FindEvent(ctx context.Context, eventID string) (eventstore.Recorded, error) {
+	if err := m.enter(ctx, func() error { return validate.EventID(eventID) }); err != nil {
+		return eventstore.Recorded{}, err
+	}
+	m.db.mu.Lock()
+	defer m.db.mu.Unlock()
+	if m.closed {
+		return eventstore.Recorded{}, eventstore.ErrClosed
+	}
+	in, ok := m.db.ids[eventID]
+	if !ok {
+		if m.bugs.findMissingIsZero {
+			return eventstore.Recorded{}, nil
+		}
+		return eventstore.Recorded{}, fmt.Errorf("event %q: %w", eventID, eventstore.ErrNotFound)
+	}
+	list := m.db.streams[in.stream]
+	if m.bugs.findReturnsLast {
+		return m.db.events[list[len(list)-1]], nil
+	}
+	return m.db.events[list[in.version-1]], nil
 }
 
 func (m *memStore) Close() error {

@@ -3,7 +3,9 @@ package testsuite
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sync/errgroup"
@@ -33,6 +35,7 @@ func sharedTests(newPair PairFactory) []test {
 		{"WatchWokenByOtherStore", pair(testSharedWatch)},
 		{"ConcurrentWritersOneOrder", pair(testSharedOrder)},
 		{"Snapshots", pair(testSharedSnapshots)},
+		{"CloseWhileAppending", pair(testSharedCloseWhileAppending)},
 	}
 }
 
@@ -165,4 +168,155 @@ func testSharedSnapshots(t *testing.T, a, b eventstore.Store) {
 		t.Fatalf("SaveSnapshot of an older version: %v", err)
 	}
 	wantSnapshot(t, a, "s", "m", snap)
+}
+
+// testSharedCloseWhileAppending closes store a while writers append to it
+// (events without IDs, so that no idempotency hides an append stored
+// twice, with Exact and Any expectations) and watchers follow it, then
+// checks everything through b, which stands for the store opened again
+// after Close. Every append either succeeded and is stored once where its
+// result says, or failed with ErrClosed and stored nothing (ErrUnknownOutcome:
+// all of it or nothing); an append made after Close returned fails; every
+// watcher ends with ErrClosed, having yielded stored events only, in
+// order. (The close-while-busy check of internal/torture, issue 10.)
+func testSharedCloseWhileAppending(t *testing.T, a, b eventstore.Store) {
+	const (
+		writers = 4
+		// Each writer stops after this many appends if Close has not come
+		// yet, so that no watcher's buffer fills on a fast store.
+		maxAppends = 200
+	)
+	from := eventstore.WatchOptions{From: eventstore.FromStart()}
+	watchers := []*watcher{startWatch(t, a, eventstore.AllStreams, from), startWatch(t, a, "w0", from)}
+	type attempt struct {
+		data       string
+		afterClose bool // made after Close had returned
+		res        eventstore.AppendResult
+		err        error
+	}
+	logs := make([][]attempt, writers) // one per writer
+	closed := make(chan struct{})
+	started := make(chan struct{}, writers)
+	ctx := ctxTimeout(t)
+	var wg sync.WaitGroup // the writers' outcomes are in logs, checked below
+	for w := range writers {
+		wg.Go(func() {
+			stream := fmt.Sprint("w", w)
+			var version uint64
+			for j := 0; ; j++ {
+				var afterClose bool
+				if j == maxAppends {
+					<-closed
+				}
+				select {
+				case <-closed:
+					afterClose = true
+				default:
+				}
+				expected := eventstore.Any
+				if j%2 == 0 {
+					expected = eventstore.Exact(version)
+				}
+				data := fmt.Sprint(w, "/", j)
+				res, err := a.Append(ctx, stream, expected, ev("t", data+" a"), ev("t", data+" b"))
+				logs[w] = append(logs[w], attempt{data, afterClose, res, err})
+				if j == 0 {
+					started <- struct{}{}
+				}
+				if err != nil || afterClose {
+					return
+				}
+				version = res.Version
+			}
+		})
+	}
+	timeout := time.NewTimer(waitTimeout)
+	defer timeout.Stop()
+	for range writers {
+		select {
+		case <-started:
+		case <-timeout.C:
+			t.Fatalf("the writers did not make their first appends within %v", waitTimeout)
+		}
+	}
+	if err := closeWithin(t, a); err != nil {
+		t.Errorf("Close while appending: %v", err)
+	}
+	close(closed)
+	wait := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(wait)
+	}()
+	select {
+	case <-wait:
+	case <-timeout.C:
+		t.Fatalf("the appends in flight did not end within %v of Close", waitTimeout)
+	}
+
+	stored := make(map[string][]eventstore.Recorded) // by data
+	all := readAll(t, b, eventstore.AllStreams, eventstore.ReadOptions{})
+	for _, r := range all {
+		stored[string(r.Data)] = append(stored[string(r.Data)], r)
+	}
+	accounted := 0
+	for w, log := range logs {
+		for _, at := range log {
+			first, second := stored[at.data+" a"], stored[at.data+" b"]
+			what := fmt.Sprintf("writer %d, append %s", w, at.data)
+			if at.afterClose {
+				what += " (made after Close returned)"
+			}
+			switch {
+			case at.err == nil && at.afterClose:
+				t.Errorf("%s succeeded (%+v), want ErrClosed", what, at.res)
+			case at.err == nil:
+				if len(first) != 1 || len(second) != 1 {
+					t.Errorf("%s succeeded (%+v), but its events are stored %d and %d times, want once", what, at.res, len(first), len(second))
+					continue
+				}
+				if at.res.Version != second[0].Version || at.res.Position != second[0].Position || first[0].Version+1 != second[0].Version {
+					t.Errorf("%s: result %+v, but its events are stored at versions %d, %d and positions %d, %d",
+						what, at.res, first[0].Version, second[0].Version, first[0].Position, second[0].Position)
+				}
+			case errors.Is(at.err, eventstore.ErrClosed):
+				if len(first)+len(second) != 0 {
+					t.Errorf("%s failed with %v, but its events are stored (%d and %d times): ErrClosed must mean nothing was written", what, at.err, len(first), len(second))
+				}
+			case errors.Is(at.err, eventstore.ErrUnknownOutcome):
+				if len(first) > 1 || len(first) != len(second) {
+					t.Errorf("%s failed with %v, and its events are stored %d and %d times, want both once or neither", what, at.err, len(first), len(second))
+				}
+			default:
+				t.Errorf("%s: %v, want success, ErrClosed or ErrUnknownOutcome", what, at.err)
+			}
+			accounted += min(len(first), 1) + min(len(second), 1)
+		}
+		got := versions(readAll(t, b, fmt.Sprint("w", w), eventstore.ReadOptions{}))
+		if diff := cmp.Diff(span(1, uint64(len(got))), got); len(got) > 0 && diff != "" {
+			t.Errorf("writer %d's stream: versions not dense from 1 (-want +got):\n%s", w, diff)
+		}
+	}
+	if accounted != len(all) {
+		t.Errorf("the store holds %d events, of which the writers' appends account for %d", len(all), accounted)
+	}
+	for i, w := range watchers {
+		err := w.end(t)
+		if !errors.Is(err, eventstore.ErrClosed) {
+			t.Errorf("%s ended with %v at Close, want ErrClosed", w.name, err)
+		}
+		got := w.drain()
+		want := all
+		if i == 1 {
+			want = readAll(t, b, "w0", eventstore.ReadOptions{})
+		}
+		if len(got) > len(want) {
+			t.Errorf("%s yielded %d events, but the store holds %d", w.name, len(got), len(want))
+			continue
+		}
+		wantSame(t, w.name+" up to Close", want[:len(got)], got)
+	}
+	// The database is not harmed: the other store appends and reads on.
+	res := mustAppend(t, b, "w0", eventstore.Any, ev("t", "after Close"))
+	wantVersion(t, b, "w0", res.Version)
 }

@@ -47,6 +47,10 @@ type Features struct {
 	// one global order for writers on both. Leave it nil for a store that
 	// cannot be opened twice (a private in-memory database).
 	NewPair PairFactory
+	// NoFindEvent declares stores that cannot look events up by ID: the
+	// FindEvent cases then expect errors.ErrUnsupported from every lookup
+	// that passes the usual checks, instead of the events.
+	NoFindEvent bool
 }
 
 // Run runs the conformance suite against the stores newStore returns.
@@ -76,6 +80,8 @@ func RunFeatures(t *testing.T, newStore Factory, f Features) {
 		{"Watch", watchTests()},
 		{"Snapshot", snapshotTests()},
 		{"Close", closeTests()},
+		{"CheckOrder", checkOrderTests()},
+		{"FindEvent", findEventTests(f)},
 		{"Stream", []test{{"Handle", leaf(testStreamHandle)}}},
 		{"LargeEvents", largeEventTests()},
 	}

@@ -35,7 +35,7 @@ var mutants = map[string]struct {
 	"limitBeforeFilter": {bugs{limitBeforeFilter: true}, "Read/Filter/LimitCountsMatches"},
 	"olderSnapshotWins": {bugs{olderSnapshotWins: true}, "Snapshot/OlderDoesNotOverwrite"},
 	"partialBatch":      {bugs{partialBatch: true}, "Append/InvalidEventMidBatchWritesNothing"},
-	"rawErrorOnClose":   {bugs{rawErrorOnClose: true}, "Close/DuringUse"},
+	"rawErrorOnClose":   {bugs{rawErrorOnClose: true}, "Close/IteratorsMadeBeforeClose"},
 	"timeNotSet":        {bugs{timeNotSet: true}, "Append/TimeSetByStore"},
 	"presentOffByOne":   {bugs{presentOffByOne: true}, "Watch/FromPresent/Stream"},
 	"emptyUnchecked":    {bugs{emptyUnchecked: true}, "Append/EmptyBatch"},
@@ -51,6 +51,16 @@ var mutants = map[string]struct {
 	"fromWraps":         {bugs{fromWraps: true}, "Read/FromPastEnd"},
 	"pastEndEnds":       {bugs{pastEndEnds: true}, "Watch/AfterPastEnd"},
 	"snapshotPastHead":  {bugs{snapshotPastHead: true}, "Snapshot/PastHead"},
+
+	"closedBeforeNilContext": {bugs{closedBeforeNilContext: true}, "CheckOrder/NilContext"},
+	"closedBeforeContext":    {bugs{closedBeforeContext: true}, "CheckOrder/EndedContext"},
+	"validateBeforeContext":  {bugs{validateBeforeContext: true}, "CheckOrder/EndedContext"},
+	"validateBeforeClosed":   {bugs{validateBeforeClosed: true}, "CheckOrder/ClosedBeforeArguments"},
+	"ctxErrAfterWrite":       {bugs{ctxErrAfterWrite: true}, "Append/ContextEndsDuringAppend"},
+	"ackAfterClose":          {bugs{ackAfterClose: true}, "Shared/CloseWhileAppending"},
+	"noSizeLimit":            {bugs{noSizeLimit: true}, "Append/InvalidInput/HugeData"},
+	"findReturnsLast":        {bugs{findReturnsLast: true}, "FindEvent/Found"},
+	"findMissingIsZero":      {bugs{findMissingIsZero: true}, "FindEvent/NotFound"},
 }
 
 // TestConformance runs the suite on the in-memory reference store: a

@@ -1,6 +1,7 @@
 package testsuite
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -39,6 +40,11 @@ func testAppendInvalid(t *testing.T, newStore Factory) {
 		{"OversizeMetadata", "s", eventstore.Any, []eventstore.Event{
 			{Type: "t", Data: make([]byte, eventstore.DefaultMaxEventSize-10), Metadata: map[string]string{"key": "0123456789"}},
 		}},
+		// Far over the limit: refused before the store tries to send it
+		// anywhere (internal/torture's bad input, issue 10).
+		{"HugeData", "s", eventstore.Any, []eventstore.Event{ok, {Type: "t", Data: make([]byte, 32<<20)}}},
+		{"HugeMetadata", "s", eventstore.Any, []eventstore.Event{{Type: "t", Metadata: map[string]string{"k": strings.Repeat("v", 8<<20)}}}},
+		{"BatchTooLarge", "s", eventstore.Any, tooManyEvents()},
 		{"ExpectedVersionUndefined", "s", eventstore.ExpectedVersion(-3), []eventstore.Event{ok}},
 		{"ExpectedVersionNegative", "s", eventstore.ExpectedVersion(-100), []eventstore.Event{ok}},
 		{"ExpectedVersionTooLarge", "s", eventstore.Exact(1 << 63), []eventstore.Event{ok}},
@@ -61,6 +67,16 @@ func testAppendInvalid(t *testing.T, newStore Factory) {
 			}
 		})
 	}
+}
+
+// tooManyEvents returns a batch one event longer than MaxBatchSize, of
+// events without IDs.
+func tooManyEvents() []eventstore.Event {
+	evs := make([]eventstore.Event, eventstore.MaxBatchSize+1)
+	for i := range evs {
+		evs[i] = eventstore.Event{Type: "t"}
+	}
+	return evs
 }
 
 // testAppendInvalidMidBatch checks that one invalid event in the middle of
@@ -114,6 +130,18 @@ func testReadInvalid(t *testing.T, newStore Factory) {
 			}
 		})
 	}
+	t.Run("NegativeLimit", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
+		for _, stream := range []string{"s", eventstore.AllStreams} {
+			got, err := readErr(t, "Read", s.Read(ctxTimeout(t), stream, eventstore.ReadOptions{Limit: -1}))
+			if len(got) != 0 {
+				t.Errorf("Read(%q) with a negative limit yielded %d events before its error", stream, len(got))
+			}
+			wantValidation(t, fmt.Sprintf("Read(%q) with a negative limit", stream), err)
+		}
+	})
 }
 
 // testWatchInvalid checks that invalid watch arguments are refused: the
