@@ -1,0 +1,129 @@
+package driver_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/eventstore/driver"
+)
+
+// flakyDriver is a one-stream log whose ReadPage fails with a lost
+// connection a given number of times before it answers. The rest of the
+// interface is the least a test needs.
+type flakyDriver struct {
+	mu     sync.Mutex
+	events []eventstore.Recorded
+	fails  int // ReadPage calls still to fail
+	reads  int
+}
+
+func (d *flakyDriver) Append(_ context.Context, b *driver.Batch) (eventstore.AppendResult, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, e := range b.Events {
+		v := uint64(len(d.events) + 1)
+		d.events = append(d.events, eventstore.Recorded{Event: e, StreamID: b.StreamID, Version: v, Position: v})
+	}
+	return eventstore.AppendResult{Version: uint64(len(d.events)), Position: uint64(len(d.events)), Appended: len(b.Events)}, nil
+}
+
+func (d *flakyDriver) ReadPage(_ context.Context, _ *driver.Query, r driver.Range, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reads++
+	if d.fails > 0 {
+		d.fails--
+		return page, fmt.Errorf("read: connection reset: %w", driver.ErrConnectionLost)
+	}
+	for _, e := range d.events {
+		if e.Version >= r.From && e.Version <= r.To && len(page) < r.Limit {
+			page = append(page, e)
+		}
+	}
+	return page, nil
+}
+
+func (d *flakyDriver) Head(context.Context, string) (uint64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return uint64(len(d.events)), nil
+}
+
+func (d *flakyDriver) Info(context.Context, string) (eventstore.StreamInfo, error) {
+	return eventstore.StreamInfo{}, errors.ErrUnsupported
+}
+
+func (d *flakyDriver) SaveSnapshot(context.Context, eventstore.Snapshot) error {
+	return errors.ErrUnsupported
+}
+
+func (d *flakyDriver) LoadSnapshot(context.Context, string, string) (eventstore.Snapshot, error) {
+	return eventstore.Snapshot{}, eventstore.ErrNotFound
+}
+
+func (d *flakyDriver) Close() error { return nil }
+
+// TestWatchRetriesLostConnection: a watch whose page fails with
+// ErrConnectionLost reads it again and goes on, neither skipping nor
+// repeating an event; a Read does not retry (its caller may).
+func TestWatchRetriesLostConnection(t *testing.T) {
+	d := &flakyDriver{}
+	f := driver.New(d, driver.Config{})
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := f.Append(ctx, "s", eventstore.Any, eventstore.Event{Type: "a"}, eventstore.Event{Type: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	d.fails = 2
+	d.mu.Unlock()
+	var got []uint64
+	for r, err := range f.Watch(ctx, "s", eventstore.WatchOptions{From: eventstore.FromStart()}) {
+		if err != nil {
+			t.Fatalf("watch ended with %v after %v, want the lost connection retried", err, got)
+		}
+		got = append(got, r.Version)
+		if len(got) == 2 {
+			break
+		}
+	}
+	if fmt.Sprint(got) != "[1 2]" {
+		t.Errorf("watched versions %v, want [1 2]", got)
+	}
+	if d.reads != 3 {
+		t.Errorf("ReadPage called %d times, want 3 (two lost connections, then the page)", d.reads)
+	}
+
+	d.mu.Lock()
+	d.fails = 1
+	d.mu.Unlock()
+	_, err := eventstore.Collect(f.Read(ctx, "s", eventstore.ReadOptions{}))
+	if !errors.Is(err, driver.ErrConnectionLost) {
+		t.Errorf("Read over a lost connection: err = %v, want ErrConnectionLost", err)
+	}
+}
+
+// TestFrontChecksBeforeTheDriver: a closed front answers ErrClosed before
+// it looks at the arguments, and never calls the driver.
+func TestFrontChecksBeforeTheDriver(t *testing.T) {
+	d := &flakyDriver{}
+	f := driver.New(d, driver.Config{})
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Append(t.Context(), eventstore.AllStreams, eventstore.Any, eventstore.Event{}); !errors.Is(err, eventstore.ErrClosed) {
+		t.Errorf("Append of invalid input to a closed store: err = %v, want ErrClosed", err)
+	}
+	if _, err := eventstore.Collect(f.Read(t.Context(), "", eventstore.ReadOptions{Limit: -1})); !errors.Is(err, eventstore.ErrClosed) {
+		t.Errorf("Read of invalid options on a closed store: err = %v, want ErrClosed", err)
+	}
+	if d.reads != 0 || len(d.events) != 0 {
+		t.Errorf("the driver was called: %d reads, %d events", d.reads, len(d.events))
+	}
+}
