@@ -113,6 +113,10 @@ type Query struct {
 	Filter eventstore.Filter
 	// Backwards reads from r.To down to r.From.
 	Backwards bool
+	// Watch tells a watch's pages from a read's: they alternate between
+	// catch-up pages of any size and short live ones, so a guess about
+	// the next page drawn from the last one is often wrong.
+	Watch bool
 	// Prepared belongs to the driver: whatever it derived from the query
 	// on its first page (SQL text, arguments), for the next pages. The
 	// front never reads it.

@@ -98,9 +98,6 @@ func (f *Front) check(ctx context.Context) error {
 	return nil
 }
 
-// Driver returns the driver under the front, for adapters' own methods.
-func (f *Front) Driver() Driver { return f.d }
-
 // Stream returns a handle on stream id.
 func (f *Front) Stream(id string) *eventstore.Stream { return eventstore.NewStream(f, id) }
 
@@ -302,7 +299,7 @@ func (f *Front) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 	if err := validate.Filter(streamID, opts.Filter); err != nil {
 		return watch.ErrorSeq(err)
 	}
-	q := &Query{StreamID: streamID, Filter: opts.Filter}
+	q := &Query{StreamID: streamID, Filter: opts.Filter, Watch: true}
 	return func(yield func(eventstore.Recorded, error) bool) {
 		after, ok := opts.From.Cursor()
 		if !ok {
@@ -331,7 +328,7 @@ func (f *Front) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 		if !opts.Filter.IsZero() {
 			// Drivers allocate keys in commit order (see Driver.Head).
 			page = watch.HeadBounded(func(ctx context.Context) (uint64, error) {
-				return f.d.Head(ctx, streamID)
+				return f.headRetrying(ctx, streamID)
 			}, read)
 		}
 		n, release := f.hub.Watch(streamID)
@@ -348,17 +345,31 @@ func (f *Front) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 // readRetrying reads a watch's page, again after a pause when the
 // connection was lost.
 func (f *Front) readRetrying(ctx context.Context, q *Query, rng Range, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
+	return retryLost(ctx, f, func() ([]eventstore.Recorded, error) { return f.d.ReadPage(ctx, q, rng, page) })
+}
+
+// headRetrying is a filtered watch's head, again after a pause when the
+// connection was lost.
+func (f *Front) headRetrying(ctx context.Context, streamID string) (uint64, error) {
+	return retryLost(ctx, f, func() (uint64, error) { return f.d.Head(ctx, streamID) })
+}
+
+// retryLost runs call again, after a pause growing from watchRetryDelay,
+// while it fails with ErrConnectionLost, up to watchRetries times, unless
+// ctx ends or the store is closed.
+func retryLost[T any](ctx context.Context, f *Front, call func() (T, error)) (T, error) {
 	delay := watchRetryDelay
 	for attempt := 0; ; attempt++ {
-		events, err := f.d.ReadPage(ctx, q, rng, page)
+		v, err := call()
 		if err == nil || attempt == watchRetries || !errors.Is(err, ErrConnectionLost) || f.closed.Load() {
-			return events, err
+			return v, err
 		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, ctx.Err()
+			var zero T
+			return zero, ctx.Err()
 		case <-t.C:
 		}
 		delay = min(2*delay, watchRetryMaxDelay)

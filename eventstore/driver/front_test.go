@@ -18,8 +18,9 @@ import (
 type flakyDriver struct {
 	mu     sync.Mutex
 	events []eventstore.Recorded
-	fails  int // ReadPage calls still to fail
-	reads  int
+	fails     int // ReadPage calls still to fail
+	headFails int // Head calls still to fail
+	reads     int
 }
 
 func (d *flakyDriver) Append(_ context.Context, b *driver.Batch) (eventstore.AppendResult, error) {
@@ -51,6 +52,10 @@ func (d *flakyDriver) ReadPage(_ context.Context, _ *driver.Query, r driver.Rang
 func (d *flakyDriver) Head(context.Context, string) (uint64, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.headFails > 0 {
+		d.headFails--
+		return 0, fmt.Errorf("head: connection reset: %w", driver.ErrConnectionLost)
+	}
 	return uint64(len(d.events)), nil
 }
 
@@ -125,5 +130,31 @@ func TestFrontChecksBeforeTheDriver(t *testing.T) {
 	}
 	if d.reads != 0 || len(d.events) != 0 {
 		t.Errorf("the driver was called: %d reads, %d events", d.reads, len(d.events))
+	}
+}
+
+// TestFilteredWatchRetriesLostHead: a filtered watch bounds its pages by
+// the head, and a head lost with the connection is asked again too.
+func TestFilteredWatchRetriesLostHead(t *testing.T) {
+	d := &flakyDriver{}
+	f := driver.New(d, driver.Config{})
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := f.Append(ctx, "s", eventstore.Any, eventstore.Event{Type: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	d.headFails = 2
+	d.mu.Unlock()
+	opts := eventstore.WatchOptions{From: eventstore.FromStart(), Filter: eventstore.Filter{Types: []string{"a"}}}
+	for r, err := range f.Watch(ctx, "s", opts) {
+		if err != nil {
+			t.Fatalf("filtered watch ended with %v, want the lost head retried", err)
+		}
+		if r.Version != 1 {
+			t.Errorf("watched version %d, want 1", r.Version)
+		}
+		break
 	}
 }
