@@ -153,16 +153,3 @@ func statementError(err error) bool {
 	}
 	return sev == "ERROR"
 }
-
-// sleep waits for dur or until ctx ends, and reports whether ctx is
-// still live.
-func sleep(ctx context.Context, dur time.Duration) bool {
-	t := time.NewTimer(dur)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

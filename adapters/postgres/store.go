@@ -307,3 +307,16 @@ func channelName(schema string) string {
 	h.Write([]byte("esv2:notify:" + schema))
 	return fmt.Sprintf("esv2_%016x", h.Sum64())
 }
+
+// sleep waits for dur or until ctx ends, and reports whether ctx is
+// still live.
+func sleep(ctx context.Context, dur time.Duration) bool {
+	t := time.NewTimer(dur)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
