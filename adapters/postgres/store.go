@@ -54,7 +54,7 @@ type pgDriver struct {
 
 	// notices is where the listener, the poll and the writer report
 	// appends of other processes; set by Listen, which the front calls
-	// before any append can reach the writer.
+	// before the goroutines start.
 	notices driver.Notices
 	// listenCfg configures the LISTEN connection; nil without LISTEN.
 	listenCfg *pgx.ConnConfig
@@ -179,10 +179,12 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, cfg config) (*
 	d.stopCtx, d.stopCancel = context.WithCancel(context.WithoutCancel(ctx))
 	d.bgCtx, d.bgCancel = context.WithCancel(d.stopCtx)
 	d.writer = newWriter(d)
-	d.bg.Go(d.writer.run)
 	// Read-ahead was this adapter's before the front took it over: the
-	// server reads the next page while the caller's loop runs.
+	// server reads the next page while the caller's loop runs. New calls
+	// Listen, which sets d.notices before the writer, which reports to
+	// it, starts.
 	front := driver.New(d, driver.Config{MaxEventSize: cfg.maxEventSize, MaxPageRows: maxReadPage, ReadAhead: true})
+	d.bg.Go(d.writer.run)
 	return &Store{Front: front, d: d}, nil
 }
 
