@@ -3,10 +3,9 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,62 +13,75 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/eventstore/driver"
 )
 
-// Append appends events to streamID if its version matches expected; see
-// eventstore.Store.Append for the rules (idempotent retries, duplicates,
-// empty batches). The append is handed to the store's writer, which
-// commits it together with the appends other goroutines made meanwhile
-// (group commit), each with its own checks and result.
+// faultHooks let tests land a fault in the exact window where a real one
+// does harm (issue 9 item 1), or hold the writer there.
+type faultHooks struct {
+	// sent runs once a group's batch is sent, before its results are
+	// read.
+	sent func(pc *pgconn.PgConn)
+	// committed runs once COMMIT's result has arrived; it returns what
+	// the batch's Close is taken to report.
+	committed func(pc *pgconn.PgConn, closeErr error) error
+	// gaveUp runs when an append's context ended after the writer took
+	// it, before Append waits for its outcome.
+	gaveUp func()
+}
+
+// Append appends b to its stream if the stream's version matches
+// b.Expected; see driver.Driver.Append for the rules. The append is
+// handed to the store's writer, which commits it together with the
+// appends other goroutines made meanwhile (group commit), each with its
+// own checks and result.
 //
-// Errors: *eventstore.ValidationError before anything is sent;
-// *eventstore.ConflictError; *eventstore.IdempotencyError;
-// eventstore.ErrClosed; eventstore.ErrUnknownOutcome when the connection
-// was lost while the append committed and its outcome could not be
-// looked up (see doc.go, "Connection faults while committing"). If ctx ends while the append waits in the queue it
-// is dropped and ctx's error returned; if ctx ends while it is being
-// committed, ctx's error is returned and the append may or may not have
-// been stored (as with any database call): retry it with the same event
-// IDs to find out. In that case the writer may still be reading events
-// after Append returned, so do not modify their Data or Metadata then.
-func (s *Store) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.Event) (eventstore.AppendResult, error) {
-	if err := s.check(ctx); err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	if err := eventstore.ValidateAppend(streamID, expected, events, s.cfg.maxEventSize); err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	size := appendSize(streamID, events)
-	if size > s.cfg.maxAppend {
+// An append whose payload is over WithMaxAppendSize is refused with an
+// *eventstore.ValidationError before it is queued.
+//
+// Cancellation (the rule of every store, see driver.Driver.Append): if
+// ctx ends while the append waits in the writer's queue, it is withdrawn
+// (nothing is written) and ctx's error returned; once the writer has
+// taken it, Append waits for its real outcome, even if ctx has ended
+// meanwhile: success, a conflict, ErrUnknownOutcome... Before, it
+// returned ctx's error then, and the caller could not tell whether its
+// events were stored (issue 10). The writer does not read b.Events after
+// Append returns.
+func (d *pgDriver) Append(ctx context.Context, b *driver.Batch) (eventstore.AppendResult, error) {
+	size := appendSize(b.StreamID, b.Events)
+	if size > d.cfg.maxAppend {
 		return eventstore.AppendResult{}, &eventstore.ValidationError{Field: "events", Index: -1,
-			Reason: fmt.Sprintf("%d bytes in all is over the limit of %d per append (WithMaxAppendSize): split the batch", size, s.cfg.maxAppend)}
+			Reason: fmt.Sprintf("%d bytes in all is over the limit of %d per append (WithMaxAppendSize): split the batch", size, d.cfg.maxAppend)}
 	}
-	req := &appendReq{ctx: ctx, stream: streamID, expected: expected, events: events, size: size, done: make(chan appendResp, 1)}
-	if err := s.writer.submit(req); err != nil {
+	req := &appendReq{ctx: ctx, stream: b.StreamID, expected: b.Expected, events: b.Events, size: size, done: make(chan appendResp, 1)}
+	if err := d.writer.submit(req); err != nil {
 		return eventstore.AppendResult{}, err
 	}
 	select {
 	case r := <-req.done:
 		return r.res, r.err
 	case <-ctx.Done():
-		req.state.CompareAndSwap(reqQueued, reqAbandoned)
+	}
+	if d.writer.withdraw(req) {
 		return eventstore.AppendResult{}, ctx.Err()
 	}
+	// Taken: the group may be in the database already. The writer
+	// commits it under its own context and answers every append it took.
+	if h := d.hooks; h != nil && h.gaveUp != nil {
+		h.gaveUp()
+	}
+	r := <-req.done
+	return r.res, r.err
 }
 
-const (
-	reqQueued int32 = iota
-	reqTaken
-	reqAbandoned
-)
-
 type appendReq struct {
+	// ctx is the caller's: the writer drops an append whose ctx ended
+	// before it was sent.
 	ctx      context.Context
 	stream   string
 	expected eventstore.ExpectedVersion
 	events   []eventstore.Event
-	size     int // appendSize
-	state    atomic.Int32
+	size     int             // appendSize
 	done     chan appendResp // buffered: the writer never blocks on it
 }
 
@@ -99,8 +111,12 @@ type appendResp struct {
 // cfg.groupEvents events) into the next transaction: the more goroutines
 // append at once, the more appends one commit carries. See doc.go, "Global
 // order".
+//
+// An append is queued while it is in queue: take removes the appends it
+// sends, withdraw one whose caller gave up, close the rest, all under mu,
+// so each append is answered by exactly one of them.
 type writer struct {
-	s      *Store
+	d      *pgDriver
 	mu     sync.Mutex
 	queue  []*appendReq
 	closed bool
@@ -109,8 +125,8 @@ type writer struct {
 	done   chan struct{}
 }
 
-func newWriter(s *Store) *writer {
-	return &writer{s: s, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+func newWriter(d *pgDriver) *writer {
+	return &writer{d: d, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (w *writer) submit(r *appendReq) error {
@@ -128,6 +144,20 @@ func (w *writer) submit(r *appendReq) error {
 	return nil
 }
 
+// withdraw removes r from the queue and reports whether it was still
+// there: if not, the writer took it (or Close answered it), and r.done
+// will carry its answer.
+func (w *writer) withdraw(r *appendReq) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i := slices.Index(w.queue, r)
+	if i < 0 {
+		return false
+	}
+	w.queue = slices.Delete(w.queue, i, i+1)
+	return true
+}
+
 func (w *writer) run() {
 	defer close(w.done)
 	for {
@@ -141,16 +171,17 @@ func (w *writer) run() {
 			if group == nil {
 				break
 			}
-			w.s.commitGroup(group)
+			w.d.commitGroup(group)
 		}
 	}
 }
 
 // take removes the next group from the queue: nil when the queue is
 // empty. A group holds at most cfg.groupEvents events and cfg.groupBytes
-// bytes of payload (one larger append goes alone) and no event ID twice: append_batch checks stored IDs once
-// per group, so an ID shared by two appends sends the second to the next
-// group. Appends whose caller gave up are dropped.
+// bytes of payload (one larger append goes alone) and no event ID twice:
+// append_batch checks stored IDs once per group, so an ID shared by two
+// appends sends the second to the next group. Appends whose context
+// ended are answered with its error and not sent.
 func (w *writer) take() []*appendReq {
 	w.mu.Lock()
 	n, size, bytes := 0, 0, 0
@@ -159,7 +190,7 @@ scan:
 	for n < len(w.queue) {
 		r := w.queue[n]
 		k := max(len(r.events), 1)
-		if n > 0 && (size+k > w.s.cfg.groupEvents || bytes+r.size > w.s.cfg.groupBytes) {
+		if n > 0 && (size+k > w.d.cfg.groupEvents || bytes+r.size > w.d.cfg.groupBytes) {
 			break
 		}
 		for i := range r.events {
@@ -195,9 +226,6 @@ scan:
 
 	group := make([]*appendReq, 0, len(taken))
 	for _, r := range taken {
-		if !r.state.CompareAndSwap(reqQueued, reqTaken) {
-			continue
-		}
 		if err := r.ctx.Err(); err != nil {
 			r.done <- appendResp{err: err}
 			continue
@@ -229,9 +257,7 @@ func (w *writer) close(timeout time.Duration, cancel, stop context.CancelFunc) {
 	w.queue = nil
 	w.mu.Unlock()
 	for _, r := range pending {
-		if r.state.CompareAndSwap(reqQueued, reqTaken) {
-			r.done <- appendResp{err: eventstore.ErrClosed}
-		}
+		r.done <- appendResp{err: eventstore.ErrClosed}
 	}
 	close(w.stop)
 	for _, c := range []context.CancelFunc{cancel, stop} {
@@ -247,27 +273,6 @@ func (w *writer) close(timeout time.Duration, cancel, stop context.CancelFunc) {
 	<-w.done
 }
 
-// maxAttempts bounds the runs of a group that certainly stored nothing
-// and failed for a reason another run may not meet: a concurrent writer
-// (see retryable) or a lost connection.
-const maxAttempts = 5
-
-// outcome is what the writer knows of a group it tried to commit.
-type outcome int
-
-const (
-	// notWritten: the group certainly stored nothing. It failed before it
-	// was sent, or the server refused one of its statements before COMMIT
-	// (the rest of the pipeline is then skipped).
-	notWritten outcome = iota
-	// committed: COMMIT's result arrived, or the outcome row says so.
-	committed
-	// unknown: the connection failed after the group was sent and before
-	// COMMIT's result arrived, and it is not known (yet) whether the group
-	// committed.
-	unknown
-)
-
 // commitGroup appends a group in one statement (one round trip) and hands
 // each caller its result.
 //
@@ -278,7 +283,7 @@ const (
 // eventstore.ErrUnknownOutcome (issue 9: re-running such a group stored
 // events without IDs twice, and answered Exact appends with conflicts for
 // events that were stored).
-func (s *Store) commitGroup(group []*appendReq) {
+func (d *pgDriver) commitGroup(group []*appendReq) {
 	if len(group) == 0 {
 		return
 	}
@@ -292,62 +297,58 @@ func (s *Store) commitGroup(group []*appendReq) {
 	//
 	// It is not held during a look-up or a backoff, which can take
 	// seconds: the listener then may record a head this group made
-	// (harmless: the writer finds the head moved and wakes every
-	// watcher instead of the group's).
+	// (harmless: the writer finds the head moved and reports a change
+	// of unknown streams, which wakes every watcher).
 	for attempt := 1; ; attempt++ {
-		s.commitMu.Lock()
-		token := s.tokens.Add(1)
-		rows, oc, err = s.execGroup(s.bgCtx, group, token)
+		d.commitMu.Lock()
+		token := d.tokens.Add(1)
+		rows, oc, err = d.execGroup(d.bgCtx, group, token)
 		if oc == unknown {
-			s.commitMu.Unlock()
-			rows, oc, err = s.resolveGroup(group, token, err)
-			s.commitMu.Lock()
+			d.commitMu.Unlock()
+			rows, oc, err = d.resolveGroup(group, token, err)
+			d.commitMu.Lock()
 		}
-		if oc != notWritten || attempt == maxAttempts || s.bgCtx.Err() != nil ||
+		if oc != notWritten || attempt == maxAttempts || d.bgCtx.Err() != nil ||
 			(!retryable(err) && !pgconn.SafeToRetry(err) && !connectionLost(err)) {
 			break // holding commitMu
 		}
-		s.commitMu.Unlock()
+		d.commitMu.Unlock()
 		// A short backoff (5, 10, 20, 40 ms), so that a racing writer
 		// or a connection being replaced gets time to move on.
-		sleep(s.bgCtx, time.Duration(5<<(attempt-1))*time.Millisecond)
+		sleep(d.bgCtx, time.Duration(5<<(attempt-1))*time.Millisecond)
 	}
 	if oc != committed {
-		s.commitMu.Unlock()
-		s.failGroup(group, oc, err)
+		d.commitMu.Unlock()
+		d.failGroup(group, oc, err)
 		return
 	}
-	s.groups.Add(1)
+	d.groups.Add(1)
 	var top, written uint64
-	var streams []string
 	for i, row := range rows {
 		top = max(top, row.position)
 		if row.position > 0 {
 			written += uint64(len(group[i].events) - len(row.dupIndex))
-			streams = append(streams, group[i].stream)
 		}
 	}
 	if top > 0 {
-		prev := s.head.Load()
-		s.advanceHead(top)
-		if prev+written == top {
-			// Positions are gapless and in commit order: nothing
-			// committed since the head watchers were last woken for but
-			// this group, so only its streams' watchers (and those of
-			// AllStreams) have news.
-			s.notifiers.Notify(streams)
-		} else {
-			// Another process committed just before: its streams are
-			// unknown here.
-			s.notifiers.NotifyAll()
+		prev := d.head.Load()
+		d.advanceHead(top)
+		if prev+written != top {
+			// Positions are gapless and in commit order, so another
+			// process committed just before this group. Its NOTIFY, if
+			// the listener gets it now, carries a head below this one
+			// and is no news: report its appends here, as changes to
+			// unknown streams. (This group's own watchers are woken by
+			// the front when each Append returns.)
+			d.othersAppended()
 		}
 	}
-	s.commitMu.Unlock()
+	d.commitMu.Unlock()
 	for i, r := range group {
 		resp := rows[i].result(r)
 		if resp.res.Appended > 0 {
-			s.appends.Add(1)
-			s.events.Add(uint64(resp.res.Appended))
+			d.appends.Add(1)
+			d.events.Add(uint64(resp.res.Appended))
 		}
 		r.done <- resp
 	}
@@ -355,11 +356,11 @@ func (s *Store) commitGroup(group []*appendReq) {
 
 // failGroup answers the appends of a group that did not commit (oc
 // notWritten) or whose outcome is unknown.
-func (s *Store) failGroup(group []*appendReq, oc outcome, err error) {
+func (d *pgDriver) failGroup(group []*appendReq, oc outcome, err error) {
 	switch {
 	case oc == unknown:
 		// err wraps eventstore.ErrUnknownOutcome.
-	case s.bgCtx.Err() != nil:
+	case d.bgCtx.Err() != nil:
 		// Close cancelled the group before it committed.
 		err = fmt.Errorf("postgres: append: %w", eventstore.ErrClosed)
 	case len(group) > 1 && statementError(err):
@@ -367,7 +368,7 @@ func (s *Store) failGroup(group []*appendReq, oc outcome, err error) {
 		// each append alone so that the error reaches only the append
 		// that caused it.
 		for _, r := range group {
-			s.commitGroup([]*appendReq{r})
+			d.commitGroup([]*appendReq{r})
 		}
 		return
 	default:
@@ -379,119 +380,6 @@ func (s *Store) failGroup(group []*appendReq, oc outcome, err error) {
 	for _, r := range group {
 		r.done <- appendResp{err: err}
 	}
-}
-
-// sleep waits for d or until ctx ends, and reports whether ctx is still
-// live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// resolveGroup learns the outcome of a group whose connection failed
-// after it was sent (cause): committed with its rows, notWritten (then
-// it is fenced and may run again), or, when the database cannot be asked
-// within cfg.resolveTimeout or the store is closing, unknown with an
-// error wrapping eventstore.ErrUnknownOutcome and cause.
-func (s *Store) resolveGroup(group []*appendReq, token uint64, cause error) ([]groupRow, outcome, error) {
-	s.outcomeChecks.Add(1)
-	// Not bgCtx: Close cancels that first, and a group it cancelled
-	// still deserves its true outcome (within Close's bound).
-	ctx, cancel := context.WithTimeout(s.stopCtx, s.cfg.resolveTimeout)
-	defer cancel()
-	var last error
-	for attempt := 0; ; attempt++ {
-		rows, done, err := s.lookupOutcome(ctx, token, len(group))
-		if err == nil && done {
-			return rows, committed, nil
-		}
-		if err == nil {
-			return nil, notWritten, cause
-		}
-		last = err
-		// 10, 20, 40 ... ms, at most 500 ms apart, until the bound.
-		if !sleep(ctx, min(time.Duration(10<<min(attempt, 6))*time.Millisecond, 500*time.Millisecond)) {
-			break
-		}
-	}
-	s.unknownOutcomes.Add(1)
-	return nil, unknown, fmt.Errorf("postgres: append: %w: the connection failed while it committed (%w), and its outcome could not be looked up: %w",
-		eventstore.ErrUnknownOutcome, cause, last)
-}
-
-// lookupOutcome reports whether the group with token committed, with its
-// rows, on a connection of its own. It first fences the token: if the
-// group has not written its outcome row yet (it may still be running on
-// a connection the client gave up on), the row now holds the token with
-// no results, and the group fails at its own upsert and rolls back (see
-// migrations/0003). If the group wrote its row but has not finished, the
-// upsert waits for it. Both statements are idempotent, so a look-up that
-// fails half-way is simply run again.
-func (s *Store) lookupOutcome(ctx context.Context, token uint64, n int) ([]groupRow, bool, error) {
-	if _, err := s.pool.Exec(ctx, s.q.fenceOutcome, s.writerID, int64(token)); err != nil {
-		return nil, false, err
-	}
-	var (
-		got                 int64
-		statuses            []int32
-		versions, positions []int64
-		extras              pgtype.Text
-	)
-	err := s.pool.QueryRow(ctx, s.q.readOutcome, s.writerID).Scan(&got, &statuses, &versions, &positions, &extras)
-	if err != nil {
-		return nil, false, err
-	}
-	if got != int64(token) {
-		return nil, false, fmt.Errorf("postgres: append: outcome row of writer %s holds group %d, want %d", s.writerID, got, token)
-	}
-	if statuses == nil {
-		return nil, false, nil // fenced: the group did not commit and never will
-	}
-	var ex []json.RawMessage
-	if extras.Valid {
-		if err := json.Unmarshal([]byte(extras.String), &ex); err != nil {
-			return nil, false, fmt.Errorf("postgres: append: outcome row: %w", err)
-		}
-	}
-	if len(statuses) != n || len(versions) != n || len(positions) != n || len(ex) != n {
-		return nil, false, fmt.Errorf("postgres: append: outcome row of group %d holds %d results for %d appends", token, len(statuses), n)
-	}
-	rows := make([]groupRow, n)
-	for i := range rows {
-		g := &rows[i]
-		g.status, g.version, g.position = statuses[i], versions[i], uint64(positions[i])
-		if len(ex[i]) == 0 || string(ex[i]) == "null" {
-			continue
-		}
-		// [dup_index, dup_version, other_id, other_stream], as written
-		// by append_batch.
-		var parts []json.RawMessage
-		var otherID, otherStream *string
-		err := json.Unmarshal(ex[i], &parts)
-		if err == nil && len(parts) != 4 {
-			err = fmt.Errorf("%d fields, want 4", len(parts))
-		}
-		if err == nil {
-			err = errors.Join(json.Unmarshal(parts[0], &g.dupIndex), json.Unmarshal(parts[1], &g.dupVersion),
-				json.Unmarshal(parts[2], &otherID), json.Unmarshal(parts[3], &otherStream))
-		}
-		if err != nil {
-			return nil, false, fmt.Errorf("postgres: append: outcome row of group %d: %w", token, err)
-		}
-		if otherID != nil {
-			g.otherID = pgtype.Text{String: *otherID, Valid: true}
-		}
-		if otherStream != nil {
-			g.otherStream = pgtype.Text{String: *otherStream, Valid: true}
-		}
-	}
-	return rows, true, nil
 }
 
 // groupRow is one row returned by append_batch.
@@ -611,27 +499,27 @@ type querier interface {
 // (false conflicts for Any, duplicate positions). The BEGIN, the call and
 // the COMMIT are sent as one pipelined batch: one round trip, as the bare
 // statement took.
-func (s *Store) execGroup(ctx context.Context, group []*appendReq, token uint64) ([]groupRow, outcome, error) {
+func (d *pgDriver) execGroup(ctx context.Context, group []*appendReq, token uint64) ([]groupRow, outcome, error) {
 	a, err := buildGroupArgs(group)
 	if err != nil {
 		return nil, notWritten, err
 	}
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return nil, notWritten, err
 	}
 	defer conn.Release()
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	b.Queue(s.q.appendCall, a.params(s, s.writerID, int64(token))...)
+	b.Queue(d.q.appendCall, a.params(d, d.writerID, int64(token))...)
 	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
-	if h := s.hooks; h != nil && h.sent != nil {
+	if h := d.hooks; h != nil && h.sent != nil {
 		h.sent(conn.Conn().PgConn())
 	}
 	out, beforeCommit, err := batchGroup(br, len(group))
 	cerr := br.Close()
-	if h := s.hooks; err == nil && h != nil && h.committed != nil {
+	if h := d.hooks; err == nil && h != nil && h.committed != nil {
 		cerr = h.committed(conn.Conn().PgConn(), cerr)
 	}
 	if err == nil {
@@ -653,7 +541,7 @@ func (s *Store) execGroup(ctx context.Context, group []*appendReq, token uint64)
 		// is now certainly not committed by this connection; the
 		// look-up still decides.
 		// Bounded, so that a connection dying now cannot hold Close up.
-		rctx, cancel := context.WithTimeout(s.stopCtx, time.Second)
+		rctx, cancel := context.WithTimeout(d.stopCtx, time.Second)
 		_, _ = conn.Exec(rctx, "ROLLBACK")
 		cancel()
 	}
@@ -693,42 +581,26 @@ func batchGroup(br pgx.BatchResults, n int) (out []groupRow, beforeCommit bool, 
 	return out, false, nil
 }
 
-// statementError reports whether err is the server refusing a statement
-// (severity ERROR): the server's session goes on, and in a transaction
-// everything the statement did is undone. FATAL and PANIC end the
-// session, and are not statement errors.
-func statementError(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return false
-	}
-	sev := pgErr.SeverityUnlocalized
-	if sev == "" {
-		sev = pgErr.Severity
-	}
-	return sev == "ERROR"
-}
-
 // callAppend runs append_batch for a group through q, in q's transaction
 // if it is one (tests).
-func (s *Store) callAppend(ctx context.Context, q querier, group []*appendReq) ([]groupRow, error) {
+func (d *pgDriver) callAppend(ctx context.Context, q querier, group []*appendReq) ([]groupRow, error) {
 	a, err := buildGroupArgs(group)
 	if err != nil {
 		return nil, err
 	}
 	// No outcome row: the caller commits q's transaction and sees its
 	// result.
-	rows, err := q.Query(ctx, s.q.appendCall, a.params(s, "", 0)...)
+	rows, err := q.Query(ctx, d.q.appendCall, a.params(d, "", 0)...)
 	if err != nil {
 		return nil, err
 	}
 	return scanGroup(rows, len(group))
 }
 
-// params returns the arguments of s.q.appendCall.
+// params returns the arguments of d.q.appendCall.
 // An empty writer records no outcome row.
-func (a *groupArgs) params(s *Store, writer string, token int64) []any {
-	return []any{pgtype.Text{String: writer, Valid: writer != ""}, token, s.lockKey, s.channel, a.anyIDs, a.dStream,
+func (a *groupArgs) params(d *pgDriver, writer string, token int64) []any {
+	return []any{pgtype.Text{String: writer, Valid: writer != ""}, token, d.lockKey, d.channel, a.anyIDs, a.dStream,
 		a.rSIdx, a.rExpected, a.rCount, a.eReq, a.eID, a.eType, a.eData, a.eMeta, a.eTime}
 }
 

@@ -16,7 +16,7 @@ import (
 // checked against the state the previous ones leave, and a refused one
 // does not affect the others.
 func TestAppendBatchGroup(t *testing.T) {
-	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
 	ctx := t.Context()
 	if _, err := s.Append(ctx, "other", eventstore.NoStream, eventstore.Event{ID: "taken", Type: "t"}); err != nil {
 		t.Fatal(err)
@@ -32,7 +32,7 @@ func TestAppendBatchGroup(t *testing.T) {
 		{stream: "t", expected: eventstore.NoStream, events: []eventstore.Event{e("g")}},         // ok: t@1, f not written
 		{stream: "other", expected: eventstore.Exact(0), events: []eventstore.Event{e("taken")}}, // stored retry: ok
 	}
-	rows, err := s.callAppend(ctx, s.pool, group)
+	rows, err := s.d.callAppend(ctx, s.d.pool, group)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +84,7 @@ func TestAppendBatchGroup(t *testing.T) {
 // TestTakeSplitsSharedIDs: the writer never puts two appends carrying the
 // same event ID in one group, and caps a group's size.
 func TestTakeSplitsSharedIDs(t *testing.T) {
-	s := &Store{cfg: config{groupEvents: 4}}
-	w := newWriter(s)
+	w := newWriter(&pgDriver{cfg: config{groupEvents: 4}})
 	e := func(id string) eventstore.Event { return eventstore.Event{ID: id, Type: "t"} }
 	reqs := []*appendReq{
 		{stream: "a", events: []eventstore.Event{e("1"), e("2")}},
@@ -106,7 +105,7 @@ func TestTakeSplitsSharedIDs(t *testing.T) {
 // in time linear in the batch (the skipped events are looked up by index,
 // not searched).
 func TestLargePartialRetry(t *testing.T) {
-	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
 	const n = 10_000
 	batch := make([]eventstore.Event, 2*n)
 	for i := range batch {

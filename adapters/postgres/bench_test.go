@@ -12,7 +12,7 @@ import (
 //   ESV2_POSTGRES_DSN=... go test -run '^$' -bench . -benchtime 2000x ./adapters/postgres/
 
 func BenchmarkAppendOne(b *testing.B) {
-	s := newTestStore(b, WithoutListen(), WithPollInterval(0))
+	s := newTestStore(b, WithoutListen(), WithoutPoll())
 	ev := eventstore.Event{Type: "bench", Data: make([]byte, 100)}
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -23,7 +23,7 @@ func BenchmarkAppendOne(b *testing.B) {
 }
 
 func BenchmarkAppendBatch100(b *testing.B) {
-	s := newTestStore(b, WithoutListen(), WithPollInterval(0))
+	s := newTestStore(b, WithoutListen(), WithoutPoll())
 	evs := make([]eventstore.Event, 100)
 	for i := range evs {
 		evs[i] = eventstore.Event{Type: "bench", Data: make([]byte, 100), Metadata: map[string]string{"user": "u"}}
@@ -38,11 +38,11 @@ func BenchmarkAppendBatch100(b *testing.B) {
 }
 
 func BenchmarkAppendParallel64(b *testing.B) {
-	s := newTestStore(b, WithoutListen(), WithPollInterval(0))
+	s := newTestStore(b, WithoutListen(), WithoutPoll())
 	ev := eventstore.Event{Type: "bench", Data: make([]byte, 100)}
 	var next atomic.Int64
 	b.SetParallelism(32) // 64 goroutines on 2 CPUs
-	before := s.groups.Load()
+	before := s.d.groups.Load()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		stream := fmt.Sprintf("s%d", next.Add(1))
@@ -54,11 +54,11 @@ func BenchmarkAppendParallel64(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
-	b.ReportMetric(float64(b.N)/float64(s.groups.Load()-before), "appends/tx")
+	b.ReportMetric(float64(b.N)/float64(s.d.groups.Load()-before), "appends/tx")
 }
 
 func BenchmarkReadAll(b *testing.B) {
-	s := newTestStore(b, WithoutListen(), WithPollInterval(0))
+	s := newTestStore(b, WithoutListen(), WithoutPoll())
 	evs := make([]eventstore.Event, 1000)
 	for i := range evs {
 		evs[i] = eventstore.Event{Type: "bench", Data: make([]byte, 100)}
@@ -86,7 +86,7 @@ func BenchmarkReadAll(b *testing.B) {
 // the same rows inserted into the same table by one unnest INSERT, with
 // no checks, lock, stream row or notification.
 func BenchmarkBareInsertBatch100(b *testing.B) {
-	s := newTestStore(b, WithoutListen(), WithPollInterval(0))
+	s := newTestStore(b, WithoutListen(), WithoutPoll())
 	const n = 100
 	types := make([]string, n)
 	data := make([][]byte, n)
@@ -94,11 +94,11 @@ func BenchmarkBareInsertBatch100(b *testing.B) {
 	for i := range n {
 		types[i], data[i], meta[i] = "bench", make([]byte, 100), []byte(`{"user":"u"}`)
 	}
-	sql := "INSERT INTO " + s.schema + ".events (position, stream_id, version, type, data, metadata, occurred_at) " +
+	sql := "INSERT INTO " + s.d.schema + ".events (position, stream_id, version, type, data, metadata, occurred_at) " +
 		"SELECT $1::bigint + o, 's', $1::bigint + o, t, d, m, now() FROM unnest($2::text[], $3::bytea[], $4::jsonb[]) WITH ORDINALITY AS x(t, d, m, o)"
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		if _, err := s.pool.Exec(b.Context(), sql, int64(i*n), types, data, meta); err != nil {
+		if _, err := s.d.pool.Exec(b.Context(), sql, int64(i*n), types, data, meta); err != nil {
 			b.Fatal(err)
 		}
 	}

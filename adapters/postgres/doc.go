@@ -10,6 +10,15 @@
 // Any number of stores, in any number of processes, may use the same
 // schema: they share its events and see each other's appends.
 //
+// The package is a driver under the front every esv2 adapter shares
+// (package eventstore/driver): the front makes the checks (context,
+// closed store, validation, in one order), runs the Read loop and the
+// whole of watching, and wakes the watchers of its own appends; this
+// package talks to PostgreSQL. [Store] is the front plus the methods only
+// PostgreSQL has ([Store.Stats], [Store.Migrate], [Store.Pool],
+// [Store.Schema]). Options that are given a value they cannot take make
+// Open, New and Migrate fail with [eventstore.ErrInvalidInput].
+//
 // # Schema and migrations
 //
 // The tables live in a schema the caller names ([WithSchema], default
@@ -95,8 +104,8 @@
 //
 // # Appending and group commit
 //
-// Each store has one writer goroutine. Append validates its input
-// ([eventstore.ValidateAppend]), queues it and waits; the writer takes
+// Each store has one writer goroutine. Append (its input validated by the
+// front) queues the append and waits; the writer takes
 // every queued append (up to [WithGroupCommitLimit] events and 64 MiB of
 // payload; an append over [WithMaxAppendSize], 256 MiB by default, is
 // refused before it is queued, as PostgreSQL takes no message of 1 GiB or
@@ -120,6 +129,15 @@
 // goroutines appending one event each cost a few transactions, not 64
 // serialised ones; [Store.Stats] shows it (Commits below Appends).
 //
+// Cancellation follows the rule of every esv2 store: an append whose
+// context ends while it waits in the writer's queue is withdrawn (nothing
+// is written) and Append returns the context's error; once the writer has
+// taken it, Append waits for its real outcome and returns it, even if the
+// context has ended meanwhile (until issue 10 it returned the context's
+// error then, and the caller could not tell whether its events were
+// stored). The writer never reads an append's events after its Append
+// returned.
+//
 // Unique indexes still back the checks: a unique violation, serialization
 // failure or deadlock caused by a writer that bypassed the lock is retried,
 // then reported as [*eventstore.ConflictError] or
@@ -131,33 +149,39 @@
 //
 // # Watching, LISTEN and pgbouncer
 //
-// The watchers of a store wait on its notifiers ([eventstore.Follow]): one
-// for the watchers of AllStreams and one per watched stream; nothing is
-// polled per watcher. They are woken
+// Watching is the front's (see package eventstore/driver): its watchers
+// wait on one notifier for AllStreams and one per watched stream, and
+// nothing is polled per watcher. They are woken
 //
-//   - right after each commit of the store's own writer: the watchers of
-//     the streams it wrote and of AllStreams, not the others (with a
-//     thousand watchers on a hundred streams, waking all of them cost a
-//     thousand queries per append);
-//   - by LISTEN on one dedicated connection per store (a pgx.Conn, not from
-//     the pool), for appends of other stores and processes: append_batch
-//     calls pg_notify once per transaction with the new head position. If
-//     the connection drops, the store reconnects with backoff
-//     (50 ms doubling to 5 s) and wakes every watcher after re-subscribing, so
-//     notifications missed meanwhile cost nothing but a read;
-//   - by a slow poll of the head position ([WithPollInterval], default 1 s)
-//     as a safety net; it wakes watchers only when the head moved.
+//   - right after each of the store's own appends, by the front: the
+//     watchers of the stream written and of AllStreams, not the others
+//     (with a thousand watchers on a hundred streams, waking all of them
+//     cost a thousand queries per append);
+//   - for appends of other stores and processes, which this package
+//     reports to the front as changes of unknown streams
+//     ([driver.Listener]): by LISTEN on one dedicated connection per store
+//     (a pgx.Conn, not from the pool), as append_batch calls pg_notify once
+//     per transaction with the new head position. If the connection
+//     drops, the store reconnects with backoff (50 ms doubling to 5 s) and
+//     reports a change after re-subscribing, so notifications missed
+//     meanwhile cost nothing but a read;
+//   - by a slow poll of the head position ([WithPollInterval], default 1 s;
+//     [WithoutPoll] turns it off) as a safety net; it reports a change only
+//     when the head moved.
 //
 // A change seen by LISTEN or the poll names no streams, so it wakes every
-// watcher; the store's own commits, which it has recorded before either
-// can see them, wake only their streams' watchers.
+// watcher; the store's own commits, which the writer has recorded before
+// either can see them, are not reported, and wake only their streams'
+// watchers. A commit of the store that finds another process's just
+// before it (positions are gapless) reports that one.
 //
-// A watcher whose read finds its pooled connection lost (a terminated
-// backend, a server restart) reads the same page again on a new
-// connection, waiting 50 ms doubling to 2 s between attempts, ten times
-// (about 12 s) before the watch ends with the error; re-reading from the
-// same key can neither skip nor repeat an event. [Stats] counts these
-// retries.
+// A watcher whose page read finds its pooled connection lost (a
+// terminated backend, a server restart) gets an error wrapping
+// [driver.ErrConnectionLost] from this package, and the front reads the
+// same page again on a new connection, waiting 50 ms doubling to 2 s
+// between attempts, ten times (about 12 s) before the watch ends with the
+// error; re-reading from the same key can neither skip nor repeat an
+// event.
 //
 // LISTEN needs a session of its own. Behind pgbouncer in transaction
 // pooling mode it does not work: give the listener a direct (or
@@ -171,27 +195,28 @@
 //
 // # Reading
 //
-// [Store.Read] reads in pages by key (keyset pagination: position or
-// version above the last one yielded, LIMIT a page size growing from 64
-// to 4096 rows, and each page ending early once its events reach
-// eventstore.PageBytes, 4 MiB: the server cuts it with a running sum of
-// the events' sizes on a read's first page, on every watch page and once
-// a read's events are large enough to reach it, so no more is sent than
-// is kept; reading 1,200 events of 1 MiB peaks at about 20 MB above the
-// process's baseline, cmd/esbench read_large) and gives the connection
-// back before yielding a page, so
-// the loop body holds none: it may append to the store (a projection
-// writing back) or read again whatever the pool's size. From the large
-// pages on (of an unfiltered read), the next page is fetched while the loop body consumes the
-// current one, which keeps reading as fast as one cursor
-// (cmd/esbench read_stream). Keys are gapless and allocated in commit
-// order, so the pages join up without a snapshot. Watchers read in
-// pages too and hold no connection while waiting. Filters run in SQL: event
-// types with = ANY, metadata with metadata->>key = value, = ANY(values) or
+// The front reads in pages by key, each one query of this package
+// (keyset pagination: position or version between two bounds, LIMIT a
+// page size the front grows from 64 to 4096 rows), and each page ends
+// early once its events reach eventstore.PageBytes, 4 MiB: the server
+// cuts it with a running sum of the events' sizes on the first page of a
+// read or watch, and on later ones once its events are large enough to
+// reach it, so no more is sent than is kept; reading 1,200 events of 1 MiB
+// peaks at about 20 MB above the process's baseline, cmd/esbench
+// read_large. The connection goes back to the pool before a page is
+// yielded, so the loop body holds none: it may append to the store (a
+// projection writing back) or read again whatever the pool's size. From
+// the large pages on (of an unfiltered read), the front fetches the next
+// page while the loop body consumes the current one (read-ahead, on for
+// this package), which keeps reading as fast as one cursor (cmd/esbench
+// read_stream). Keys are gapless and allocated in commit order, so the
+// pages join up without a snapshot. Filters run in SQL: event types with
+// = ANY, metadata with metadata->>key = value, = ANY(values) or
 // starts_with, and the stream prefix of AllStreams reads with starts_with
 // (no LIKE pattern, so % and _ need no escaping). Query texts depend only
 // on which filters are present, so pgx prepares each shape once per
-// connection and caches it.
+// connection and caches it. [Store.FindEvent] is one probe of the unique
+// index on event_id.
 //
 // # Connection faults while committing
 //
@@ -219,11 +244,13 @@
 //
 // # Closing
 //
-// [Store.Close] refuses new calls with [eventstore.ErrClosed], fails queued
-// appends with it, lets the group being committed finish for up to
-// [WithCloseTimeout] (default 5 s), then cancels it (its appends get
+// [Store.Close] (the front's) refuses new calls with
+// [eventstore.ErrClosed] and ends watchers with it; then this package
+// fails queued appends with it, lets the group being committed finish for
+// up to [WithCloseTimeout] (default 5 s), then cancels it (its appends get
 // ErrClosed if it certainly stored nothing, else their true result or
 // ErrUnknownOutcome after a look-up bounded by the same timeout), stops
-// the listener and the poller, ends watchers with ErrClosed, and closes the
-// pool if [Open] made it. It is idempotent.
+// the listener and the poller, cuts short the calls still waiting on the
+// database (they get ErrClosed), and closes the pool if [Open] made it.
+// It is idempotent.
 package postgres

@@ -15,7 +15,7 @@ import (
 // streams, all at once, share a few transactions instead of 64 serialised
 // ones, and each gets its own result.
 func TestGroupCommit(t *testing.T) {
-	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
 	const goroutines, rounds = 64, 10
 	start := make(chan struct{})
 	var ready sync.WaitGroup
@@ -69,7 +69,7 @@ func TestGroupCommit(t *testing.T) {
 // TestReadBreakReleasesConnection: leaving a read early gives its
 // connection back to the pool.
 func TestReadBreakReleasesConnection(t *testing.T) {
-	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
 	evs := make([]eventstore.Event, 100)
 	for i := range evs {
 		evs[i] = evt("x")
@@ -84,13 +84,13 @@ func TestReadBreakReleasesConnection(t *testing.T) {
 		}
 		if n++; n == 3 {
 			// Read pages: no connection is held while the loop runs.
-			if got := s.pool.Stat().AcquiredConns(); got != 0 {
+			if got := s.d.pool.Stat().AcquiredConns(); got != 0 {
 				t.Errorf("during the read: %d connections acquired, want 0", got)
 			}
 			break
 		}
 	}
-	if got := s.pool.Stat().AcquiredConns(); got != 0 {
+	if got := s.d.pool.Stat().AcquiredConns(); got != 0 {
 		t.Errorf("after break: %d connections acquired, want 0", got)
 	}
 }

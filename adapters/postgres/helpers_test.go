@@ -115,7 +115,7 @@ func waitFor(t *testing.T, what string, cond func() (bool, error)) {
 // append_batch call), so a test can hold it uncommitted.
 func rawAppend(ctx context.Context, s *Store, tx pgx.Tx, stream string, events ...eventstore.Event) (eventstore.AppendResult, error) {
 	req := &appendReq{stream: stream, expected: eventstore.Any, events: events}
-	rows, err := s.callAppend(ctx, tx, []*appendReq{req})
+	rows, err := s.d.callAppend(ctx, tx, []*appendReq{req})
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
@@ -125,9 +125,9 @@ func rawAppend(ctx context.Context, s *Store, tx pgx.Tx, stream string, events .
 
 // lockWaiters counts backends waiting for the store's append lock.
 func lockWaiters(ctx context.Context, s *Store) (int, error) {
-	key := uint64(s.lockKey)
+	key := uint64(s.d.lockKey)
 	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks
+	err := s.d.pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks
 		WHERE locktype = 'advisory' AND NOT granted AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1`,
 		int64(key>>32), int64(key&0xffffffff)).Scan(&n)
 	return n, err

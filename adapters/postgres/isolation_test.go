@@ -31,9 +31,9 @@ func TestAppendUnderRepeatableRead(t *testing.T) {
 	default:
 		dsn += "?" + opt
 	}
-	a := openStore(t, schema, WithoutListen(), WithPollInterval(0))
+	a := openStore(t, schema, WithoutListen(), WithoutPoll())
 	closeOK(t, a)
-	opened, err := Open(t.Context(), dsn, WithSchema(schema), WithoutListen(), WithPollInterval(0))
+	opened, err := Open(t.Context(), dsn, WithSchema(schema), WithoutListen(), WithoutPoll())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestAppendUnderRepeatableRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	made, err := New(t.Context(), pool, WithSchema(schema), WithoutListen(), WithPollInterval(0))
+	made, err := New(t.Context(), pool, WithSchema(schema), WithoutListen(), WithoutPoll())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestAppendUnderRepeatableRead(t *testing.T) {
 	stores := []*Store{opened, made}
 	for i, s := range stores {
 		var iso string
-		if err := s.pool.QueryRow(t.Context(), "SHOW transaction_isolation").Scan(&iso); err != nil {
+		if err := s.d.pool.QueryRow(t.Context(), "SHOW transaction_isolation").Scan(&iso); err != nil {
 			t.Fatal(err)
 		}
 		if iso != "repeatable read" {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/esv2/esv2/eventstore/driver"
 )
 
 // Reconnection backoff of the LISTEN connection.
@@ -14,23 +16,35 @@ const (
 	listenMaxBackoff = 5 * time.Second
 )
 
+// Listen reports appends made by other stores and processes to n: it
+// starts the LISTEN connection (unless WithoutListen) and the safety-net
+// poll of the head (unless WithoutPoll), both stopped by Close. Appends of
+// this store's own writer are not reported: the front wakes their
+// watchers itself, and only theirs.
+func (d *pgDriver) Listen(n driver.Notices) {
+	d.notices = n
+	if d.listenCfg != nil {
+		d.bg.Go(func() { d.listen(d.bgCtx, d.listenCfg) })
+	}
+	if d.cfg.pollInterval > 0 {
+		d.bg.Go(func() { d.poll(d.bgCtx, d.cfg.pollInterval) })
+	}
+}
+
 // listen keeps one dedicated connection (not from the pool: LISTEN needs a
 // session of its own) subscribed to the store's channel, and turns each
-// notification that carries a new head position into one Notify. After
-// every (re)subscription it notifies unconditionally: notifications sent
-// while it was disconnected are lost, and watchers catch up by reading.
-func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig) {
+// notification that carries a new head position into one Changed. After
+// every (re)subscription it reports a change unconditionally:
+// notifications sent while it was disconnected are lost, and watchers
+// catch up by reading.
+func (d *pgDriver) listen(ctx context.Context, cfg *pgx.ConnConfig) {
 	backoff := listenMinBackoff
 	for ctx.Err() == nil {
-		if s.listenOnce(ctx, cfg) {
+		if d.listenOnce(ctx, cfg) {
 			backoff = listenMinBackoff // it worked for a while: retry soon
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, backoff) {
 			return
-		case <-t.C:
 		}
 		backoff = min(backoff*2, listenMaxBackoff)
 	}
@@ -38,27 +52,27 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig) {
 
 // listenOnce connects, subscribes and relays notifications until the
 // connection fails or ctx ends. It reports whether it subscribed.
-func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
+func (d *pgDriver) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return false
 	}
 	defer func() {
-		s.listenerPID.Store(0)
+		d.listenerPID.Store(0)
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
 		// The listener is being dropped either way (the loop reconnects);
 		// a failed goodbye leaves nothing to undo.
 		_ = conn.Close(closeCtx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{d.channel}.Sanitize()); err != nil {
 		return false
 	}
-	s.listenerPID.Store(conn.PgConn().PID())
-	s.connects.Add(1)
-	s.notifiers.NotifyAll() // catch up with whatever was missed while away
+	d.listenerPID.Store(conn.PgConn().PID())
+	d.connects.Add(1)
+	d.othersAppended() // catch up with whatever was missed while away
 	select {
-	case s.listening <- struct{}{}:
+	case d.listening <- struct{}{}:
 	default:
 	}
 	for {
@@ -66,19 +80,19 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 		if err != nil {
 			return true
 		}
-		s.notes.Add(1)
+		d.notes.Add(1)
 		h, err := strconv.ParseUint(n.Payload, 10, 64)
-		if err != nil || s.advanceHeadAfterCommit(h) {
-			s.notifiers.NotifyAll()
+		if err != nil || d.advanceHeadAfterCommit(h) {
+			d.othersAppended()
 		}
 	}
 }
 
 // poll is the safety net behind LISTEN (or the only detector when LISTEN is
-// off): it reads the head position every interval and wakes watchers only
-// when it moved, so a thousand idle watchers cost one cheap query per
+// off): it reads the head position every interval and reports a change
+// only when it moved, so a thousand idle watchers cost one cheap query per
 // interval.
-func (s *Store) poll(ctx context.Context, interval time.Duration) {
+func (d *pgDriver) poll(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -88,13 +102,13 @@ func (s *Store) poll(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		var h int64
-		err := s.pool.QueryRow(ctx, s.q.head).Scan(&h)
-		s.polls.Add(1)
+		err := d.pool.QueryRow(ctx, d.q.head).Scan(&h)
+		d.polls.Add(1)
 		if err != nil {
 			continue // transient; the next tick tries again
 		}
-		if s.advanceHeadAfterCommit(uint64(h)) {
-			s.notifiers.NotifyAll()
+		if d.advanceHeadAfterCommit(uint64(h)) {
+			d.othersAppended()
 		}
 	}
 }

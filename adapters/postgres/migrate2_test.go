@@ -33,7 +33,7 @@ func TestMigrationV2Text(t *testing.T) {
 // it; its events stay and appends go on after them.
 func TestMigrateFromV1(t *testing.T) {
 	schema := freshSchema(t)
-	other := newTestStore(t, WithoutListen(), WithPollInterval(0)) // for its pool
+	other := newTestStore(t, WithoutListen(), WithoutPoll()) // for its pool
 	ctx := t.Context()
 	sane := pgx.Identifier{schema}.Sanitize()
 	for _, q := range []string{
@@ -42,17 +42,17 @@ func TestMigrateFromV1(t *testing.T) {
 		strings.ReplaceAll(migrations[0], "{schema}", sane),
 		"INSERT INTO " + sane + ".schema_version (version) VALUES (1)",
 	} {
-		if _, err := other.pool.Exec(ctx, q); err != nil {
+		if _, err := other.d.pool.Exec(ctx, q); err != nil {
 			t.Fatalf("set up version 1: %v", err)
 		}
 	}
 	// Version 1's append_batch takes no writer and token.
-	v1 := &Store{pool: other.pool, schema: sane, lockKey: advisoryKey("append", schema), channel: channelName(schema), q: buildQueries(sane)}
+	v1 := &pgDriver{pool: other.d.pool, schema: sane, lockKey: advisoryKey("append", schema), channel: channelName(schema), q: buildQueries(sane)}
 	a, err := buildGroupArgs([]*appendReq{{stream: "old", expected: eventstore.Any, events: []eventstore.Event{evt("a"), evt("b")}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.pool.Exec(ctx, "SELECT * FROM "+sane+".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+	if _, err := other.d.pool.Exec(ctx, "SELECT * FROM "+sane+".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
 		a.params(v1, "", 0)[2:]...); err != nil {
 		t.Fatal(err)
 	}
@@ -62,9 +62,9 @@ func TestMigrateFromV1(t *testing.T) {
 	if !errors.As(err, &sv) || sv.Found != 1 || sv.Supported != SchemaVersion {
 		t.Fatalf("Open of a version-1 schema without migrating: %v, want a *SchemaVersionError{Found: 1, Supported: %d}", err, SchemaVersion)
 	}
-	s := openStore(t, schema, WithoutListen(), WithPollInterval(0))
+	s := openStore(t, schema, WithoutListen(), WithoutPoll())
 	var def string
-	if err := s.pool.QueryRow(ctx, `SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+	if err := s.d.pool.QueryRow(ctx, `SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 		WHERE n.nspname = $1 AND p.proname = 'append_batch' AND p.pronargs = 15`, schema).Scan(&def); err != nil {
 		t.Fatal(err)
 	}
@@ -85,9 +85,9 @@ func TestMigrateFromV1(t *testing.T) {
 // transaction: an append held up behind another transaction is stamped
 // after that one committed, so times follow positions.
 func TestTimeTakenAfterLock(t *testing.T) {
-	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
 	ctx := t.Context()
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.d.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestTimeTakenAfterLock(t *testing.T) {
 		return n == 1, err
 	})
 	var released time.Time
-	if err := s.pool.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&released); err != nil {
+	if err := s.d.pool.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&released); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(ctx); err != nil {

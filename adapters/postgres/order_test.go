@@ -22,7 +22,7 @@ func TestGlobalOrder(t *testing.T) {
 		ctx := t.Context()
 		w := startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart()})
 
-		tx, err := s.pool.Begin(ctx)
+		tx, err := s.d.pool.Begin(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func TestGlobalOrder(t *testing.T) {
 		ctx := t.Context()
 		w := startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart()})
 
-		tx, err := s.pool.Begin(ctx)
+		tx, err := s.d.pool.Begin(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +94,7 @@ func TestGlobalOrder(t *testing.T) {
 		}
 		w := startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart()})
 
-		tx, err := s.pool.Begin(ctx)
+		tx, err := s.d.pool.Begin(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -58,7 +58,7 @@ func lossyStore(t *testing.T, opts ...Option) (s *Store, schema string, loseCanc
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	s, err = New(t.Context(), pool, append([]Option{WithSchema(schema), WithMigrate(), WithoutListen(), WithPollInterval(0)}, opts...)...)
+	s, err = New(t.Context(), pool, append([]Option{WithSchema(schema), WithMigrate(), WithoutListen(), WithoutPoll()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func (c *cancelLoser) Write(b []byte) (int, error) {
 func sessionAlive(t *testing.T, s *Store, pid uint32) bool {
 	t.Helper()
 	var n int
-	if err := s.pool.QueryRow(context.WithoutCancel(t.Context()), "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", int32(pid)).Scan(&n); err != nil {
+	if err := s.d.pool.QueryRow(context.WithoutCancel(t.Context()), "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", int32(pid)).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n == 1
@@ -101,9 +101,8 @@ func submitGroup(s *Store, reqs ...*appendReq) []appendResp {
 	for _, r := range reqs {
 		r.ctx = context.Background()
 		r.done = make(chan appendResp, 1)
-		r.state.Store(reqTaken)
 	}
-	s.commitGroup(reqs)
+	s.d.commitGroup(reqs)
 	out := make([]appendResp, len(reqs))
 	for i, r := range reqs {
 		out[i] = <-r.done
@@ -115,7 +114,7 @@ func submitGroup(s *Store, reqs ...*appendReq) []appendResp {
 func copies(t *testing.T, s *Store, stream, data string) int {
 	t.Helper()
 	var n int
-	err := s.pool.QueryRow(t.Context(), "SELECT count(*) FROM "+s.schema+".events WHERE stream_id = $1 AND data = $2", stream, []byte(data)).Scan(&n)
+	err := s.d.pool.QueryRow(t.Context(), "SELECT count(*) FROM "+s.d.schema+".events WHERE stream_id = $1 AND data = $2", stream, []byte(data)).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,13 +126,13 @@ func copies(t *testing.T, s *Store, stream, data string) int {
 func terminateBackend(t *testing.T, s *Store, pid uint32) {
 	t.Helper()
 	ctx := context.WithoutCancel(t.Context())
-	if _, err := s.pool.Exec(ctx, "SELECT pg_terminate_backend($1)", int32(pid)); err != nil {
+	if _, err := s.d.pool.Exec(ctx, "SELECT pg_terminate_backend($1)", int32(pid)); err != nil {
 		t.Errorf("terminate backend %d: %v", pid, err)
 		return
 	}
 	waitFor(t, "the terminated backend is gone", func() (bool, error) {
 		var n int
-		err := s.pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", int32(pid)).Scan(&n)
+		err := s.d.pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", int32(pid)).Scan(&n)
 		return n == 0, err
 	})
 }
@@ -145,8 +144,8 @@ func terminateBackend(t *testing.T, s *Store, pid uint32) {
 // issue 9 the writer took the FATAL for "nothing written" and ran each
 // append of the group again, storing events without IDs twice.
 func TestCommittedGroupNotRunAgain(t *testing.T) {
-	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
-	s.hooks = &faultHooks{committed: func(pc *pgconn.PgConn, closeErr error) error {
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
+	s.d.hooks = &faultHooks{committed: func(pc *pgconn.PgConn, closeErr error) error {
 		terminateBackend(t, s, pc.PID())
 		// pgx closes a connection that reported FATAL; so does this one.
 		_ = pc.Close(context.WithoutCancel(t.Context()))
@@ -180,12 +179,12 @@ func TestCommittedGroupNotRunAgain(t *testing.T) {
 // each caller its real result (before issue 9, an error: for an Exact
 // append the caller's retry then met a conflict for its own events).
 func TestLostCommitResultLookedUp(t *testing.T) {
-	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
 	ctx := t.Context()
 	if _, err := s.Append(ctx, "b", eventstore.NoStream, eventstore.Event{ID: "b-1", Type: "t"}); err != nil {
 		t.Fatal(err)
 	}
-	s.hooks = &faultHooks{sent: func(pc *pgconn.PgConn) {
+	s.d.hooks = &faultHooks{sent: func(pc *pgconn.PgConn) {
 		// The server commits (its rows become visible), and then the
 		// client's side of the connection breaks before it reads a byte.
 		waitFor(t, "the group is committed", func() (bool, error) {
@@ -240,11 +239,11 @@ func TestLostGroupFencedAndRunOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer holder.Close(context.WithoutCancel(ctx))
-	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", s.lockKey); err != nil {
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", s.d.lockKey); err != nil {
 		t.Fatal(err)
 	}
 	var zombie, second atomic.Uint32
-	s.hooks = &faultHooks{sent: func(pc *pgconn.PgConn) {
+	s.d.hooks = &faultHooks{sent: func(pc *pgconn.PgConn) {
 		if !zombie.CompareAndSwap(0, pc.PID()) {
 			second.Store(pc.PID())
 			return // the second run
@@ -272,13 +271,13 @@ func TestLostGroupFencedAndRunOnce(t *testing.T) {
 			return false, nil
 		}
 		var waiting bool
-		err := s.pool.QueryRow(ctx, "SELECT count(*) > 0 FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND NOT granted", int32(pid)).Scan(&waiting)
+		err := s.d.pool.QueryRow(ctx, "SELECT count(*) > 0 FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND NOT granted", int32(pid)).Scan(&waiting)
 		return waiting, err
 	})
 	if !sessionAlive(t, s, zombie.Load()) {
 		t.Fatal("the old session ended before the lock was released: the test does not exercise the fence")
 	}
-	if _, err := holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", s.lockKey); err != nil {
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", s.d.lockKey); err != nil {
 		t.Fatal(err)
 	}
 	var got []appendResp
@@ -308,26 +307,26 @@ func TestLostGroupFencedAndRunOnce(t *testing.T) {
 // store's bound, the callers get ErrUnknownOutcome: not a conflict, not
 // success, and the group is not run again.
 func TestUnknownOutcome(t *testing.T) {
-	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
-	s.cfg.resolveTimeout = 300 * time.Millisecond
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
+	s.d.cfg.resolveTimeout = 300 * time.Millisecond
 	ctx := t.Context()
 	if _, err := s.Append(ctx, "a", eventstore.NoStream, noID("a1")); err != nil { // creates the writer's outcome row
 		t.Fatal(err)
 	}
 	// One session holds the append lock, so the group waits; another
 	// holds the writer's outcome row, so the look-up cannot run.
-	holder, err := s.pool.Begin(ctx)
+	holder, err := s.d.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer holder.Rollback(context.WithoutCancel(ctx))
-	if _, err := holder.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.lockKey); err != nil {
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.d.lockKey); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := holder.Exec(ctx, "SELECT 1 FROM "+s.schema+".append_outcomes WHERE writer_id = $1 FOR UPDATE", s.writerID); err != nil {
+	if _, err := holder.Exec(ctx, "SELECT 1 FROM "+s.d.schema+".append_outcomes WHERE writer_id = $1 FOR UPDATE", s.d.writerID); err != nil {
 		t.Fatal(err)
 	}
-	s.hooks = &faultHooks{sent: func(pc *pgconn.PgConn) {
+	s.d.hooks = &faultHooks{sent: func(pc *pgconn.PgConn) {
 		waitFor(t, "the group waits for the append lock", func() (bool, error) {
 			n, err := lockWaiters(ctx, s)
 			return n == 1, err
@@ -348,10 +347,10 @@ func TestUnknownOutcome(t *testing.T) {
 	}
 	// The old session is still alive and commits now: "may or may not
 	// have been stored" was the truth, and it is stored once at most.
-	s.hooks = nil
+	s.d.hooks = nil
 	waitFor(t, "the old session settles", func() (bool, error) {
 		var n int
-		err := s.pool.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").Scan(&n)
+		err := s.d.pool.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").Scan(&n)
 		return n == 0, err
 	})
 	if n := copies(t, s, "a", "a2"); n > 1 {
@@ -456,7 +455,7 @@ func TestCloseKeepsFence(t *testing.T) {
 	watch := adminConn(t)
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	var first, second atomic.Uint32
-	s.hooks = &faultHooks{sent: func(pc *pgconn.PgConn) {
+	s.d.hooks = &faultHooks{sent: func(pc *pgconn.PgConn) {
 		if !first.CompareAndSwap(0, pc.PID()) {
 			second.Store(pc.PID())
 			return

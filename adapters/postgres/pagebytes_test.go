@@ -3,20 +3,23 @@ package postgres
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/eventstore/driver"
 )
 
 // TestPageCutByServer: the server ends a page at eventstore.PageBytes, so
 // that no more rows are sent than the page keeps (issue 9 item 3): a page
 // query with a LIMIT of 4,096 over events of 1 MiB returns a page's worth,
 // counted as eventstore.EventSize counts (data plus metadata keys and
-// values), in both directions and for a watch's bounded read.
+// values), in both directions and for a filtered watch's read bounded by
+// the head.
 func TestPageCutByServer(t *testing.T) {
-	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
 	const mib = 1 << 20
 	var evs []eventstore.Event
 	for i := range 10 {
@@ -36,10 +39,10 @@ func TestPageCutByServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	versions := func(opts eventstore.ReadOptions, upTo uint64) []uint64 {
+	versions := func(q *driver.Query, r driver.Range) []uint64 {
 		t.Helper()
-		sql, args := s.readQuery("big", opts, upTo, true)
-		rows, err := s.pool.Query(t.Context(), sql, args...)
+		sql, args := s.d.prepare(q).query(r, true)
+		rows, err := s.d.pool.Query(t.Context(), sql, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,20 +61,21 @@ func TestPageCutByServer(t *testing.T) {
 		}
 		return out
 	}
+	const end = math.MaxInt64
 	for _, c := range []struct {
 		name string
-		opts eventstore.ReadOptions
-		upTo uint64
+		q    driver.Query
+		r    driver.Range
 		want []uint64
 	}{
-		{"Forwards", eventstore.ReadOptions{From: 1, Limit: 4096}, 0, []uint64{1, 2, 3, 4}},
-		{"Next", eventstore.ReadOptions{From: 5, Limit: 4096}, 0, []uint64{5, 6, 7, 8}},
-		{"Last", eventstore.ReadOptions{From: 9, Limit: 4096}, 0, []uint64{9, 10}},
-		{"RowLimitFirst", eventstore.ReadOptions{From: 2, Limit: 2}, 0, []uint64{2, 3}},
-		{"Backwards", eventstore.ReadOptions{Backwards: true, Limit: 4096}, 0, []uint64{10, 9, 8, 7, 6}},
-		{"WatchBounded", eventstore.ReadOptions{From: 3, Limit: 512, Filter: eventstore.Filter{Types: []string{"t"}}}, 4, []uint64{3, 4}},
+		{"Forwards", driver.Query{StreamID: "big"}, driver.Range{From: 1, To: end, Limit: 4096}, []uint64{1, 2, 3, 4}},
+		{"Next", driver.Query{StreamID: "big"}, driver.Range{From: 5, To: end, Limit: 4096}, []uint64{5, 6, 7, 8}},
+		{"Last", driver.Query{StreamID: "big"}, driver.Range{From: 9, To: end, Limit: 4096}, []uint64{9, 10}},
+		{"RowLimitFirst", driver.Query{StreamID: "big"}, driver.Range{From: 2, To: end, Limit: 2}, []uint64{2, 3}},
+		{"Backwards", driver.Query{StreamID: "big", Backwards: true}, driver.Range{From: 1, To: end, Limit: 4096}, []uint64{10, 9, 8, 7, 6}},
+		{"WatchBounded", driver.Query{StreamID: "big", Filter: eventstore.Filter{Types: []string{"t"}}}, driver.Range{From: 3, To: 4, Limit: 512}, []uint64{3, 4}},
 	} {
-		if diff := cmp.Diff(c.want, versions(c.opts, c.upTo)); diff != "" {
+		if diff := cmp.Diff(c.want, versions(&c.q, c.r)); diff != "" {
 			t.Errorf("%s: versions (-want +got):\n%s", c.name, diff)
 		}
 	}
@@ -82,7 +86,7 @@ func TestPageCutByServer(t *testing.T) {
 // ones is cut at eventstore.PageBytes by the client: every event is read,
 // in order, either way.
 func TestReadSmallThenLargeEvents(t *testing.T) {
-	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
 	var want []eventstore.Event
 	for i := range 100 {
 		want = append(want, eventstore.Event{Type: "small", Data: []byte(fmt.Sprint(i + 1))})

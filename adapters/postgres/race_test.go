@@ -25,14 +25,14 @@ func TestWriterBypassingTheLock(t *testing.T) {
 		{"AnySucceedsAfter", eventstore.Any, "ok: version 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+			s := newTestStore(t, WithoutListen(), WithoutPoll())
 			ctx := t.Context()
-			tx, err := s.pool.Begin(ctx)
+			tx, err := s.d.pool.Begin(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer tx.Rollback(context.WithoutCancel(ctx))
-			if _, err := tx.Exec(ctx, "INSERT INTO "+s.schema+".events (position, stream_id, version, type, data, occurred_at) VALUES (1, 's', 1, 'raw', '', now())"); err != nil {
+			if _, err := tx.Exec(ctx, "INSERT INTO "+s.d.schema+".events (position, stream_id, version, type, data, occurred_at) VALUES (1, 's', 1, 'raw', '', now())"); err != nil {
 				t.Fatal(err)
 			}
 			done := make(chan string, 1)
@@ -50,8 +50,8 @@ func TestWriterBypassingTheLock(t *testing.T) {
 			}()
 			waitFor(t, "the append waits on the raw insert", func() (bool, error) {
 				var n int
-				err := s.pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0",
-					s.schema+".append_batch").Scan(&n)
+				err := s.d.pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0",
+					s.d.schema+".append_batch").Scan(&n)
 				return n == 1, err
 			})
 			if err := tx.Commit(ctx); err != nil {

@@ -32,13 +32,13 @@ func TestAppendInsideReadSmallPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	s, err := New(t.Context(), pool, WithSchema(schema), WithMigrate(), WithoutListen(), WithPollInterval(0))
+	s, err := New(t.Context(), pool, WithSchema(schema), WithMigrate(), WithoutListen(), WithoutPoll())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeOK(t, s) })
 
-	const n = 3 * firstReadPage // several pages
+	const n = 200 // several pages: the front's first holds 64 rows
 	evs := make([]eventstore.Event, n)
 	for i := range evs {
 		evs[i] = evt(fmt.Sprint(i))
@@ -92,7 +92,7 @@ func TestAppendInsideReadSmallPool(t *testing.T) {
 // ones on), forwards and backwards, with and without a limit, yield each
 // event once, in order.
 func TestReadPages(t *testing.T) {
-	s := newTestStore(t, WithoutListen(), WithPollInterval(0))
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
 	const n = 6000
 	evs := make([]eventstore.Event, n)
 	for i := range evs {
@@ -157,7 +157,7 @@ func TestReadPages(t *testing.T) {
 			break
 		}
 	}
-	if got := s.pool.Stat().AcquiredConns(); got != 0 {
+	if got := s.d.pool.Stat().AcquiredConns(); got != 0 {
 		t.Errorf("after break: %d connections acquired, want 0", got)
 	}
 }

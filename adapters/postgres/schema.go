@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/validate"
 )
 
 // SchemaVersion is the version of the database schema this package writes
@@ -94,17 +95,17 @@ func loadMigrations(fsys fs.FS) []string {
 // is not at SchemaVersion unless WithMigrate is given, so this method
 // matters only for a store that must upgrade while running.
 func (s *Store) Migrate(ctx context.Context) error {
-	if s.closed.Load() {
+	if s.d.closed.Load() {
 		return eventstore.ErrClosed
 	}
-	return migrate(ctx, s.pool, s.cfg.schema)
+	return migrate(ctx, s.d.pool, s.d.cfg.schema)
 }
 
 // Migrate creates the schema named by WithSchema (default DefaultSchema)
 // in the database of pool, or brings it to SchemaVersion, without opening
 // a store: for a deployment step run with a role allowed to create
 // tables, while the application opens its stores without WithMigrate.
-// Other options are ignored.
+// Other options are checked and otherwise ignored.
 //
 // It is safe to run from several processes (or stores) at once: they
 // serialise on a session-level advisory lock taken before the migration's
@@ -114,18 +115,15 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, opts ...Option) error {
 	if pool == nil {
 		return &eventstore.ValidationError{Field: "pool", Index: -1, Reason: "nil"}
 	}
-	cfg := config{schema: DefaultSchema}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if err := checkSchemaName(cfg.schema); err != nil {
+	cfg, err := applyOptions(opts)
+	if err != nil {
 		return err
 	}
 	return migrate(ctx, pool, cfg.schema)
 }
 
 func migrate(ctx context.Context, pool *pgxpool.Pool, name string) error {
-	if err := eventstore.CheckContext(ctx); err != nil {
+	if err := validate.Context(ctx); err != nil {
 		return err
 	}
 	schema := pgx.Identifier{name}.Sanitize()
@@ -205,13 +203,13 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, name string) error {
 
 // checkVersion refuses a schema that is missing, older or newer than
 // SchemaVersion.
-func (s *Store) checkVersion(ctx context.Context) error {
-	found, err := readVersion(ctx, s.pool, s.schema)
+func (d *pgDriver) checkVersion(ctx context.Context) error {
+	found, err := readVersion(ctx, d.pool, d.schema)
 	if err != nil {
 		return err
 	}
 	if found != SchemaVersion {
-		return &SchemaVersionError{Schema: s.cfg.schema, Found: found, Supported: SchemaVersion}
+		return &SchemaVersionError{Schema: d.cfg.schema, Found: found, Supported: SchemaVersion}
 	}
 	return nil
 }
@@ -246,10 +244,12 @@ type queries struct {
 	retireOutcome string
 	dropOutcomes  string
 	loadSnap      string
+	findEvent     string
 	cols          string
 }
 
 func buildQueries(schema string) queries {
+	const cols = "position, stream_id, version, event_id, type, data, metadata, occurred_at"
 	return queries{
 		head:          "SELECT coalesce(max(position), 0) FROM " + schema + ".events",
 		appendCall:    "SELECT o_status, o_version, o_position, o_dup_index, o_dup_version, o_other_id, o_other_stream FROM " + schema + ".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
@@ -288,6 +288,9 @@ func buildQueries(schema string) queries {
 			"WHERE sn.version <= excluded.version) " +
 			"SELECT v FROM head",
 		loadSnap: "SELECT version, schema_tag, data, saved_at FROM " + schema + ".snapshots WHERE stream_id = $1 AND name = $2",
-		cols:     "position, stream_id, version, event_id, type, data, metadata, occurred_at",
+		cols:     cols,
+		// "IS NOT NULL" lets the partial unique index on event_id serve
+		// a generic plan too.
+		findEvent: "SELECT " + cols + " FROM " + schema + ".events WHERE event_id = $1 AND event_id IS NOT NULL",
 	}
 }

@@ -36,7 +36,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatalf("concurrent migrations: %v", err)
 	}
-	versions := schemaVersions(t, stores[0].pool, stores[0].cfg.schema)
+	versions := schemaVersions(t, stores[0].d.pool, stores[0].d.cfg.schema)
 	var want []int
 	for v := 1; v <= SchemaVersion; v++ {
 		want = append(want, v)
@@ -60,7 +60,7 @@ func TestSchemaVersionRefused(t *testing.T) {
 	}
 
 	s := openStore(t, schema, WithoutListen())
-	if _, err := s.pool.Exec(t.Context(), "INSERT INTO "+s.schema+".schema_version (version) VALUES (99)"); err != nil {
+	if _, err := s.d.pool.Exec(t.Context(), "INSERT INTO "+s.d.schema+".schema_version (version) VALUES (99)"); err != nil {
 		t.Fatal(err)
 	}
 	for _, opts := range [][]Option{{}, {WithMigrate()}} {
@@ -79,7 +79,7 @@ func TestSchemaVersionRefused(t *testing.T) {
 func TestMigrateFunction(t *testing.T) {
 	schema := freshSchema(t)
 	s := newTestStore(t, WithoutListen()) // any store, for its pool
-	if err := Migrate(t.Context(), s.pool, WithSchema(schema)); err != nil {
+	if err := Migrate(t.Context(), s.d.pool, WithSchema(schema)); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
 	other, err := Open(t.Context(), testDSN(t), WithSchema(schema), WithoutListen())
@@ -87,21 +87,22 @@ func TestMigrateFunction(t *testing.T) {
 		t.Fatalf("Open after Migrate: %v", err)
 	}
 	defer other.Close()
-	if err := Migrate(t.Context(), s.pool, WithSchema(schema)); err != nil {
+	if err := Migrate(t.Context(), s.d.pool, WithSchema(schema)); err != nil {
 		t.Errorf("second Migrate: %v", err)
 	}
 }
 
+// TestSchemaNameRefused: WithSchema refuses names PostgreSQL would not
+// keep as given, or that could end the migrations' function bodies.
 func TestSchemaNameRefused(t *testing.T) {
-	for _, name := range []string{"", "a\x00b", string(make([]byte, 64)), "x$fn$y", "$"} {
-		err := checkSchemaName(name)
-		if !errors.Is(err, eventstore.ErrInvalidInput) {
-			t.Errorf("checkSchemaName(%q) = %v, want ErrInvalidInput", name, err)
+	for _, name := range []string{"", "a\x00b", string(make([]byte, 64)), "x$fn$y", "$", "\xff"} {
+		if _, err := applyOptions([]Option{WithSchema(name)}); !errors.Is(err, eventstore.ErrInvalidInput) {
+			t.Errorf("WithSchema(%q): %v, want ErrInvalidInput", name, err)
 		}
 	}
 	for _, name := range []string{"esv2", "My Schema", "x\"y", "ü63"} {
-		if err := checkSchemaName(name); err != nil {
-			t.Errorf("checkSchemaName(%q) = %v, want nil", name, err)
+		if _, err := applyOptions([]Option{WithSchema(name)}); err != nil {
+			t.Errorf("WithSchema(%q): %v, want nil", name, err)
 		}
 	}
 }

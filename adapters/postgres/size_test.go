@@ -16,7 +16,7 @@ import (
 // in pgx with "message body too large" after five retries.)
 func TestAppendSizeLimit(t *testing.T) {
 	const limit = 1 << 20
-	s := newTestStore(t, WithoutListen(), WithPollInterval(0), WithMaxAppendSize(limit))
+	s := newTestStore(t, WithoutListen(), WithoutPoll(), WithMaxAppendSize(limit))
 	data := make([]byte, 64<<10)
 	big := make([]eventstore.Event, 20) // 1.25 MiB
 	for i := range big {
@@ -42,8 +42,7 @@ func TestAppendSizeLimit(t *testing.T) {
 // TestTakeCapsGroupBytes: the writer puts at most cfg.groupBytes of
 // payload in a group; one larger append goes alone.
 func TestTakeCapsGroupBytes(t *testing.T) {
-	s := &Store{cfg: config{groupEvents: 1000, groupBytes: 1000}}
-	w := newWriter(s)
+	w := newWriter(&pgDriver{cfg: config{groupEvents: 1000, groupBytes: 1000}})
 	reqs := []*appendReq{
 		{stream: "a", size: 400},
 		{stream: "b", size: 400},

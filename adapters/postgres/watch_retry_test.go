@@ -3,12 +3,16 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"testing"
 	"time"
 
-	"github.com/esv2/esv2/eventstore"
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/eventstore/driver"
 )
 
 // TestWatchSurvivesTerminatedConnections terminates every server
@@ -78,9 +82,13 @@ func TestWatchSurvivesTerminatedConnections(t *testing.T) {
 			t.Fatalf("watch of %s did not see all %d events", name, want)
 		}
 	}
-	t.Logf("%d connections terminated, %d pages read again", terminated, s.Stats().WatchRetries)
+	t.Logf("%d connections terminated", terminated)
 }
 
+// TestConnectionLost: the errors of a lost connection, and only those,
+// are told apart (connectionLost) and marked for the front with
+// driver.ErrConnectionLost (callErr), which makes a watch read its page
+// again; the database's error stays reachable.
 func TestConnectionLost(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -90,6 +98,7 @@ func TestConnectionLost(t *testing.T) {
 		{"AdminShutdown", &pgconn.PgError{Code: "57P01"}, true},
 		{"ConnectionFailure", &pgconn.PgError{Code: "08006"}, true},
 		{"CannotConnectNow", &pgconn.PgError{Code: "57P03"}, true},
+		{"UnexpectedEOF", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
 		{"UniqueViolation", &pgconn.PgError{Code: "23505"}, false},
 		{"StatementTimeout", &pgconn.PgError{Code: "57014"}, false},
 		{"Closed", eventstore.ErrClosed, false},
@@ -99,6 +108,13 @@ func TestConnectionLost(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			if got := connectionLost(translateError(c.err, opErr("read"))); got != c.want {
 				t.Errorf("connectionLost(%v) = %v, want %v", c.err, got, c.want)
+			}
+			err := (&pgDriver{}).callErr(t.Context(), c.err, "read")
+			if got := errors.Is(err, driver.ErrConnectionLost); got != c.want {
+				t.Errorf("callErr(%v) = %v: wraps ErrConnectionLost %v, want %v", c.err, err, got, c.want)
+			}
+			if !errors.Is(err, c.err) {
+				t.Errorf("callErr(%v) = %v, which does not wrap it", c.err, err)
 			}
 		})
 	}
