@@ -33,7 +33,7 @@ const maxReadPage = 4096
 // rate fell by a third or more with it on every page). So the first page
 // is cut, the events' sizes being unknown, and later ones only once the
 // last page's largest event, times the page's rows, reaches the budget;
-// from then on for good. A page read uncut that meets larger events than
+// from then on for good (a watch's pages are always cut). A page read uncut that meets larger events than
 // that is still cut at the budget by fetch, which then discards the rest
 // of its LIMIT: that costs transfer, never memory, and happens at most
 // once per read or watch (such a page makes the cut for good).
@@ -56,7 +56,11 @@ type readState struct {
 // wrapping driver.ErrConnectionLost, which the front's watches retry.
 func (d *pgDriver) ReadPage(ctx context.Context, q *driver.Query, r driver.Range, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
 	st := d.prepare(q)
-	cut := st.pages == 0 || st.cutForGood
+	// A watch's pages are always cut by the server: they alternate
+	// between catch-up pages of any size and short live ones, so a guess
+	// drawn from the last page would often be wrong, and live pages are
+	// short anyway.
+	cut := q.Watch || st.pages == 0 || st.cutForGood
 	if !cut && st.largest*r.Limit >= eventstore.PageBytes {
 		st.cutForGood, cut = true, true
 	}
