@@ -296,12 +296,12 @@ func (r *Repository[S, E]) reset(a *Aggregate[S, E]) {
 func (r *Repository[S, E]) fold(ctx context.Context, a *Aggregate[S, E], check uint64) (ahead bool, err error) {
 	evolve := r.cfg.Evolve
 	reg := r.cfg.Codec
-	from := a.version + 1
+	after := a.version
 	if check > 0 {
-		from = check
+		after = check - 1
 	}
 	first := true
-	for rec, err := range r.store.Read(ctx, a.id, eventstore.ReadOptions{From: from}) {
+	for rec, err := range r.store.Read(ctx, a.id, eventstore.ReadOptions{From: eventstore.After(after)}) {
 		if err != nil {
 			return false, fmt.Errorf("aggregate: load %q: %w", a.id, err)
 		}

@@ -36,7 +36,9 @@
 //
 // [Store.Watch] catches up from a version or position and then follows live
 // appends, in order, with no gap and no duplicate, until its context ends.
-// By default it starts at the present and yields only new events.
+// Reads and watches begin where a [Start] says, the same way on both calls:
+// FromStart (the zero value), After the version or position a consumer last
+// processed (exclusive), or FromEnd (a watch then yields only new events).
 //
 // # Errors
 //

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"fmt"
 	"iter"
 )
 
@@ -40,9 +41,10 @@ type Store interface {
 	Read(ctx context.Context, streamID string, opts ReadOptions) iter.Seq2[Recorded, error]
 
 	// Watch yields the events of a stream (or of AllStreams) from
-	// opts.From, first those already stored (catch-up) and then live ones,
-	// in order with no gap and no duplicate, until ctx ends (the iteration
-	// then just stops) or the store is closed (it yields ErrClosed).
+	// opts.From (by default from the first event): first those already
+	// stored (catch-up), then live ones, in order with no gap and no
+	// duplicate, until ctx ends (the iteration then just stops) or the
+	// store is closed (it yields ErrClosed).
 	Watch(ctx context.Context, streamID string, opts WatchOptions) iter.Seq2[Recorded, error]
 
 	// Info describes a stream. A stream without events has Version 0 and
@@ -74,14 +76,16 @@ type Store interface {
 
 // ReadOptions selects what Read returns.
 type ReadOptions struct {
-	// From is the first version (for a stream) or global position (for
-	// AllStreams) to return; 0 means the start when reading forwards and
-	// the end when reading backwards. It is a bound, not an event that must
-	// exist: a From past every event (up to math.MaxUint64, although no
-	// store holds a version or position above math.MaxInt64) reads nothing
-	// forwards and everything backwards, on every adapter (issue 9 item 9).
-	From uint64
-	// Backwards reads from From (or the end) towards the start.
+	// From is where the read begins, in its direction: FromStart (the
+	// zero value) reads from the first event, or from the last when
+	// reading backwards; After(v) from the first event past v (below v
+	// when reading backwards); FromEnd reads nothing forwards and from
+	// the last event backwards. A key is a bound, not an event that must
+	// exist: After a key past every event (up to math.MaxUint64, although
+	// no store holds one above math.MaxInt64) reads nothing forwards and
+	// everything backwards.
+	From Start
+	// Backwards reads towards the first event.
 	Backwards bool
 	// Limit caps the number of events returned; 0 means no limit.
 	Limit int
@@ -91,38 +95,59 @@ type ReadOptions struct {
 
 // WatchOptions selects what Watch yields.
 type WatchOptions struct {
-	// From is where the watch starts. The zero value starts at the present:
-	// only events appended after the iteration begins are yielded.
+	// From is where the watch begins: FromStart (the zero value) catches
+	// up from the first event, After(v) from the first event past v, and
+	// FromEnd yields only the events that commit after the watch began.
 	From Start
 	// Filter restricts the events yielded. It runs in the database.
 	Filter Filter
 }
 
-// Start is where a watch begins: FromPresent (the zero value), FromStart,
-// or After a version or position.
+// Start is where a read or a watch begins: [FromStart] (the zero value),
+// [After] a version or position, or [FromEnd].
+//
+// Reads and watches speak of keys: a version in a stream, a global position
+// in AllStreams. A Start is exclusive: After(v) begins with the first event
+// past v, so a consumer that keeps the key of the last event it processed
+// resumes with After(key) on either call. The zero value, FromStart, begins
+// at the beginning, as After(0) does: an accidental zero value can cost a
+// replay, never a missed event.
 type Start struct {
 	after uint64
-	set   bool
+	end   bool
 }
 
-// FromPresent starts a watch with the events appended after it begins.
-func FromPresent() Start { return Start{} }
+// FromStart begins with the first event (the last, reading backwards). It
+// is the zero value, and the same as After(0).
+func FromStart() Start { return Start{} }
 
-// FromStart starts a watch with the first event.
-func FromStart() Start { return Start{set: true} }
+// FromEnd begins past the last event: a watch yields only the events that
+// commit after it began, a forward read yields nothing, and a backward read
+// begins with the last event.
+func FromEnd() Start { return Start{end: true} }
 
-// After starts a watch with the events after version v (for a stream) or
-// position v (for AllStreams): pass the last version or position a consumer
-// processed to resume where it left off. Any v is accepted: a watch after
-// a v that no event can pass (math.MaxInt64 and above) yields nothing and,
-// like every watch, ends only when its context ends or the store is closed
-// (issue 9 item 9).
-func After(v uint64) Start { return Start{after: v, set: true} }
+// After begins with the first event past version v (in a stream) or
+// position v (in AllStreams), in the direction of the read: pass the key of
+// the last event a consumer processed to resume where it left off. Any v
+// is accepted: a watch after a v that no event can pass (math.MaxInt64 and
+// above) yields nothing and, like every watch, ends only when its context
+// ends or the store is closed.
+func After(v uint64) Start { return Start{after: v} }
 
-// Cursor returns the version or position after which the watch starts,
-// and false for FromPresent, whose position is the head when the watch
-// begins.
-func (s Start) Cursor() (after uint64, ok bool) { return s.after, s.set }
+// Cursor returns the key a read or watch begins after (0 for FromStart),
+// and whether it is FromEnd instead.
+func (s Start) Cursor() (after uint64, fromEnd bool) { return s.after, s.end }
+
+// String returns "start", "end" or "after <v>".
+func (s Start) String() string {
+	switch {
+	case s.end:
+		return "end"
+	case s.after == 0:
+		return "start"
+	}
+	return fmt.Sprintf("after %d", s.after)
+}
 
 // Filter restricts reads and watches. Conditions combine with AND; an
 // empty Filter matches every event.

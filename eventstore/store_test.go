@@ -60,7 +60,7 @@ func TestStartCursor(t *testing.T) {
 		want   uint64
 		wantOK bool
 	}{
-		{"FromPresent", eventstore.FromPresent(), 0, false},
+		{"FromPresent", eventstore.FromEnd(), 0, false},
 		{"ZeroValue", eventstore.Start{}, 0, false},
 		{"FromStart", eventstore.FromStart(), 0, true},
 		{"After0", eventstore.After(0), 0, true},

@@ -126,7 +126,7 @@ func TestLargePartialRetry(t *testing.T) {
 	if d := res.Duplicates[n-1]; d != (eventstore.Duplicate{Index: n - 1, ID: fmt.Sprintf("e%d", n-1), Version: n}) {
 		t.Errorf("last duplicate %+v", d)
 	}
-	got, err := eventstore.Collect(s.Read(t.Context(), "s", eventstore.ReadOptions{From: n + 1, Limit: 1}))
+	got, err := eventstore.Collect(s.Read(t.Context(), "s", eventstore.ReadOptions{From: eventstore.After(n), Limit: 1}))
 	if err != nil || len(got) != 1 || got[0].ID != fmt.Sprintf("e%d", n) {
 		t.Errorf("event %d: %+v, %v; want ID e%d", n+1, got, err, n)
 	}

@@ -135,7 +135,7 @@ func checkDelivery(t *testing.T, s *Store, w *watcher, want []string) {
 		t.Errorf("watch delivered (-want +got):\n%s", diff)
 	}
 	checkIncreasing(t, "watch", got)
-	rest, err := eventstore.Collect(s.Read(t.Context(), eventstore.AllStreams, eventstore.ReadOptions{From: got[0].Position + 1}))
+	rest, err := eventstore.Collect(s.Read(t.Context(), eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(got[0].Position)}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,11 +122,11 @@ func TestReadPages(t *testing.T) {
 		want   []uint64
 	}{
 		{"forwards", "s", eventstore.ReadOptions{}, seq(1, n)},
-		{"forwards from", "s", eventstore.ReadOptions{From: 100}, seq(100, n)},
-		{"forwards limit", "s", eventstore.ReadOptions{From: 2, Limit: 5000}, seq(2, 5001)},
+		{"forwards from", "s", eventstore.ReadOptions{From: eventstore.After(99)}, seq(100, n)},
+		{"forwards limit", "s", eventstore.ReadOptions{From: eventstore.After(1), Limit: 5000}, seq(2, 5001)},
 		{"backwards", "s", eventstore.ReadOptions{Backwards: true}, seq(n, 1)},
-		{"backwards from limit", "s", eventstore.ReadOptions{Backwards: true, From: 5500, Limit: 4000}, seq(5500, 1501)},
-		{"all", eventstore.AllStreams, eventstore.ReadOptions{From: 7}, seq(7, n)},
+		{"backwards from limit", "s", eventstore.ReadOptions{Backwards: true, From: eventstore.After(5501), Limit: 4000}, seq(5500, 1501)},
+		{"all", eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(6)}, seq(7, n)},
 		{"all backwards", eventstore.AllStreams, eventstore.ReadOptions{Backwards: true}, seq(n, 1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

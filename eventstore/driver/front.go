@@ -150,9 +150,10 @@ func (f *Front) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 	if opts.Limit < 0 {
 		return watch.ErrorSeq(&eventstore.ValidationError{Field: "limit", Index: -1, Reason: fmt.Sprintf("%d is negative", opts.Limit)})
 	}
-	if opts.From > math.MaxInt64 && !opts.Backwards {
-		// From is a bound: past every key a store can hold, forwards
-		// there is nothing to read.
+	after, fromEnd := opts.From.Cursor()
+	if !opts.Backwards && (fromEnd || after >= math.MaxInt64) {
+		// From is a bound: past the end, or past every key a store can
+		// hold, forwards there is nothing to read.
 		return func(func(eventstore.Recorded, error) bool) {}
 	}
 	r := &reader{f: f, ctx: ctx, opts: opts, q: &Query{StreamID: streamID, Filter: opts.Filter, Backwards: opts.Backwards}}
@@ -175,11 +176,15 @@ type fetched struct {
 
 func (r *reader) run(yield func(eventstore.Recorded, error) bool) {
 	opts := r.opts
-	rng := Range{From: max(opts.From, 1), To: math.MaxInt64}
+	after, fromEnd := opts.From.Cursor()
+	rng := Range{From: after + 1, To: math.MaxInt64} // after < MaxInt64: see Read
 	if opts.Backwards {
-		rng = Range{From: 1, To: min(opts.From, math.MaxInt64)}
-		if rng.To == 0 {
-			rng.To = math.MaxInt64
+		rng = Range{From: 1, To: math.MaxInt64}
+		if after > 0 && !fromEnd {
+			if after == 1 {
+				return // nothing before the first key
+			}
+			rng.To = min(after-1, math.MaxInt64)
 		}
 	}
 	remaining := opts.Limit
@@ -301,8 +306,8 @@ func (f *Front) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 	}
 	q := &Query{StreamID: streamID, Filter: opts.Filter, Watch: true}
 	return func(yield func(eventstore.Recorded, error) bool) {
-		after, ok := opts.From.Cursor()
-		if !ok {
+		after, fromEnd := opts.From.Cursor()
+		if fromEnd {
 			var err error
 			if after, err = f.d.Head(ctx, streamID); err != nil {
 				if ctx.Err() == nil {

@@ -16,8 +16,8 @@ import (
 // connection a given number of times before it answers. The rest of the
 // interface is the least a test needs.
 type flakyDriver struct {
-	mu     sync.Mutex
-	events []eventstore.Recorded
+	mu        sync.Mutex
+	events    []eventstore.Recorded
 	fails     int // ReadPage calls still to fail
 	headFails int // Head calls still to fail
 	reads     int

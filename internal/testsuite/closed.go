@@ -41,7 +41,7 @@ func testClosedMethods(t *testing.T, s eventstore.Store) {
 			}
 			wantErr(t, fmt.Sprintf("Read(%q, backwards=%v) after Close", stream, backwards), err, eventstore.ErrClosed)
 		}
-		for _, from := range []eventstore.Start{eventstore.FromPresent(), eventstore.FromStart(), eventstore.After(1)} {
+		for _, from := range []eventstore.Start{eventstore.FromEnd(), eventstore.FromStart(), eventstore.After(1)} {
 			got, err := readErr(t, "Watch", s.Watch(ctx, stream, eventstore.WatchOptions{From: from}))
 			if len(got) != 0 {
 				t.Errorf("Watch(%q) after Close yielded %d events", stream, len(got))
@@ -184,7 +184,7 @@ func testCloseIterators(t *testing.T, s eventstore.Store) {
 		}
 		seqs = append(seqs, made{fmt.Sprintf("Read(%q, filtered)", stream),
 			s.Read(ctx, stream, eventstore.ReadOptions{Filter: eventstore.Filter{Types: []string{"t"}}})})
-		for _, from := range []eventstore.Start{eventstore.FromPresent(), eventstore.FromStart(), eventstore.After(1)} {
+		for _, from := range []eventstore.Start{eventstore.FromEnd(), eventstore.FromStart(), eventstore.After(1)} {
 			seqs = append(seqs, made{fmt.Sprintf("Watch(%q, %+v)", stream, from),
 				s.Watch(ctx, stream, eventstore.WatchOptions{From: from})})
 		}

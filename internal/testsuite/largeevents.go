@@ -90,8 +90,8 @@ func testLargeRead(t *testing.T, s eventstore.Store) {
 	}{
 		{"Forwards", "big", eventstore.ReadOptions{}, all},
 		{"Backwards", "big", eventstore.ReadOptions{Backwards: true}, reversed(all)},
-		{"FromLimit", "big", eventstore.ReadOptions{From: 3, Limit: 7}, all[2:9]},
-		{"BackwardsFromLimit", "big", eventstore.ReadOptions{From: 11, Limit: 8, Backwards: true}, reversed(all[2:11])[:8]},
+		{"FromLimit", "big", eventstore.ReadOptions{From: eventstore.After(2), Limit: 7}, all[2:9]},
+		{"BackwardsFromLimit", "big", eventstore.ReadOptions{From: eventstore.After(12), Limit: 8, Backwards: true}, reversed(all[2:11])[:8]},
 		{"Filtered", "big", eventstore.ReadOptions{Filter: odd}, ofType(all, "odd")},
 		{"AllStreamsByPrefix", eventstore.AllStreams, eventstore.ReadOptions{Filter: eventstore.Filter{StreamPrefix: "bi"}}, all},
 		{"AllStreamsBackwardsByType", eventstore.AllStreams, eventstore.ReadOptions{Backwards: true, Filter: eventstore.Filter{Types: []string{"even"}}}, reversed(ofType(all, "even"))},

@@ -66,8 +66,9 @@ type bugs struct {
 	cancelYieldsError bool // a watch ended by its context yields the context's error
 	noCrossWake       bool // appends wake only the watchers of the store they went through
 	nanoTimes         bool // times are kept to the nanosecond, not TimePrecision
-	fromWraps         bool // a Read From above MaxInt64 wraps to a negative int64, read as the start
+	fromWraps         bool // a Read After a key above MaxInt64 wraps to a negative int64, read as the start
 	pastEndEnds       bool // a watch after MaxInt64 or more ends at once
+	zeroStartIsEnd    bool // a watch's zero Start begins at the end, as before issue 10
 	snapshotPastHead  bool // a snapshot past the stream's head is stored
 
 	// The order of the checks every method starts with (issue 10: the
@@ -355,15 +356,19 @@ func (m *memStore) Read(ctx context.Context, streamID string, opts eventstore.Re
 		if opts.Backwards {
 			slices.Reverse(list)
 		}
-		if m.bugs.fromWraps && int64(opts.From) < 0 {
-			opts.From = 0
+		after, fromEnd := opts.From.Cursor()
+		if m.bugs.fromWraps && int64(after) < 0 {
+			after = 0
+		}
+		if fromEnd && !opts.Backwards {
+			return
 		}
 		n := 0
 		for _, r := range list {
 			if opts.Limit > 0 && n >= opts.Limit {
 				return
 			}
-			if opts.From > 0 && ((!opts.Backwards && k(r) < opts.From) || (opts.Backwards && k(r) > opts.From)) {
+			if after > 0 && !fromEnd && ((!opts.Backwards && k(r) <= after) || (opts.Backwards && k(r) >= after)) {
 				continue
 			}
 			if m.bugs.limitBeforeFilter {
@@ -425,8 +430,11 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 		if ctx.Err() != nil {
 			return
 		}
-		after, ok := opts.From.Cursor()
-		if !ok {
+		after, fromEnd := opts.From.Cursor()
+		if m.bugs.zeroStartIsEnd && opts.From == (eventstore.Start{}) {
+			fromEnd = true
+		}
+		if fromEnd {
 			var err error
 			if after, err = m.present(streamID); err != nil {
 				yield(eventstore.Recorded{}, err)

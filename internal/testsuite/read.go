@@ -57,18 +57,19 @@ func testReadForwards(t *testing.T, s eventstore.Store) {
 	all := tenEvents(t, s, "s")
 	mustAppend(t, s, "other", eventstore.NoStream, ev("t", "other"))
 	for _, c := range []struct {
-		from uint64
+		from eventstore.Start
 		want []eventstore.Recorded
 	}{
-		{0, all},
-		{1, all},
-		{4, all[3:]},
-		{10, all[9:]},
-		{11, nil},
-		{1000, nil},
+		{eventstore.FromStart(), all},
+		{eventstore.After(0), all},
+		{eventstore.After(3), all[3:]},
+		{eventstore.After(9), all[9:]},
+		{eventstore.After(10), nil},
+		{eventstore.After(1000), nil},
+		{eventstore.FromEnd(), nil},
 	} {
 		got := readAll(t, s, "s", eventstore.ReadOptions{From: c.from})
-		wantEvents(t, fmt.Sprintf("Read from %d", c.from), c.want, got)
+		wantEvents(t, fmt.Sprintf("Read from %v", c.from), c.want, got)
 		checkPositions(t, got, false)
 	}
 }
@@ -78,17 +79,19 @@ func testReadBackwards(t *testing.T, s eventstore.Store) {
 	mustAppend(t, s, "other", eventstore.NoStream, ev("t", "other"))
 	for _, c := range []struct {
 		name string
-		from uint64
+		from eventstore.Start
 		want []eventstore.Recorded
 	}{
-		{"FromEnd", 0, reversed(all)},
-		{"FromLast", 10, reversed(all)},
-		{"FromVersion", 4, reversed(all[:4])},
-		{"FromFirst", 1, all[:1]},
-		{"FromBeyondEnd", 50, reversed(all)},
+		{"FromStart", eventstore.FromStart(), reversed(all)},
+		{"FromEnd", eventstore.FromEnd(), reversed(all)},
+		{"AfterLast", eventstore.After(11), reversed(all)},
+		{"AfterVersion", eventstore.After(5), reversed(all[:4])},
+		{"AfterSecond", eventstore.After(2), all[:1]},
+		{"AfterFirst", eventstore.After(1), nil},
+		{"AfterBeyondEnd", eventstore.After(50), reversed(all)},
 	} {
 		got := readAll(t, s, "s", eventstore.ReadOptions{From: c.from, Backwards: true})
-		wantEvents(t, fmt.Sprintf("Read backwards %s (from %d)", c.name, c.from), c.want, got)
+		wantEvents(t, fmt.Sprintf("Read backwards %s (from %v)", c.name, c.from), c.want, got)
 		checkPositions(t, got, true)
 	}
 }
@@ -100,13 +103,13 @@ func testReadLimit(t *testing.T, s eventstore.Store) {
 		want []eventstore.Recorded
 	}{
 		{eventstore.ReadOptions{Limit: 3}, all[:3]},
-		{eventstore.ReadOptions{From: 2, Limit: 3}, all[1:4]},
-		{eventstore.ReadOptions{From: 9, Limit: 5}, all[8:]},
+		{eventstore.ReadOptions{From: eventstore.After(1), Limit: 3}, all[1:4]},
+		{eventstore.ReadOptions{From: eventstore.After(8), Limit: 5}, all[8:]},
 		{eventstore.ReadOptions{Limit: 100}, all},
 		{eventstore.ReadOptions{Limit: 1, Backwards: true}, all[9:]},
 		{eventstore.ReadOptions{Limit: 3, Backwards: true}, reversed(all[7:])},
-		{eventstore.ReadOptions{From: 5, Limit: 2, Backwards: true}, reversed(all[3:5])},
-		{eventstore.ReadOptions{From: 2, Limit: 5, Backwards: true}, reversed(all[:2])},
+		{eventstore.ReadOptions{From: eventstore.After(6), Limit: 2, Backwards: true}, reversed(all[3:5])},
+		{eventstore.ReadOptions{From: eventstore.After(3), Limit: 5, Backwards: true}, reversed(all[:2])},
 	} {
 		wantEvents(t, fmt.Sprintf("Read %+v", c.opts), c.want, readAll(t, s, "s", c.opts))
 	}
@@ -131,7 +134,7 @@ func testReadFilterTypes(t *testing.T, s eventstore.Store) {
 		{eventstore.ReadOptions{Filter: eventstore.Filter{Types: []string{"A", "C"}}}, pick(0, 2, 3)},
 		{eventstore.ReadOptions{Filter: eventstore.Filter{Types: []string{"missing"}}}, nil},
 		{eventstore.ReadOptions{Filter: eventstore.Filter{Types: []string{"B"}}, Backwards: true}, pick(4, 1)},
-		{eventstore.ReadOptions{Filter: eventstore.Filter{Types: []string{"A", "B"}}, From: 3}, pick(3, 4)},
+		{eventstore.ReadOptions{Filter: eventstore.Filter{Types: []string{"A", "B"}}, From: eventstore.After(2)}, pick(3, 4)},
 	} {
 		wantEvents(t, fmt.Sprintf("Read %+v", c.opts), c.want, readAll(t, s, "s", c.opts))
 	}
@@ -207,7 +210,7 @@ func testReadFilterLimit(t *testing.T, s eventstore.Store) {
 	wantEvents(t, "Read backwards limit 3", []eventstore.Recorded{all[19], all[14], all[9]},
 		readAll(t, s, "s", eventstore.ReadOptions{Filter: keep, Limit: 3, Backwards: true}))
 	wantEvents(t, "Read(AllStreams) limit 2 from 6", []eventstore.Recorded{all[9], all[14]},
-		readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: keep, Limit: 2, From: readAll(t, s, "s", eventstore.ReadOptions{From: 6, Limit: 1})[0].Position}))
+		readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: keep, Limit: 2, From: eventstore.After(readAll(t, s, "s", eventstore.ReadOptions{From: eventstore.After(5), Limit: 1})[0].Position - 1)}))
 }
 
 // interleaved appends to three streams in turn and returns the events in
@@ -236,18 +239,18 @@ func testReadAll(t *testing.T, s eventstore.Store) {
 	// From is inclusive; positions need not be dense, so ask for one that
 	// may fall in a gap too.
 	p := got[5].Position
-	wantEvents(t, "Read(AllStreams) from a position", got[5:], readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: p}))
-	wantEvents(t, "Read(AllStreams) from past a position", got[6:], readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: p + 1}))
-	wantEvents(t, "Read(AllStreams) limit", got[5:8], readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: p, Limit: 3}))
+	wantEvents(t, "Read(AllStreams) from a position", got[5:], readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(p - 1)}))
+	wantEvents(t, "Read(AllStreams) from past a position", got[6:], readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(p)}))
+	wantEvents(t, "Read(AllStreams) limit", got[5:8], readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(p - 1), Limit: 3}))
 	gotBack := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Backwards: true})
 	wantEvents(t, "Read(AllStreams) backwards", reversed(got), gotBack)
 	checkPositions(t, gotBack, true)
 	wantEvents(t, "Read(AllStreams) backwards from a position", reversed(got[:6]),
-		readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: p, Backwards: true}))
+		readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(p + 1), Backwards: true}))
 	wantEvents(t, "Read(AllStreams) backwards limit", reversed(got[3:6]),
-		readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: p, Backwards: true, Limit: 3}))
+		readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(p + 1), Backwards: true, Limit: 3}))
 	last := got[len(got)-1].Position
-	if rest := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: last + 1}); len(rest) != 0 {
+	if rest := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(last)}); len(rest) != 0 {
 		t.Errorf("Read(AllStreams) past the last position: %d events, want none", len(rest))
 	}
 	// Positions in AllStreams reads equal those in stream reads.
@@ -326,7 +329,7 @@ func testReadAllFilters(t *testing.T, s eventstore.Store) {
 	f.Metadata = []eventstore.MetadataFilter{eventstore.MetadataEquals("user", "ann")}
 	wantEvents(t, "prefix, type and metadata", []eventstore.Recorded{all[1]}, readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: f}))
 	wantEvents(t, "prefix from a position", []eventstore.Recorded{all[4]},
-		readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: all[2].Position, Filter: eventstore.Filter{StreamPrefix: "acc-1"}}))
+		readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(all[2].Position - 1), Filter: eventstore.Filter{StreamPrefix: "acc-1"}}))
 }
 
 func testReadMissing(t *testing.T, s eventstore.Store) {
@@ -507,13 +510,13 @@ func testReadCheckpointing(t *testing.T, s eventstore.Store) {
 				done = true // one more read after the writers are done
 			default:
 			}
-			got, err := eventstore.Collect(s.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{From: next}))
+			got, err := eventstore.Collect(s.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(next)}))
 			if err != nil {
 				return err
 			}
 			if len(got) > 0 {
 				seen = append(seen, got...)
-				next = got[len(got)-1].Position + 1
+				next = got[len(got)-1].Position
 			}
 		}
 		return nil
@@ -543,7 +546,7 @@ func testReadNotIterated(t *testing.T, s eventstore.Store) {
 	mustAppend(t, s, "s", eventstore.Exact(3), ev("t", "after"))
 	wantVersion(t, s, "s", 4)
 	w := startWatch(t, s, "s", eventstore.WatchOptions{From: eventstore.After(3)})
-	wantSame(t, "watch after unused iterators", readAll(t, s, "s", eventstore.ReadOptions{From: 4}), w.next(t, 1))
+	wantSame(t, "watch after unused iterators", readAll(t, s, "s", eventstore.ReadOptions{From: eventstore.After(3)}), w.next(t, 1))
 	w.stop(t)
 }
 
@@ -580,8 +583,8 @@ func testReadPaging(t *testing.T, s eventstore.Store) {
 	}{
 		{"All", eventstore.ReadOptions{}, all},
 		{"Backwards", eventstore.ReadOptions{Backwards: true}, reversed(all)},
-		{"FromLimit", eventstore.ReadOptions{From: 500, Limit: 1500}, all[499:1999]},
-		{"BackwardsFromLimit", eventstore.ReadOptions{From: 2050, Limit: 1500, Backwards: true}, reversed(all[550:2050])},
+		{"FromLimit", eventstore.ReadOptions{From: eventstore.After(499), Limit: 1500}, all[499:1999]},
+		{"BackwardsFromLimit", eventstore.ReadOptions{From: eventstore.After(2051), Limit: 1500, Backwards: true}, reversed(all[550:2050])},
 		{"Filtered", eventstore.ReadOptions{Filter: byType}, thirds},
 		{"FilteredLimit", eventstore.ReadOptions{Filter: byType, Limit: 650}, thirds[:650]},
 		{"FilteredBackwardsLimit", eventstore.ReadOptions{Filter: byType, Limit: 650, Backwards: true}, reversed(thirds)[:650]},
@@ -600,7 +603,7 @@ func testReadPaging(t *testing.T, s eventstore.Store) {
 		}
 	}
 	// The same over the global log.
-	gotAll := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: readAll(t, s, "s", eventstore.ReadOptions{From: 100, Limit: 1})[0].Position, Limit: 1800})
+	gotAll := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(readAll(t, s, "s", eventstore.ReadOptions{From: eventstore.After(99), Limit: 1})[0].Position - 1), Limit: 1800})
 	if len(gotAll) != 1800 || gotAll[0].Version != 100 || gotAll[1799].Version != 1899 {
 		t.Errorf("Read(AllStreams) from version 100's position, limit 1800: %d events", len(gotAll))
 	}
@@ -618,9 +621,9 @@ func testReadFromPastEnd(t *testing.T, s eventstore.Store) {
 	mustAppend(t, s, "s", eventstore.Exact(3), ev("keep", "s-keep"))
 	keep := eventstore.Filter{Types: []string{"keep"}}
 	for _, stream := range []string{"s", eventstore.AllStreams} {
-		for _, from := range []uint64{math.MaxInt64, math.MaxInt64 + 1, math.MaxUint64} {
+		for _, from := range []uint64{math.MaxInt64 - 1, math.MaxInt64, math.MaxUint64} {
 			for _, f := range []eventstore.Filter{{}, keep} {
-				opts := eventstore.ReadOptions{From: from, Filter: f}
+				opts := eventstore.ReadOptions{From: eventstore.After(from), Filter: f}
 				what := fmt.Sprintf("Read(%q, %+v)", stream, opts)
 				got, err := readErr(t, what, s.Read(ctxTimeout(t), stream, opts))
 				if err != nil || len(got) != 0 {
@@ -628,7 +631,7 @@ func testReadFromPastEnd(t *testing.T, s eventstore.Store) {
 				}
 				want := readAll(t, s, stream, eventstore.ReadOptions{Backwards: true, Filter: f})
 				for _, limit := range []int{0, 1} {
-					opts := eventstore.ReadOptions{From: from, Backwards: true, Limit: limit, Filter: f}
+					opts := eventstore.ReadOptions{From: eventstore.After(from), Backwards: true, Limit: limit, Filter: f}
 					what := fmt.Sprintf("Read(%q, %+v)", stream, opts)
 					got, err := readErr(t, what, s.Read(ctxTimeout(t), stream, opts))
 					if err != nil {

@@ -117,7 +117,7 @@ func testSharedWatch(t *testing.T, a, b eventstore.Store) {
 		for i := range 3 {
 			mustAppend(t, c.writer, "s", eventstore.Any, ev("t", fmt.Sprint(c.name, " ", i)))
 		}
-		read := readAll(t, c.reader, "s", eventstore.ReadOptions{From: info.Version + 1})
+		read := readAll(t, c.reader, "s", eventstore.ReadOptions{From: eventstore.After(info.Version)})
 		for _, w := range ws {
 			wantSame(t, c.name+": "+w.name, read, w.next(t, len(read)))
 			w.stop(t)

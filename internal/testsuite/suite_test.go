@@ -50,6 +50,7 @@ var mutants = map[string]struct {
 	"nanoTimes":         {bugs{nanoTimes: true}, "Append/TimePrecision"},
 	"fromWraps":         {bugs{fromWraps: true}, "Read/FromPastEnd"},
 	"pastEndEnds":       {bugs{pastEndEnds: true}, "Watch/AfterPastEnd"},
+	"zeroStartIsEnd":    {bugs{zeroStartIsEnd: true}, "Watch/FromStart/ZeroValue"},
 	"snapshotPastHead":  {bugs{snapshotPastHead: true}, "Snapshot/PastHead"},
 
 	"closedBeforeNilContext": {bugs{closedBeforeNilContext: true}, "CheckOrder/NilContext"},

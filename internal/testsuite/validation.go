@@ -152,7 +152,7 @@ func testWatchInvalid(t *testing.T, newStore Factory) {
 			t.Parallel()
 			s := newStore(t)
 			mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
-			for _, from := range []eventstore.Start{eventstore.FromPresent(), eventstore.FromStart()} {
+			for _, from := range []eventstore.Start{eventstore.FromEnd(), eventstore.FromStart()} {
 				got, err := readErr(t, "Watch", s.Watch(ctxTimeout(t), c.stream, eventstore.WatchOptions{From: from, Filter: c.filter}))
 				if len(got) != 0 {
 					t.Errorf("Watch(%+v) yielded %d events before its error", from, len(got))
