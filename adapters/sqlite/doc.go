@@ -55,16 +55,19 @@
 // every request waiting, up to [WithMaxGroupSize], and commits them in one
 // transaction, each (when it shares the transaction) inside its own
 // SAVEPOINT so that one request's conflict or error rolls back only that
-// request. Each caller gets its own result.
+// request. Each caller gets its own result. An append whose context ends
+// while it waits in the queue is withdrawn and writes nothing; once the
+// writer has taken it, it runs to its outcome, which its caller gets even
+// if the context has ended meanwhile (the rule of every esv2 store).
 // Under concurrency this turns many fsyncs into one; [Store.Stats] shows it
 // (Commits below Appends). Events of one append are inserted with
 // multi-row INSERT statements, prepared once and cached.
 //
 // # Reading and watching
 //
-// The Store is the shared front of package eventstore/driver over this
-// package's driver: the front makes the checks, runs the Read iterator and
-// every watch, and the driver answers one bounded page at a time by key
+// [Store] embeds [driver.Front], the front every esv2 adapter shares, over
+// this package's driver: the front makes the checks, runs the Read iterator
+// and every watch, and the driver answers one bounded page at a time by key
 // (version or position), so neither memory nor a database lock is held
 // across the caller's loop body. A page ends at its row limit (64 growing
 // to 1,024 rows for a read, 512 for a watch) or once its events reach

@@ -19,17 +19,21 @@ import (
 //
 // An in-memory store has no poller: no other process can reach its
 // database, and the front wakes watchers for the store's own appends.
+// Only the first call starts the poller (the front makes one; Store.Driver
+// hands the driver out), and none after Close.
 func (d *drv) Listen(n driver.Notices) {
-	if d.poller == nil {
+	d.listenMu.Lock()
+	defer d.listenMu.Unlock()
+	if d.poller == nil || d.pollerDone != nil || d.closed.Load() {
 		return
 	}
 	d.poller.n = n
 	d.pollerDone = make(chan struct{})
-	go d.poll()
+	go d.poll(d.pollerDone)
 }
 
-func (d *drv) poll() {
-	defer close(d.pollerDone)
+func (d *drv) poll(done chan<- struct{}) {
+	defer close(done)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {

@@ -133,9 +133,14 @@ func (d *drv) ReadPage(ctx context.Context, q *driver.Query, r driver.Range, pag
 		}
 		q.Prepared = rq
 	}
-	// Small pages go through a cached prepared statement; large ones
-	// through the driver's rows, where preparing per page costs little
-	// next to the rows saved from database/sql.
+	// A large page after a full one (a long read past its first page, a
+	// watch catching up) is likely full too: it goes through the driver's
+	// raw rows, where preparing per page costs little next to the rows
+	// saved from database/sql. Other pages (a read's first, a watch at
+	// the live end, which finds a few rows or none) go through a cached
+	// prepared statement. For Read this is the rule of the adapter before
+	// the front (pages above 64 rows raw): its pages after the first
+	// follow a full one.
 	fetch := d.fetch
 	if r.Limit > smallPage && rq.lastFull {
 		fetch = d.fetchRaw

@@ -105,8 +105,11 @@ type drv struct {
 	queue      chan *request
 	closing    chan struct{}
 	writerDone chan struct{}
+	listenMu   sync.Mutex    // orders Listen and Close
 	pollerDone chan struct{} // nil until Listen starts the poller
 	closed     atomic.Bool
+	closeOnce  sync.Once
+	closeErr   error
 
 	w writer // state of the writer goroutine
 
@@ -265,19 +268,29 @@ func randomName() string {
 }
 
 // Close stops the writer and the poller and closes the database; the front
-// calls it once, after it has ended the watches. Appends still queued get
+// calls it after it has ended the watches. Appends still queued get
 // [eventstore.ErrClosed]; an append the writer has already taken gets its
 // result. Calls that were past the front's closed check when Close began
 // get ErrClosed too: they find the queue closing, the flag set, or the
 // statement cache and pools gone.
+//
+// The front calls it once, but Store.Driver hands the driver out, so a
+// second call (which would close d.closing again) returns the first's
+// result instead.
 func (d *drv) Close() error {
-	d.closed.Store(true)
-	close(d.closing)
-	<-d.writerDone
-	if d.pollerDone != nil {
-		<-d.pollerDone
-	}
-	return d.closeDBs()
+	d.closeOnce.Do(func() {
+		d.listenMu.Lock()
+		d.closed.Store(true)
+		pollerDone := d.pollerDone
+		d.listenMu.Unlock()
+		close(d.closing)
+		<-d.writerDone
+		if pollerDone != nil {
+			<-pollerDone
+		}
+		d.closeErr = d.closeDBs()
+	})
+	return d.closeErr
 }
 
 func (d *drv) closeDBs() error {
