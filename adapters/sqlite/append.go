@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/eventstore/driver"
 )
 
 // A request is one append or snapshot save waiting for the writer.
@@ -38,7 +39,8 @@ type result struct {
 	err error
 }
 
-// Append appends events to a stream; see [eventstore.Store.Append].
+// Append queues b for the writer and waits for its outcome; see
+// [driver.Driver.Append].
 //
 // Appends from many goroutines are queued to the store's single writer,
 // which commits the requests it finds waiting together in one transaction
@@ -51,52 +53,27 @@ type result struct {
 // to any caller's context) and Append returns its outcome, even if ctx has
 // ended meanwhile; this keeps the answer truthful: an error from Append
 // always means nothing was written, except for a failed COMMIT, whose
-// outcome SQLite reports as an error for every request of the group.
+// outcome SQLite reports as an error for every request of the group
+// (eventstore.ErrUnknownOutcome when it may have reached the file).
 //
 // Errors: [eventstore.ConflictError], [eventstore.IdempotencyError],
-// [eventstore.ValidationError] (also for a Time outside
-// [eventstore.MinTime] to [eventstore.MaxTime]; times are kept to the
-// microsecond, [eventstore.TimePrecision]), [eventstore.ErrClosed], a context
-// error, [ErrBusy] when another process held the write lock beyond the busy
-// timeout, or [ErrDatabase] wrapping any other SQLite error.
-func (s *Store) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.Event) (eventstore.AppendResult, error) {
-	if err := eventstore.CheckContext(ctx); err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	if err := eventstore.ValidateAppend(streamID, expected, events, s.opts.maxEventSize); err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	if err := s.checkOpen(); err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	if len(events) == 0 {
-		return s.appendNothing(ctx, streamID, expected)
-	}
-	r := &request{ctx: ctx, streamID: streamID, expected: expected, events: events, done: make(chan result, 1)}
-	res := s.submit(ctx, r)
+// [eventstore.ErrClosed], a context error, [ErrBusy] when another process
+// held the write lock beyond the busy timeout, [eventstore.ErrUnknownOutcome],
+// or [ErrDatabase] wrapping any other SQLite error. Times are kept to the
+// microsecond, [eventstore.TimePrecision].
+func (d *drv) Append(ctx context.Context, b *driver.Batch) (eventstore.AppendResult, error) {
+	r := &request{ctx: ctx, streamID: b.StreamID, expected: b.Expected, events: b.Events, done: make(chan result, 1)}
+	res := d.submit(ctx, r)
 	return res.res, res.err
 }
 
-// appendNothing answers an empty append from a reader: the current
-// version, or a conflict.
-func (s *Store) appendNothing(ctx context.Context, streamID string, expected eventstore.ExpectedVersion) (eventstore.AppendResult, error) {
-	info, err := s.Info(ctx, streamID)
-	if err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	if !expected.Matches(info.Version) {
-		return eventstore.AppendResult{}, &eventstore.ConflictError{StreamID: streamID, Expected: expected, Actual: info.Version}
-	}
-	return eventstore.AppendResult{Version: info.Version}, nil
-}
-
 // submit queues r for the writer and waits for its result.
-func (s *Store) submit(ctx context.Context, r *request) result {
+func (d *drv) submit(ctx context.Context, r *request) result {
 	select {
-	case s.queue <- r:
+	case d.queue <- r:
 	case <-ctx.Done():
 		return result{err: ctx.Err()}
-	case <-s.closing:
+	case <-d.closing:
 		return result{err: eventstore.ErrClosed}
 	}
 	select {
@@ -106,7 +83,7 @@ func (s *Store) submit(ctx context.Context, r *request) result {
 		if r.state.CompareAndSwap(reqQueued, reqWithdrawn) {
 			return result{err: ctx.Err()}
 		}
-	case <-s.writerDone:
+	case <-d.writerDone:
 		// The writer has stopped; a request it never took is withdrawn.
 		if r.state.CompareAndSwap(reqQueued, reqWithdrawn) {
 			return result{err: eventstore.ErrClosed}
@@ -225,45 +202,45 @@ func (w *writer) insertStmt(ctx context.Context, rows int) (*sql.Stmt, error) {
 
 // writeLoop is the writer goroutine: it takes the requests waiting in the
 // queue, up to maxGroup, and commits them in one transaction.
-func (s *Store) writeLoop() {
-	defer close(s.writerDone)
-	group := make([]*request, 0, s.opts.maxGroup)
+func (d *drv) writeLoop() {
+	defer close(d.writerDone)
+	group := make([]*request, 0, d.opts.maxGroup)
 	var walCheck <-chan time.Time
-	if s.w.walPath != "" {
+	if d.w.walPath != "" {
 		t := time.NewTicker(walCheckInterval)
 		defer t.Stop()
 		walCheck = t.C
 	}
 	for {
 		select {
-		case r := <-s.queue:
+		case r := <-d.queue:
 			group = append(group[:0], r)
 		case <-walCheck:
-			s.w.shrinkWAL()
+			d.w.shrinkWAL()
 			continue
-		case <-s.closing:
-			s.drain()
+		case <-d.closing:
+			d.drain()
 			return
 		}
 	fill:
-		for len(group) < s.opts.maxGroup {
+		for len(group) < d.opts.maxGroup {
 			select {
-			case r := <-s.queue:
+			case r := <-d.queue:
 				group = append(group, r)
 			default:
 				break fill
 			}
 		}
-		s.commitGroup(group)
+		d.commitGroup(group)
 		clear(group)
 	}
 }
 
 // drain answers every request still queued at Close with ErrClosed.
-func (s *Store) drain() {
+func (d *drv) drain() {
 	for {
 		select {
-		case r := <-s.queue:
+		case r := <-d.queue:
 			if r.state.CompareAndSwap(reqQueued, reqTaken) {
 				r.done <- result{err: eventstore.ErrClosed}
 			}
@@ -281,7 +258,7 @@ type groupItem struct {
 	last int64 // time of its last event
 }
 
-func (s *Store) commitGroup(group []*request) {
+func (d *drv) commitGroup(group []*request) {
 	items := make([]groupItem, 0, len(group))
 	for _, r := range group {
 		if r.ctx.Err() != nil {
@@ -297,16 +274,16 @@ func (s *Store) commitGroup(group []*request) {
 	if len(items) == 0 {
 		return
 	}
-	if s.memMu != nil {
+	if d.memMu != nil {
 		// The readers of an in-memory store wait for this transaction
 		// instead of failing on its lock (issue 9 item 2; memlock.go).
-		s.memMu.Lock()
-		defer s.memMu.Unlock()
+		d.memMu.Lock()
+		defer d.memMu.Unlock()
 	}
 	// The transaction belongs to the writer, not to any caller: a caller
 	// whose context ends must not roll back the others' work.
 	ctx := context.Background()
-	w := &s.w
+	w := &d.w
 	finish := func(err error) {
 		for i := range items {
 			if items[i].err == nil {
@@ -430,19 +407,12 @@ func (s *Store) commitGroup(group []*request) {
 		finish(err)
 		return
 	}
-	s.commits.Add(1)
-	s.appends.Add(uint64(appended))
-	s.events.Add(uint64(headCount))
-	s.snapshots.Add(uint64(snaps))
-	if headCount > 0 {
-		ids := make([]string, 0, appended)
-		for i := range items {
-			if items[i].err == nil && items[i].res.Appended > 0 {
-				ids = append(ids, items[i].r.streamID)
-			}
-		}
-		s.notifiers.Notify(ids)
-	}
+	d.commits.Add(1)
+	d.appends.Add(uint64(appended))
+	d.events.Add(uint64(headCount))
+	d.snapshots.Add(uint64(snaps))
+	// Watchers are woken by the front once each Append returns, not here:
+	// the front's appends are the only ones this writer commits.
 	finish(nil)
 }
 
@@ -603,30 +573,4 @@ func (w *writer) duplicates(ctx context.Context, r *request) ([]eventstore.Dupli
 		}
 	}
 	return dups, nil
-}
-
-// snapshotHead is the head a snapshot may not pass: the stream's version,
-// or the last position for the all-streams log. It runs in the writer's
-// transaction, before the save, so nothing can append or remove between
-// the check and the write.
-const snapshotHead = `SELECT CASE WHEN ?1 THEN (SELECT coalesce(max(position), 0) FROM events)
-	ELSE coalesce((SELECT version FROM streams WHERE stream_id = ?2), 0) END`
-
-func (w *writer) saveSnapshot(ctx context.Context, sn *eventstore.Snapshot) error {
-	// A snapshot past the head would be trusted by a load and make every
-	// later append conflict (issue 9 item 7). Snapshot saves are rare: the
-	// statement is not worth keeping prepared.
-	var head int64
-	if err := w.conn.QueryRowContext(ctx, snapshotHead, sn.StreamID == eventstore.AllStreams, sn.StreamID).Scan(&head); err != nil {
-		return translateError(err, nil)
-	}
-	if err := eventstore.ValidateSnapshotHead(*sn, uint64(head)); err != nil {
-		return err
-	}
-	var data any
-	if sn.Data != nil {
-		data = sn.Data
-	}
-	_, err := w.saveS.ExecContext(ctx, sn.StreamID, sn.Name, int64(sn.Version), sn.Schema, data, sn.Time.Truncate(eventstore.TimePrecision).UnixNano())
-	return translateError(err, nil)
 }

@@ -55,35 +55,42 @@
 // every request waiting, up to [WithMaxGroupSize], and commits them in one
 // transaction, each (when it shares the transaction) inside its own
 // SAVEPOINT so that one request's conflict or error rolls back only that
-// request. Each caller gets its own result.
+// request. Each caller gets its own result. An append whose context ends
+// while it waits in the queue is withdrawn and writes nothing; once the
+// writer has taken it, it runs to its outcome, which its caller gets even
+// if the context has ended meanwhile (the rule of every esv2 store).
 // Under concurrency this turns many fsyncs into one; [Store.Stats] shows it
 // (Commits below Appends). Events of one append are inserted with
 // multi-row INSERT statements, prepared once and cached.
 //
 // # Reading and watching
 //
-// Reads are iterators that fetch bounded pages by key (version or
-// position), so neither memory nor a database lock is held across the
-// caller's loop body. A page ends at its row limit (64 growing to 1,024
-// rows for a read, 512 for a watch) or once its events reach
+// [Store] embeds [driver.Front], the front every esv2 adapter shares, over
+// this package's driver: the front makes the checks, runs the Read iterator
+// and every watch, and the driver answers one bounded page at a time by key
+// (version or position), so neither memory nor a database lock is held
+// across the caller's loop body. A page ends at its row limit (64 growing
+// to 1,024 rows for a read, 512 for a watch) or once its events reach
 // [eventstore.PageBytes] (4 MiB), whichever comes first: reading 1,200
 // events of 1 MiB peaks at about 23 to 26 MB above the process's baseline
-// (cmd/esbench read_large and watch_large). Every filter runs in SQL.
+// (cmd/esbench read_large and watch_large). Every filter runs in SQL. A
+// page after a full one (a long read, a watch catching up) is read from the
+// driver's raw rows; others through cached prepared statements.
 //
-// Watching uses [eventstore.Follow]. Watchers of a stream wait on that
-// stream's [eventstore.Notifier] and watchers of AllStreams on the Store's
-// own, so an append wakes only the watchers that can have something new.
-// Appends through the Store wake them right after their commit; appends by
-// other processes are noticed by one poller goroutine per Store that reads
-// PRAGMA data_version on a dedicated connection every poll interval
-// ([WithPollInterval]), however many watchers there are, and then reads
-// which streams got events.
+// Watchers of a stream wait only for that stream's appends, and watchers
+// of AllStreams for every append. The front wakes them right after each of
+// its own appends; appends by other processes are noticed by one poller
+// goroutine per Store that reads PRAGMA data_version on a dedicated
+// connection every poll interval ([WithPollInterval]), however many
+// watchers there are, then reads which streams got events and tells the
+// front. Store.FindEvent looks an event up by its ID in the unique index
+// on event IDs.
 //
 // # Errors
 //
 // Driver errors are translated in one place: constraint violations become
 // [eventstore.ConflictError] or [eventstore.IdempotencyError], a lock held
 // past the busy timeout becomes [ErrBusy], and any other SQLite error is
-// wrapped in [ErrDatabase]. Calls on a closed Store return
-// [eventstore.ErrClosed].
+// wrapped in [ErrDatabase]. Calls on a closed Store, and calls that
+// Close cut short, return [eventstore.ErrClosed].
 package sqlite

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/esv2/esv2/eventstore"
 )
@@ -147,94 +146,5 @@ func TestTranslateError(t *testing.T) {
 				tc.check(t, got)
 			}
 		})
-	}
-}
-
-// TestAppendWithdrawnWhileQueued: a caller whose context ends while its
-// request waits in the queue gets the context error and nothing of it is
-// written, even though the request is still in the queue.
-func TestAppendWithdrawnWhileQueued(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	path := filepath.Join(t.TempDir(), "w.db")
-	s, err := Open(ctx, path, WithMaxGroupSize(1), WithBusyTimeout(20*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-
-	// Another connection holds the write lock, so the writer blocks in
-	// BEGIN IMMEDIATE with the first request taken.
-	locker, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Close()
-	lc, err := locker.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lc.Close()
-	if _, err := lc.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
-
-	a := &request{ctx: ctx, streamID: "a", expected: eventstore.Any, events: []eventstore.Event{{Type: "t"}}, done: make(chan result, 1)}
-	aDone := make(chan result, 1)
-	go func() { aDone <- s.submit(ctx, a) }()
-	waitFor(ctx, t, "the writer to take the first request", func() bool { return a.state.Load() == reqTaken })
-
-	bctx, bcancel := context.WithCancel(ctx)
-	bErr := make(chan error, 1)
-	go func() {
-		_, err := s.Append(bctx, "b", eventstore.Any, eventstore.Event{Type: "t"})
-		bErr <- err
-	}()
-	waitFor(ctx, t, "the second request to be queued", func() bool { return len(s.queue) == 1 })
-	bcancel()
-	select {
-	case err := <-bErr:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("withdrawn append returned %v, want context.Canceled", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("withdrawn append did not return")
-	}
-
-	if _, err := lc.ExecContext(ctx, "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case res := <-aDone:
-		if res.err != nil || res.res.Version != 1 {
-			t.Fatalf("first append: %+v", res)
-		}
-	case <-ctx.Done():
-		t.Fatal("first append did not finish")
-	}
-	// One more append through the writer proves it has passed b.
-	if _, err := s.Append(ctx, "c", eventstore.Any, eventstore.Event{Type: "t"}); err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx, "b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Version != 0 {
-		t.Errorf("withdrawn append was written: stream b at version %d", info.Version)
-	}
-}
-
-// waitFor polls cond until it holds or ctx ends.
-func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
 	}
 }

@@ -9,7 +9,7 @@ package sqlite
 // waited up to the busy timeout and failed with ErrBusy (issue 9 item 2).
 //
 // So an in-memory store orders its own connections itself, with one
-// sync.RWMutex (Store.memMu): the writer holds it exclusively for each
+// sync.RWMutex (drv.memMu): the writer holds it exclusively for each
 // transaction, and every read holds it shared from before it takes a
 // reader connection until its rows are closed. The database's own locks
 // then never conflict (SQLite could not run a read and a write at once
@@ -31,12 +31,12 @@ package sqlite
 
 // readLock takes the store's read lock if it has one (in-memory stores)
 // and returns its release.
-func (s *Store) readLock() (unlock func()) {
-	if s.memMu == nil {
+func (d *drv) readLock() (unlock func()) {
+	if d.memMu == nil {
 		return noUnlock
 	}
-	s.memMu.RLock()
-	return s.memMu.RUnlock
+	d.memMu.RLock()
+	return d.memMu.RUnlock
 }
 
 func noUnlock() {}

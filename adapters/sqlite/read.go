@@ -3,45 +3,54 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
+	sqldriver "database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"iter"
-	"math"
 	"strings"
 	"time"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/eventstore/driver"
 )
 
-// readPageSize is the number of rows a Read fetches per query. Reads are
-// paged by key (version or position) rather than held open as one cursor:
-// a reader's lock is then held only while a page is fetched, never while
-// the caller's loop body runs. That matters because the loop body may
-// append to the same store (a projection writing back), because the
-// in-memory database has no WAL (a reader open across a commit would make
-// the writer wait), and because a long-open read keeps a WAL file from
-// being checkpointed. Memory stays bounded by one page: readPageSize rows
-// or [eventstore.PageBytes], whichever comes first.
+// readPageSize is the most rows a read page holds (the front's
+// MaxPageRows; its pages start at smallPage rows and grow fourfold up to
+// it). Reads are paged by key (version or position) rather than held open
+// as one cursor: a reader's lock is then held only while a page is
+// fetched, never while the caller's loop body runs. That matters because
+// the loop body may append to the same store (a projection writing back),
+// because the in-memory database has no WAL (a reader open across a commit
+// would make the writer wait), and because a long-open read keeps a WAL
+// file from being checkpointed. Memory stays bounded by one page:
+// readPageSize rows or [eventstore.PageBytes], whichever comes first.
 const readPageSize = 1024
 
-// firstPageSize is the size of a Read's first page; pages then grow
-// fourfold up to readPageSize.
-const firstPageSize = 64
+// smallPage is the size of the front's first read page. A page of at most
+// this many rows, or one after a page that was not full (a watch at the
+// live end), goes through a cached prepared statement; a larger page after
+// a full one (a long read or a watch catching up) through the driver's raw
+// rows (fetchRaw).
+const smallPage = 64
 
 // maxCachedStmts bounds the reader statement cache; filter shapes beyond
 // it are run unprepared.
 const maxCachedStmts = 128
 
-// readQuery is a read's SQL, built once per Read or Watch; pages differ
-// only in their bounds and limit.
+// readQuery is a read's SQL, built on the first page of a Read or Watch
+// and kept in its driver.Query's Prepared; pages differ only in their
+// bounds and limit.
 type readQuery struct {
 	sql      string
 	all      bool
 	streamID string
 	filter   []any // arguments of the filter conditions
+
+	// lastFull says the previous page of the query was full (it reached
+	// its row limit or eventstore.PageBytes): the next one likely is too.
+	// The front reads the pages of one query one after the other.
+	lastFull bool
 }
 
 func buildQuery(streamID string, backwards bool, f eventstore.Filter) (*readQuery, error) {
@@ -111,119 +120,49 @@ func buildQuery(streamID string, backwards bool, f eventstore.Filter) (*readQuer
 	return q, nil
 }
 
-// Read streams events; see [eventstore.Store.Read]. Rows are fetched in
-// pages of a bounded size, never all at once, and no database lock is held
-// while the loop body runs. Errors: [eventstore.ErrInvalidInput],
-// [eventstore.ErrClosed], a context error, or a wrapped database error.
-func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadOptions) iter.Seq2[eventstore.Recorded, error] {
-	if err := eventstore.CheckContext(ctx); err != nil {
-		return eventstore.ErrorSeq(err)
-	}
-	if err := eventstore.ValidateReadOptions(streamID, opts.Filter); err != nil {
-		return eventstore.ErrorSeq(err)
-	}
-	if opts.Limit < 0 {
-		return eventstore.ErrorSeq(&eventstore.ValidationError{Field: "limit", Index: -1, Reason: fmt.Sprintf("%d is negative", opts.Limit)})
-	}
-	if err := s.checkOpen(); err != nil {
-		return eventstore.ErrorSeq(err)
-	}
-	if opts.From > math.MaxInt64 && !opts.Backwards {
-		// From is a bound (issue 9 item 9): past every key an int64
-		// column can hold, forwards there is nothing to read.
-		return func(func(eventstore.Recorded, error) bool) {}
-	}
-	q, err := buildQuery(streamID, opts.Backwards, opts.Filter)
-	if err != nil {
-		return eventstore.ErrorSeq(fmt.Errorf("%w: %w", eventstore.ErrInvalidInput, err))
-	}
-	return func(yield func(eventstore.Recorded, error) bool) {
-		lo, hi := opts.From, uint64(math.MaxInt64)
-		if opts.Backwards {
-			lo, hi = 0, min(opts.From, math.MaxInt64)
-			if hi == 0 {
-				hi = math.MaxInt64
-			}
+// ReadPage reads the events of q with keys in [r.From, r.To], at most
+// r.Limit of them and fewer once they reach [eventstore.PageBytes]; see
+// [driver.Driver.ReadPage]. Every filter runs in SQL. No lock or
+// connection is held once it returns.
+func (d *drv) ReadPage(ctx context.Context, q *driver.Query, r driver.Range, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
+	rq, _ := q.Prepared.(*readQuery)
+	if rq == nil {
+		var err error
+		if rq, err = buildQuery(q.StreamID, q.Backwards, q.Filter); err != nil {
+			return page, fmt.Errorf("%w: %w", eventstore.ErrInvalidInput, err)
 		}
-		remaining := opts.Limit
-		var page []eventstore.Recorded
-		// The first pages are small, so that a loop that breaks early
-		// (reading the last event backwards, say) fetches little.
-		size := firstPageSize
-		for {
-			n := size
-			size = min(size*4, readPageSize)
-			if opts.Limit > 0 && remaining < n {
-				n = remaining
-			}
-			var err error
-			// Small pages go through a cached prepared statement; large
-			// ones through the driver's rows, where preparing per page
-			// costs little next to the rows saved from database/sql.
-			fetch := s.fetchRaw
-			if n <= firstPageSize {
-				fetch = s.fetch
-			}
-			page, err = fetch(ctx, q, lo, hi, n, page[:0])
-			if err != nil {
-				yield(eventstore.Recorded{}, err)
-				return
-			}
-			// A page ends at n rows or at eventstore.PageBytes; one
-			// cut short by bytes is followed by the next at once.
-			more := eventstore.PageFull(page, n)
-			if opts.Limit > 0 {
-				if remaining -= len(page); remaining == 0 {
-					more = false
-				}
-			}
-			var last uint64
-			if len(page) > 0 {
-				last = q.key(page[len(page)-1])
-			}
-			for _, r := range page {
-				if !yield(r, nil) {
-					return
-				}
-			}
-			// page's array is reused for the next page, which may be
-			// shorter: it must not keep this page's events alive (issue
-			// 9 item 3). One clear per page costs less than one per row.
-			clear(page)
-			if !more {
-				return
-			}
-			if opts.Backwards {
-				if last <= 1 {
-					return
-				}
-				hi = last - 1
-			} else {
-				lo = last + 1
-			}
-		}
+		q.Prepared = rq
 	}
-}
-
-func (q *readQuery) key(r eventstore.Recorded) uint64 {
-	if q.all {
-		return r.Position
+	// A large page after a full one (a long read past its first page, a
+	// watch catching up) is likely full too: it goes through the driver's
+	// raw rows, where preparing per page costs little next to the rows
+	// saved from database/sql. Other pages (a read's first, a watch at
+	// the live end, which finds a few rows or none) go through a cached
+	// prepared statement. For Read this is the rule of the adapter before
+	// the front (pages above 64 rows raw): its pages after the first
+	// follow a full one.
+	fetch := d.fetch
+	if r.Limit > smallPage && rq.lastFull {
+		fetch = d.fetchRaw
 	}
-	return r.Version
+	page, full, err := fetch(ctx, rq, r.From, r.To, r.Limit, page)
+	rq.lastFull = full
+	return page, err
 }
 
 // fetch runs one page of q for keys in [lo, hi], appending to page: up to
 // limit events, fewer once their sizes reach [eventstore.PageBytes] (the
 // rows after are not stepped: SQLite reads row by row, so ending the page
-// early costs nothing).
-func (s *Store) fetch(ctx context.Context, q *readQuery, lo, hi uint64, limit int, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
+// early costs nothing). full reports that the page ended at one of those
+// limits rather than at the end of the rows.
+func (d *drv) fetch(ctx context.Context, q *readQuery, lo, hi uint64, limit int, page []eventstore.Recorded) (_ []eventstore.Recorded, full bool, _ error) {
 	if err := ctx.Err(); err != nil {
-		return page, err
+		return page, false, err
 	}
-	if err := s.checkOpen(); err != nil {
-		return page, err
+	if d.closed.Load() {
+		return page, false, eventstore.ErrClosed
 	}
-	defer s.readLock()()
+	defer d.readLock()()
 	args := make([]any, 0, 4+len(q.filter))
 	if !q.all {
 		args = append(args, q.streamID)
@@ -231,15 +170,15 @@ func (s *Store) fetch(ctx context.Context, q *readQuery, lo, hi uint64, limit in
 	args = append(args, int64(lo), int64(hi))
 	args = append(args, q.filter...)
 	args = append(args, limit)
-	rows, err := s.query(ctx, q.sql, args...)
+	rows, err := d.query(ctx, q.sql, args...)
 	if err != nil {
-		return page, s.readError(ctx, err)
+		return page, false, d.readError(ctx, err)
 	}
 	defer rows.Close()
 	var (
 		pos, ver, t int64
 		md          sql.RawBytes
-		size        int
+		size, n     int
 	)
 	for size < eventstore.PageBytes && rows.Next() {
 		var r eventstore.Recorded
@@ -250,39 +189,40 @@ func (s *Store) fetch(ctx context.Context, q *readQuery, lo, hi uint64, limit in
 			r.StreamID = q.streamID
 		}
 		if err != nil {
-			return page, s.readError(ctx, err)
+			return page, false, d.readError(ctx, err)
 		}
 		r.Position, r.Version, r.Time = uint64(pos), uint64(ver), time.Unix(0, t).UTC()
 		if md != nil {
 			if r.Metadata, err = decodeMetadata(md); err != nil {
-				return page, fmt.Errorf("%w: event at position %d: malformed metadata: %w", ErrDatabase, pos, err)
+				return page, false, fmt.Errorf("%w: event at position %d: malformed metadata: %w", ErrDatabase, pos, err)
 			}
 		}
 		size += eventstore.EventSize(r.Event)
+		n++
 		page = append(page, r)
 	}
 	if err := rows.Err(); err != nil {
-		return page, s.readError(ctx, err)
+		return page, false, d.readError(ctx, err)
 	}
-	return page, nil
+	return page, n >= limit || size >= eventstore.PageBytes, nil
 }
 
-// fetchRaw is fetch for Read's large pages, on the driver's own rows (and
-// with the same limits: limit rows or [eventstore.PageBytes]): it
-// skips database/sql's per-column conversions and the copy Scan makes of
-// every []byte (the driver's values are fresh, so they are kept as they
-// are). The statement is prepared per page, a cost spread over up to
-// readPageSize rows; Watch's pages use fetch and its cached
-// statements instead.
-func (s *Store) fetchRaw(ctx context.Context, q *readQuery, lo, hi uint64, limit int, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
+// fetchRaw is fetch for large pages, on the driver's own rows (and with
+// the same limits: limit rows or [eventstore.PageBytes]): it skips
+// database/sql's per-column conversions and the copy Scan makes of every
+// []byte (the driver's values are fresh, so they are kept as they are).
+// The statement is prepared per page, a cost spread over up to
+// readPageSize rows; pages expected to be short (a watch at the live end)
+// use fetch and its cached statements instead.
+func (d *drv) fetchRaw(ctx context.Context, q *readQuery, lo, hi uint64, limit int, page []eventstore.Recorded) (_ []eventstore.Recorded, full bool, _ error) {
 	if err := ctx.Err(); err != nil {
-		return page, err
+		return page, false, err
 	}
-	if err := s.checkOpen(); err != nil {
-		return page, err
+	if d.closed.Load() {
+		return page, false, eventstore.ErrClosed
 	}
-	args := make([]driver.NamedValue, 0, 4+len(q.filter))
-	add := func(v any) { args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v}) }
+	args := make([]sqldriver.NamedValue, 0, 4+len(q.filter))
+	add := func(v any) { args = append(args, sqldriver.NamedValue{Ordinal: len(args) + 1, Value: v}) }
 	if !q.all {
 		add(q.streamID)
 	}
@@ -292,14 +232,15 @@ func (s *Store) fetchRaw(ctx context.Context, q *readQuery, lo, hi uint64, limit
 		add(v)
 	}
 	add(int64(limit))
-	defer s.readLock()()
-	conn, err := s.readDB.Conn(ctx)
+	defer d.readLock()()
+	conn, err := d.readDB.Conn(ctx)
 	if err != nil {
-		return page, s.readError(ctx, err)
+		return page, false, d.readError(ctx, err)
 	}
 	defer conn.Close()
+	var size, n int
 	err = conn.Raw(func(dc any) (err error) {
-		qc, ok := dc.(driver.QueryerContext)
+		qc, ok := dc.(sqldriver.QueryerContext)
 		if !ok {
 			return fmt.Errorf("driver connection %T cannot query", dc)
 		}
@@ -318,8 +259,8 @@ func (s *Store) fetchRaw(ctx context.Context, q *readQuery, lo, hi uint64, limit
 		if q.all {
 			ncol = 8
 		}
-		dest := make([]driver.Value, ncol)
-		for size := 0; size < eventstore.PageBytes; {
+		dest := make([]sqldriver.Value, ncol)
+		for size < eventstore.PageBytes {
 			if err := rows.Next(dest); errors.Is(err, io.EOF) {
 				return nil
 			} else if err != nil {
@@ -330,20 +271,21 @@ func (s *Store) fetchRaw(ctx context.Context, q *readQuery, lo, hi uint64, limit
 				return err
 			}
 			size += eventstore.EventSize(r.Event)
+			n++
 			page = append(page, r)
 		}
 		return nil
 	})
 	if err != nil {
-		return page, s.readError(ctx, err)
+		return page, false, d.readError(ctx, err)
 	}
-	return page, nil
+	return page, n >= limit || size >= eventstore.PageBytes, nil
 }
 
 // decode makes a Recorded of a row of q's columns as the driver returns
 // them: position, [stream_id,] version, event_id, type, data, metadata,
 // time.
-func (q *readQuery) decode(row []driver.Value) (eventstore.Recorded, error) {
+func (q *readQuery) decode(row []sqldriver.Value) (eventstore.Recorded, error) {
 	var r eventstore.Recorded
 	var ok [7]bool
 	var pos, ver, t int64
@@ -390,148 +332,97 @@ func (q *readQuery) decode(row []driver.Value) (eventstore.Recorded, error) {
 
 // readError prefers the context's error and ErrClosed over what the
 // driver made of them.
-func (s *Store) readError(ctx context.Context, err error) error {
+func (d *drv) readError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if s.closed.Load() {
+	if d.closed.Load() {
 		return eventstore.ErrClosed
 	}
 	return translateError(err, nil)
 }
 
 // query runs a reader query through the statement cache.
-func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	st, err := s.stmt(ctx, query)
+func (d *drv) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := d.stmt(ctx, query)
 	if err != nil {
 		return nil, err
 	}
 	if st == nil {
-		return s.readDB.QueryContext(ctx, query, args...)
+		return d.readDB.QueryContext(ctx, query, args...)
 	}
 	return st.QueryContext(ctx, args...)
 }
 
-func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	st, err := s.stmt(ctx, query)
+func (d *drv) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := d.stmt(ctx, query)
 	if err != nil || st == nil {
-		return s.readDB.QueryRowContext(ctx, query, args...)
+		return d.readDB.QueryRowContext(ctx, query, args...)
 	}
 	return st.QueryRowContext(ctx, args...)
 }
 
 // stmt returns the prepared reader statement for query, or nil when the
 // cache is full.
-func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	s.stmtMu.Lock()
-	defer s.stmtMu.Unlock()
-	if s.stmts == nil {
+func (d *drv) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	d.stmtMu.Lock()
+	defer d.stmtMu.Unlock()
+	if d.stmts == nil {
 		return nil, eventstore.ErrClosed
 	}
-	if st, ok := s.stmts[query]; ok {
+	if st, ok := d.stmts[query]; ok {
 		return st, nil
 	}
-	if len(s.stmts) >= maxCachedStmts {
+	if len(d.stmts) >= maxCachedStmts {
 		return nil, nil
 	}
-	st, err := s.readDB.PrepareContext(ctx, query)
+	st, err := d.readDB.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	s.stmts[query] = st
+	d.stmts[query] = st
 	return st, nil
 }
 
-// Watch follows a stream or AllStreams; see [eventstore.Store.Watch]. It
-// is [eventstore.Follow] over this store's notifiers: appends through this
-// Store wake the watchers of their stream (and of AllStreams) right after
-// their commit, and appends by other processes are noticed by the store's
-// single poller ([WithPollInterval]).
-// FromPresent starts after the stream's current version, or for
-// AllStreams after the head position, as of when iteration begins.
-func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.WatchOptions) iter.Seq2[eventstore.Recorded, error] {
-	if err := eventstore.CheckContext(ctx); err != nil {
-		return eventstore.ErrorSeq(err)
+// Head returns a stream's version, or the last position for AllStreams;
+// see [driver.Driver.Head].
+func (d *drv) Head(ctx context.Context, streamID string) (uint64, error) {
+	var v int64
+	var err error
+	unlock := d.readLock()
+	if streamID == eventstore.AllStreams {
+		err = d.queryRow(ctx, "SELECT position FROM head WHERE id = 1").Scan(&v)
+	} else {
+		err = d.queryRow(ctx, "SELECT version FROM streams WHERE stream_id = ?", streamID).Scan(&v)
 	}
-	if err := eventstore.ValidateReadOptions(streamID, opts.Filter); err != nil {
-		return eventstore.ErrorSeq(err)
+	unlock()
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, d.readError(ctx, err)
 	}
-	if err := s.checkOpen(); err != nil {
-		return eventstore.ErrorSeq(err)
-	}
-	q, err := buildQuery(streamID, false, opts.Filter)
-	if err != nil {
-		return eventstore.ErrorSeq(fmt.Errorf("%w: %w", eventstore.ErrInvalidInput, err))
-	}
-	return func(yield func(eventstore.Recorded, error) bool) {
-		after, err := opts.From.Resolve(func() (uint64, error) {
-			info, err := s.Info(ctx, streamID)
-			return info.Version, err
-		})
-		if err != nil {
-			if ctx.Err() == nil {
-				yield(eventstore.Recorded{}, err)
-			}
-			return
-		}
-		var buf []eventstore.Recorded
-		read := func(ctx context.Context, lo, hi uint64, limit int) ([]eventstore.Recorded, error) {
-			var err error
-			buf, err = s.fetch(ctx, q, lo, hi, limit, buf[:0])
-			return buf, err
-		}
-		page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
-			if after >= math.MaxInt64 {
-				// No key can pass it: the watch waits, as every watch
-				// does, until its context ends or Close (issue 9 item 9).
-				return nil, nil
-			}
-			return read(ctx, after+1, math.MaxInt64, limit)
-		}
-		if !opts.Filter.IsZero() {
-			// One writer at a time: keys are allocated in commit order.
-			page = eventstore.HeadBounded(func(ctx context.Context) (uint64, error) {
-				info, err := s.Info(ctx, streamID)
-				return info.Version, err
-			}, read)
-		}
-		n, release := s.notifiers.Watch(streamID)
-		defer release()
-		for r, err := range eventstore.Follow(ctx, n, after, page, q.key) {
-			if !yield(r, err) {
-				return
-			}
-		}
-	}
+	return uint64(v), nil
 }
 
 // Info describes a stream, or for AllStreams the whole store (Version is
-// the head position); see [eventstore.Store.Info].
-func (s *Store) Info(ctx context.Context, streamID string) (eventstore.StreamInfo, error) {
-	if err := eventstore.CheckContext(ctx); err != nil {
-		return eventstore.StreamInfo{}, err
-	}
-	if err := eventstore.ValidateStreamID(streamID); err != nil {
-		return eventstore.StreamInfo{}, err
-	}
-	if err := s.checkOpen(); err != nil {
-		return eventstore.StreamInfo{}, err
-	}
+// the head position); see [driver.Driver.Info].
+func (d *drv) Info(ctx context.Context, streamID string) (eventstore.StreamInfo, error) {
 	info := eventstore.StreamInfo{StreamID: streamID}
 	var v, n, t int64
 	var err error
-	unlock := s.readLock()
+	unlock := d.readLock()
 	if streamID == eventstore.AllStreams {
-		err = s.queryRow(ctx, "SELECT position, count, last_time FROM head WHERE id = 1").Scan(&v, &n, &t)
+		err = d.queryRow(ctx, "SELECT position, count, last_time FROM head WHERE id = 1").Scan(&v, &n, &t)
 	} else {
-		err = s.queryRow(ctx, "SELECT version, version, last_time FROM streams WHERE stream_id = ?", streamID).Scan(&v, &n, &t)
+		err = d.queryRow(ctx, "SELECT version, version, last_time FROM streams WHERE stream_id = ?", streamID).Scan(&v, &n, &t)
 	}
 	unlock()
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return info, nil
 	case err != nil:
-		return eventstore.StreamInfo{}, s.readError(ctx, err)
+		return eventstore.StreamInfo{}, d.readError(ctx, err)
 	}
 	info.Version, info.Count = uint64(v), uint64(n)
 	if n > 0 {
@@ -540,57 +431,31 @@ func (s *Store) Info(ctx context.Context, streamID string) (eventstore.StreamInf
 	return info, nil
 }
 
-// SaveSnapshot stores sn as the latest snapshot of (sn.StreamID, sn.Name)
-// unless a snapshot with a higher version is stored there already; see
-// [eventstore.Store.SaveSnapshot]. The save goes through the writer like an
-// append (and may share its transaction), which checks in that transaction
-// that sn is not past the stream's head.
-func (s *Store) SaveSnapshot(ctx context.Context, sn eventstore.Snapshot) error {
-	if err := eventstore.CheckContext(ctx); err != nil {
-		return err
-	}
-	if err := eventstore.ValidateSnapshot(sn, 0); err != nil {
-		return err
-	}
-	if err := s.checkOpen(); err != nil {
-		return err
-	}
-	if sn.Name == "" {
-		sn.Name = eventstore.DefaultSnapshotName
-	}
-	sn.Time = time.Now()
-	r := &request{ctx: ctx, streamID: sn.StreamID, snapshot: &sn, done: make(chan result, 1)}
-	return s.submit(ctx, r).err
-}
-
-// LoadSnapshot returns the latest snapshot of (streamID, name), or an error
-// satisfying errors.Is(err, [eventstore.ErrNotFound]); see
-// [eventstore.Store.LoadSnapshot].
-func (s *Store) LoadSnapshot(ctx context.Context, streamID, name string) (eventstore.Snapshot, error) {
-	if err := eventstore.CheckContext(ctx); err != nil {
-		return eventstore.Snapshot{}, err
-	}
-	if err := eventstore.ValidateSnapshot(eventstore.Snapshot{StreamID: streamID, Name: name}, 0); err != nil {
-		return eventstore.Snapshot{}, err
-	}
-	if err := s.checkOpen(); err != nil {
-		return eventstore.Snapshot{}, err
-	}
-	if name == "" {
-		name = eventstore.DefaultSnapshotName
-	}
-	sn := eventstore.Snapshot{StreamID: streamID, Name: name}
-	var v, t int64
-	unlock := s.readLock()
-	err := s.queryRow(ctx, "SELECT version, schema, data, time FROM snapshots WHERE stream_id = ? AND name = ?", streamID, name).
-		Scan(&v, &sn.Schema, &sn.Data, &t)
+// FindEvent returns the event stored with eventID, in one lookup of the
+// unique index on event_id (a partial index, which SQLite uses because
+// event_id = ? implies the index's event_id IS NOT NULL); see
+// [driver.EventFinder].
+func (d *drv) FindEvent(ctx context.Context, eventID string) (eventstore.Recorded, error) {
+	r := eventstore.Recorded{Event: eventstore.Event{ID: eventID}}
+	var (
+		pos, ver, t int64
+		md          sql.NullString
+	)
+	unlock := d.readLock()
+	err := d.queryRow(ctx, "SELECT position, stream_id, version, type, data, metadata, time FROM events WHERE event_id = ?", eventID).
+		Scan(&pos, &r.StreamID, &ver, &r.Type, &r.Data, &md, &t)
 	unlock()
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return eventstore.Snapshot{}, fmt.Errorf("%w: no snapshot %q of stream %q", eventstore.ErrNotFound, name, streamID)
+		return eventstore.Recorded{}, fmt.Errorf("%w: no event with ID %q", eventstore.ErrNotFound, eventID)
 	case err != nil:
-		return eventstore.Snapshot{}, s.readError(ctx, err)
+		return eventstore.Recorded{}, d.readError(ctx, err)
 	}
-	sn.Version, sn.Time = uint64(v), time.Unix(0, t).UTC()
-	return sn, nil
+	if md.Valid {
+		if r.Metadata, err = decodeMetadata([]byte(md.String)); err != nil {
+			return eventstore.Recorded{}, fmt.Errorf("%w: event at position %d: malformed metadata: %w", ErrDatabase, pos, err)
+		}
+	}
+	r.Position, r.Version, r.Time = uint64(pos), uint64(ver), time.Unix(0, t).UTC()
+	return r, nil
 }

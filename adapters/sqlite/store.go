@@ -10,93 +10,23 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/eventstore/driver"
+	"github.com/esv2/esv2/internal/validate"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-// schemaVersion is the version of the schema this package creates and
-// reads, kept in PRAGMA user_version. Bump it with every schema change and
-// migrate older versions in migrate.
-const schemaVersion = 1
-
-// schema creates the tables of schemaVersion. Positions use AUTOINCREMENT
-// so that a position is never reused, even if rows were ever deleted by
-// hand; the single writer makes rowid order commit order.
-const schema = `
-CREATE TABLE IF NOT EXISTS events (
-	position  INTEGER PRIMARY KEY AUTOINCREMENT,
-	stream_id TEXT    NOT NULL,
-	version   INTEGER NOT NULL,
-	event_id  TEXT,
-	type      TEXT    NOT NULL,
-	data      BLOB,
-	metadata  TEXT,
-	time      INTEGER NOT NULL,
-	UNIQUE (stream_id, version)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id) WHERE event_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS streams (
-	stream_id TEXT    PRIMARY KEY,
-	version   INTEGER NOT NULL,
-	last_time INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS head (
-	id        INTEGER PRIMARY KEY CHECK (id = 1),
-	position  INTEGER NOT NULL,
-	count     INTEGER NOT NULL,
-	last_time INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO head (id, position, count, last_time) VALUES (1, 0, 0, 0);
-CREATE TABLE IF NOT EXISTS snapshots (
-	stream_id TEXT    NOT NULL,
-	name      TEXT    NOT NULL,
-	version   INTEGER NOT NULL,
-	schema    TEXT    NOT NULL,
-	data      BLOB,
-	time      INTEGER NOT NULL,
-	PRIMARY KEY (stream_id, name)
-) WITHOUT ROWID;
-`
-
 // Store is an event store in one SQLite database. It is safe for concurrent
-// use. Create it with [Open] and release it with [Store.Close].
+// use. Create it with [Open] and release it with Close.
+//
+// Its [eventstore.Store] methods (Append, Read, Watch, Info, the snapshots,
+// FindEvent, Stream and Close) come from the embedded [driver.Front], the
+// one front every esv2 adapter shares, over this package's driver; Store
+// adds what only SQLite has ([Store.Stats]).
 type Store struct {
-	opts   options
-	path   string
-	memory bool
-
-	writeDB *sql.DB   // one connection, owned by the writer goroutine
-	wconn   *sql.Conn // the writer's connection
-	readDB  *sql.DB   // the reader pool
-	pollDB  *sql.DB   // the poller's dedicated connection (files only)
-	poller  *poller   // files only
-
-	// memMu orders the connections of an in-memory store: held by the
-	// writer for each transaction and shared by each read (see
-	// memlock.go). Nil for a file.
-	memMu *sync.RWMutex
-
-	notifiers *eventstore.Hub
-
-	queue      chan *request
-	closing    chan struct{}
-	writerDone chan struct{}
-	pollerDone chan struct{}
-	closed     atomic.Bool
-	closeOnce  sync.Once
-	closeErr   error
-
-	w writer // state of the writer goroutine
-
-	stmtMu sync.Mutex
-	stmts  map[string]*sql.Stmt // reader statements by SQL text
-
-	appends   atomic.Uint64
-	commits   atomic.Uint64
-	events    atomic.Uint64
-	snapshots atomic.Uint64
+	*driver.Front
+	d *drv
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -119,11 +49,12 @@ type Stats struct {
 // Stats returns counters of committed work; they make group commit
 // observable (Commits < Appends under concurrency).
 func (s *Store) Stats() Stats {
+	d := s.d
 	return Stats{
-		Appends:   s.appends.Load(),
-		Events:    s.events.Load(),
-		Snapshots: s.snapshots.Load(),
-		Commits:   s.commits.Load(),
+		Appends:   d.appends.Load(),
+		Events:    d.events.Load(),
+		Snapshots: d.snapshots.Load(),
+		Commits:   d.commits.Load(),
 	}
 }
 
@@ -140,8 +71,68 @@ func (s *Store) Stats() Stats {
 // written by a newer esv2. A database opened read-only ("file:...?mode=ro")
 // can be read and watched; writes fail with [ErrDatabase].
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	if err := eventstore.CheckContext(ctx); err != nil {
+	d, o, err := openDriver(ctx, path, opts...)
+	if err != nil {
 		return nil, err
+	}
+	// MaxPageRows is readPageSize: pages past it would hold the reader's
+	// lock longer for little gain (read.go). No read-ahead: SQLite runs
+	// on the caller's own CPU, so a page fetched ahead competes with the
+	// caller's loop instead of overlapping with it.
+	f := driver.New(d, driver.Config{MaxEventSize: o.maxEventSize, MaxPageRows: readPageSize})
+	return &Store{Front: f, d: d}, nil
+}
+
+// drv is the SQLite driver under the front: the database's connections,
+// the writer goroutine and the poller (see [driver.Driver] for what each
+// method may assume).
+type drv struct {
+	opts   options
+	path   string
+	memory bool
+
+	writeDB *sql.DB   // one connection, owned by the writer goroutine
+	wconn   *sql.Conn // the writer's connection
+	readDB  *sql.DB   // the reader pool
+	pollDB  *sql.DB   // the poller's dedicated connection (files only)
+	poller  *poller   // files only
+
+	// memMu orders the connections of an in-memory store: held by the
+	// writer for each transaction and shared by each read (see
+	// memlock.go). Nil for a file.
+	memMu *sync.RWMutex
+
+	queue      chan *request
+	closing    chan struct{}
+	writerDone chan struct{}
+	listenMu   sync.Mutex    // orders Listen and Close
+	pollerDone chan struct{} // nil until Listen starts the poller
+	closed     atomic.Bool
+	closeOnce  sync.Once
+	closeErr   error
+
+	w writer // state of the writer goroutine
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // reader statements by SQL text
+
+	appends   atomic.Uint64
+	commits   atomic.Uint64
+	events    atomic.Uint64
+	snapshots atomic.Uint64
+}
+
+var (
+	_ driver.Driver      = (*drv)(nil)
+	_ driver.Listener    = (*drv)(nil)
+	_ driver.EventFinder = (*drv)(nil)
+)
+
+// openDriver opens the database at path and starts the writer; the poller
+// starts when the front calls Listen.
+func openDriver(ctx context.Context, path string, opts ...Option) (*drv, options, error) {
+	if err := validate.Context(ctx); err != nil {
+		return nil, options{}, err
 	}
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -149,38 +140,31 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 			continue
 		}
 		if err := opt(&o); err != nil {
-			return nil, fmt.Errorf("%w: %w", eventstore.ErrInvalidInput, err)
+			return nil, o, fmt.Errorf("%w: %w", eventstore.ErrInvalidInput, err)
 		}
 	}
-	s := &Store{
+	d := &drv{
 		opts:       o,
 		path:       path,
 		memory:     path == "" || path == ":memory:",
-		notifiers:  eventstore.NewHub(),
 		queue:      make(chan *request, o.maxGroup),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
-		pollerDone: make(chan struct{}),
 		stmts:      make(map[string]*sql.Stmt),
 	}
-	if err := s.open(ctx); err != nil {
-		_ = s.closeDBs() // the open error is the one to report
-		return nil, err
+	if err := d.open(ctx); err != nil {
+		_ = d.closeDBs() // the open error is the one to report
+		return nil, o, err
 	}
-	go s.writeLoop()
-	if s.pollDB != nil {
-		go s.poll()
-	} else {
-		close(s.pollerDone)
-	}
-	return s, nil
+	go d.writeLoop()
+	return d, o, nil
 }
 
-func (s *Store) open(ctx context.Context) error {
-	busy := s.opts.busyTimeout.Milliseconds()
+func (d *drv) open(ctx context.Context) error {
+	busy := d.opts.busyTimeout.Milliseconds()
 	var base string
 	var writerPragmas, readerPragmas string
-	if s.memory {
+	if d.memory {
 		// The memdb VFS gives one in-memory database per name, shared by
 		// every connection of the process that opens that name, with real
 		// locking between them (unlike shared-cache mode, whose table locks
@@ -190,12 +174,12 @@ func (s *Store) open(ctx context.Context) error {
 		base = "file:/esv2-" + randomName() + "?vfs=memdb"
 	} else {
 		switch {
-		case strings.HasPrefix(s.path, "file:") && strings.Contains(s.path, "?"):
-			base = s.path // a URI with its own parameters (mode, vfs ...)
-		case strings.HasPrefix(s.path, "file:"):
-			base = s.path + "?"
+		case strings.HasPrefix(d.path, "file:") && strings.Contains(d.path, "?"):
+			base = d.path // a URI with its own parameters (mode, vfs ...)
+		case strings.HasPrefix(d.path, "file:"):
+			base = d.path + "?"
 		default:
-			base = "file:" + escapePath(s.path) + "?"
+			base = "file:" + escapePath(d.path) + "?"
 		}
 		writerPragmas = fmt.Sprintf("&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=journal_size_limit(%d)", walSizeLimit)
 	}
@@ -203,55 +187,45 @@ func (s *Store) open(ctx context.Context) error {
 	readerPragmas = "&_pragma=query_only(1)"
 
 	var err error
-	s.writeDB, err = openPool(base+common+writerPragmas, 1)
+	d.writeDB, err = openPool(base+common+writerPragmas, 1)
 	if err != nil {
 		return translateError(err, nil)
 	}
-	s.wconn, err = s.writeDB.Conn(ctx)
+	d.wconn, err = d.writeDB.Conn(ctx)
 	if err != nil {
-		return openError(s.path, err)
+		return openError(d.path, err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := d.migrate(ctx); err != nil {
 		return err
 	}
-	if err := s.w.prepare(ctx, s.wconn); err != nil {
-		return openError(s.path, err)
+	if err := d.w.prepare(ctx, d.wconn); err != nil {
+		return openError(d.path, err)
 	}
-	if !s.memory {
-		if s.w.walPath, err = walPath(ctx, s.wconn); err != nil {
-			return openError(s.path, err)
+	if !d.memory {
+		if d.w.walPath, err = walPath(ctx, d.wconn); err != nil {
+			return openError(d.path, err)
 		}
-		s.w.busyTimeout = busy
+		d.w.busyTimeout = busy
 	}
 
-	if s.memory {
-		s.memMu = new(sync.RWMutex)
+	if d.memory {
+		d.memMu = new(sync.RWMutex)
 	}
-	s.readDB, err = openPool(base+common+readerPragmas, s.opts.readers)
+	d.readDB, err = openPool(base+common+readerPragmas, d.opts.readers)
 	if err != nil {
 		return translateError(err, nil)
 	}
-	if err := s.readDB.PingContext(ctx); err != nil {
-		return openError(s.path, err)
+	if err := d.readDB.PingContext(ctx); err != nil {
+		return openError(d.path, err)
 	}
 
-	if !s.memory {
-		s.pollDB, err = openPool(base+common+readerPragmas, 1)
+	if !d.memory {
+		d.pollDB, err = openPool(base+common+readerPragmas, 1)
 		if err != nil {
 			return translateError(err, nil)
 		}
-		s.poller = &poller{s: s}
-		if err := s.poller.prepare(ctx, s.pollDB); err != nil {
-			return openError(s.path, err)
-		}
-		// The starting point is taken here, before Open returns: a watch
-		// can only start afterwards, and its first read covers whatever
-		// was committed before.
-		if err := s.poller.version.QueryRowContext(ctx).Scan(&s.poller.last); err != nil {
-			return openError(s.path, err)
-		}
-		if err := s.poller.head.QueryRowContext(ctx).Scan(&s.poller.seen); err != nil {
-			return openError(s.path, err)
+		if d.poller, err = newPoller(ctx, d.pollDB); err != nil {
+			return openError(d.path, err)
 		}
 	}
 	return nil
@@ -264,63 +238,11 @@ func openError(path string, err error) error {
 	return fmt.Errorf("sqlite: open %q: %w", path, translateError(err, nil))
 }
 
-// migrate creates the schema in a new database and refuses one written by
-// a newer version of this package. It runs in one write transaction so
-// that processes opening a new file at once do not race.
-func (s *Store) migrate(ctx context.Context) (err error) {
-	c := s.wconn
-	// The common case, an up-to-date schema, needs no write lock: opening
-	// then neither waits for another process's writer nor fails on a
-	// read-only database (mode=ro).
-	done, err := s.checkSchema(ctx)
-	if err != nil || done {
-		return err
-	}
-	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return openError(s.path, err)
-	}
-	defer func() {
-		if err != nil {
-			_, _ = c.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		}
-	}()
-	// Another process may have created the schema meanwhile.
-	if done, err = s.checkSchema(ctx); err != nil {
-		return err
-	}
-	if !done {
-		if _, err := c.ExecContext(ctx, schema); err != nil {
-			return openError(s.path, err)
-		}
-		if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
-			return openError(s.path, err)
-		}
-	}
-	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
-		return openError(s.path, err)
-	}
-	return nil
-}
-
-// checkSchema reports whether the database has this package's schema, and
-// refuses a newer one.
-func (s *Store) checkSchema(ctx context.Context) (bool, error) {
-	var v int
-	if err := s.wconn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return false, openError(s.path, err)
-	}
-	if v > schemaVersion {
-		return false, fmt.Errorf("sqlite: open %q: %w: the database has schema version %d, this package knows up to %d (upgrade esv2)",
-			s.displayPath(), ErrSchemaVersion, v, schemaVersion)
-	}
-	return v == schemaVersion, nil
-}
-
-func (s *Store) displayPath() string {
-	if s.memory {
+func (d *drv) displayPath() string {
+	if d.memory {
 		return ":memory:"
 	}
-	return s.path
+	return d.path
 }
 
 // escapePath turns a file name into the path part of an SQLite URI.
@@ -345,210 +267,58 @@ func randomName() string {
 	return fmt.Sprintf("%s-%d", hex.EncodeToString(b[:]), memCounter.Add(1))
 }
 
-// Stream returns a handle on stream id of the store.
-func (s *Store) Stream(id string) *eventstore.Stream { return eventstore.NewStream(s, id) }
-
-// Close stops the writer and the poller and closes the database. Appends
-// still queued get [eventstore.ErrClosed]; an append the writer has already
-// taken gets its result. Active watchers end with ErrClosed, and every call
-// after Close returns ErrClosed. Close is idempotent and safe to call
-// concurrently.
-func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		s.closed.Store(true)
-		close(s.closing)
-		<-s.writerDone
-		<-s.pollerDone
-		s.notifiers.Close()
-		s.closeErr = s.closeDBs()
+// Close stops the writer and the poller and closes the database; the front
+// calls it after it has ended the watches. Appends still queued get
+// [eventstore.ErrClosed]; an append the writer has already taken gets its
+// result. Calls that were past the front's closed check when Close began
+// get ErrClosed too: they find the queue closing, the flag set, or the
+// statement cache and pools gone.
+//
+// The front calls it once, but Store.Driver hands the driver out, so a
+// second call (which would close d.closing again) returns the first's
+// result instead.
+func (d *drv) Close() error {
+	d.closeOnce.Do(func() {
+		d.listenMu.Lock()
+		d.closed.Store(true)
+		pollerDone := d.pollerDone
+		d.listenMu.Unlock()
+		close(d.closing)
+		<-d.writerDone
+		if pollerDone != nil {
+			<-pollerDone
+		}
+		d.closeErr = d.closeDBs()
 	})
-	return s.closeErr
+	return d.closeErr
 }
 
-func (s *Store) closeDBs() error {
+func (d *drv) closeDBs() error {
 	var errs []error
-	s.stmtMu.Lock()
-	for _, st := range s.stmts {
+	d.stmtMu.Lock()
+	for _, st := range d.stmts {
 		errs = append(errs, st.Close())
 	}
-	s.stmts = nil
-	s.stmtMu.Unlock()
-	s.w.close()
-	if s.poller != nil {
-		errs = append(errs, s.poller.close())
+	d.stmts = nil
+	d.stmtMu.Unlock()
+	d.w.close()
+	if d.poller != nil {
+		errs = append(errs, d.poller.close())
 	}
-	if s.pollDB != nil {
-		errs = append(errs, s.pollDB.Close())
+	if d.pollDB != nil {
+		errs = append(errs, d.pollDB.Close())
 	}
-	if s.readDB != nil {
-		errs = append(errs, s.readDB.Close())
+	if d.readDB != nil {
+		errs = append(errs, d.readDB.Close())
 	}
-	if s.wconn != nil {
-		errs = append(errs, s.wconn.Close())
+	if d.wconn != nil {
+		errs = append(errs, d.wconn.Close())
 	}
-	if s.writeDB != nil {
-		errs = append(errs, s.writeDB.Close())
+	if d.writeDB != nil {
+		errs = append(errs, d.writeDB.Close())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return translateError(err, nil)
-	}
-	return nil
-}
-
-// poll is the store's single change detector for appends made by other
-// processes: PRAGMA data_version changes when another connection commits
-// to the file. One poll serves every watcher. When it changes, the poller
-// reads which streams got events after the last position it had seen and
-// wakes their watchers (and those of AllStreams).
-func (s *Store) poll() {
-	defer close(s.pollerDone)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	p := s.poller
-	t := time.NewTicker(s.opts.pollInterval)
-	defer t.Stop()
-	for {
-		var v int64
-		if err := p.version.QueryRowContext(ctx).Scan(&v); err == nil {
-			if p.last >= 0 && v != p.last {
-				p.changed(ctx)
-			}
-			p.last = v
-		}
-		select {
-		case <-s.closing:
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// pollBatch bounds the events the poller reads after a change; past it,
-// every watcher is woken instead.
-const pollBatch = 4096
-
-// poller is the state of the poll goroutine. Its statements are prepared
-// at Open (so that a failure shows there) on pollDB, whose single
-// connection is the poller's own.
-type poller struct {
-	s                    *Store
-	version, head, since *sql.Stmt
-	seen                 int64 // highest position already notified; -1 if unknown
-	last                 int64 // data_version at the last poll; -1 if unknown
-	ids                  []string
-
-	// afterWakeAll, when set (by tests only), runs right after the
-	// poller woke every watcher and before it records what it has seen:
-	// the window of issue 9 item 6.
-	afterWakeAll atomic.Pointer[func()]
-}
-
-func (p *poller) prepare(ctx context.Context, db *sql.DB) error {
-	for _, st := range []struct {
-		dst **sql.Stmt
-		sql string
-	}{
-		{&p.version, "PRAGMA data_version"},
-		{&p.head, "SELECT position FROM head WHERE id = 1"},
-		{&p.since, "SELECT position, stream_id FROM events WHERE position > ? ORDER BY position LIMIT ?"},
-	} {
-		var err error
-		if *st.dst, err = db.PrepareContext(ctx, st.sql); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (p *poller) close() error {
-	var errs []error
-	for _, st := range []*sql.Stmt{p.version, p.head, p.since} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// changed wakes the watchers of the streams that got events after p.seen.
-// The data version also changes with this Store's own commits (whose
-// watchers the writer woke already) and with snapshot saves; waking a
-// watcher needlessly costs it one read, never a missed event.
-func (p *poller) changed(ctx context.Context) {
-	if p.seen < 0 {
-		var head int64
-		if err := p.head.QueryRowContext(ctx).Scan(&head); err == nil {
-			p.seen = head
-		}
-		p.wakeAll()
-		return
-	}
-	rows, err := p.since.QueryContext(ctx, p.seen, pollBatch)
-	if err != nil {
-		p.s.notifiers.NotifyAll()
-		return
-	}
-	defer rows.Close()
-	p.ids = p.ids[:0]
-	n := 0
-	seen := p.seen
-	for rows.Next() {
-		var pos int64
-		var id string
-		if err := rows.Scan(&pos, &id); err != nil {
-			p.s.notifiers.NotifyAll()
-			return
-		}
-		n++
-		seen = pos
-		if len(p.ids) == 0 || p.ids[len(p.ids)-1] != id {
-			p.ids = append(p.ids, id)
-		}
-	}
-	if rows.Err() != nil {
-		p.s.notifiers.NotifyAll()
-		return
-	}
-	switch n {
-	case 0:
-		return
-	case pollBatch:
-		// Many events at once: skip to the head and wake everyone. The
-		// head is read before the wake (issue 9 item 6): whatever commits
-		// after the read gets a higher position, so the next poll finds
-		// it. Read after the wake, a commit landing in between was marked
-		// seen although the watchers may have read before it, and nobody
-		// was woken for it.
-		var head int64
-		if err := p.head.QueryRowContext(ctx).Scan(&head); err == nil {
-			seen = max(seen, head)
-		}
-		p.wakeAll()
-	default:
-		p.s.notifiers.Notify(p.ids)
-	}
-	p.seen = seen
-}
-
-// wakeAll wakes every watcher, for a change whose streams the poller does
-// not list.
-func (p *poller) wakeAll() {
-	p.s.notifiers.NotifyAll()
-	if f := p.afterWakeAll.Load(); f != nil {
-		(*f)()
-	}
-}
-
-func (s *Store) checkOpen() error {
-	if s.closed.Load() {
-		return eventstore.ErrClosed
 	}
 	return nil
 }

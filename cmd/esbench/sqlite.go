@@ -62,7 +62,7 @@ func openSQLiteAt(ctx context.Context, _ *config, path string, remove func() err
 }
 
 // sqliteDriver is the bare driver (database/sql over modernc.org/sqlite)
-// on the adapter's tables (see adapters/sqlite/store.go), set up as the
+// on the adapter's tables (see adapters/sqlite/schema.go), set up as the
 // adapter sets up its connections: one writer connection (WAL,
 // synchronous=FULL, BEGIN IMMEDIATE) and four readers.
 //
