@@ -23,14 +23,15 @@ type readCounter struct {
 }
 
 type readCall struct {
-	From    uint64
+	From    uint64 // the first version the read can return
 	Events  int
 	Filters int // metadata filters
 }
 
 func (c *readCounter) Read(ctx context.Context, streamID string, opts eventstore.ReadOptions) iter.Seq2[eventstore.Recorded, error] {
 	return func(yield func(eventstore.Recorded, error) bool) {
-		call := readCall{From: opts.From, Filters: len(opts.Filter.Metadata)}
+		after, _ := opts.From.Cursor()
+		call := readCall{From: after + 1, Filters: len(opts.Filter.Metadata)}
 		defer func() {
 			c.mu.Lock()
 			c.reads = append(c.reads, call)

@@ -63,10 +63,10 @@ func TestReadPages(t *testing.T) {
 		want []uint64
 	}{
 		{"Forwards", eventstore.ReadOptions{}, seq(1, n)},
-		{"ForwardsFrom", eventstore.ReadOptions{From: 1000}, seq(1000, n)},
-		{"ForwardsLimit", eventstore.ReadOptions{From: 10, Limit: 2000}, seq(10, 2009)},
+		{"ForwardsFrom", eventstore.ReadOptions{From: eventstore.After(999)}, seq(1000, n)},
+		{"ForwardsLimit", eventstore.ReadOptions{From: eventstore.After(9), Limit: 2000}, seq(10, 2009)},
 		{"Backwards", eventstore.ReadOptions{Backwards: true}, seq(n, 1)},
-		{"BackwardsFrom", eventstore.ReadOptions{Backwards: true, From: 1500}, seq(1500, 1)},
+		{"BackwardsFrom", eventstore.ReadOptions{Backwards: true, From: eventstore.After(1501)}, seq(1500, 1)},
 		{"BackwardsLimit", eventstore.ReadOptions{Backwards: true, Limit: 1100}, seq(n, n-1099)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
