@@ -132,8 +132,11 @@ type StreamInfo struct {
 	// StreamID is the stream's ID.
 	StreamID string
 	// Version is the stream's current version, 0 when it has no events.
-	// For AllStreams it is the global position of the last event.
+	// AllStreams has positions, not versions: its Version is 0.
 	Version uint64
+	// Position is the global position of the stream's last event (for
+	// AllStreams, of the last event in the store), 0 when there is none.
+	Position uint64
 	// Count is the number of events in the stream.
 	Count uint64
 	// LastTime is the time of the last event, zero when there is none.

@@ -55,19 +55,21 @@ func TestCollect(t *testing.T) {
 
 func TestStartCursor(t *testing.T) {
 	for _, c := range []struct {
-		name   string
-		start  eventstore.Start
-		want   uint64
-		wantOK bool
+		name        string
+		start       eventstore.Start
+		want        uint64
+		wantFromEnd bool
+		wantString  string
 	}{
-		{"FromPresent", eventstore.FromEnd(), 0, false},
-		{"ZeroValue", eventstore.Start{}, 0, false},
-		{"FromStart", eventstore.FromStart(), 0, true},
-		{"After0", eventstore.After(0), 0, true},
-		{"After7", eventstore.After(7), 7, true},
+		{"ZeroValue", eventstore.Start{}, 0, false, "start"},
+		{"FromStart", eventstore.FromStart(), 0, false, "start"},
+		{"After0", eventstore.After(0), 0, false, "start"},
+		{"After7", eventstore.After(7), 7, false, "after 7"},
+		{"FromEnd", eventstore.FromEnd(), 0, true, "end"},
 	} {
-		if got, ok := c.start.Cursor(); got != c.want || ok != c.wantOK {
-			t.Errorf("%s.Cursor() = %d, %v; want %d, %v", c.name, got, ok, c.want, c.wantOK)
+		got, fromEnd := c.start.Cursor()
+		if got != c.want || fromEnd != c.wantFromEnd || c.start.String() != c.wantString {
+			t.Errorf("%s: Cursor() = %d, %v, String() = %q; want %d, %v, %q", c.name, got, fromEnd, c.start, c.want, c.wantFromEnd, c.wantString)
 		}
 	}
 }

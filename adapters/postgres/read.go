@@ -320,14 +320,15 @@ func (d *pgDriver) Info(ctx context.Context, streamID string) (eventstore.Stream
 	defer done()
 	info := eventstore.StreamInfo{StreamID: streamID}
 	var (
-		v   int64
-		at  time.Time
-		err error
+		v, p int64
+		at   time.Time
+		err  error
 	)
 	if streamID == eventstore.AllStreams {
-		err = d.pool.QueryRow(ctx, d.q.allHead).Scan(&v, &at)
+		err = d.pool.QueryRow(ctx, d.q.allHead).Scan(&p, &at)
+		v = p // positions are gapless (see doc.go): the head is the count
 	} else {
-		err = d.pool.QueryRow(ctx, d.q.streamHead, streamID).Scan(&v, &at)
+		err = d.pool.QueryRow(ctx, d.q.streamHead, streamID).Scan(&v, &p, &at)
 	}
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -335,7 +336,10 @@ func (d *pgDriver) Info(ctx context.Context, streamID string) (eventstore.Stream
 	case err != nil:
 		return eventstore.StreamInfo{}, d.callErr(ctx, err, "info")
 	}
-	info.Version, info.Count, info.LastTime = uint64(v), uint64(v), at.UTC()
+	info.Position, info.Count, info.LastTime = uint64(p), uint64(v), at.UTC()
+	if streamID != eventstore.AllStreams {
+		info.Version = uint64(v)
+	}
 	return info, nil
 }
 

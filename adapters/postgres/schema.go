@@ -253,7 +253,7 @@ func buildQueries(schema string) queries {
 	return queries{
 		head:          "SELECT coalesce(max(position), 0) FROM " + schema + ".events",
 		appendCall:    "SELECT o_status, o_version, o_position, o_dup_index, o_dup_version, o_other_id, o_other_stream FROM " + schema + ".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-		streamHead:    "SELECT version, occurred_at FROM " + schema + ".events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1",
+		streamHead:    "SELECT version, position, occurred_at FROM " + schema + ".events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1",
 		streamVersion: "SELECT coalesce(max(version), 0) FROM " + schema + ".events WHERE stream_id = $1",
 		allHead:       "SELECT position, occurred_at FROM " + schema + ".events ORDER BY position DESC LIMIT 1",
 		// See lookupOutcome and migrations/0003.

@@ -66,7 +66,7 @@ func TestGroupCommit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if info.Count != writers*perWriter || info.Version != writers*perWriter {
+			if info.Count != writers*perWriter || info.Position != writers*perWriter {
 				t.Errorf("Info($all) = %+v; want count and head %d", info, writers*perWriter)
 			}
 			for w := range writers {

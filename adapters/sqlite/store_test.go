@@ -389,30 +389,3 @@ func TestDriverClosed(t *testing.T) {
 		})
 	}
 }
-
-// TestDriverHandedOut: Store.Driver hands the driver out, so a caller may
-// listen to it again or close it before the store: neither starts a second
-// poller nor makes the store's own Close fail or panic.
-func TestDriverHandedOut(t *testing.T) {
-	s := openFile(t, filepath.Join(t.TempDir(), "out.db"))
-	ctx := testCtx(t)
-	d := s.Driver()
-	l, ok := d.(driver.Listener)
-	if !ok {
-		t.Fatal("the SQLite driver is not a driver.Listener")
-	}
-	if _, ok := d.(driver.EventFinder); !ok {
-		t.Fatal("the SQLite driver is not a driver.EventFinder")
-	}
-	l.Listen(newRecorder())
-	if err := d.Close(); err != nil {
-		t.Fatalf("driver Close: %v", err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("store Close after the driver's: %v", err)
-	}
-	l.Listen(newRecorder())
-	if _, err := s.Append(ctx, "s", eventstore.Any, eventstore.Event{Type: "t"}); !errors.Is(err, eventstore.ErrClosed) {
-		t.Errorf("Append after Close: %v, want ErrClosed", err)
-	}
-}

@@ -41,8 +41,8 @@ func (o *output) printf(format string, args ...any) {
 func run(ctx context.Context, w io.Writer, store eventstore.Store, where string) error {
 	if info, err := store.Info(ctx, eventstore.AllStreams); err != nil {
 		return err
-	} else if info.Version > 0 {
-		return fmt.Errorf("the store already holds %d events: the bank needs a new database (a new -db file, or another -schema)", info.Version)
+	} else if info.Count > 0 {
+		return fmt.Errorf("the store already holds %d events: the bank needs a new database (a new -db file, or another -schema)", info.Count)
 	}
 	events, err := newCodec()
 	if err != nil {
@@ -98,7 +98,7 @@ func (b *bank) settle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return b.watch.waitFor(ctx, info.Version)
+	return b.watch.waitFor(ctx, info.Position)
 }
 
 func (b *bank) openAccounts(ctx context.Context) error {
@@ -256,7 +256,7 @@ func (b *bank) balances(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.out.printf("%d events stored in all.\n", info.Version)
+	b.out.printf("%d events stored in all.\n", info.Count)
 	return nil
 }
 

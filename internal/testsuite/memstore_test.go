@@ -490,7 +490,10 @@ func (m *memStore) Info(ctx context.Context, streamID string) (eventstore.Stream
 	}
 	if len(list) > 0 {
 		last := list[len(list)-1]
-		info.Version = key(streamID)(last)
+		if streamID != eventstore.AllStreams {
+			info.Version = last.Version
+		}
+		info.Position = last.Position
 		info.Count = uint64(len(list))
 		info.LastTime = last.Time
 	}

@@ -286,7 +286,7 @@ func testSnapshotPastHead(t *testing.T, s eventstore.Store) {
 	wantSnapshot(t, s, "s", "m", at)
 	wantVersion(t, s, "s", 3)
 	// The all-streams log's head is the last global position.
-	head := info(t, s, eventstore.AllStreams).Version
+	head := info(t, s, eventstore.AllStreams).Position
 	err = s.SaveSnapshot(ctxTimeout(t), eventstore.Snapshot{StreamID: eventstore.AllStreams, Name: "p", Version: head + 1})
 	wantValidation(t, fmt.Sprintf("SaveSnapshot(%q) at %d, past the head %d", eventstore.AllStreams, head+1, head), err)
 	if got, err := s.LoadSnapshot(ctxTimeout(t), eventstore.AllStreams, "p"); !errors.Is(err, eventstore.ErrNotFound) {

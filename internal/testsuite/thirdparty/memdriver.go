@@ -230,7 +230,7 @@ func (d *memDriver) Info(_ context.Context, streamID string) (eventstore.StreamI
 		return eventstore.StreamInfo{}, err
 	}
 	defer d.db.mu.Unlock()
-	info := eventstore.StreamInfo{StreamID: streamID, Version: d.headLocked(streamID), Count: uint64(len(d.db.events))}
+	info := eventstore.StreamInfo{StreamID: streamID, Count: uint64(len(d.db.events))}
 	last := len(d.db.events) - 1
 	if streamID != eventstore.AllStreams {
 		list := d.db.streams[streamID]
@@ -242,6 +242,10 @@ func (d *memDriver) Info(_ context.Context, streamID string) (eventstore.StreamI
 	}
 	if last >= 0 {
 		info.LastTime = d.db.events[last].Time
+		info.Position = d.db.events[last].Position
+		if streamID != eventstore.AllStreams {
+			info.Version = d.db.events[last].Version
+		}
 	}
 	return info, nil
 }
