@@ -38,7 +38,7 @@ func TestSnapshotsInGroupCommit(t *testing.T) {
 		g.Go(func() error {
 			err := s.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: id, Name: "ahead", Version: 9, Schema: "v1"})
 			if !errors.Is(err, eventstore.ErrInvalidInput) {
-				return fmt.Errorf("snapshot past the head of %s: %v, want ErrInvalidInput", id, err)
+				return fmt.Errorf("snapshot past the head of %s: %w, want ErrInvalidInput", id, err)
 			}
 			return nil
 		})
