@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/puddle/v2"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/eventstore/driver"
 )
 
 // errCtx says what a failed call was doing, for translateError.
@@ -60,17 +61,11 @@ func translateError(err error, c errCtx) error {
 	if err == nil {
 		return nil
 	}
-	var (
-		conflict *eventstore.ConflictError
-		idem     *eventstore.IdempotencyError
-		valid    *eventstore.ValidationError
-	)
-	if errors.As(err, &conflict) || errors.As(err, &idem) || errors.As(err, &valid) ||
-		errors.Is(err, eventstore.ErrClosed) || errors.Is(err, eventstore.ErrNotFound) {
-		return err // already translated
-	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("postgres: %s: %w", c.op, err)
+	}
+	if driver.Translated(err) {
+		return err
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("postgres: %s: %w", c.op, eventstore.ErrNotFound)

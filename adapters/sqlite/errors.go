@@ -1,13 +1,13 @@
 package sqlite
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/eventstore/driver"
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -44,18 +44,10 @@ func translateError(err error, op *appendOp) error {
 	if err == nil {
 		return nil
 	}
-	var (
-		conflict *eventstore.ConflictError
-		idem     *eventstore.IdempotencyError
-		valid    *eventstore.ValidationError
-	)
 	switch {
-	case errors.Is(err, eventstore.ErrClosed),
-		errors.As(err, &conflict), errors.As(err, &idem), errors.As(err, &valid),
+	case driver.Translated(err),
 		errors.Is(err, ErrBusy), errors.Is(err, ErrNotDatabase),
 		errors.Is(err, ErrSchemaVersion), errors.Is(err, ErrDatabase):
-		return err
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	case errors.Is(err, sql.ErrConnDone), err.Error() == "sql: database is closed":
 		return fmt.Errorf("%w (%w)", eventstore.ErrClosed, err)

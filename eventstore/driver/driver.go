@@ -25,6 +25,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 
 	"github.com/esv2/esv2/eventstore"
 	"github.com/esv2/esv2/internal/validate"
@@ -184,4 +185,21 @@ type EventFinder interface {
 // state would conflict.
 func SnapshotPastHead(s eventstore.Snapshot, head uint64) error {
 	return validate.SnapshotHead(s, head)
+}
+
+// Translated reports whether err is already one of the errors a store
+// answers with: a *eventstore.ConflictError, *IdempotencyError or
+// *ValidationError, eventstore.ErrClosed, ErrNotFound or ErrUnknownOutcome,
+// or a context error. A driver's error translation passes these on as they
+// are and translates the rest (its database's own errors).
+func Translated(err error) bool {
+	var (
+		conflict *eventstore.ConflictError
+		idem     *eventstore.IdempotencyError
+		valid    *eventstore.ValidationError
+	)
+	return errors.As(err, &conflict) || errors.As(err, &idem) || errors.As(err, &valid) ||
+		errors.Is(err, eventstore.ErrClosed) || errors.Is(err, eventstore.ErrNotFound) ||
+		errors.Is(err, eventstore.ErrUnknownOutcome) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -158,3 +158,27 @@ func TestFilteredWatchRetriesLostHead(t *testing.T) {
 		break
 	}
 }
+
+// TestTranslated: the store's own errors pass a driver's translation as
+// they are, however wrapped; a database's errors do not.
+func TestTranslated(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&eventstore.ConflictError{StreamID: "s"}, true},
+		{fmt.Errorf("append: %w", &eventstore.IdempotencyError{EventID: "e"}), true},
+		{&eventstore.ValidationError{Field: "f"}, true},
+		{fmt.Errorf("x: %w", eventstore.ErrClosed), true},
+		{eventstore.ErrNotFound, true},
+		{eventstore.ErrUnknownOutcome, true},
+		{context.Canceled, true},
+		{fmt.Errorf("read: %w", context.DeadlineExceeded), true},
+		{errors.New("sql: database is closed"), false},
+		{fmt.Errorf("conn: %w", driver.ErrConnectionLost), false},
+	} {
+		if got := driver.Translated(c.err); got != c.want {
+			t.Errorf("Translated(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
