@@ -212,15 +212,20 @@ func (r *Registry[E]) Decode(typ string, data []byte) (E, error) {
 	}
 	e, err := dec(r.Encoding(), data)
 	if err != nil {
-		kind := ErrMalformed
-		var u *upcastError
-		if errors.As(err, &u) {
-			kind, err = ErrUpcast, u.err
-		}
 		var zero E
-		return zero, &DecodeError{Type: typ, Kind: kind, Cause: err}
+		return zero, decodeError(typ, err)
 	}
 	return e, nil
+}
+
+// decodeError describes a decoder's failure on an event of type name typ.
+func decodeError(typ string, err error) *DecodeError {
+	kind := ErrMalformed
+	var u *upcastError
+	if errors.As(err, &u) {
+		kind, err = ErrUpcast, u.err
+	}
+	return &DecodeError{Type: typ, Kind: kind, Cause: err}
 }
 
 // DecodeRecorded decodes a stored event. Its errors are like those of
