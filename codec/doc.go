@@ -23,6 +23,32 @@
 // or type is registered twice ([ErrDuplicate]). There is no package-level
 // registry: pass the registry to whatever needs it.
 //
+// # Consuming several aggregates
+//
+// A consumer of all streams (a read model, a subscription's handler) reads
+// the events of several aggregates, each with its own registry. A [Router]
+// built once from those registries decodes any of their events by its
+// stored type name, after upcasting, into the Go type registered for it,
+// so that the handler is a type switch:
+//
+//	events, err := codec.NewRouter(accountEvents, transferEvents)
+//	...
+//	ev, err := events.Decode(rec)
+//	if err != nil {
+//		return err // unknown type, bad bytes: the handler's error, not a skip
+//	}
+//	switch ev := ev.(type) {
+//	case Deposited:
+//		...
+//	case Sent:
+//		...
+//	}
+//
+// The cases are the types as registered: a Register[*Moved] event arrives
+// as a *Moved, and a `case Moved` would never match. A type name two of
+// the registries decode is refused with [ErrDuplicate]; names registered
+// after [NewRouter] are routed too.
+//
 // # Encodings
 //
 // [Msgpack] is the default [Encoding]; [JSON] is the other built-in
