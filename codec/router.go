@@ -167,7 +167,8 @@ func (rt *Router) current() *index {
 // silently: a consumer should treat each of these errors as its handler's.
 //
 // When the registries' event types are interfaces, as usual, Decode
-// allocates nothing beyond what the registry's own decoding does.
+// allocates nothing beyond what the registry's own decoding does (with a
+// concrete E, returning it as an any may allocate).
 func (rt *Router) Decode(rec eventstore.Recorded) (any, error) {
 	var routes map[string]route
 	if ix := rt.current(); ix != nil {
