@@ -81,6 +81,26 @@ func openFile(t *testing.T, path string, opts ...sqlite.Option) *sqlite.Store {
 	return s
 }
 
+// storeKinds are the two kinds of store Open makes, for the tests that run
+// on both: open returns a new, empty store, closed at cleanup; openPair
+// returns two stores on one new database, as two processes would open it,
+// and is nil for an in-memory database, which is private to its Store.
+var storeKinds = []struct {
+	name     string
+	open     func(t *testing.T) *sqlite.Store
+	openPair func(t *testing.T) (eventstore.Store, eventstore.Store)
+}{
+	{name: "Memory", open: func(t *testing.T) *sqlite.Store { return openMemory(t) }},
+	{
+		name: "File",
+		open: func(t *testing.T) *sqlite.Store { return openFile(t, filepath.Join(t.TempDir(), "events.db")) },
+		openPair: func(t *testing.T) (eventstore.Store, eventstore.Store) {
+			path := filepath.Join(t.TempDir(), "events.db")
+			return openFile(t, path), openFile(t, path)
+		},
+	},
+}
+
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
