@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/adaptertest"
 )
 
 // Run briefly, e.g.:
@@ -13,28 +14,12 @@ import (
 
 func BenchmarkAppendOne(b *testing.B) {
 	s := newTestStore(b, WithoutListen(), WithoutPoll())
-	ev := eventstore.Event{Type: "bench", Data: make([]byte, 100)}
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		if _, err := s.Append(b.Context(), "s", eventstore.Exact(uint64(i)), ev); err != nil {
-			b.Fatal(err)
-		}
-	}
+	adaptertest.BenchAppendOne(b, s, eventstore.Event{Type: "bench", Data: make([]byte, 100)})
 }
 
 func BenchmarkAppendBatch100(b *testing.B) {
 	s := newTestStore(b, WithoutListen(), WithoutPoll())
-	evs := make([]eventstore.Event, 100)
-	for i := range evs {
-		evs[i] = eventstore.Event{Type: "bench", Data: make([]byte, 100), Metadata: map[string]string{"user": "u"}}
-	}
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := s.Append(b.Context(), "s", eventstore.Any, evs...); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
+	adaptertest.BenchAppendBatch(b, s, adaptertest.Events(100, eventstore.Event{Type: "bench", Data: make([]byte, 100), Metadata: map[string]string{"user": "u"}}))
 }
 
 func BenchmarkAppendParallel64(b *testing.B) {
@@ -59,27 +44,7 @@ func BenchmarkAppendParallel64(b *testing.B) {
 
 func BenchmarkReadAll(b *testing.B) {
 	s := newTestStore(b, WithoutListen(), WithoutPoll())
-	evs := make([]eventstore.Event, 1000)
-	for i := range evs {
-		evs[i] = eventstore.Event{Type: "bench", Data: make([]byte, 100)}
-	}
-	if _, err := s.Append(b.Context(), "s", eventstore.Any, evs...); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for b.Loop() {
-		n := 0
-		for _, err := range s.Read(b.Context(), eventstore.AllStreams, eventstore.ReadOptions{}) {
-			if err != nil {
-				b.Fatal(err)
-			}
-			n++
-		}
-		if n != len(evs) {
-			b.Fatalf("read %d events", n)
-		}
-	}
-	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
+	adaptertest.BenchRead(b, s, eventstore.AllStreams, adaptertest.Events(1000, eventstore.Event{Type: "bench", Data: make([]byte, 100)}))
 }
 
 // BenchmarkBareInsertBatch100 is the floor for BenchmarkAppendBatch100:

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/puddle/v2"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/adaptertest"
 )
 
 func TestTranslateError(t *testing.T) {
@@ -27,7 +28,6 @@ func TestTranslateError(t *testing.T) {
 		check     func(error) string
 		retryable bool
 	}{
-		{name: "nil", err: nil},
 		{name: "event ID taken", err: fmt.Errorf("wrapped: %w", dupID), is: eventstore.ErrIdempotency, check: func(err error) string {
 			var ie *eventstore.IdempotencyError
 			if !errors.As(err, &ie) || ie.EventID != "e-1" || ie.StreamID != "s" {
@@ -49,23 +49,10 @@ func TestTranslateError(t *testing.T) {
 		{name: "canceled", err: fmt.Errorf("query: %w", context.Canceled), is: context.Canceled},
 		{name: "deadline", err: context.DeadlineExceeded, is: context.DeadlineExceeded},
 		{name: "other database error", err: other, is: other},
-		{name: "already translated", err: &eventstore.ConflictError{StreamID: "x", Actual: 7}, is: eventstore.ErrConcurrency, check: func(err error) string {
-			var ce *eventstore.ConflictError
-			if !errors.As(err, &ce) || ce.Actual != 7 {
-				return fmt.Sprintf("%#v, want it unchanged", err)
-			}
-			return ""
-		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := translateError(tc.err, c)
-			if tc.err == nil {
-				if got != nil {
-					t.Fatalf("translateError(nil) = %v", got)
-				}
-				return
-			}
 			if !errors.Is(got, tc.is) {
 				t.Errorf("translateError(%v) = %v, want errors.Is %v", tc.err, got, tc.is)
 			}
@@ -82,6 +69,19 @@ func TestTranslateError(t *testing.T) {
 				t.Errorf("retryable(%v) = %v, want %v", tc.err, r, tc.retryable)
 			}
 		})
+	}
+}
+
+// TestTranslateErrorShared: nil, the store's own errors and context
+// errors come through translateError as every driver's translation lets
+// them, and none of them is retried.
+func TestTranslateErrorShared(t *testing.T) {
+	c := errCtx{op: "append", stream: "s", expected: eventstore.Exact(3)}
+	adaptertest.CheckTranslation(t, func(err error) error { return translateError(err, c) })
+	for _, err := range adaptertest.StoreErrors() {
+		if retryable(err) {
+			t.Errorf("retryable(%v) = true, want false", err)
+		}
 	}
 }
 

@@ -10,8 +10,9 @@ import (
 	"github.com/esv2/esv2/eventstore"
 )
 
-// Open a store (creating its schema), append to a stream, read it back and
-// follow all streams. It needs a database: set ESV2_POSTGRES_DSN.
+// Open a store (creating its schema), append to a stream, and follow all
+// streams from a checkpoint, as a projection in another process would. It
+// needs a database: set ESV2_POSTGRES_DSN.
 func Example() {
 	dsn := os.Getenv("ESV2_POSTGRES_DSN") // e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 	if dsn == "" {
@@ -24,33 +25,26 @@ func Example() {
 	}
 	defer store.Close()
 
-	account := store.Stream("account-42")
-	res, err := account.Append(ctx, eventstore.Any,
+	res, err := store.Stream("account-42").Append(ctx, eventstore.Any,
 		eventstore.Event{Type: "opened", Data: []byte(`{"owner":"ada"}`), Metadata: map[string]string{"user": "ada"}},
 		eventstore.Event{Type: "deposited", Data: []byte(`{"amount":10}`)},
 	)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("version:", res.Version)
 
-	for r, err := range account.Read(ctx, eventstore.ReadOptions{}) {
+	// Follow every stream from the checkpoint just before this append;
+	// positions are in commit order, so resuming After(checkpoint) never
+	// skips an event.
+	checkpoint := res.Position - uint64(res.Appended)
+	for r, err := range store.Watch(ctx, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.After(checkpoint)}) {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Println(r.Version, r.Type, string(r.Data))
-	}
-
-	// Follow every stream from a saved checkpoint; positions are in commit
-	// order, so resuming After(checkpoint) never skips an event.
-	watchCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	for r, err := range store.Watch(watchCtx, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.After(res.Position - 1)}) {
-		if err != nil {
-			log.Fatal(err)
+		fmt.Println("seen", r.StreamID, r.Version, r.Type, string(r.Data), "at", r.Position)
+		if r.Position == res.Position {
+			break // a real consumer would keep going, saving r.Position as its checkpoint
 		}
-		fmt.Println("seen", r.StreamID, r.Version, "at", r.Position)
-		stop() // a real consumer would keep going and save r.Position
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/optcheck"
 )
 
 // DefaultSchema is the PostgreSQL schema the store uses when WithSchema is
@@ -159,13 +160,8 @@ func WithoutListen() Option {
 // only when the head moved. d must be positive; to turn the poll off, use
 // WithoutPoll.
 func WithPollInterval(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return fmt.Errorf("postgres: WithPollInterval(%v): must be positive (WithoutPoll turns the poll off)", d)
-		}
-		c.pollInterval = d
-		return nil
-	}
+	return optcheck.WithHint(optcheck.Positive("postgres: WithPollInterval", d, func(c *config) { c.pollInterval = d }),
+		"WithoutPoll turns the poll off")
 }
 
 // WithoutPoll turns the safety-net poll off: appends made by other
@@ -182,13 +178,7 @@ func WithoutPoll() Option {
 // WithMaxEventSize lowers or raises the limit on one event's data plus
 // metadata (default eventstore.DefaultMaxEventSize). n must be positive.
 func WithMaxEventSize(n int) Option {
-	return func(c *config) error {
-		if n <= 0 {
-			return fmt.Errorf("postgres: WithMaxEventSize(%d): must be positive", n)
-		}
-		c.maxEventSize = n
-		return nil
-	}
+	return optcheck.Positive("postgres: WithMaxEventSize", n, func(c *config) { c.maxEventSize = n })
 }
 
 // WithMaxAppendSize sets the limit on the payload of one append: the
@@ -198,13 +188,8 @@ func WithMaxEventSize(n int) Option {
 // split it into several appends. bytes must be positive and at most 512
 // MiB (a message to PostgreSQL must stay below 1 GiB).
 func WithMaxAppendSize(bytes int) Option {
-	return func(c *config) error {
-		if bytes <= 0 || bytes > maxAppendLimit {
-			return fmt.Errorf("postgres: WithMaxAppendSize(%d): must be positive and at most %d (512 MiB)", bytes, maxAppendLimit)
-		}
-		c.maxAppend = bytes
-		return nil
-	}
+	return optcheck.WithHint(optcheck.PositiveAtMost("postgres: WithMaxAppendSize", bytes, maxAppendLimit, func(c *config) { c.maxAppend = bytes }),
+		"512 MiB")
 }
 
 // WithGroupCommitLimit caps the number of events the writer commits in
@@ -213,13 +198,7 @@ func WithMaxAppendSize(bytes int) Option {
 // still committed whole, alone. events must be at least 1; 1 commits
 // every append on its own.
 func WithGroupCommitLimit(events int) Option {
-	return func(c *config) error {
-		if events < 1 {
-			return fmt.Errorf("postgres: WithGroupCommitLimit(%d): must be at least 1", events)
-		}
-		c.groupEvents = events
-		return nil
-	}
+	return optcheck.AtLeast1("postgres: WithGroupCommitLimit", events, func(c *config) { c.groupEvents = events })
 }
 
 // WithCloseTimeout sets how long Close lets the group commit in flight
@@ -228,13 +207,7 @@ func WithGroupCommitLimit(events int) Option {
 // nothing, else their true result or eventstore.ErrUnknownOutcome. d must
 // not be negative; 0 cancels at once.
 func WithCloseTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		if d < 0 {
-			return fmt.Errorf("postgres: WithCloseTimeout(%v): must not be negative", d)
-		}
-		c.closeTimeout = d
-		return nil
-	}
+	return optcheck.NonNegative("postgres: WithCloseTimeout", d, func(c *config) { c.closeTimeout = d })
 }
 
 // checkSchemaName refuses schema names PostgreSQL would not keep as given:

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/esv2/esv2/eventstore"
 	"github.com/esv2/esv2/eventstore/driver"
@@ -46,17 +47,13 @@ func TestPageCutByServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer rows.Close()
-		var out []uint64
-		for rows.Next() {
+		// Every row the server sent: fetch would stop at PageBytes itself.
+		out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (uint64, error) {
 			var sc scanner
-			r, err := sc.scan(rows)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, r.Version)
-		}
-		if err := rows.Err(); err != nil {
+			r, err := sc.scan(row)
+			return r.Version, err
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
 		return out

@@ -254,7 +254,7 @@ type scanner struct {
 	at                time.Time
 }
 
-func (sc *scanner) scan(rows pgx.Rows) (eventstore.Recorded, error) {
+func (sc *scanner) scan(rows pgx.Row) (eventstore.Recorded, error) {
 	sc.data, sc.meta = nil, nil
 	if err := rows.Scan(&sc.position, &sc.stream, &sc.version, &sc.eventID, &sc.typ, &sc.data, &sc.meta, &sc.at); err != nil {
 		return eventstore.Recorded{}, err

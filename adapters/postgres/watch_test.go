@@ -2,13 +2,11 @@ package postgres
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/esv2/esv2/eventstore"
 )
@@ -129,62 +127,6 @@ func TestCloseEndsWatchers(t *testing.T) {
 	}
 	if _, err := s.Info(t.Context(), "s"); !errors.Is(err, eventstore.ErrClosed) {
 		t.Errorf("Info after Close: %v, want ErrClosed", err)
-	}
-}
-
-// TestWatchFiltered: a filtered watch of all streams, running while
-// writers append matching events among others, yields every matching
-// event once, in order, and nothing else: the same as a filtered read
-// afterwards.
-func TestWatchFiltered(t *testing.T) {
-	s := newTestStore(t)
-	filter := eventstore.Filter{Types: []string{"match"}, StreamPrefix: "w-"}
-	w := startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart(), Filter: filter})
-	const writers, perWriter = 4, 60
-	var g errgroup.Group
-	for i := range writers {
-		g.Go(func() error {
-			for j := range perWriter {
-				typ := "other"
-				if j%3 == 0 {
-					typ = "match"
-				}
-				if _, err := s.Append(t.Context(), fmt.Sprintf("w-%d", i), eventstore.Any, evt(typ)); err != nil {
-					return err
-				}
-				if _, err := s.Append(t.Context(), fmt.Sprintf("x-%d", i), eventstore.Any, evt("match")); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	want, err := eventstore.Collect(s.Read(t.Context(), eventstore.AllStreams, eventstore.ReadOptions{Filter: filter}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(want) != writers*perWriter/3 {
-		t.Fatalf("filtered read returned %d events, want %d", len(want), writers*perWriter/3)
-	}
-	got := w.next(t, len(want))
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("filtered watch vs filtered read (-read +watch):\n%s", diff)
-	}
-	// A matching event after many that do not match still arrives, alone.
-	for range 10 {
-		if _, err := s.Append(t.Context(), "w-late", eventstore.Any, evt("other")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	res, err := s.Append(t.Context(), "w-late", eventstore.Any, evt("match"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if last := w.next(t, 1)[0]; last.Position != res.Position {
-		t.Errorf("watch yielded %s@%d at %d, want w-late@%d at %d", last.StreamID, last.Version, last.Position, res.Version, res.Position)
 	}
 }
 

@@ -407,10 +407,12 @@ func (d *drv) commitGroup(group []*request) {
 		finish(err)
 		return
 	}
-	d.commits.Add(1)
-	d.appends.Add(uint64(appended))
-	d.events.Add(uint64(headCount))
-	d.snapshots.Add(uint64(snaps))
+	d.statsMu.Lock()
+	d.stats.Commits++
+	d.stats.Appends += uint64(appended)
+	d.stats.Events += uint64(headCount)
+	d.stats.Snapshots += uint64(snaps)
+	d.statsMu.Unlock()
 	// Watchers are woken by the front once each Append returns, not here:
 	// the front's appends are the only ones this writer commits.
 	finish(nil)

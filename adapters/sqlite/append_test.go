@@ -21,16 +21,10 @@ import (
 // caller gets its own right version, and the writer needed fewer commits
 // than there were appends.
 func TestGroupCommit(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		open func(t *testing.T) *sqlite.Store
-	}{
-		{"Memory", func(t *testing.T) *sqlite.Store { return openMemory(t) }},
-		{"File", func(t *testing.T) *sqlite.Store { return openFile(t, filepath.Join(t.TempDir(), "g.db")) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, k := range storeKinds {
+		t.Run(k.name, func(t *testing.T) {
 			const writers, perWriter = 64, 20
-			s := tc.open(t)
+			s := k.open(t)
 			ctx := testCtx(t)
 			start := make(chan struct{})
 			var g errgroup.Group

@@ -8,6 +8,7 @@ import (
 
 	"github.com/esv2/esv2/adapters/sqlite"
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/adaptertest"
 )
 
 func benchStore(b *testing.B) *sqlite.Store {
@@ -22,14 +23,7 @@ func benchStore(b *testing.B) *sqlite.Store {
 
 // BenchmarkAppend appends one event per call from one goroutine.
 func BenchmarkAppend(b *testing.B) {
-	s := benchStore(b)
-	ctx := b.Context()
-	ev := eventstore.Event{Type: "t", Data: make([]byte, 100)}
-	for i := 0; b.Loop(); i++ {
-		if _, err := s.Append(ctx, "s", eventstore.Exact(uint64(i)), ev); err != nil {
-			b.Fatal(err)
-		}
-	}
+	adaptertest.BenchAppendOne(b, benchStore(b), eventstore.Event{Type: "t", Data: make([]byte, 100)})
 }
 
 // BenchmarkAppendParallel appends one event per call from many goroutines,
@@ -55,42 +49,10 @@ func BenchmarkAppendParallel(b *testing.B) {
 
 // BenchmarkAppendBatch appends 100 events per call.
 func BenchmarkAppendBatch(b *testing.B) {
-	s := benchStore(b)
-	ctx := b.Context()
-	batch := make([]eventstore.Event, 100)
-	for i := range batch {
-		batch[i] = eventstore.Event{Type: "t", Data: make([]byte, 100)}
-	}
-	for b.Loop() {
-		if _, err := s.Append(ctx, "s", eventstore.Any, batch...); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
+	adaptertest.BenchAppendBatch(b, benchStore(b), adaptertest.Events(100, eventstore.Event{Type: "t", Data: make([]byte, 100)}))
 }
 
 // BenchmarkRead reads a stream of 10,000 events.
 func BenchmarkRead(b *testing.B) {
-	s := benchStore(b)
-	ctx := b.Context()
-	batch := make([]eventstore.Event, 10_000)
-	for i := range batch {
-		batch[i] = eventstore.Event{Type: "t", Data: make([]byte, 100), Metadata: map[string]string{"k": "v"}}
-	}
-	if _, err := s.Append(ctx, "s", eventstore.NoStream, batch...); err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		n := 0
-		for _, err := range s.Read(ctx, "s", eventstore.ReadOptions{}) {
-			if err != nil {
-				b.Fatal(err)
-			}
-			n++
-		}
-		if n != len(batch) {
-			b.Fatalf("read %d events", n)
-		}
-	}
-	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
+	adaptertest.BenchRead(b, benchStore(b), "s", adaptertest.Events(10_000, eventstore.Event{Type: "t", Data: make([]byte, 100), Metadata: map[string]string{"k": "v"}}))
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/adaptertest"
 )
 
 // driverErrors provokes real errors from the driver, so that
@@ -87,7 +88,6 @@ func driverErrors(t *testing.T) map[string]error {
 func TestTranslateError(t *testing.T) {
 	drv := driverErrors(t)
 	op := &appendOp{streamID: "s", expected: eventstore.Exact(0)}
-	conflict := &eventstore.ConflictError{StreamID: "s", Expected: 3, Actual: 4}
 	for _, tc := range []struct {
 		name   string
 		err    error
@@ -96,7 +96,6 @@ func TestTranslateError(t *testing.T) {
 		check  func(t *testing.T, got error)
 		nowrap bool // the input itself is returned
 	}{
-		{name: "Nil", err: nil},
 		{name: "EventIDUnique", err: drv["event_id"], op: op, is: eventstore.ErrIdempotency, check: func(t *testing.T, got error) {
 			var e *eventstore.IdempotencyError
 			if !errors.As(got, &e) || e.StreamID != "s" {
@@ -122,17 +121,10 @@ func TestTranslateError(t *testing.T) {
 		{name: "DBClosed", err: errors.New("sql: database is closed"), is: eventstore.ErrClosed},
 		{name: "Canceled", err: fmt.Errorf("query: %w", context.Canceled), is: context.Canceled, nowrap: true},
 		{name: "Deadline", err: context.DeadlineExceeded, is: context.DeadlineExceeded, nowrap: true},
-		{name: "AlreadyTranslated", err: conflict, is: eventstore.ErrConcurrency, nowrap: true},
 		{name: "Other", err: errors.New("boom"), is: ErrDatabase},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := translateError(tc.err, tc.op)
-			if tc.err == nil {
-				if got != nil {
-					t.Fatalf("translateError(nil) = %v", got)
-				}
-				return
-			}
 			if !errors.Is(got, tc.is) {
 				t.Errorf("translateError(%v) = %v; want errors.Is %v", tc.err, got, tc.is)
 			}
@@ -146,5 +138,14 @@ func TestTranslateError(t *testing.T) {
 				tc.check(t, got)
 			}
 		})
+	}
+}
+
+// TestTranslateErrorShared: nil, the store's own errors and context
+// errors come through translateError as every driver's translation lets
+// them, inside an append and outside one.
+func TestTranslateErrorShared(t *testing.T) {
+	for _, op := range []*appendOp{nil, {streamID: "s", expected: eventstore.Exact(0)}} {
+		adaptertest.CheckTranslation(t, func(err error) error { return translateError(err, op) })
 	}
 }

@@ -18,26 +18,13 @@ import (
 
 // TestBadInputTorture runs the torture package's bad-input checks (nil
 // contexts, SQL-shaped IDs, expected version past the end, Close while
-// watching) on a file and an in-memory store.
+// watching) on each kind of store.
 func TestBadInputTorture(t *testing.T) {
-	t.Run("File", func(t *testing.T) {
-		torture.BadInput(t, func(t *testing.T) eventstore.Store {
-			s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "bad.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
+	for _, k := range storeKinds {
+		t.Run(k.name, func(t *testing.T) {
+			torture.BadInput(t, func(t *testing.T) eventstore.Store { return k.open(t) })
 		})
-	})
-	t.Run("Memory", func(t *testing.T) {
-		torture.BadInput(t, func(t *testing.T) eventstore.Store {
-			s, err := sqlite.Open(t.Context(), ":memory:")
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		})
-	})
+	}
 }
 
 // TestSQLShapedIDTablesIntact checks, beyond what the store reports, that

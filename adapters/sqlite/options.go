@@ -1,10 +1,10 @@
 package sqlite
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/optcheck"
 )
 
 // Option configures a Store; pass options to [Open].
@@ -33,26 +33,14 @@ func defaultOptions() options {
 // [eventstore.DefaultMaxEventSize] (1 MiB); larger events are refused with
 // [eventstore.ErrInvalidInput]. n must be positive.
 func WithMaxEventSize(n int) Option {
-	return func(o *options) error {
-		if n <= 0 {
-			return fmt.Errorf("sqlite: WithMaxEventSize(%d): must be positive", n)
-		}
-		o.maxEventSize = n
-		return nil
-	}
+	return optcheck.Positive("sqlite: WithMaxEventSize", n, func(o *options) { o.maxEventSize = n })
 }
 
 // WithReaders sets the number of reader connections (default 4). Reads,
 // Info and watch pages use them; appends and snapshot saves use the single
 // writer connection. n must be at least 1.
 func WithReaders(n int) Option {
-	return func(o *options) error {
-		if n < 1 {
-			return fmt.Errorf("sqlite: WithReaders(%d): must be at least 1", n)
-		}
-		o.readers = n
-		return nil
-	}
+	return optcheck.AtLeast1("sqlite: WithReaders", n, func(o *options) { o.readers = n })
 }
 
 // WithPollInterval sets how often the store's single poller checks
@@ -62,13 +50,7 @@ func WithReaders(n int) Option {
 // poller does not run for in-memory stores, which no other process can
 // reach. d must be positive.
 func WithPollInterval(d time.Duration) Option {
-	return func(o *options) error {
-		if d <= 0 {
-			return fmt.Errorf("sqlite: WithPollInterval(%v): must be positive", d)
-		}
-		o.pollInterval = d
-		return nil
-	}
+	return optcheck.Positive("sqlite: WithPollInterval", d, func(o *options) { o.pollInterval = d })
 }
 
 // WithBusyTimeout sets how long a connection waits for a lock held by
@@ -76,13 +58,7 @@ func WithPollInterval(d time.Duration) Option {
 // 5s). It is SQLite's busy_timeout; it matters when several processes write
 // to the same file. d must not be negative.
 func WithBusyTimeout(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("sqlite: WithBusyTimeout(%v): must not be negative", d)
-		}
-		o.busyTimeout = d
-		return nil
-	}
+	return optcheck.NonNegative("sqlite: WithBusyTimeout", d, func(o *options) { o.busyTimeout = d })
 }
 
 // WithMaxGroupSize caps how many queued requests (appends and snapshot
@@ -90,11 +66,5 @@ func WithBusyTimeout(d time.Duration) Option {
 // 1 disables group commit: every request gets its own transaction. n must
 // be at least 1.
 func WithMaxGroupSize(n int) Option {
-	return func(o *options) error {
-		if n < 1 {
-			return fmt.Errorf("sqlite: WithMaxGroupSize(%d): must be at least 1", n)
-		}
-		o.maxGroup = n
-		return nil
-	}
+	return optcheck.AtLeast1("sqlite: WithMaxGroupSize", n, func(o *options) { o.maxGroup = n })
 }

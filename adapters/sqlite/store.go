@@ -47,15 +47,13 @@ type Stats struct {
 }
 
 // Stats returns counters of committed work; they make group commit
-// observable (Commits < Appends under concurrency).
+// observable (Commits < Appends under concurrency). They are one
+// consistent set: the writer adds each commit's counts at once, so a
+// commit is never counted without its appends.
 func (s *Store) Stats() Stats {
-	d := s.d
-	return Stats{
-		Appends:   d.appends.Load(),
-		Events:    d.events.Load(),
-		Snapshots: d.snapshots.Load(),
-		Commits:   d.commits.Load(),
-	}
+	s.d.statsMu.Lock()
+	defer s.d.statsMu.Unlock()
+	return s.d.stats
 }
 
 // Open opens (creating if needed) the event store in the SQLite database at
@@ -116,10 +114,8 @@ type drv struct {
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // reader statements by SQL text
 
-	appends   atomic.Uint64
-	commits   atomic.Uint64
-	events    atomic.Uint64
-	snapshots atomic.Uint64
+	statsMu sync.Mutex
+	stats   Stats // what the writer committed; see Store.Stats
 }
 
 var (

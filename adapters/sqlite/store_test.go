@@ -5,11 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,6 +81,26 @@ func openFile(t *testing.T, path string, opts ...sqlite.Option) *sqlite.Store {
 	return s
 }
 
+// storeKinds are the two kinds of store Open makes, for the tests that run
+// on both: open returns a new, empty store, closed at cleanup; openPair
+// returns two stores on one new database, as two processes would open it,
+// and is nil for an in-memory database, which is private to its Store.
+var storeKinds = []struct {
+	name     string
+	open     func(t *testing.T) *sqlite.Store
+	openPair func(t *testing.T) (eventstore.Store, eventstore.Store)
+}{
+	{name: "Memory", open: func(t *testing.T) *sqlite.Store { return openMemory(t) }},
+	{
+		name: "File",
+		open: func(t *testing.T) *sqlite.Store { return openFile(t, filepath.Join(t.TempDir(), "events.db")) },
+		openPair: func(t *testing.T) (eventstore.Store, eventstore.Store) {
+			path := filepath.Join(t.TempDir(), "events.db")
+			return openFile(t, path), openFile(t, path)
+		},
+	},
+}
+
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -132,6 +154,27 @@ func TestNotADatabase(t *testing.T) {
 		t.Fatalf("Open of a text file: %v, want ErrNotDatabase", err)
 	}
 	t.Log(err)
+}
+
+// TestOptionsRefused: Open refuses an option given a value it cannot take
+// with ErrInvalidInput naming the option, before it creates the file.
+func TestOptionsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "never.db")
+	for _, opt := range []sqlite.Option{
+		sqlite.WithMaxEventSize(0), sqlite.WithReaders(0), sqlite.WithPollInterval(0),
+		sqlite.WithPollInterval(-time.Second), sqlite.WithBusyTimeout(-1), sqlite.WithMaxGroupSize(0),
+	} {
+		s, err := sqlite.Open(t.Context(), path, opt)
+		if err == nil {
+			_ = s.Close()
+		}
+		if !errors.Is(err, eventstore.ErrInvalidInput) || !strings.Contains(err.Error(), "sqlite: With") {
+			t.Errorf("Open with a bad option: %v, want ErrInvalidInput naming the option", err)
+		}
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused Opens left a file behind (stat: %v)", err)
+	}
 }
 
 func TestMemoryStoresIndependent(t *testing.T) {

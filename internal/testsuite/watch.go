@@ -27,6 +27,7 @@ func watchTests() []test {
 		{"Filter", leaf(testWatchFilter)},
 		{"ManyWriters", leaf(testWatchManyWriters)},
 		{"FilteredManyWriters", leaf(testWatchFilteredManyWriters)},
+		{"FilteredWhileWriting", leaf(testWatchFilteredWhileWriting)},
 		{"ContextCancelEnds", leaf(testWatchCancel)},
 		{"BreakEarly", leaf(testWatchBreak)},
 		{"CancelledContext", leaf(testWatchCancelled)},
@@ -738,4 +739,55 @@ func testWatchFilteredManyWriters(t *testing.T, s eventstore.Store) {
 		wantSame(t, fmt.Sprintf("watch %q %+v", f.stream, f.filter), want, append(seen[i], ws[i].next(t, len(want)-len(seen[i]))...))
 		ws[i].stop(t)
 	}
+}
+
+// testWatchFilteredWhileWriting starts a filtered watch of AllStreams and
+// at once has writers append matching events among others that fail the
+// type or the stream prefix: however the watch's catch-up races the
+// writers, it yields every matching event once, in order, and nothing
+// else, the same as a filtered read afterwards; and a matching event
+// after a run that does not match still arrives, alone. (Each adapter
+// had this test, a copy of the other's, before issue 10.)
+func testWatchFilteredWhileWriting(t *testing.T, s eventstore.Store) {
+	const writers, perWriter = 4, 150
+	filter := eventstore.Filter{Types: []string{"match"}, StreamPrefix: "w-"}
+	w := startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart(), Filter: filter})
+	g, ctx := errgroup.WithContext(ctxTimeout(t))
+	for i := range writers {
+		g.Go(func() error {
+			for j := range perWriter {
+				typ := []string{"match", "other", "other"}[j%3]
+				if _, err := s.Append(ctx, fmt.Sprint("w-", i), eventstore.Any, ev(typ, fmt.Sprint(i, "/", j))); err != nil {
+					return fmt.Errorf("writer %d: %w", i, err)
+				}
+				if _, err := s.Append(ctx, fmt.Sprint("x-", i), eventstore.Any, ev("match", fmt.Sprint(i, "/", j))); err != nil {
+					return fmt.Errorf("writer %d: %w", i, err)
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	want := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: filter})
+	if len(want) != writers*perWriter/3 {
+		t.Fatalf("filtered read returned %d events, want %d", len(want), writers*perWriter/3)
+	}
+	got := w.next(t, len(want))
+	for i, r := range got {
+		if r.Type != "match" || !strings.HasPrefix(r.StreamID, "w-") {
+			t.Fatalf("event %d: %s in %s passed the filter %+v", i, r.Type, r.StreamID, filter)
+		}
+	}
+	checkPositions(t, got, false)
+	wantSame(t, "filtered AllStreams watch", want, got)
+	for i := range 10 {
+		mustAppend(t, s, "w-late", eventstore.Any, ev("other", fmt.Sprint("late ", i)))
+	}
+	res := mustAppend(t, s, "w-late", eventstore.Any, ev("match", "late"))
+	if last := w.next(t, 1)[0]; last.Position != res.Position {
+		t.Errorf("watch yielded %s@%d at %d, want w-late@%d at %d", last.StreamID, last.Version, last.Position, res.Version, res.Position)
+	}
+	w.stop(t)
 }
