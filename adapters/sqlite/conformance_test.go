@@ -5,7 +5,7 @@ import (
 
 	"github.com/esv2/esv2/adapters/sqlite"
 	"github.com/esv2/esv2/eventstore"
-	"github.com/esv2/esv2/internal/testsuite"
+	"github.com/esv2/esv2/eventstore/eventstoretest"
 )
 
 // TestConformance runs the shared suite on each kind of store, and its
@@ -13,7 +13,7 @@ import (
 func TestConformance(t *testing.T) {
 	for _, k := range storeKinds {
 		t.Run(k.name, func(t *testing.T) {
-			testsuite.RunFeatures(t, func(t *testing.T) eventstore.Store { return k.open(t) }, testsuite.Features{NewPair: k.openPair})
+			eventstoretest.RunFeatures(t, func(t *testing.T) eventstore.Store { return k.open(t) }, eventstoretest.Features{NewPair: k.openPair})
 		})
 	}
 }
