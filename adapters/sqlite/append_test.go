@@ -120,6 +120,27 @@ func TestGroupIsolation(t *testing.T) {
 	}
 }
 
+// holdWriteLock takes the file's write lock on a connection of its own,
+// which the caller releases with ROLLBACK; the connection is closed at the
+// end of the test.
+func holdWriteLock(ctx context.Context, t *testing.T, path string) *sql.Conn {
+	t.Helper()
+	locker, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = locker.Close() })
+	lc, err := locker.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lc.Close() })
+	if _, err := lc.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	return lc
+}
+
 // TestAppendWithdrawnWhileQueued: a caller whose context ends while its
 // request waits in the queue gets the context error and nothing of it is
 // written, even though the request is still in the queue (the rule of
@@ -135,19 +156,7 @@ func TestAppendWithdrawnWhileQueued(t *testing.T) {
 
 	// Another connection holds the write lock, so the writer blocks in
 	// BEGIN IMMEDIATE with the first request taken.
-	locker, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Close()
-	lc, err := locker.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lc.Close()
-	if _, err := lc.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
+	lc := holdWriteLock(ctx, t, path)
 
 	taken, aDone := d.StartAppend(ctx, "a", eventstore.Event{Type: "t"})
 	waitFor(ctx, t, "the writer to take the first request", taken)
@@ -206,19 +215,7 @@ func TestAppendTakenOutlivesContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	locker, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Close()
-	lc, err := locker.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lc.Close()
-	if _, err := lc.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
+	lc := holdWriteLock(ctx, t, path)
 	actx, acancel := context.WithCancel(ctx)
 	taken, done := d.StartAppend(actx, "a", eventstore.Event{Type: "t"})
 	waitFor(ctx, t, "the writer to take the request", taken)
