@@ -2,8 +2,9 @@ package eventstore
 
 import "time"
 
-// Limits on what a store accepts. Adapters may lower MaxEventSize through
-// their options; they check every append with ValidateAppend.
+// Limits on what a store accepts. Adapters may lower the event size limit
+// through their options; every store checks every append against these
+// before anything is written.
 const (
 	// DefaultMaxEventSize is the default limit, in bytes, on one event's
 	// Data plus its metadata keys and values.

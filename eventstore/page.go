@@ -1,8 +1,8 @@
 package eventstore
 
 // PageBytes is the byte budget of one page of events: every page a store
-// reads (a Read's pages, PostgreSQL's read-ahead page, a watch's catch-up
-// and live pages, filtered or not) ends at its row limit or as soon as its
+// reads (a Read's pages, the page it reads ahead where it does, a watch's
+// catch-up and live pages, filtered or not) ends at its row limit or as soon as its
 // events' sizes ([EventSize]) add up to PageBytes, whichever comes first,
 // and holds at least one event, so that an event larger than the budget is
 // still delivered. A page therefore holds at most PageBytes plus one event.
@@ -18,7 +18,7 @@ const PageBytes = 4 << 20
 
 // EventSize is the size of an event as a store counts it: the bytes of its
 // Data plus those of its metadata's keys and values. It is the size that a
-// store's maximum event size limits (see [ValidateAppend]) and that
+// store's maximum event size limits (see [DefaultMaxEventSize]) and that
 // [PageBytes] budgets.
 func EventSize(e Event) int {
 	if len(e.Metadata) == 0 {

@@ -199,9 +199,9 @@
 // (keyset pagination: position or version between two bounds, LIMIT a
 // page size the front grows from 64 to 4096 rows), and each page ends
 // early once its events reach eventstore.PageBytes, 4 MiB: the server
-// cuts it with a running sum of the events' sizes on the first page of a
-// read or watch, and on later ones once its events are large enough to
-// reach it, so no more is sent than is kept; reading 1,200 events of 1 MiB
+// cuts it with a running sum of the events' sizes on every page of a
+// watch, on the first page of a read, and on a read's later ones once its
+// events are large enough to reach it, so no more is sent than is kept; reading 1,200 events of 1 MiB
 // peaks at about 20 MB above the process's baseline, cmd/esbench
 // read_large. The connection goes back to the pool before a page is
 // yielded, so the loop body holds none: it may append to the store (a

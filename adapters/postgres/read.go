@@ -71,7 +71,10 @@ func (d *pgDriver) ReadPage(ctx context.Context, q *driver.Query, r driver.Range
 		return page, err
 	}
 	st.pages++
-	st.largest = largestEvent(page[start:])
+	if !q.Watch && !st.cutForGood {
+		// Only a read that may still go uncut needs its largest event.
+		st.largest = largestEvent(page[start:])
+	}
 	if full && !cut {
 		st.cutForGood = true
 	}
@@ -309,7 +312,7 @@ func (d *pgDriver) Head(ctx context.Context, streamID string) (uint64, error) {
 }
 
 // Info describes streamID, or the whole store for eventstore.AllStreams
-// (Version is then the head position). A stream without events has
+// (Version 0, Position the head). A stream without events has
 // Version 0 and is not an error. Count equals Version: versions and
 // positions are gapless (see doc.go).
 func (d *pgDriver) Info(ctx context.Context, streamID string) (eventstore.StreamInfo, error) {

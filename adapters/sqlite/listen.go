@@ -19,8 +19,8 @@ import (
 //
 // An in-memory store has no poller: no other process can reach its
 // database, and the front wakes watchers for the store's own appends.
-// Only the first call starts the poller (the front makes one; Store.Driver
-// hands the driver out), and none after Close.
+// Only the first call starts the poller (the front makes one), and none
+// after Close.
 func (d *drv) Listen(n driver.Notices) {
 	d.listenMu.Lock()
 	defer d.listenMu.Unlock()

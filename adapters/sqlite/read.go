@@ -405,8 +405,8 @@ func (d *drv) Head(ctx context.Context, streamID string) (uint64, error) {
 	return uint64(v), nil
 }
 
-// Info describes a stream, or for AllStreams the whole store (Version is
-// the head position); see [driver.Driver.Info].
+// Info describes a stream, or for AllStreams the whole store (Version 0,
+// Position the head); see [driver.Driver.Info].
 func (d *drv) Info(ctx context.Context, streamID string) (eventstore.StreamInfo, error) {
 	info := eventstore.StreamInfo{StreamID: streamID}
 	var v, p, n, t int64

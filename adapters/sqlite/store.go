@@ -270,9 +270,8 @@ func randomName() string {
 // get ErrClosed too: they find the queue closing, the flag set, or the
 // statement cache and pools gone.
 //
-// The front calls it once, but Store.Driver hands the driver out, so a
-// second call (which would close d.closing again) returns the first's
-// result instead.
+// The front calls it once; a second call (which would close d.closing
+// again) returns the first's result instead, as a defence.
 func (d *drv) Close() error {
 	d.closeOnce.Do(func() {
 		d.listenMu.Lock()

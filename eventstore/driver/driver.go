@@ -63,14 +63,21 @@ type Driver interface {
 
 	// ReadPage appends to page the events of q whose keys (versions, or
 	// positions for AllStreams) lie in [r.From, r.To], in q's direction,
-	// and returns it: at most r.Limit events, and fewer once their
+	// and returns it: r.Limit events (never more than Config.MaxPageRows)
+	// unless the range holds fewer, or fewer once their
 	// sizes ([eventstore.EventSize]) add up to [eventstore.PageBytes] (the
 	// page then ends with the event that reached it, so that a page always
 	// holds at least one event when one is there). The driver holds no
 	// connection or lock once it returns. The filter runs in the database.
 	//
-	// The front passes the same *Query to every page of one read or watch,
-	// so a driver may keep what it derived from it in q.Prepared.
+	// The front takes a page shorter than r.Limit whose events stay under
+	// PageBytes for the end of the range, so a driver must not cut pages
+	// shorter for reasons of its own.
+	//
+	// The front passes the same *Query to every page of one read or watch
+	// (one iteration of it: an iterator ranged again gets a new Query), and
+	// never to two calls at once, so a driver may keep what it derived from
+	// it in q.Prepared.
 	ReadPage(ctx context.Context, q *Query, r Range, page []eventstore.Recorded) ([]eventstore.Recorded, error)
 
 	// Head returns the version of a stream (0 when it has no events), or

@@ -129,7 +129,9 @@ func (f *Front) Append(ctx context.Context, streamID string, expected eventstore
 		return eventstore.AppendResult{Version: v}, nil
 	}
 	res, err := f.d.Append(ctx, &Batch{StreamID: streamID, Expected: expected, Events: events})
-	if err == nil && res.Appended > 0 {
+	// An unknown outcome may have committed: a wake that finds nothing
+	// costs a watcher one read, a missed one an event delivered late.
+	if (err == nil && res.Appended > 0) || errors.Is(err, eventstore.ErrUnknownOutcome) {
 		f.hub.Notify([]string{streamID})
 	}
 	return res, err
@@ -156,8 +158,13 @@ func (f *Front) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 		// hold, forwards there is nothing to read.
 		return func(func(eventstore.Recorded, error) bool) {}
 	}
-	r := &reader{f: f, ctx: ctx, opts: opts, q: &Query{StreamID: streamID, Filter: opts.Filter, Backwards: opts.Backwards}}
-	return r.run
+	return func(yield func(eventstore.Recorded, error) bool) {
+		// The state of one iteration, made when it begins: an iterator
+		// ranged twice, or by two goroutines, shares none of it (drivers
+		// keep per-read state in the Query).
+		r := &reader{f: f, ctx: ctx, opts: opts, q: &Query{StreamID: streamID, Filter: opts.Filter, Backwards: opts.Backwards}}
+		r.run(yield)
+	}
 }
 
 // reader is the state of one Read.
@@ -188,7 +195,7 @@ func (r *reader) run(yield func(eventstore.Recorded, error) bool) {
 		}
 	}
 	remaining := opts.Limit
-	size := firstPageRows
+	size := min(firstPageRows, r.f.cfg.MaxPageRows)
 	// With Config.ReadAhead, from the first large page on (of an
 	// unfiltered read: with a selective filter the next page is a scan
 	// that a loop which breaks would have to wait for), the next page is
@@ -304,8 +311,8 @@ func (f *Front) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 	if err := validate.Filter(streamID, opts.Filter); err != nil {
 		return watch.ErrorSeq(err)
 	}
-	q := &Query{StreamID: streamID, Filter: opts.Filter, Watch: true}
 	return func(yield func(eventstore.Recorded, error) bool) {
+		q := &Query{StreamID: streamID, Filter: opts.Filter, Watch: true} // one per iteration, as in Read
 		after, fromEnd := opts.From.Cursor()
 		if fromEnd {
 			var err error
@@ -339,7 +346,7 @@ func (f *Front) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 		n, release := f.hub.Watch(streamID)
 		defer release()
 		k := func(e eventstore.Recorded) uint64 { return key(streamID, e) }
-		for e, err := range watch.Follow(ctx, n, after, page, k) {
+		for e, err := range watch.Follow(ctx, n, after, page, k, min(watch.FollowPageSize, f.cfg.MaxPageRows)) {
 			if !yield(e, err) {
 				return
 			}

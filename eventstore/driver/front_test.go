@@ -182,3 +182,89 @@ func TestTranslated(t *testing.T) {
 		}
 	}
 }
+
+// cappedDriver serves at most cap rows a page, as a driver that declares
+// Config.MaxPageRows may, and counts its pages in q.Prepared, as drivers
+// keep per-read state there.
+type cappedDriver struct {
+	flakyDriver
+	cap int
+}
+
+func (d *cappedDriver) ReadPage(ctx context.Context, q *driver.Query, r driver.Range, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
+	n, _ := q.Prepared.(int)
+	q.Prepared = n + 1
+	r.Limit = min(r.Limit, d.cap)
+	return d.flakyDriver.ReadPage(ctx, q, r, page)
+}
+
+// TestFrontHonoursMaxPageRows: the front never asks a driver for more rows
+// than Config.MaxPageRows, on a Read's first page or a watch's, so a driver
+// that caps its pages loses nothing (a short page is the end to the front).
+func TestFrontHonoursMaxPageRows(t *testing.T) {
+	d := &cappedDriver{cap: 8}
+	f := driver.New(d, driver.Config{MaxPageRows: 8})
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	events := make([]eventstore.Event, 100)
+	for i := range events {
+		events[i].Type = "t"
+	}
+	if _, err := f.Append(ctx, "s", eventstore.NoStream, events...); err != nil {
+		t.Fatal(err)
+	}
+	got, err := eventstore.Collect(f.Read(ctx, "s", eventstore.ReadOptions{}))
+	if err != nil || len(got) != 100 {
+		t.Errorf("Read over a driver capped at 8 rows: %d events, %v; want 100", len(got), err)
+	}
+	n := 0
+	for _, err := range f.Watch(ctx, "s", eventstore.WatchOptions{}) {
+		if err != nil {
+			t.Fatalf("Watch: %v after %d events", err, n)
+		}
+		if n++; n == 100 {
+			break
+		}
+	}
+}
+
+// TestIteratorRangedConcurrently: one Read iterator ranged by several
+// goroutines at once, and ranged again, gives each range the whole read:
+// the per-read state drivers keep in the Query is per iteration (run with
+// -race).
+func TestIteratorRangedConcurrently(t *testing.T) {
+	d := &cappedDriver{cap: 4}
+	f := driver.New(d, driver.Config{MaxPageRows: 4})
+	defer f.Close()
+	ctx := t.Context()
+	events := make([]eventstore.Event, 20)
+	for i := range events {
+		events[i].Type = "t"
+	}
+	if _, err := f.Append(ctx, "s", eventstore.NoStream, events...); err != nil {
+		t.Fatal(err)
+	}
+	seq := f.Read(ctx, "s", eventstore.ReadOptions{})
+	var wg sync.WaitGroup
+	counts := make([]int, 4)
+	for i := range counts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, err := range seq {
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				counts[i]++
+			}
+		}()
+	}
+	wg.Wait()
+	for i, n := range counts {
+		if n != 20 {
+			t.Errorf("range %d got %d events, want 20", i, n)
+		}
+	}
+}

@@ -444,7 +444,7 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 		if m.bugs.pastEndEnds && after >= math.MaxInt64 {
 			return
 		}
-		for r, err := range watch.Follow(ctx, m.n, after, page, k) {
+		for r, err := range watch.Follow(ctx, m.n, after, page, k, watch.FollowPageSize) {
 			if !yield(r, err) {
 				return
 			}

@@ -72,7 +72,7 @@ func validCalls() []call {
 		{name: "Watch(FromStart)", watch: true, do: func(ctx context.Context, s eventstore.Store) error {
 			return seqErr(s.Watch(ctx, "s", eventstore.WatchOptions{From: eventstore.FromStart()}))
 		}},
-		{name: "Watch(AllStreams, FromPresent)", watch: true, do: func(ctx context.Context, s eventstore.Store) error {
+		{name: "Watch(AllStreams, FromEnd)", watch: true, do: func(ctx context.Context, s eventstore.Store) error {
 			return seqErr(s.Watch(ctx, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromEnd()}))
 		}},
 		{name: "Info", do: func(ctx context.Context, s eventstore.Store) error {

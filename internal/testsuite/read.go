@@ -236,7 +236,7 @@ func testReadAll(t *testing.T, s eventstore.Store) {
 	if len(got) != len(want) {
 		t.FailNow()
 	}
-	// From is inclusive; positions need not be dense, so ask for one that
+	// After is exclusive; positions need not be dense, so ask for one that
 	// may fall in a gap too.
 	p := got[5].Position
 	wantEvents(t, "Read(AllStreams) from a position", got[5:], readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(p - 1)}))

@@ -37,7 +37,7 @@ var mutants = map[string]struct {
 	"partialBatch":      {bugs{partialBatch: true}, "Append/InvalidEventMidBatchWritesNothing"},
 	"rawErrorOnClose":   {bugs{rawErrorOnClose: true}, "Close/IteratorsMadeBeforeClose"},
 	"timeNotSet":        {bugs{timeNotSet: true}, "Append/TimeSetByStore"},
-	"presentOffByOne":   {bugs{presentOffByOne: true}, "Watch/FromPresent/Stream"},
+	"presentOffByOne":   {bugs{presentOffByOne: true}, "Watch/FromEnd/Stream"},
 	"emptyUnchecked":    {bugs{emptyUnchecked: true}, "Append/EmptyBatch"},
 	"otherStreamIDOK":   {bugs{otherStreamIDOK: true}, "Append/Idempotency/IDInOtherStream"},
 	"missingInfoError":  {bugs{missingInfoError: true}, "Info/MissingStream"},

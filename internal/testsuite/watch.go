@@ -18,7 +18,7 @@ import (
 
 func watchTests() []test {
 	return []test{
-		{"FromPresent", testWatchFromPresent},
+		{"FromEnd", testWatchFromEnd},
 		{"FromStart", testWatchFromStart},
 		{"After", leaf(testWatchAfter)},
 		{"AfterPastEnd", leaf(testWatchAfterPastEnd)},
@@ -191,7 +191,7 @@ func hasData(data string) func(eventstore.Recorded) bool {
 	return func(r eventstore.Recorded) bool { return string(r.Data) == data }
 }
 
-func testWatchFromPresent(t *testing.T, newStore Factory) {
+func testWatchFromEnd(t *testing.T, newStore Factory) {
 	for _, c := range []struct {
 		name   string
 		stream string

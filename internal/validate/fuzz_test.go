@@ -15,11 +15,11 @@ func validName(s string) bool {
 	return s != "" && len(s) <= eventstore.MaxIDLength && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
-// FuzzValidateAppend checks ValidateAppend against an independent oracle
+// FuzzValidateAppend checks Append against an independent oracle
 // of the rules it documents: it never panics, refuses with a
 // *ValidationError (ErrInvalidInput) exactly when a rule is broken, and
 // accepts otherwise. Explore with
-// `go test -run '^$' -fuzz '^FuzzValidateAppend$' ./eventstore`.
+// `go test -run '^$' -fuzz '^FuzzValidateAppend$' ./internal/validate`.
 func FuzzValidateAppend(f *testing.F) {
 	f.Add("s", int64(-1), "t", "", []byte("x"), "", "", uint8(1), 0)
 	f.Add("$all", int64(0), "t", "a", []byte(nil), "k", "v", uint8(2), 0)

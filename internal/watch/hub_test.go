@@ -69,7 +69,7 @@ func TestHubCloseEndsPresentAndFutureWatches(t *testing.T) {
 	}
 	_, err := eventstore.Collect(watch.Follow(t.Context(), later, 0, func(_ context.Context, _ uint64, _ int) ([]eventstore.Recorded, error) {
 		return nil, nil
-	}, func(r eventstore.Recorded) uint64 { return r.Version }))
+	}, func(r eventstore.Recorded) uint64 { return r.Version }, watch.FollowPageSize))
 	if !errors.Is(err, eventstore.ErrClosed) {
 		t.Fatalf("Follow on a closed hub ended with %v, want ErrClosed", err)
 	}

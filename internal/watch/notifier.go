@@ -94,19 +94,20 @@ func HeadBounded(head func(ctx context.Context) (uint64, error), read func(ctx c
 	}
 }
 
-// FollowPageSize is the number of events Follow reads per page, at most;
-// a page also ends at [eventstore.PageBytes].
+// FollowPageSize is the number of events a watch reads per page, at most,
+// unless its driver caps pages lower; a page also ends at
+// [eventstore.PageBytes].
 const FollowPageSize = 512
 
-// Follow implements Store.Watch for adapters: it reads pages after `after`
-// and, when it reaches the end, waits on n before reading again. Rows are
+// Follow is the front's Watch: it reads pages of up to size events after
+// `after` and, when it reaches the end, waits on n before reading again. Rows are
 // read into a page and released before anything is yielded, so a slow
 // consumer holds no database connection. key returns the cursor of an event
 // (Version for a stream, Position for eventstore.AllStreams).
 //
 // The iteration ends quietly when ctx ends and yields eventstore.ErrClosed when n is
 // closed; any other error is yielded once and ends it.
-func Follow(ctx context.Context, n *Notifier, after uint64, page PageFunc, key func(eventstore.Recorded) uint64) iter.Seq2[eventstore.Recorded, error] {
+func Follow(ctx context.Context, n *Notifier, after uint64, page PageFunc, key func(eventstore.Recorded) uint64, size int) iter.Seq2[eventstore.Recorded, error] {
 	return func(yield func(eventstore.Recorded, error) bool) {
 		for {
 			changed := n.Changed()
@@ -114,7 +115,7 @@ func Follow(ctx context.Context, n *Notifier, after uint64, page PageFunc, key f
 				yield(eventstore.Recorded{}, eventstore.ErrClosed)
 				return
 			}
-			events, err := page(ctx, after, FollowPageSize)
+			events, err := page(ctx, after, size)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -122,7 +123,7 @@ func Follow(ctx context.Context, n *Notifier, after uint64, page PageFunc, key f
 				yield(eventstore.Recorded{}, err)
 				return
 			}
-			full := PageFull(events, FollowPageSize)
+			full := PageFull(events, size)
 			for i := range events {
 				// Cleared once yielded, so that a page of large events is
 				// not held whole until its last event is consumed (issue

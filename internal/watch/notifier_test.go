@@ -177,7 +177,7 @@ func follow(ctx context.Context, n *watch.Notifier, after uint64, page watch.Pag
 	f := &follower{events: make(chan eventstore.Recorded, 4096), done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
-		for r, err := range watch.Follow(ctx, n, after, page, version) {
+		for r, err := range watch.Follow(ctx, n, after, page, version, watch.FollowPageSize) {
 			if err != nil {
 				f.err = err
 				return
@@ -317,7 +317,7 @@ func TestFollowErrorYieldedOnce(t *testing.T) {
 	n := watch.NewNotifier()
 	log := &fakeLog{fail: errors.New("disk on fire")}
 	var errs []error
-	for r, err := range watch.Follow(t.Context(), n, 0, log.page, version) {
+	for r, err := range watch.Follow(t.Context(), n, 0, log.page, version, watch.FollowPageSize) {
 		if err == nil {
 			t.Fatalf("yielded %+v, want only an error", r)
 		}
@@ -336,7 +336,7 @@ func TestFollowBreak(t *testing.T) {
 	log := &fakeLog{}
 	log.add(10)
 	var got []uint64
-	for r, err := range watch.Follow(t.Context(), n, 0, log.page, version) {
+	for r, err := range watch.Follow(t.Context(), n, 0, log.page, version, watch.FollowPageSize) {
 		if err != nil {
 			t.Fatal(err)
 		}

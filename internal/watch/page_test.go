@@ -112,7 +112,7 @@ func TestFollowClearsYieldedEvents(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	k := 0
-	for r, err := range watch.Follow(ctx, watch.NewNotifier(), 0, l.page, version) {
+	for r, err := range watch.Follow(ctx, watch.NewNotifier(), 0, l.page, version, watch.FollowPageSize) {
 		if err != nil {
 			t.Fatal(err)
 		}
