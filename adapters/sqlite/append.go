@@ -413,8 +413,18 @@ func (d *drv) commitGroup(group []*request) {
 	d.stats.Events += uint64(headCount)
 	d.stats.Snapshots += uint64(snaps)
 	d.statsMu.Unlock()
-	// Watchers are woken by the front once each Append returns, not here:
-	// the front's appends are the only ones this writer commits.
+	if headCount > 0 && d.notices != nil {
+		// Once per group, before any caller has its answer and (in
+		// memory) while the readers' lock is held: woken watchers read
+		// together once the transaction is over (driver.Config.OwnNotices).
+		ids := make([]string, 0, appended)
+		for i := range items {
+			if items[i].err == nil && items[i].res.Appended > 0 {
+				ids = append(ids, items[i].r.streamID)
+			}
+		}
+		d.notices.Appended(ids...)
+	}
 	finish(nil)
 }
 

@@ -24,7 +24,13 @@ import (
 func (d *drv) Listen(n driver.Notices) {
 	d.listenMu.Lock()
 	defer d.listenMu.Unlock()
-	if d.poller == nil || d.pollerDone != nil || d.closed.Load() {
+	if d.notices != nil || d.closed.Load() {
+		return
+	}
+	// Before the writer's first commit: the front calls Listen in New,
+	// before Open returns and so before any request reaches the writer.
+	d.notices = n
+	if d.poller == nil {
 		return
 	}
 	d.poller.n = n

@@ -77,7 +77,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// lock longer for little gain (read.go). No read-ahead: SQLite runs
 	// on the caller's own CPU, so a page fetched ahead competes with the
 	// caller's loop instead of overlapping with it.
-	f := driver.New(d, driver.Config{MaxEventSize: o.maxEventSize, MaxPageRows: readPageSize})
+	// OwnNotices: the writer wakes the watchers of a group's streams at
+	// its commit (append.go).
+	f := driver.New(d, driver.Config{MaxEventSize: o.maxEventSize, MaxPageRows: readPageSize, OwnNotices: true})
 	return &Store{Front: f, d: d}, nil
 }
 
@@ -107,6 +109,7 @@ type drv struct {
 	pollerDone chan struct{} // nil until Listen starts the poller
 	closed     atomic.Bool
 	closeOnce  sync.Once
+	notices    driver.Notices // from Listen, for the writer's own commits too
 	closeErr   error
 
 	w writer // state of the writer goroutine

@@ -151,6 +151,17 @@ type Config struct {
 	// worth it where the database works apart from the caller (a server),
 	// not where it shares the caller's CPU (an embedded database).
 	ReadAhead bool
+	// OwnNotices says the driver reports its own appends too, to the
+	// Notices given to Listen, when they commit (before their Append
+	// calls return); the front then does not wake watchers after Append.
+	// A driver that commits appends in groups should: watchers are then
+	// woken once per group, at its commit, rather than once per append
+	// as each caller gets its answer. (SQLite's in-memory store wakes
+	// them while its writer still holds the lock its readers wait on, so
+	// that they read together between two transactions; woken after the
+	// lock's release, their reads and the writer's transactions
+	// interleave and BenchmarkReadUnderAppendLoad's read p99 doubled.)
+	OwnNotices bool
 }
 
 // Notices receives a driver's news of appends made by others. Its methods
@@ -169,7 +180,9 @@ type Notices interface {
 // the front (other processes, other stores over the same database): the
 // front calls Listen once, before it returns from [New], and the driver
 // reports those appends to n until it is closed. The front wakes watchers
-// for its own appends itself.
+// for its own appends itself, unless [Config].OwnNotices says the driver
+// reports those too. Appended must not keep streamIDs after it returns,
+// so that a driver may reuse the slice.
 type Listener interface {
 	Listen(n Notices)
 }

@@ -131,7 +131,7 @@ func (f *Front) Append(ctx context.Context, streamID string, expected eventstore
 	res, err := f.d.Append(ctx, &Batch{StreamID: streamID, Expected: expected, Events: events})
 	// An unknown outcome may have committed: a wake that finds nothing
 	// costs a watcher one read, a missed one an event delivered late.
-	if (err == nil && res.Appended > 0) || errors.Is(err, eventstore.ErrUnknownOutcome) {
+	if (err == nil && res.Appended > 0 && !f.cfg.OwnNotices) || errors.Is(err, eventstore.ErrUnknownOutcome) {
 		f.hub.Notify([]string{streamID})
 	}
 	return res, err
