@@ -167,16 +167,7 @@ func TestDecodeErrors(t *testing.T) {
 					t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
 					continue
 				}
-				var de *codec.DecodeError
-				if !errors.As(err, &de) {
-					t.Fatalf("%s: err %T is not a *DecodeError", tc.name, err)
-				}
-				want := codec.DecodeError{StreamID: "acc-7", Version: 12, Type: tc.typ, Kind: tc.want}
-				got := *de
-				got.Cause = nil
-				if diff := cmp.Diff(want, got, cmpopts.EquateErrors()); diff != "" {
-					t.Errorf("%s: DecodeError (-want +got):\n%s", tc.name, diff)
-				}
+				wantDecodeError(t, tc.name, err, codec.DecodeError{StreamID: "acc-7", Version: 12, Type: tc.typ, Kind: tc.want})
 				for _, part := range []string{`"acc-7"`, "version 12", `"` + tc.typ + `"`} {
 					if !strings.Contains(err.Error(), part) {
 						t.Errorf("%s: message %q does not name %s", tc.name, err, part)
@@ -337,5 +328,20 @@ func TestZeroRegistryAndNilOption(t *testing.T) {
 	}
 	if got := codec.New[Event](nil).Encoding().Name(); got != "msgpack" {
 		t.Errorf("New(nil option) encoding %q, want msgpack", got)
+	}
+}
+
+// wantDecodeError checks that err is a *DecodeError equal to want, its
+// Cause aside.
+func wantDecodeError(t *testing.T, name string, err error, want codec.DecodeError) {
+	t.Helper()
+	var de *codec.DecodeError
+	if !errors.As(err, &de) {
+		t.Fatalf("%s: err %T is not a *DecodeError", name, err)
+	}
+	got := *de
+	got.Cause = nil
+	if diff := cmp.Diff(want, got, cmpopts.EquateErrors()); diff != "" {
+		t.Errorf("%s: DecodeError (-want +got):\n%s", name, diff)
 	}
 }

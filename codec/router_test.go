@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/esv2/esv2/codec"
@@ -115,16 +114,7 @@ func TestRouterDecodeErrors(t *testing.T) {
 			t.Errorf("%s: Decode = %#v, %v; want nil, %v", tc.name, ev, err, tc.want)
 			continue
 		}
-		var de *codec.DecodeError
-		if !errors.As(err, &de) {
-			t.Fatalf("%s: err %T is not a *DecodeError", tc.name, err)
-		}
-		want := codec.DecodeError{StreamID: "acc-7", Version: 12, Type: tc.typ, Kind: tc.want}
-		got := *de
-		got.Cause = nil
-		if diff := cmp.Diff(want, got, cmpopts.EquateErrors()); diff != "" {
-			t.Errorf("%s: DecodeError (-want +got):\n%s", tc.name, diff)
-		}
+		wantDecodeError(t, tc.name, err, codec.DecodeError{StreamID: "acc-7", Version: 12, Type: tc.typ, Kind: tc.want})
 	}
 
 	var zero codec.Router
