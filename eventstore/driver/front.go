@@ -354,6 +354,17 @@ func (f *Front) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 	}
 }
 
+// Changes lets a consumer that reads for itself (a subscription) wait for
+// appends the way watchers do: changed returns a channel closed at the next
+// append to streamID (to any stream, for eventstore.AllStreams) that the
+// store learns of, its own or another process's, or when the store closes.
+// Take the channel before reading what is new and wait on it afterwards, so
+// that no append slips between the two. Call release when done.
+func (f *Front) Changes(streamID string) (changed func() <-chan struct{}, release func()) {
+	n, release := f.hub.Watch(streamID)
+	return n.Changed, release
+}
+
 // readRetrying reads a watch's page, again after a pause when the
 // connection was lost.
 func (f *Front) readRetrying(ctx context.Context, q *Query, rng Range, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
