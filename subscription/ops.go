@@ -1,0 +1,189 @@
+package subscription
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/validate"
+)
+
+// Info describes a stored subscription, for List.
+type Info struct {
+	Name string
+	// Partitions are its partitions, in order.
+	Partitions []Partition
+	// Position is the lowest position of its partitions.
+	Position uint64
+	// Head is the store's last position when List read it.
+	Head uint64
+	// Lag is Head - Position.
+	Lag uint64
+	// Parked counts its parked events.
+	Parked int
+}
+
+// List returns the subscriptions stored in store's database, by name, with
+// their positions and lag.
+func List[Tx any](ctx context.Context, store Store[Tx]) ([]Info, error) {
+	b, err := backendOf(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	info, err := store.Info(ctx, eventstore.AllStreams)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := b.Partitions(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var out []Info
+	for _, p := range parts {
+		if len(out) == 0 || out[len(out)-1].Name != p.Subscription {
+			out = append(out, Info{Name: p.Subscription, Position: p.Position, Head: info.Position})
+		}
+		in := &out[len(out)-1]
+		in.Partitions = append(in.Partitions, p)
+		in.Position = min(in.Position, p.Position)
+	}
+	for i := range out {
+		if out[i].Head > out[i].Position {
+			out[i].Lag = out[i].Head - out[i].Position
+		}
+		parked, err := b.Parked(ctx, out[i].Name)
+		if err != nil {
+			return nil, err
+		}
+		out[i].Parked = len(parked)
+	}
+	return out, nil
+}
+
+// Reset moves every partition of subscription name to from (FromStart to
+// rebuild a read model from the first event, FromEnd to skip to the head,
+// After(p) past position p). Members running it lose their leases (their
+// next checkpoint fails with ErrLeaseLost, so they write nothing more of
+// the old run) and resume from the new position. A transactional read
+// model rebuilt from the start must be emptied by the caller first, or
+// its handler must tolerate events it has seen. It returns an error
+// satisfying errors.Is(err, eventstore.ErrNotFound) when there is no such
+// subscription.
+func Reset[Tx any](ctx context.Context, store Store[Tx], name string, from eventstore.Start) error {
+	b, err := backendOf(ctx, store)
+	if err != nil {
+		return err
+	}
+	if err := checkName("subscription name", name); err != nil {
+		return err
+	}
+	pos, fromEnd := from.Cursor()
+	if fromEnd {
+		info, err := store.Info(ctx, eventstore.AllStreams)
+		if err != nil {
+			return err
+		}
+		pos = info.Position
+	}
+	if err := b.Reset(ctx, name, pos); err != nil {
+		return fmt.Errorf("subscription %q: reset: %w", name, err)
+	}
+	return nil
+}
+
+// Delete removes subscription name from the database: its checkpoints,
+// members and parked events. Stop its members first: a running one
+// recreates it (from the start given by WithStart) when it next registers.
+// It returns an error satisfying errors.Is(err, eventstore.ErrNotFound)
+// when there is no such subscription.
+func Delete[Tx any](ctx context.Context, store Store[Tx], name string) error {
+	b, err := backendOf(ctx, store)
+	if err != nil {
+		return err
+	}
+	if err := checkName("subscription name", name); err != nil {
+		return err
+	}
+	if err := b.Delete(ctx, name); err != nil {
+		return fmt.Errorf("subscription %q: delete: %w", name, err)
+	}
+	return nil
+}
+
+// ListParked returns the events subscription name set aside under the Park
+// policy, in position order.
+func ListParked[Tx any](ctx context.Context, store Store[Tx], name string) ([]Parked, error) {
+	b, err := backendOf(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName("subscription name", name); err != nil {
+		return nil, err
+	}
+	return b.Parked(ctx, name)
+}
+
+// DiscardParked forgets the parked event of subscription name at position
+// without handling it. It returns an error satisfying errors.Is(err,
+// eventstore.ErrNotFound) when there is none.
+func DiscardParked[Tx any](ctx context.Context, store Store[Tx], name string, position uint64) error {
+	if _, err := backendOf(ctx, store); err != nil {
+		return err
+	}
+	if err := checkName("subscription name", name); err != nil {
+		return err
+	}
+	return store.Subscriptions().Unpark(ctx, name, position, nil)
+}
+
+// ReplayParked hands the parked event at position to the subscription's
+// handler again and, if it succeeds, forgets it (in the handler's
+// transaction, for a subscription made by NewTx). The handler's error is
+// returned as it is, and the event stays parked. It returns an error
+// satisfying errors.Is(err, eventstore.ErrNotFound) when there is no
+// such parked event. The subscription need not be running.
+func (s *Subscription) ReplayParked(ctx context.Context, position uint64) error {
+	if err := validate.Context(ctx); err != nil {
+		return err
+	}
+	parked, err := s.b.Parked(ctx, s.name)
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, p := range parked {
+		if p.Position == position {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return fmt.Errorf("subscription %q: no parked event at position %d: %w", s.name, position, eventstore.ErrNotFound)
+	}
+	var e eventstore.Recorded
+	n := 0
+	for r, err := range s.store.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(position - 1), Limit: 1}) {
+		if err != nil {
+			return err
+		}
+		e, n = r, 1
+	}
+	if n == 0 || e.Position != position {
+		return fmt.Errorf("subscription %q: parked event at position %d is no longer stored: %w", s.name, position, eventstore.ErrNotFound)
+	}
+	return s.replay(ctx, e)
+}
+
+func backendOf[Tx any](ctx context.Context, store Store[Tx]) (core, error) {
+	if err := validate.Context(ctx); err != nil {
+		return nil, err
+	}
+	if store == nil {
+		return nil, invalid("store", "nil")
+	}
+	b := store.Subscriptions()
+	if b == nil {
+		return nil, invalid("store", "its Subscriptions method returned nil")
+	}
+	return b, nil
+}

@@ -1,0 +1,558 @@
+package subscription
+
+import (
+	"context"
+	"errors"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/esv2/esv2/eventstore"
+)
+
+// run is the state of one Run: this member's leases and how far it got.
+type run struct {
+	s      *Subscription
+	ttl    time.Duration
+	n      int
+	leases map[int]Lease // held partitions; Position is the committed one
+	// validUntil bounds the leases by the local clock: taken before the
+	// request that renewed them, it is never later than the database's.
+	validUntil time.Time
+	nextSync   time.Time
+	// nearHead: the last read came back short, so the next one asks for
+	// the head first (to advance past filtered-out events).
+	nearHead   bool
+	headAt     time.Time
+	lastCommit time.Time
+	changed    func() <-chan struct{}
+	buf        []eventstore.Recorded
+}
+
+func (r *run) loop(ctx context.Context) error {
+	s := r.s
+	if err := r.register(ctx); err != nil {
+		return err
+	}
+	if c, ok := s.store.(changer); ok {
+		changed, release := c.Changes(eventstore.AllStreams)
+		defer release()
+		r.changed = changed
+	}
+	pause := s.o.errorBackoff
+	for ctx.Err() == nil {
+		if now := time.Now(); !now.Before(r.nextSync) || r.expiring(now) {
+			if err := r.sync(ctx); err != nil {
+				if fatal(err) {
+					return err
+				}
+				r.setErr(err)
+				sleep(ctx, pause)
+				pause = min(2*pause, s.o.maxErrorPause)
+				continue
+			}
+		}
+		if len(r.leases) == 0 {
+			r.setState(Standby)
+			sleep(ctx, time.Until(r.nextSync))
+			continue
+		}
+		var ch <-chan struct{}
+		if r.changed != nil {
+			ch = r.changed()
+		}
+		progressed, err := r.step(ctx)
+		switch {
+		case err == nil:
+			pause = s.o.errorBackoff
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, ErrLeaseLost):
+			r.nextSync = time.Time{}
+			continue
+		case fatal(err):
+			return err
+		default:
+			r.setErr(err)
+			sleep(ctx, pause)
+			pause = min(2*pause, s.o.maxErrorPause)
+			continue
+		}
+		if progressed {
+			continue
+		}
+		r.setState(Live)
+		if err := r.flushAdvance(ctx, false); err != nil && !errors.Is(err, ErrLeaseLost) && ctx.Err() == nil {
+			if fatal(err) {
+				return err
+			}
+			r.setErr(err)
+		}
+		wait := min(s.o.poll, time.Until(r.nextSync))
+		if r.pendingAdvance() {
+			wait = min(wait, time.Until(r.lastCommit.Add(s.o.advanceEvery)))
+		}
+		t := time.NewTimer(max(wait, time.Millisecond))
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	return nil
+}
+
+// register creates the subscription or finds it, and learns its number of
+// partitions.
+func (r *run) register(ctx context.Context) error {
+	s := r.s
+	after, fromEnd := s.o.start.Cursor()
+	if fromEnd {
+		info, err := s.store.Info(ctx, eventstore.AllStreams)
+		if err != nil {
+			return err
+		}
+		after = info.Position
+	}
+	want := s.o.partitions
+	if want == 0 {
+		want = 1
+	}
+	n, err := s.b.Register(ctx, s.name, want, after)
+	if err != nil {
+		return err
+	}
+	if s.o.partitions != 0 && n != s.o.partitions {
+		return &partitionsError{name: s.name, stored: n, asked: s.o.partitions}
+	}
+	r.n = n
+	s.mu.Lock()
+	s.n = n
+	s.mu.Unlock()
+	return nil
+}
+
+type partitionsError struct {
+	name          string
+	stored, asked int
+}
+
+func (e *partitionsError) Error() string {
+	return "subscription " + quote(e.name) + ": stored with " + itoa(e.stored) + " partitions, asked for " + itoa(e.asked)
+}
+
+func (e *partitionsError) Unwrap() error { return ErrPartitions }
+
+// expiring reports whether the leases are too close to their end to start
+// a batch: one must fit in the last third of a lease, before another
+// member may take the partition.
+func (r *run) expiring(now time.Time) bool {
+	return len(r.leases) > 0 && r.validUntil.Sub(now) < r.ttl*2/3
+}
+
+// sync renews this member's place in the group and its leases: it counts
+// the live members, takes its share of the partitions (p % members ==
+// its index among them) and gives back the rest.
+func (r *run) sync(ctx context.Context) error {
+	s := r.s
+	started := time.Now()
+	members, err := s.b.Heartbeat(ctx, s.name, s.o.member, r.ttl)
+	if err != nil {
+		return err
+	}
+	idx := slices.Index(members, s.o.member)
+	if idx < 0 {
+		members, idx = []string{s.o.member}, 0
+	}
+	var want []int
+	for p := idx; p < r.n; p += len(members) {
+		want = append(want, p)
+	}
+	return r.acquire(ctx, want, started)
+}
+
+// renew extends the leases this member holds, and reports ErrLeaseLost if
+// one of them was lost.
+func (r *run) renew(ctx context.Context) error {
+	s := r.s
+	started := time.Now()
+	if _, err := s.b.Heartbeat(ctx, s.name, s.o.member, r.ttl); err != nil {
+		return err
+	}
+	had := len(r.leases)
+	want := make([]int, 0, had)
+	for p := range r.leases {
+		want = append(want, p)
+	}
+	slices.Sort(want)
+	if err := r.acquire(ctx, want, started); err != nil {
+		return err
+	}
+	if len(r.leases) < had {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+func (r *run) acquire(ctx context.Context, want []int, started time.Time) error {
+	s := r.s
+	leases, err := s.b.Acquire(ctx, s.name, s.o.member, want, r.ttl)
+	if err != nil {
+		// Nothing is known of the leases now: hold none until a sync
+		// succeeds.
+		r.dropAll()
+		return err
+	}
+	next := make(map[int]Lease, len(leases))
+	s.mu.Lock()
+	done := make(map[int]uint64, len(leases))
+	for _, l := range leases {
+		next[l.Partition] = l
+		v := l.Position
+		if old, ok := r.leases[l.Partition]; ok && old.Epoch == l.Epoch {
+			v = max(v, s.done[l.Partition])
+		}
+		done[l.Partition] = v
+	}
+	s.done = done
+	s.st.Partitions = s.st.Partitions[:0]
+	for _, l := range leases {
+		s.st.Partitions = append(s.st.Partitions, l.Partition)
+	}
+	s.updatePositionLocked()
+	s.signalLocked()
+	s.mu.Unlock()
+	r.leases = next
+	r.validUntil = started.Add(r.ttl)
+	r.nextSync = started.Add(r.ttl / 3)
+	r.nearHead = false
+	return nil
+}
+
+func (r *run) dropAll() {
+	r.leases = map[int]Lease{}
+	s := r.s
+	s.mu.Lock()
+	s.done = nil
+	s.st.Partitions = nil
+	s.mu.Unlock()
+}
+
+// from is the position the next read begins after: the lowest handled.
+func (r *run) from() uint64 {
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	from := uint64(math.MaxUint64)
+	for p := range r.leases {
+		from = min(from, s.done[p])
+	}
+	return from
+}
+
+// step reads the next page after the lowest handled position and hands
+// this member's events of it to the handler. It reports whether it made
+// progress with a full page (so the next step should follow at once).
+func (r *run) step(ctx context.Context) (bool, error) {
+	s := r.s
+	from := r.from()
+	limit := s.o.batchSize
+	if len(r.leases) < r.n {
+		// The page also holds other members' events.
+		limit = min(s.o.batchSize*((r.n+len(r.leases)-1)/len(r.leases)), 4096)
+	}
+	var head uint64
+	headKnown := false
+	if r.nearHead || time.Since(r.headAt) > time.Second {
+		info, err := s.store.Info(ctx, eventstore.AllStreams)
+		if err != nil {
+			return false, err
+		}
+		head, headKnown = info.Position, true
+		r.headAt = time.Now()
+		s.setHead(head, info.LastTime)
+		if r.nearHead && head <= from {
+			return false, nil
+		}
+	}
+	events, err := r.read(ctx, from, limit)
+	if err != nil {
+		return false, err
+	}
+	full := len(events) == limit
+	end := from
+	if len(events) > 0 {
+		end = events[len(events)-1].Position
+	}
+	if !full && headKnown {
+		// Every event up to head had committed when the read began.
+		end = max(end, head)
+	}
+	batch := r.mine(events, nil)
+	if len(batch) > s.o.batchSize {
+		batch = batch[:s.o.batchSize]
+		end = batch[len(batch)-1].Position
+		full = true
+	}
+	if !full && len(batch) > 0 && s.o.maxWait > 0 {
+		batch, end = r.fill(ctx, batch, end)
+		full = len(batch) >= s.o.batchSize
+	}
+	r.nearHead = !full
+	if len(batch) == 0 {
+		r.advance(end, eventstore.Recorded{}, 0)
+		return full, nil
+	}
+	if !r.nearHead {
+		r.setState(CatchingUp)
+	}
+	return true, r.handle(ctx, batch, end)
+}
+
+// read returns up to limit events of the subscription's filter past from.
+func (r *run) read(ctx context.Context, from uint64, limit int) ([]eventstore.Recorded, error) {
+	r.buf = r.buf[:0]
+	for e, err := range r.s.store.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{
+		From: eventstore.After(from), Limit: limit, Filter: r.s.o.filter,
+	}) {
+		if err != nil {
+			return nil, err
+		}
+		r.buf = append(r.buf, e)
+	}
+	return r.buf, nil
+}
+
+// mine appends to batch the events of partitions this member holds that
+// it has not handled yet.
+func (r *run) mine(events, batch []eventstore.Recorded) []eventstore.Recorded {
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range events {
+		p := PartitionOf(e.StreamID, r.n)
+		if _, ok := r.leases[p]; ok && e.Position > s.done[p] {
+			batch = append(batch, e)
+		}
+	}
+	return batch
+}
+
+// fill waits up to the max wait for a live batch to fill.
+func (r *run) fill(ctx context.Context, batch []eventstore.Recorded, end uint64) ([]eventstore.Recorded, uint64) {
+	s := r.s
+	batch = slices.Clone(batch) // r.buf is read into again
+	deadline := time.Now().Add(s.o.maxWait)
+	for len(batch) < s.o.batchSize {
+		var ch <-chan struct{}
+		if r.changed != nil {
+			ch = r.changed()
+		}
+		events, err := r.read(ctx, end, s.o.batchSize-len(batch))
+		if err != nil {
+			return batch, end
+		}
+		if len(events) > 0 {
+			end = events[len(events)-1].Position
+			batch = r.mineAfter(events, batch)
+			continue
+		}
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		if !time.Now().Before(deadline) || ctx.Err() != nil {
+			break
+		}
+	}
+	return batch, end
+}
+
+func (r *run) mineAfter(events, batch []eventstore.Recorded) []eventstore.Recorded {
+	return r.mine(events, batch)
+}
+
+// checkpoints returns the leases held, at position end.
+func (r *run) checkpoints(end uint64) []Lease {
+	cps := make([]Lease, 0, len(r.leases))
+	for _, l := range r.leases {
+		l.Position = max(l.Position, end)
+		cps = append(cps, l)
+	}
+	slices.SortFunc(cps, func(a, b Lease) int { return a.Partition - b.Partition })
+	return cps
+}
+
+// handle delivers a batch, retrying and applying the failure policy, and
+// moves this member's partitions to end.
+func (r *run) handle(ctx context.Context, batch []eventstore.Recorded, end uint64) error {
+	s := r.s
+	attempts, err := r.attempt(ctx, r.checkpoints(end), batch)
+	if err == nil {
+		r.committed(end)
+		r.advance(end, batch[len(batch)-1], len(batch))
+		return nil
+	}
+	var hf *handlerFailure
+	if !errors.As(err, &hf) {
+		return err
+	}
+	if s.o.policy != Park {
+		return &HandlerError{Subscription: s.name, First: batch[0].Position, Last: batch[len(batch)-1].Position, Attempts: attempts, Err: hf.err}
+	}
+	// Find the events that fail on their own, and set them aside.
+	for _, e := range batch {
+		one := []eventstore.Recorded{e}
+		attempts, err := r.attempt(ctx, r.checkpoints(e.Position), one)
+		if err == nil {
+			r.committed(e.Position)
+			r.advance(e.Position, e, 1)
+			continue
+		}
+		if !errors.As(err, &hf) {
+			return err
+		}
+		text := hf.err.Error()
+		if len(text) > maxErrorTextSize {
+			text = text[:maxErrorTextSize]
+		}
+		if err := s.b.Park(ctx, s.name, Parked{
+			Position: e.Position, StreamID: e.StreamID, Version: e.Version, Type: e.Type, EventID: e.ID,
+			Error: text, Attempts: attempts, Time: time.Now(),
+		}); err != nil {
+			return err
+		}
+		if err := s.deliver(ctx, s.o.member, r.checkpoints(e.Position), nil); err != nil {
+			return err
+		}
+		r.committed(e.Position)
+		r.advance(e.Position, e, 0)
+		s.count(func(st *Status) { st.Parked++ })
+	}
+	if err := s.deliver(ctx, s.o.member, r.checkpoints(end), nil); err != nil {
+		return err
+	}
+	r.committed(end)
+	r.advance(end, eventstore.Recorded{}, 0)
+	return nil
+}
+
+// attempt delivers events with the retries of the options, renewing the
+// leases when the pauses eat into them. It returns the number of attempts
+// made.
+func (r *run) attempt(ctx context.Context, cps []Lease, events []eventstore.Recorded) (int, error) {
+	s := r.s
+	pause := s.o.backoff
+	for i := 1; ; i++ {
+		err := s.deliver(ctx, s.o.member, cps, events)
+		if err == nil {
+			return i, nil
+		}
+		if errors.Is(err, ErrLeaseLost) || ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) || i > s.o.retries {
+			return i, err
+		}
+		s.count(func(st *Status) { st.Retries++ })
+		if !sleep(ctx, pause) {
+			return i, ctx.Err()
+		}
+		pause = min(2*pause, s.o.maxBackoff)
+		if r.expiring(time.Now()) {
+			if err := r.renew(ctx); err != nil {
+				return i, err
+			}
+		}
+	}
+}
+
+// committed records that the leases were written at end.
+func (r *run) committed(end uint64) {
+	for p, l := range r.leases {
+		l.Position = max(l.Position, end)
+		r.leases[p] = l
+	}
+	r.lastCommit = time.Now()
+}
+
+// advance records that this member handled its partitions up to end (last
+// being the last event handed over, n the events delivered).
+func (r *run) advance(end uint64, last eventstore.Recorded, n int) {
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := range r.leases {
+		s.done[p] = max(s.done[p], end)
+	}
+	s.st.Delivered += uint64(n)
+	if !last.Time.IsZero() {
+		s.st.LagTime = max(s.headTime.Sub(last.Time), 0)
+	}
+	if n > 0 {
+		s.st.Err = nil
+	}
+	s.updatePositionLocked()
+	s.signalLocked()
+}
+
+// pendingAdvance reports handled positions not yet written (events skipped
+// by the filter or held by other members).
+func (r *run) pendingAdvance() bool {
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p, l := range r.leases {
+		if s.done[p] > l.Position {
+			return true
+		}
+	}
+	return false
+}
+
+// flushAdvance writes the checkpoints past skipped events: at most once per
+// advanceEvery while live, and always on the way out (force).
+func (r *run) flushAdvance(ctx context.Context, force bool) error {
+	if !r.pendingAdvance() || (!force && time.Since(r.lastCommit) < r.s.o.advanceEvery) {
+		return nil
+	}
+	end := r.from()
+	if err := r.s.deliver(ctx, r.s.o.member, r.checkpoints(end), nil); err != nil {
+		return err
+	}
+	r.committed(end)
+	return nil
+}
+
+// leave writes the last checkpoints and releases the partitions.
+func (r *run) leave(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if len(r.leases) > 0 && time.Now().Before(r.validUntil) {
+		_ = r.flushAdvance(ctx, true) // best effort: the partitions are replayed from the last checkpoint otherwise
+	}
+	if r.n > 0 {
+		_ = r.s.b.Leave(ctx, r.s.name, r.s.o.member) // best effort: the leases run out otherwise
+	}
+}
+
+func (r *run) setState(st State) {
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.State != st {
+		s.st.State = st
+		if st == Live {
+			s.st.LagTime = 0
+		}
+		s.signalLocked()
+	}
+}
+
+func (r *run) setErr(err error) {
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.Err = err
+}
