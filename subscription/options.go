@@ -37,48 +37,48 @@ func (p Policy) String() string {
 }
 
 type options struct {
-	filter        eventstore.Filter
-	batchSize     int
-	maxWait       time.Duration
-	start         eventstore.Start
-	retries       int
-	backoff       time.Duration
-	maxBackoff    time.Duration
-	policy        Policy
-	partitions    int // 0: the stored number, or 1 for a new subscription
-	member        string
-	leaseTTL      time.Duration
-	poll          time.Duration
-	advanceEvery  time.Duration
-	errorBackoff  time.Duration
-	maxErrorPause time.Duration
+	filter          eventstore.Filter
+	batchSize       int
+	maxWait         time.Duration
+	start           eventstore.Start
+	retries         int
+	backoff         time.Duration
+	maxBackoff      time.Duration
+	policy          Policy
+	partitions      int // 0: the stored number, or 1 for a new subscription
+	member          string
+	leaseTTL        time.Duration
+	poll            time.Duration
+	checkpointEvery time.Duration
+	errorBackoff    time.Duration
+	maxErrorPause   time.Duration
 }
 
 // Defaults.
 const (
 	DefaultBatchSize = 100
 	// MaxBatchSize is the largest batch size.
-	MaxBatchSize     = 10000
-	DefaultRetries   = 3
-	DefaultBackoff   = 100 * time.Millisecond
-	DefaultLeaseTTL  = 10 * time.Second
-	defaultPoll      = time.Second
-	defaultMaxPause  = 5 * time.Second
-	defaultAdvance   = time.Second
-	maxErrorTextSize = 4096
+	MaxBatchSize           = 10000
+	DefaultRetries         = 3
+	DefaultBackoff         = 100 * time.Millisecond
+	DefaultLeaseTTL        = 10 * time.Second
+	defaultPoll            = time.Second
+	defaultMaxPause        = 5 * time.Second
+	defaultCheckpointEvery = time.Second
+	maxErrorTextSize       = 4096
 )
 
 func defaultOptions() options {
 	return options{
-		batchSize:     DefaultBatchSize,
-		retries:       DefaultRetries,
-		backoff:       DefaultBackoff,
-		maxBackoff:    defaultMaxPause,
-		leaseTTL:      DefaultLeaseTTL,
-		poll:          defaultPoll,
-		advanceEvery:  defaultAdvance,
-		errorBackoff:  DefaultBackoff,
-		maxErrorPause: defaultMaxPause,
+		batchSize:       DefaultBatchSize,
+		retries:         DefaultRetries,
+		backoff:         DefaultBackoff,
+		maxBackoff:      defaultMaxPause,
+		leaseTTL:        DefaultLeaseTTL,
+		poll:            defaultPoll,
+		checkpointEvery: defaultCheckpointEvery,
+		errorBackoff:    DefaultBackoff,
+		maxErrorPause:   defaultMaxPause,
 	}
 }
 
@@ -218,6 +218,24 @@ func WithPollInterval(d time.Duration) Option {
 			return invalid("poll interval", "%v is not positive", d)
 		}
 		o.poll = d
+		return nil
+	}
+}
+
+// WithCheckpointInterval sets how often the checkpoints not written by a
+// handler's transaction are written: an at-least-once subscription's
+// (made by New), and positions past events the filter skips or other
+// members hold. The default is 1s; 0 writes them after every batch. A
+// member that dies hands at most that much over again; one that stops
+// (its context ends) writes them on its way out. A subscription made by
+// NewTx writes its checkpoint with every batch, in the handler's
+// transaction, whatever this says.
+func WithCheckpointInterval(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return invalid("checkpoint interval", "%v is negative", d)
+		}
+		o.checkpointEvery = d
 		return nil
 	}
 }

@@ -90,7 +90,7 @@ func (r *run) loop(ctx context.Context) error {
 		}
 		wait := min(s.o.poll, time.Until(r.nextSync))
 		if r.pendingAdvance() {
-			wait = min(wait, time.Until(r.lastCommit.Add(s.o.advanceEvery)))
+			wait = min(wait, time.Until(r.lastCommit.Add(s.o.checkpointEvery)))
 		}
 		t := time.NewTimer(max(wait, time.Millisecond))
 		select {
@@ -391,9 +391,12 @@ func (r *run) checkpoints(end uint64) []Lease {
 // moves this member's partitions to end.
 func (r *run) handle(ctx context.Context, batch []eventstore.Recorded, end uint64) error {
 	s := r.s
-	attempts, err := r.attempt(ctx, r.checkpoints(end), batch)
+	commit := s.txn || time.Since(r.lastCommit) >= s.o.checkpointEvery
+	attempts, err := r.attempt(ctx, r.checkpoints(end), batch, commit)
 	if err == nil {
-		r.committed(end)
+		if commit {
+			r.committed(end)
+		}
 		r.advance(end, batch[len(batch)-1], len(batch))
 		return nil
 	}
@@ -407,9 +410,11 @@ func (r *run) handle(ctx context.Context, batch []eventstore.Recorded, end uint6
 	// Find the events that fail on their own, and set them aside.
 	for _, e := range batch {
 		one := []eventstore.Recorded{e}
-		attempts, err := r.attempt(ctx, r.checkpoints(e.Position), one)
+		attempts, err := r.attempt(ctx, r.checkpoints(e.Position), one, s.txn)
 		if err == nil {
-			r.committed(e.Position)
+			if s.txn {
+				r.committed(e.Position)
+			}
 			r.advance(e.Position, e, 1)
 			continue
 		}
@@ -426,14 +431,14 @@ func (r *run) handle(ctx context.Context, batch []eventstore.Recorded, end uint6
 		}); err != nil {
 			return err
 		}
-		if err := s.deliver(ctx, s.o.member, r.checkpoints(e.Position), nil); err != nil {
+		if err := s.deliver(ctx, s.o.member, r.checkpoints(e.Position), nil, true); err != nil {
 			return err
 		}
 		r.committed(e.Position)
 		r.advance(e.Position, e, 0)
 		s.count(func(st *Status) { st.Parked++ })
 	}
-	if err := s.deliver(ctx, s.o.member, r.checkpoints(end), nil); err != nil {
+	if err := s.deliver(ctx, s.o.member, r.checkpoints(end), nil, true); err != nil {
 		return err
 	}
 	r.committed(end)
@@ -444,11 +449,11 @@ func (r *run) handle(ctx context.Context, batch []eventstore.Recorded, end uint6
 // attempt delivers events with the retries of the options, renewing the
 // leases when the pauses eat into them. It returns the number of attempts
 // made.
-func (r *run) attempt(ctx context.Context, cps []Lease, events []eventstore.Recorded) (int, error) {
+func (r *run) attempt(ctx context.Context, cps []Lease, events []eventstore.Recorded, commit bool) (int, error) {
 	s := r.s
 	pause := s.o.backoff
 	for i := 1; ; i++ {
-		err := s.deliver(ctx, s.o.member, cps, events)
+		err := s.deliver(ctx, s.o.member, cps, events, commit)
 		if err == nil {
 			return i, nil
 		}
@@ -497,8 +502,7 @@ func (r *run) advance(end uint64, last eventstore.Recorded, n int) {
 	s.signalLocked()
 }
 
-// pendingAdvance reports handled positions not yet written (events skipped
-// by the filter or held by other members).
+// pendingAdvance reports handled positions not yet written.
 func (r *run) pendingAdvance() bool {
 	s := r.s
 	s.mu.Lock()
@@ -511,14 +515,16 @@ func (r *run) pendingAdvance() bool {
 	return false
 }
 
-// flushAdvance writes the checkpoints past skipped events: at most once per
-// advanceEvery while live, and always on the way out (force).
+// flushAdvance writes the checkpoints not written with a batch (events
+// skipped by the filter or held by other members, and an at-least-once
+// subscription's batches): at most once per checkpointEvery while live,
+// and always on the way out (force).
 func (r *run) flushAdvance(ctx context.Context, force bool) error {
-	if !r.pendingAdvance() || (!force && time.Since(r.lastCommit) < r.s.o.advanceEvery) {
+	if !r.pendingAdvance() || (!force && time.Since(r.lastCommit) < r.s.o.checkpointEvery) {
 		return nil
 	}
 	end := r.from()
-	if err := r.s.deliver(ctx, r.s.o.member, r.checkpoints(end), nil); err != nil {
+	if err := r.s.deliver(ctx, r.s.o.member, r.checkpoints(end), nil, true); err != nil {
 		return err
 	}
 	r.committed(end)

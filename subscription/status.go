@@ -91,7 +91,6 @@ func (s *Subscription) WaitFor(ctx context.Context, position uint64) error {
 		s.mu.Lock()
 		ch := s.progress
 		local, all := s.reachedLocked(position)
-		n := s.n
 		done := make(map[int]uint64, len(s.done))
 		for p, v := range s.done {
 			done[p] = v
@@ -100,7 +99,7 @@ func (s *Subscription) WaitFor(ctx context.Context, position uint64) error {
 		if local {
 			return nil
 		}
-		if !all && n > 0 {
+		if !all {
 			ok, err := s.storedReach(ctx, position, done)
 			if err != nil {
 				return err

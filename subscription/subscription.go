@@ -103,9 +103,12 @@ type Subscription struct {
 	o     options
 
 	// deliver hands events to the handler and writes the checkpoints cps,
-	// the at-least-once way (New) or in one transaction (NewTx). With no
-	// events it only writes the checkpoints.
-	deliver func(ctx context.Context, member string, cps []Lease, events []eventstore.Recorded) error
+	// the at-least-once way (New: then only when commit is set) or in one
+	// transaction (NewTx: always). With no events it only writes the
+	// checkpoints.
+	deliver func(ctx context.Context, member string, cps []Lease, events []eventstore.Recorded, commit bool) error
+	// txn: made by NewTx, every batch commits its checkpoint.
+	txn bool
 	// replay hands a parked event to the handler and unparks it.
 	replay func(ctx context.Context, e eventstore.Recorded) error
 
@@ -130,11 +133,14 @@ func New[Tx any](store Store[Tx], name string, h Handler, opts ...Option) (*Subs
 	if err != nil {
 		return nil, err
 	}
-	s.deliver = func(ctx context.Context, member string, cps []Lease, events []eventstore.Recorded) error {
+	s.deliver = func(ctx context.Context, member string, cps []Lease, events []eventstore.Recorded, commit bool) error {
 		if len(events) > 0 {
 			if err := h(ctx, events); err != nil {
 				return &handlerFailure{err}
 			}
+		}
+		if !commit {
+			return nil
 		}
 		return b.Commit(ctx, name, member, cps, nil)
 	}
@@ -159,7 +165,8 @@ func NewTx[Tx any](store Store[Tx], name string, h TxHandler[Tx], opts ...Option
 	if err != nil {
 		return nil, err
 	}
-	s.deliver = func(ctx context.Context, member string, cps []Lease, events []eventstore.Recorded) error {
+	s.txn = true
+	s.deliver = func(ctx context.Context, member string, cps []Lease, events []eventstore.Recorded, _ bool) error {
 		var fn func(context.Context, Tx) error
 		if len(events) > 0 {
 			fn = func(ctx context.Context, tx Tx) error {
