@@ -71,6 +71,14 @@
 // with a pair of stores, Shared. The suite waits on channels with
 // deadlines, never on sleeps, so a failure is a broken rule, not a slow
 // machine.
+//
+// # Subscription backends
+//
+// A store that keeps subscriptions (a [github.com/esv2/esv2/subscription.Store])
+// runs [RunBackend] on its [github.com/esv2/esv2/subscription.Backend] too:
+// registration, heartbeats, leases and their epochs, checkpoints (never
+// backwards, all or nothing, fenced by ErrLeaseLost), parked events, reset
+// and delete, and members racing for partitions.
 package eventstoretest
 
 import (

@@ -12,6 +12,12 @@
 // backend; the checks and writes that follow it are then made atomically,
 // as a serializable transaction would make them after fn's statements.
 //
+// # Faults
+//
+// [NewFaulty] makes a backend that breaks the contract on purpose, in the
+// ways [Faults] lists: the conformance suite's own tests check that each
+// fault fails the subtest written to catch it.
+//
 // # Time
 //
 // Leases and members expire by [Backend.Now], which tests may replace to
@@ -21,6 +27,7 @@ package membackend
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -49,8 +56,43 @@ type Backend[Tx any] struct {
 // db is the state under one or more handles, as a database is under
 // several processes' stores.
 type db struct {
-	mu   sync.Mutex
-	subs map[string]*sub
+	mu     sync.Mutex
+	subs   map[string]*sub
+	faults Faults
+	// ghosts keeps what DeleteKeepsParked and DeleteKeepsMembers leave of
+	// deleted subscriptions.
+	ghosts map[string]*sub
+}
+
+// Faults are deliberate violations of the contract, one per field, for
+// the tests of the conformance suite. The zero value is the contract.
+type Faults struct {
+	RegisterOverwrites    bool // Register of an existing name replaces its partitions
+	HeartbeatKeepsExpired bool // Heartbeat forgets no one
+	HeartbeatUnsorted     bool // Heartbeat lists members in no particular order
+	AcquireStealsLive     bool // Acquire takes partitions whose owner's lease is live
+	AcquireKeepsEpoch     bool // taking a partition leaves its epoch
+	AcquireBumpsOwn       bool // extending a member's own lease grows its epoch
+	AcquireKeepsUnwanted  bool // Acquire does not release what is not in want
+	AcquireUnordered      bool // Acquire returns leases in reverse partition order
+	AcquireRace           bool // Acquire checks owners and takes partitions in two steps, unlocked between
+	LeaveKeepsPartitions  bool // Leave forgets the member but keeps its leases
+	CommitIgnoresEpoch    bool // Commit checks the owner only
+	CommitIgnoresOwner    bool // Commit checks the epoch only
+	CommitPartial         bool // Commit writes checkpoints until the first lost one
+	CommitBackwards       bool // Commit sets positions, lower ones too
+	CommitWrapsFnError    bool // Commit wraps fn's error
+	CommitFnErrorCommits  bool // Commit writes the checkpoints even when fn fails
+	ParkAppends           bool // Park of a parked position keeps the old entry (first wins)
+	ParkedUnordered       bool // Parked lists events in reverse position order
+	UnparkIgnoresFnError  bool // Unpark deletes the event and returns nil when fn fails
+	UnparkMissingOK       bool // Unpark of a position with no parked event is not an error
+	PartitionsUnordered   bool // Partitions("") lists subscriptions in reverse name order
+	ResetKeepsEpochs      bool // Reset ends leases but leaves epochs
+	ResetKeepsOwners      bool // Reset sets positions only
+	DeleteKeepsParked     bool // Delete leaves the parked events, found again by a new subscription of the name
+	DeleteKeepsMembers    bool // Delete leaves the members, found again by a new subscription of the name
+	ClosedIgnored         bool // Close has no effect
 }
 
 type sub struct {
@@ -62,7 +104,13 @@ type sub struct {
 // New returns an empty backend whose Commit and Unpark give fn newTx() as
 // the transaction (the zero Tx when newTx is nil).
 func New[Tx any](newTx func() Tx) *Backend[Tx] {
-	return &Backend[Tx]{Now: time.Now, db: &db{subs: make(map[string]*sub)}, newTx: newTx}
+	return NewFaulty(newTx, Faults{})
+}
+
+// NewFaulty is New with the deliberate faults f, for the tests of the
+// conformance suite; its handles (see [Backend.Open]) share them.
+func NewFaulty[Tx any](newTx func() Tx, f Faults) *Backend[Tx] {
+	return &Backend[Tx]{Now: time.Now, db: &db{subs: make(map[string]*sub), faults: f, ghosts: make(map[string]*sub)}, newTx: newTx}
 }
 
 // Open returns a second handle on b's state, with b's clock and its own
@@ -76,7 +124,7 @@ func (b *Backend[Tx]) Open() *Backend[Tx] {
 func (b *Backend[Tx]) Close() error {
 	b.db.mu.Lock()
 	defer b.db.mu.Unlock()
-	b.closed = true
+	b.closed = !b.db.faults.ClosedIgnored
 	return nil
 }
 
@@ -124,11 +172,16 @@ func (b *Backend[Tx]) Register(ctx context.Context, name string, n int, start ui
 		return 0, err
 	}
 	defer b.db.mu.Unlock()
-	if s, ok := b.db.subs[name]; ok {
-		return len(s.parts), nil
+	f := b.db.faults
+	old, ok := b.db.subs[name]
+	if ok && !f.RegisterOverwrites {
+		return len(old.parts), nil
 	}
 	now := b.now()
 	s := &sub{members: make(map[string]time.Time), parked: make(map[uint64]subscription.Parked)}
+	if kept, ok := b.db.ghosts[name]; ok {
+		s.members, s.parked = kept.members, kept.parked
+	}
 	for i := range n {
 		s.parts = append(s.parts, subscription.Partition{Subscription: name, Partition: i, Position: start, Updated: now})
 	}
@@ -150,13 +203,16 @@ func (b *Backend[Tx]) Heartbeat(ctx context.Context, name, member string, ttl ti
 	s.members[member] = now.Add(ttl)
 	live := make([]string, 0, len(s.members))
 	for m, until := range s.members {
-		if !until.After(now) {
+		if !until.After(now) && !b.db.faults.HeartbeatKeepsExpired {
 			delete(s.members, m)
 			continue
 		}
 		live = append(live, m)
 	}
 	slices.Sort(live)
+	if b.db.faults.HeartbeatUnsorted {
+		slices.Reverse(live)
+	}
 	return live, nil
 }
 
@@ -170,6 +226,7 @@ func (b *Backend[Tx]) Acquire(ctx context.Context, name, member string, want []i
 	if err != nil {
 		return nil, err
 	}
+	f := b.db.faults
 	now := b.now()
 	until := now.Add(ttl)
 	var leases []subscription.Lease
@@ -178,19 +235,34 @@ func (b *Backend[Tx]) Acquire(ctx context.Context, name, member string, want []i
 		_, wanted := slices.BinarySearch(want, i)
 		switch {
 		case !wanted:
-			if p.Owner == member {
+			if p.Owner == member && !f.AcquireKeepsUnwanted {
 				p.Owner, p.LeaseUntil = "", time.Time{}
 			}
 			continue
 		case p.Owner == member:
 			p.LeaseUntil = until
-		case p.Owner == "" || !p.LeaseUntil.After(now):
+			if f.AcquireBumpsOwn {
+				p.Epoch++
+			}
+		case p.Owner == "" || !p.LeaseUntil.After(now) || f.AcquireStealsLive:
+			if f.AcquireRace {
+				// Check, then take in a second step, as a read followed
+				// by an unconditional UPDATE would.
+				b.db.mu.Unlock()
+				time.Sleep(time.Millisecond)
+				b.db.mu.Lock()
+			}
 			p.Owner, p.LeaseUntil = member, until
-			p.Epoch++
+			if !f.AcquireKeepsEpoch {
+				p.Epoch++
+			}
 		default:
 			continue // another member's live lease
 		}
 		leases = append(leases, subscription.Lease{Partition: i, Epoch: p.Epoch, Position: p.Position})
+	}
+	if f.AcquireUnordered {
+		slices.Reverse(leases)
 	}
 	return leases, nil
 }
@@ -206,6 +278,9 @@ func (b *Backend[Tx]) Leave(ctx context.Context, name, member string) error {
 		return nil
 	}
 	delete(s.members, member)
+	if b.db.faults.LeaveKeepsPartitions {
+		return nil
+	}
 	for i := range s.parts {
 		if p := &s.parts[i]; p.Owner == member {
 			p.Owner, p.LeaseUntil = "", time.Time{}
@@ -220,9 +295,14 @@ func (b *Backend[Tx]) Commit(ctx context.Context, name, member string, cps []sub
 		return err
 	}
 	b.db.mu.Unlock()
+	f := b.db.faults
+	var fnErr error
 	if fn != nil {
-		if err := fn(ctx, b.tx()); err != nil {
-			return err
+		if fnErr = fn(ctx, b.tx()); fnErr != nil && !f.CommitFnErrorCommits {
+			if f.CommitWrapsFnError {
+				return fmt.Errorf("handler: %w", fnErr)
+			}
+			return fnErr
 		}
 	}
 	if err := b.lock(ctx); err != nil {
@@ -238,24 +318,27 @@ func (b *Backend[Tx]) Commit(ctx context.Context, name, member string, cps []sub
 		}
 		return err
 	}
+	now := b.now()
 	// Check every checkpoint before writing any: all or nothing.
 	for _, cp := range cps {
 		if cp.Partition < 0 || cp.Partition >= len(s.parts) {
 			return fmt.Errorf("subscription %q partition %d: no such partition: %w", name, cp.Partition, subscription.ErrLeaseLost)
 		}
-		p := s.parts[cp.Partition]
-		if p.Owner != member || p.Epoch != cp.Epoch {
+		p := &s.parts[cp.Partition]
+		if (p.Owner != member && !f.CommitIgnoresOwner) || (p.Epoch != cp.Epoch && !f.CommitIgnoresEpoch) {
 			return fmt.Errorf("subscription %q partition %d: held by %q at epoch %d, not %q at epoch %d: %w",
 				name, cp.Partition, p.Owner, p.Epoch, member, cp.Epoch, subscription.ErrLeaseLost)
 		}
-	}
-	now := b.now()
-	for _, cp := range cps {
-		if p := &s.parts[cp.Partition]; cp.Position > p.Position {
+		if f.CommitPartial && (cp.Position > p.Position || f.CommitBackwards) {
 			p.Position, p.Updated = cp.Position, now
 		}
 	}
-	return nil
+	for _, cp := range cps {
+		if p := &s.parts[cp.Partition]; cp.Position > p.Position || f.CommitBackwards {
+			p.Position, p.Updated = cp.Position, now
+		}
+	}
+	return fnErr
 }
 
 // Park implements [subscription.Backend].
@@ -267,6 +350,9 @@ func (b *Backend[Tx]) Park(ctx context.Context, name string, p subscription.Park
 	s, err := b.get(name)
 	if err != nil {
 		return err
+	}
+	if _, ok := s.parked[p.Position]; ok && b.db.faults.ParkAppends {
+		return nil
 	}
 	s.parked[p.Position] = p
 	return nil
@@ -287,6 +373,9 @@ func (b *Backend[Tx]) Parked(ctx context.Context, name string) ([]subscription.P
 		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b subscription.Parked) int { return cmp.Compare(a.Position, b.Position) })
+	if b.db.faults.ParkedUnordered {
+		slices.Reverse(out)
+	}
 	return out, nil
 }
 
@@ -294,11 +383,15 @@ func (b *Backend[Tx]) Parked(ctx context.Context, name string) ([]subscription.P
 func (b *Backend[Tx]) Unpark(ctx context.Context, name string, position uint64, fn func(ctx context.Context, tx Tx) error) error {
 	// Look first, so that fn does not run for nothing; look again after
 	// it, since another call may have unparked the event meanwhile.
+	f := b.db.faults
 	if err := b.findParked(ctx, name, position); err != nil {
+		if f.UnparkMissingOK && errors.Is(err, eventstore.ErrNotFound) {
+			return nil
+		}
 		return err
 	}
 	if fn != nil {
-		if err := fn(ctx, b.tx()); err != nil {
+		if err := fn(ctx, b.tx()); err != nil && !f.UnparkIgnoresFnError {
 			return err
 		}
 	}
@@ -348,6 +441,9 @@ func (b *Backend[Tx]) Partitions(ctx context.Context, name string) ([]subscripti
 			names = append(names, n)
 		}
 		slices.Sort(names)
+		if b.db.faults.PartitionsUnordered {
+			slices.Reverse(names)
+		}
 	}
 	out := []subscription.Partition{}
 	for _, n := range names {
@@ -370,8 +466,13 @@ func (b *Backend[Tx]) Reset(ctx context.Context, name string, position uint64) e
 	for i := range s.parts {
 		p := &s.parts[i]
 		p.Position, p.Updated = position, now
+		if b.db.faults.ResetKeepsOwners {
+			continue
+		}
 		p.Owner, p.LeaseUntil = "", time.Time{}
-		p.Epoch++
+		if !b.db.faults.ResetKeepsEpochs {
+			p.Epoch++
+		}
 	}
 	return nil
 }
@@ -382,9 +483,20 @@ func (b *Backend[Tx]) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	defer b.db.mu.Unlock()
-	if _, err := b.get(name); err != nil {
+	s, err := b.get(name)
+	if err != nil {
 		return err
 	}
 	delete(b.db.subs, name)
+	if f := b.db.faults; f.DeleteKeepsParked || f.DeleteKeepsMembers {
+		ghost := &sub{members: make(map[string]time.Time), parked: make(map[uint64]subscription.Parked)}
+		if f.DeleteKeepsParked {
+			ghost.parked = s.parked
+		}
+		if f.DeleteKeepsMembers {
+			ghost.members = s.members
+		}
+		b.db.ghosts[name] = ghost
+	}
 	return nil
 }

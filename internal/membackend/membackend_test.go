@@ -119,7 +119,7 @@ func TestAcquireAndCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	if err := b.Commit(ctx, "s", "a", []subscription.Lease{{Partition: 0, Epoch: 1, Position: 9}}, func(context.Context, int) error { return boom }); err != boom {
+	if err := b.Commit(ctx, "s", "a", []subscription.Lease{{Partition: 0, Epoch: 1, Position: 9}}, func(context.Context, int) error { return boom }); err != boom { //nolint:errorlint // the contract: fn's error as it is, not wrapped
 		t.Errorf("Commit with failing fn: %v, want fn's error as is", err)
 	}
 	var pos []uint64
@@ -153,7 +153,7 @@ func TestParked(t *testing.T) {
 		t.Errorf("parked (-want +got):\n%s", diff)
 	}
 	boom := errors.New("boom")
-	if err := b.Unpark(ctx, "s", 3, func(context.Context, int) error { return boom }); err != boom {
+	if err := b.Unpark(ctx, "s", 3, func(context.Context, int) error { return boom }); err != boom { //nolint:errorlint // the contract: fn's error as it is, not wrapped
 		t.Errorf("Unpark with failing fn: %v, want fn's error", err)
 	}
 	if err := b.Unpark(ctx, "s", 3, nil); err != nil {

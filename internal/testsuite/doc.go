@@ -52,6 +52,19 @@
 // of stores, Shared (including Close of one store while appends and
 // watches are in flight on it, checked through the other).
 //
+// # Subscription backends
+//
+// [RunBackend] and [RunBackendFeatures] are the conformance suite of
+// [github.com/esv2/esv2/subscription.Backend], generic in the backend's Tx,
+// with the same habits: a factory per leaf subtest with that subtest's t,
+// parallel subtests named Backend/<Method>/<Case>, errgroup for the
+// racing members of Backend/Acquire/Concurrent. [BackendFeatures].NewPair
+// adds Backend/Shared (two handles on one database) and NewClosing adds
+// Backend/Close; without them those groups are skipped, and the test log
+// says so. Leases and members that must expire get a ttl of 50ms and the
+// suite polls until the backend's own clock has let a probe member go,
+// so a database whose clock is not the test's is waited for correctly.
+//
 // # How it waits
 //
 // The suite never sleeps to let something happen: it waits on channels with
@@ -85,4 +98,11 @@
 // its arguments ...), each of which must fail the subtest written to catch
 // it. eventstoretest's tests run the suite on the front of package
 // eventstore/driver over the tiny driver of internal/testsuite/thirdparty.
+//
+// The backend suite is tested the same way: it runs on
+// internal/membackend, which must pass, and on membackend's deliberate
+// Faults (Commit ignoring the epoch or writing checkpoints up
+// to a lost one, Acquire stealing live leases or racing between its check
+// and its write, Reset keeping epochs, Delete leaving parked events ...),
+// each of which must fail its subtest (TestBackendSuiteCatchesMutants).
 package testsuite
