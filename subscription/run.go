@@ -427,7 +427,7 @@ func (r *run) handle(ctx context.Context, batch []eventstore.Recorded, end uint6
 		}
 		if err := s.b.Park(ctx, s.name, Parked{
 			Position: e.Position, StreamID: e.StreamID, Version: e.Version, Type: e.Type, EventID: e.ID,
-			Error: text, Attempts: attempts, Time: time.Now(),
+			Error: text, Attempts: attempts, Time: time.Now().Truncate(eventstore.TimePrecision),
 		}); err != nil {
 			return err
 		}

@@ -926,7 +926,7 @@ func parked(pos uint64, errText string, attempts int) subscription.Parked {
 		Error:    errText,
 		Attempts: attempts,
 		// Whole seconds: the stored precision is the backend's.
-		Time: parkTime.Add(time.Duration(pos) * time.Second),
+		Time: parkTime.Add(time.Duration(pos%1_000_000) * time.Second), // whole seconds, within time.Duration for any position
 	}
 }
 
