@@ -30,7 +30,9 @@ type Handler func(ctx context.Context, events []eventstore.Recorded) error
 // checkpoint. A read model kept in the event store's database with it is
 // updated exactly once per event: its rows and the checkpoint commit
 // together or not at all. The handler must not commit or roll back tx, nor
-// keep it after it returns. An error rolls tx back, and is retried, then
+// keep it after it returns, and must not append to the store while it runs:
+// SQLite runs tx on the store's one writer, which would wait for the
+// handler. An error rolls tx back, and is retried, then
 // handled by the subscription's [Policy].
 type TxHandler[Tx any] func(ctx context.Context, tx Tx, events []eventstore.Recorded) error
 
