@@ -110,3 +110,32 @@ func TestRunRetriesRegister(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// TestTxCommitUnknownOutcomeNotReapplied: when the answer to a
+// transactional batch's COMMIT is lost (the connection is terminated
+// after the server committed), the batch must not be applied a second
+// time: the read model and the checkpoint committed together, so a
+// retry that runs the handler again and commits again applies every
+// event of the batch twice. NewTx promises an effect exactly once.
+func TestTxCommitUnknownOutcomeNotReapplied(t *testing.T) {
+	s := newFaultyStore(t, 0, 1)
+	last := appendN(t, s, "a", 5, "t")
+	sub, err := subscription.NewTx(s, "rm", func(ctx context.Context, _ tx, events []eventstore.Recorded) error {
+		if p, ok := ctx.Value(pendingKey{}).(*[]eventstore.Recorded); ok {
+			*p = append(*p, events...)
+		}
+		return nil
+	}, subscription.WithRetries(3, time.Millisecond, time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, sub)
+	waitFor(t, sub, last)
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	for pos := uint64(1); pos <= last; pos++ {
+		if n := s.b.applied[pos]; n != 1 {
+			t.Errorf("event at position %d applied %d times in committed transactions, want 1", pos, n)
+		}
+	}
+}

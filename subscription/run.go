@@ -466,6 +466,17 @@ func (r *run) attempt(ctx context.Context, cps []Lease, events []eventstore.Reco
 		if err == nil {
 			return i, nil
 		}
+		var hf *handlerFailure
+		if len(events) > 0 && !errors.As(err, &hf) {
+			// The commit failed, but its outcome may be unknown: a
+			// connection lost while COMMIT's answer was on its way
+			// leaves the batch committed. Delivering it again now would
+			// apply a transactional handler's batch twice; instead the
+			// loop syncs first, which reads the stored positions, and
+			// resumes from them.
+			r.nextSync = time.Time{}
+			return i, err
+		}
 		if errors.Is(err, ErrLeaseLost) || ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) || i > s.o.retries {
 			return i, err
 		}
