@@ -31,15 +31,29 @@ type run struct {
 
 func (r *run) loop(ctx context.Context) error {
 	s := r.s
-	if err := r.register(ctx); err != nil {
-		return err
+	pause := s.o.errorBackoff
+	// A database error while registering (a lost connection) is tried
+	// again like any other, as Run's documentation says.
+	for {
+		err := r.register(ctx)
+		if err == nil {
+			break
+		}
+		if fatal(err) || ctx.Err() != nil {
+			return err
+		}
+		r.setErr(err)
+		if !sleep(ctx, pause) {
+			return nil
+		}
+		pause = min(2*pause, s.o.maxErrorPause)
 	}
+	pause = s.o.errorBackoff
 	if c, ok := s.store.(changer); ok {
 		changed, release := c.Changes(eventstore.AllStreams)
 		defer release()
 		r.changed = changed
 	}
-	pause := s.o.errorBackoff
 	for ctx.Err() == nil {
 		if now := time.Now(); !now.Before(r.nextSync) || r.expiring(now) {
 			if err := r.sync(ctx); err != nil {
@@ -456,6 +470,17 @@ func (r *run) attempt(ctx context.Context, cps []Lease, events []eventstore.Reco
 		err := s.deliver(ctx, s.o.member, cps, events, commit)
 		if err == nil {
 			return i, nil
+		}
+		var hf *handlerFailure
+		if len(events) > 0 && !errors.As(err, &hf) {
+			// The commit failed, but its outcome may be unknown: a
+			// connection lost while COMMIT's answer was on its way
+			// leaves the batch committed. Delivering it again now would
+			// apply a transactional handler's batch twice; instead the
+			// loop syncs first, which reads the stored positions, and
+			// resumes from them.
+			r.nextSync = time.Time{}
+			return i, err
 		}
 		if errors.Is(err, ErrLeaseLost) || ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) || i > s.o.retries {
 			return i, err

@@ -16,12 +16,14 @@ type line struct {
 	// K is the kind: "i" attempted batch, "a" acknowledged append, "e"
 	// append error, "h" watch header (the watched stream), "w" watched
 	// event, "o" operation of the commit workload (attempted, then
-	// answered).
+	// answered), "d" event delivered to a subscription's handler.
 	K     string `json:"k"`
 	Batch *Batch `json:"b,omitempty"`
 	Ack   *Ack   `json:"a,omitempty"`
 	Seen  *Seen  `json:"w,omitempty"`
 	Op    *Op    `json:"o,omitempty"`
+	// Delivery is a delivered event of the subscription workload.
+	Delivery *Delivery `json:"d,omitempty"`
 	// Stream is the watched stream of a header.
 	Stream string `json:"s,omitempty"`
 	// Class and Err describe an append error.
@@ -65,6 +67,24 @@ func (l *logFile) write(v line) error {
 	}
 	l.buf = append(append(l.buf[:0], b...), '\n')
 	_, err = l.f.Write(l.buf)
+	return err
+}
+
+// writeLines writes lines with one write(2). A process killed at any
+// moment leaves whole lines (openLog and readLines drop a torn last one):
+// all of them, none, or (should the kernel cut the write short) a prefix.
+func (l *logFile) writeLines(lines []line) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = l.buf[:0]
+	for _, v := range lines {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		l.buf = append(append(l.buf, b...), '\n')
+	}
+	_, err := l.f.Write(l.buf)
 	return err
 }
 

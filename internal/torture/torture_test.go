@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -70,6 +71,12 @@ func child(name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s, err := openBackend(ctx, os.Getenv(envBackend))
+	// A consumer's connections are terminated at random, even while it
+	// opens its store: it tries again, as a restarted service would.
+	for try := 0; err != nil && os.Getenv(envMode) == modeConsumer && try < 20; try++ {
+		time.Sleep(50 * time.Millisecond) // a pause between attempts, not a synchronisation
+		s, err = openBackend(ctx, os.Getenv(envBackend))
+	}
 	if err != nil {
 		return err
 	}
@@ -80,6 +87,14 @@ func child(name string) error {
 		return err
 	}
 	seed, _ := strconv.ParseUint(strings.TrimPrefix(name, "c"), 10, 64)
+	switch os.Getenv(envMode) {
+	case modeSubWriter, modeConsumer:
+		// The parent stops a consumer (a member leaving its group) with
+		// SIGTERM: Run then writes its checkpoints and leaves.
+		ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
+		defer stop()
+		return subChild(ctx, s, name, run)
+	}
 	if os.Getenv(envMode) == "commit" {
 		return torture.RunCommitChild(ctx, s, torture.CommitConfig{Dir: os.Getenv(envDir), Child: name, Run: run, Writers: nw, Seed: seed})
 	}
@@ -103,7 +118,11 @@ func openBackend(ctx context.Context, backend string) (eventstore.Store, error) 
 		if strings.Contains(dsn, "?") {
 			sep = "&"
 		}
-		return postgres.Open(ctx, dsn+sep+"application_name="+appName(arg), postgres.WithSchema(arg), postgres.WithPollInterval(200*time.Millisecond))
+		app := appName(arg)
+		if os.Getenv(envMode) == modeConsumer {
+			app = consumerApp(arg) // the connections the subscription run terminates
+		}
+		return postgres.Open(ctx, dsn+sep+"application_name="+app, postgres.WithSchema(arg), postgres.WithPollInterval(200*time.Millisecond))
 	}
 	return nil, fmt.Errorf("unknown backend %q", backend)
 }
