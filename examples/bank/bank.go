@@ -8,9 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/esv2/esv2/adapters/sqlite"
 	"github.com/esv2/esv2/aggregate"
 	"github.com/esv2/esv2/codec"
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/subscription"
 )
 
 // snapshotEvery is small so that snapshots show up in a short run.
@@ -24,6 +26,7 @@ type bank struct {
 	repo  *aggregate.Repository[Account, AccountEvent]
 	out   *output
 	watch *watcher
+	rm    *readModel // nil on PostgreSQL
 }
 
 // output serialises the lines of the story and of the watcher.
@@ -38,7 +41,7 @@ func (o *output) printf(format string, args ...any) {
 	fmt.Fprintf(o.w, format, args...)
 }
 
-func run(ctx context.Context, w io.Writer, store eventstore.Store, where string) error {
+func run(ctx context.Context, w io.Writer, store eventstore.Store, where string) (err error) {
 	if info, err := store.Info(ctx, eventstore.AllStreams); err != nil {
 		return err
 	} else if info.Count > 0 {
@@ -67,13 +70,24 @@ func run(ctx context.Context, w io.Writer, store eventstore.Store, where string)
 	b := &bank{store: store, repo: repo, out: out}
 	b.watch = startWatcher(ctx, store, events, out)
 	defer b.watch.stop(cancel)
+	if s, ok := store.(*sqlite.Store); ok {
+		var router *codec.Router
+		if router, err = codec.NewRouter(events); err != nil {
+			return err
+		}
+		if b.rm, err = startReadModel(ctx, s, router); err != nil {
+			return err
+		}
+		// Run's error (a handler's, say) counts too.
+		defer func() { err = errors.Join(err, b.rm.close()) }()
+	}
 
 	out.printf("esv2 bank example on %s.\n", where)
 	out.printf("A watcher follows all streams (%s) and prints each event as it is stored:\n", eventstore.AllStreams)
 	out.printf("  event <global position> <stream> v<version> <type> <data>\n")
 
 	steps := []func(context.Context) error{
-		b.openAccounts, b.deposits, b.overdraft, b.tellers, b.transfer, b.snapshots, b.balances,
+		b.openAccounts, b.deposits, b.overdraft, b.tellers, b.transfer, b.snapshots, b.balances, b.readModel,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -257,6 +271,39 @@ func (b *bank) balances(ctx context.Context) error {
 		return err
 	}
 	b.out.printf("%d events stored in all.\n", info.Count)
+	return nil
+}
+
+// readModel shows the read model: it waits until the subscription has
+// handled every event stored, then prints the table it keeps.
+func (b *bank) readModel(ctx context.Context) error {
+	if b.rm == nil {
+		b.out.printf("\n(The read model of the SQLite run, a balances table kept by a subscription, is not shown on PostgreSQL.)\n")
+		return nil
+	}
+	info, err := b.store.Info(ctx, eventstore.AllStreams)
+	if err != nil {
+		return err
+	}
+	if err := b.rm.waitFor(ctx, info.Position); err != nil {
+		return err
+	}
+	rows, err := queryBalances(ctx, b.rm.store)
+	if err != nil {
+		return err
+	}
+	b.out.printf("\nRead model: subscription %s keeps the table balances in the store's own database,\n", balancesSub)
+	b.out.printf("writing it in the transaction that moves its checkpoint. Waited for position %d; the table:\n", info.Position)
+	for _, r := range rows {
+		b.out.printf("  %-13s %4d  (version %d)\n", r.Account, r.Balance, r.Version)
+	}
+	subs, err := subscription.List(ctx, b.rm.store)
+	if err != nil {
+		return err
+	}
+	for _, s := range subs {
+		b.out.printf("subscription %s: checkpoint at position %d, lag %d.\n", s.Name, s.Position, s.Lag)
+	}
 	return nil
 }
 

@@ -1,7 +1,9 @@
 // Command bank is esv2's end-to-end example: a small event-sourced bank.
 // It opens accounts, deposits, refuses an overdraft, lets two tellers race
 // on one account, transfers money idempotently, shows snapshots at work and
-// prints every event as a watcher of all streams sees it.
+// prints every event as a watcher of all streams sees it. On SQLite a
+// subscription keeps a read model, a table of balances in the store's own
+// database (readmodel.go), which it prints at the end.
 //
 //	go run ./examples/bank                           # in-memory SQLite
 //	go run ./examples/bank -db bank.db                # a new SQLite file

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -13,7 +14,14 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain runs the tests, or, in a process TestReadModelSurvivesKills
+// started, the read model's consumer.
+func TestMain(m *testing.M) {
+	if os.Getenv(envConsumerDB) != "" {
+		os.Exit(consumerMain())
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // TestRun runs the example on an in-memory store and checks its whole
 // output: the story must read the same on every run.
@@ -29,6 +37,9 @@ func TestRun(t *testing.T) {
 	if diff := cmp.Diff(want, balances(t, out.String())); diff != "" {
 		t.Errorf("final balances (-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff(want, readModelBalances(t, out.String())); diff != "" {
+		t.Errorf("read model's balances (-want +got):\n%s", diff)
+	}
 }
 
 // TestRunOnFile runs the example on a SQLite file, then again on the same
@@ -42,6 +53,12 @@ func TestRunOnFile(t *testing.T) {
 	want := map[string]int64{"alice": 90, "bob": 80, "carol": 115}
 	if diff := cmp.Diff(want, balances(t, out.String())); diff != "" {
 		t.Errorf("final balances (-want +got):\n%s", diff)
+	}
+	// The read model and its checkpoint stay in the file, for another
+	// process to read with database/sql.
+	wantRows := []balance{{"account-alice", 90, 7}, {"account-bob", 80, 3}, {"account-carol", 115, 4}}
+	if diff := cmp.Diff(wantRows, tableOf(t, path)); diff != "" {
+		t.Errorf("balances table in the file (-want +got):\n%s", diff)
 	}
 	err := mainErr(t.Context(), &bytes.Buffer{}, config{db: path})
 	if err == nil || !strings.Contains(err.Error(), "needs a new database") {
@@ -59,6 +76,8 @@ func TestRunOnPostgres(t *testing.T) {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	want := strings.Replace(wantOutput, "on SQLite in memory.", "on PostgreSQL.", 1)
+	want = want[:strings.Index(want, "\nRead model:")] +
+		"\n(The read model of the SQLite run, a balances table kept by a subscription, is not shown on PostgreSQL.)\n"
 	if diff := cmp.Diff(want, out.String()); diff != "" {
 		t.Errorf("output (-want +got):\n%s", diff)
 	}
@@ -75,6 +94,26 @@ func balances(t *testing.T, out string) map[string]int64 {
 		t.Fatalf("no final balances in output:\n%s", out)
 	}
 	for _, m := range balanceLine.FindAllStringSubmatch(final, -1) {
+		n, err := strconv.ParseInt(m[2], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[m[1]] = n
+	}
+	return got
+}
+
+var readModelLine = regexp.MustCompile(`(?m)^  account-(alice|bob|carol) +(-?\d+)  \(version \d+\)$`)
+
+// readModelBalances parses the lines of the read model's table.
+func readModelBalances(t *testing.T, out string) map[string]int64 {
+	t.Helper()
+	got := map[string]int64{}
+	_, table, ok := strings.Cut(out, "\nRead model:")
+	if !ok {
+		t.Fatalf("no read model in output:\n%s", out)
+	}
+	for _, m := range readModelLine.FindAllStringSubmatch(table, -1) {
 		n, err := strconv.ParseInt(m[2], 10, 64)
 		if err != nil {
 			t.Fatal(err)
@@ -129,4 +168,11 @@ Final balances:
   bob      80  (version 3)
   carol   115  (version 4)
 14 events stored in all.
+
+Read model: subscription bank-balances keeps the table balances in the store's own database,
+writing it in the transaction that moves its checkpoint. Waited for position 14; the table:
+  account-alice   90  (version 7)
+  account-bob     80  (version 3)
+  account-carol  115  (version 4)
+subscription bank-balances: checkpoint at position 14, lag 0.
 `
