@@ -36,7 +36,8 @@ var (
 // methods below, which only PostgreSQL has.
 type Store struct {
 	*driver.Front
-	d *pgDriver
+	d    *pgDriver
+	subs *subBackend
 }
 
 // pgDriver is the PostgreSQL driver under the front: it talks to the
@@ -185,7 +186,7 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, cfg config) (*
 	// it, starts.
 	front := driver.New(d, driver.Config{MaxEventSize: cfg.maxEventSize, MaxPageRows: maxReadPage, ReadAhead: true})
 	d.bg.Go(d.writer.run)
-	return &Store{Front: front, d: d}, nil
+	return &Store{Front: front, d: d, subs: newSubBackend(d)}, nil
 }
 
 // Stats counts what a Store has done since it was opened; see

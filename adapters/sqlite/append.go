@@ -25,6 +25,10 @@ type request struct {
 	events   []eventstore.Event
 	snapshot *eventstore.Snapshot
 
+	// run, when not nil, makes the request a transaction of its own
+	// (writeTx) instead of an append or a snapshot save.
+	run func(ctx context.Context, tx *sql.Tx) error
+
 	done chan result // buffered: the writer never blocks on it
 }
 
@@ -37,6 +41,9 @@ const (
 type result struct {
 	res eventstore.AppendResult
 	err error
+	// panicked holds what a writeTx's function panicked with, for the
+	// caller to panic with again.
+	panicked *panicValue
 }
 
 // Append queues b for the writer and waits for its outcome; see
@@ -201,7 +208,9 @@ func (w *writer) insertStmt(ctx context.Context, rows int) (*sql.Stmt, error) {
 }
 
 // writeLoop is the writer goroutine: it takes the requests waiting in the
-// queue, up to maxGroup, and commits them in one transaction.
+// queue, up to maxGroup, and commits them in one transaction. A writeTx
+// request runs in a transaction of its own, after the group taken before
+// it: a function that fails must not roll back appends.
 func (d *drv) writeLoop() {
 	defer close(d.writerDone)
 	group := make([]*request, 0, d.opts.maxGroup)
@@ -212,8 +221,13 @@ func (d *drv) writeLoop() {
 		walCheck = t.C
 	}
 	for {
+		var own *request // a writeTx request that ended the group
 		select {
 		case r := <-d.queue:
+			if r.run != nil {
+				d.runTx(r)
+				continue
+			}
 			group = append(group[:0], r)
 		case <-walCheck:
 			d.w.shrinkWAL()
@@ -226,6 +240,10 @@ func (d *drv) writeLoop() {
 		for len(group) < d.opts.maxGroup {
 			select {
 			case r := <-d.queue:
+				if r.run != nil {
+					own = r
+					break fill
+				}
 				group = append(group, r)
 			default:
 				break fill
@@ -233,6 +251,9 @@ func (d *drv) writeLoop() {
 		}
 		d.commitGroup(group)
 		clear(group)
+		if own != nil {
+			d.runTx(own)
+		}
 	}
 }
 

@@ -2,63 +2,69 @@ package sqlite
 
 import (
 	"context"
+	"embed"
 	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
 )
 
 // schemaVersion is the version of the schema this package creates and
-// reads, kept in PRAGMA user_version. Bump it with every schema change and
-// migrate older versions in migrate.
-const schemaVersion = 1
+// reads, kept in PRAGMA user_version. Every schema change adds a numbered
+// migration file and bumps it.
+const schemaVersion = 2
 
-// schema creates the tables of schemaVersion. Positions use AUTOINCREMENT
-// so that a position is never reused, even if rows were ever deleted by
-// hand; the single writer makes rowid order commit order.
-const schema = `
-CREATE TABLE IF NOT EXISTS events (
-	position  INTEGER PRIMARY KEY AUTOINCREMENT,
-	stream_id TEXT    NOT NULL,
-	version   INTEGER NOT NULL,
-	event_id  TEXT,
-	type      TEXT    NOT NULL,
-	data      BLOB,
-	metadata  TEXT,
-	time      INTEGER NOT NULL,
-	UNIQUE (stream_id, version)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id) WHERE event_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS streams (
-	stream_id TEXT    PRIMARY KEY,
-	version   INTEGER NOT NULL,
-	last_time INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS head (
-	id        INTEGER PRIMARY KEY CHECK (id = 1),
-	position  INTEGER NOT NULL,
-	count     INTEGER NOT NULL,
-	last_time INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO head (id, position, count, last_time) VALUES (1, 0, 0, 0);
-CREATE TABLE IF NOT EXISTS snapshots (
-	stream_id TEXT    NOT NULL,
-	name      TEXT    NOT NULL,
-	version   INTEGER NOT NULL,
-	schema    TEXT    NOT NULL,
-	data      BLOB,
-	time      INTEGER NOT NULL,
-	PRIMARY KEY (stream_id, name)
-) WITHOUT ROWID;
-`
+// migrationFiles holds the schema migrations, one numbered file per
+// version: migrations/000N_*.sql brings the schema from version N-1 to N
+// (the files are named as adapters/postgres names its own).
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
 
-// migrate creates the schema in a new database and refuses one written by
-// a newer version of this package. It runs in one write transaction so
-// that processes opening a new file at once do not race.
+// migrations[i] brings the schema from version i to version i+1.
+var migrations = loadMigrations(migrationFiles)
+
+// loadMigrations reads the numbered migration files. A gap, a duplicate or
+// a count other than schemaVersion is a build mistake, caught by every test
+// that opens a store: it panics at package init, before any user input is
+// involved.
+func loadMigrations(fsys fs.FS) []string {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		panic(err)
+	}
+	sort.Strings(names)
+	out := make([]string, 0, len(names))
+	for i, name := range names {
+		n, err := strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0])
+		if err != nil || n != i+1 {
+			panic(fmt.Sprintf("sqlite: migration %s: want number %d", name, i+1))
+		}
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, string(b))
+	}
+	if len(out) != schemaVersion {
+		panic(fmt.Sprintf("sqlite: %d migration files for schema version %d", len(out), schemaVersion))
+	}
+	return out
+}
+
+// migrate creates the schema in a new database, brings an older one up to
+// schemaVersion, and refuses one written by a newer version of this
+// package. It runs in one write transaction so that processes opening a
+// file at once do not race: the first migrates, the others find it done.
 func (d *drv) migrate(ctx context.Context) (err error) {
 	c := d.wconn
 	// The common case, an up-to-date schema, needs no write lock: opening
 	// then neither waits for another process's writer nor fails on a
 	// read-only database (mode=ro).
-	done, err := d.checkSchema(ctx)
-	if err != nil || done {
+	v, err := d.checkSchema(ctx)
+	if err != nil || v == schemaVersion {
 		return err
 	}
 	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
@@ -69,13 +75,17 @@ func (d *drv) migrate(ctx context.Context) (err error) {
 			_, _ = c.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
-	// Another process may have created the schema meanwhile.
-	if done, err = d.checkSchema(ctx); err != nil {
+	// Another process may have migrated meanwhile.
+	if v, err = d.checkSchema(ctx); err != nil {
 		return err
 	}
-	if !done {
-		if _, err := c.ExecContext(ctx, schema); err != nil {
-			return openError(d.path, err)
+	if v < schemaVersion {
+		// Version 0 is a new database (or one created before versions
+		// were kept, whose tables 0001's IF NOT EXISTS leaves as they are).
+		for _, m := range migrations[v:] {
+			if _, err := c.ExecContext(ctx, m); err != nil {
+				return openError(d.path, err)
+			}
 		}
 		if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 			return openError(d.path, err)
@@ -87,16 +97,21 @@ func (d *drv) migrate(ctx context.Context) (err error) {
 	return nil
 }
 
-// checkSchema reports whether the database has this package's schema, and
-// refuses a newer one.
-func (d *drv) checkSchema(ctx context.Context) (bool, error) {
+// checkSchema returns the database's schema version, and refuses a newer
+// one than this package knows.
+func (d *drv) checkSchema(ctx context.Context) (int, error) {
 	var v int
 	if err := d.wconn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return false, openError(d.path, err)
+		return 0, openError(d.path, err)
+	}
+	if v < 0 {
+		// Not a version this package ever wrote: some other program's.
+		return 0, fmt.Errorf("sqlite: open %q: %w: the database has schema version %d, not one of esv2's",
+			d.displayPath(), ErrSchemaVersion, v)
 	}
 	if v > schemaVersion {
-		return false, fmt.Errorf("sqlite: open %q: %w: the database has schema version %d, this package knows up to %d (upgrade esv2)",
+		return 0, fmt.Errorf("sqlite: open %q: %w: the database has schema version %d, this package knows up to %d (upgrade esv2)",
 			d.displayPath(), ErrSchemaVersion, v, schemaVersion)
 	}
-	return v == schemaVersion, nil
+	return v, nil
 }

@@ -182,6 +182,12 @@ func (d *drv) open(ctx context.Context) error {
 		}
 		writerPragmas = fmt.Sprintf("&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=journal_size_limit(%d)", walSizeLimit)
 	}
+	// The writer's *sql.Tx (writeTx) takes the write lock at BEGIN, as its
+	// own BEGIN IMMEDIATE does: a deferred transaction that read first
+	// could not wait for the lock, and would fail with SQLITE_BUSY when
+	// another process had written since its read.
+	writerPragmas += "&_txlock=immediate"
+
 	common := fmt.Sprintf("&_pragma=busy_timeout(%d)&_pragma=foreign_keys(0)", busy)
 	readerPragmas = "&_pragma=query_only(1)"
 
