@@ -36,6 +36,9 @@
 //     and results, written in that group's transaction (see "Connection
 //     faults while committing"); Close fences it for good, and Open
 //     deletes rows untouched for a day.
+//   - subscriptions, subscription_members, subscription_parked: the
+//     state of package subscription's durable consumers (see
+//     "Subscriptions").
 //   - schema_version: one row per applied migration.
 //   - append_batch: the PL/pgSQL function that performs a group of appends
 //     in one statement (below).
@@ -59,8 +62,8 @@
 // Instances of the older release that are still running keep working
 // (version 2 only replaced the body of append_batch; version 3 added
 // append_outcomes and an append_batch taking two more arguments, keeping
-// the old one), but an older
-// instance that restarts afterwards refuses the newer schema. Roll
+// the old one; version 4 only added the subscription tables), but an
+// older instance that restarts afterwards refuses the newer schema. Roll
 // forward: migrate, then replace every instance; do not restart old ones.
 //
 // # Global order
@@ -241,6 +244,21 @@
 // and never a second copy. [Store.Stats] counts the look-ups and the
 // unknown outcomes. The cost is one upsert of one row per group (not per
 // append), inside the group's transaction.
+//
+// # Subscriptions
+//
+// [Store.Subscriptions] is the backend of package subscription: one row
+// per partition of a subscription (position, owner, lease end, epoch),
+// one per live member, one per parked event, in the store's schema.
+// Leases and members' lives are measured by the database's clock, so
+// members on different machines agree. A partition changes hands only by
+// a conditional UPDATE under row locks taken in partition order (which
+// also keeps Acquire, Reset, Leave and Commit from deadlocking each
+// other), and its epoch grows each time; a checkpoint is an UPDATE that
+// matches only the owner and epoch its member was given, written in the
+// transaction of a transactional handler after the handler's own writes,
+// so that the two commit together or not at all. That transaction is not
+// an append's: it never takes the append lock.
 //
 // # Closing
 //

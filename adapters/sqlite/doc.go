@@ -32,9 +32,11 @@
 // waiting, so never delaying appends) while it is larger.
 //
 // The schema is created on first open and versioned with PRAGMA
-// user_version; a database written by a newer esv2 is refused with
-// [ErrSchemaVersion], and a file that is not a database with
-// [ErrNotDatabase].
+// user_version; an older one is migrated on open, in one write
+// transaction, by the numbered SQL files embedded in the package
+// (migrations/000N_*.sql brings version N-1 to N). A database written by a
+// newer esv2 is refused with [ErrSchemaVersion], and a file that is not a
+// database with [ErrNotDatabase].
 //
 // # Schema
 //
@@ -47,6 +49,17 @@
 // for Info on [eventstore.AllStreams]; snapshots keeps the latest snapshot
 // per (stream, name). Metadata is stored as a JSON object and filtered
 // with json_extract and a parameterised, quoted JSON path.
+//
+// # Subscriptions
+//
+// [Store.Subscriptions] is the backend of package subscription: the
+// subscriptions table holds one row per partition (position, owner, lease
+// end, epoch), subscription_members the members of each group and
+// subscription_parked the events set aside. Every change runs on the
+// writer goroutine in a write transaction of its own, never grouped with
+// appends, so a transactional handler's failure rolls back nothing but its
+// own batch; its *sql.Tx is that transaction. Leases are measured with the
+// machine's clock (SQLite has none of its own).
 //
 // # Group commit
 //
