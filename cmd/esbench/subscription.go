@@ -619,11 +619,14 @@ func (b *bench) runGroup(ctx context.Context, name string, members int, before, 
 	exits := make(chan exit, members)
 	for _, m := range ms {
 		go func() {
-			var delivered int
+			var delivered, batches int
+			var first, done time.Duration
 			out, err := io.ReadAll(m.stdout)
 			for line := range strings.Lines(string(out)) {
 				if v, ok := strings.CutPrefix(strings.TrimSpace(line), memberDelivered); ok {
-					delivered, _ = strconv.Atoi(v)
+					_, _ = fmt.Sscanf(v, "%d %d %d %d", &delivered, &batches, &first, &done)
+					cfg.logf("sub_group: %s: %d events in %d batches, the first at %v, done at %v",
+						m.name, delivered, batches, first.Round(time.Millisecond), done.Round(time.Millisecond))
 				}
 			}
 			exits <- exit{m, delivered, errors.Join(err, m.cmd.Wait())}
@@ -695,7 +698,8 @@ func subMember(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, e.cleanup()) }()
-	var delivered atomic.Int64
+	var delivered, batches, first atomic.Int64
+	var start time.Time
 	opts := []subscription.Option{
 		subscription.WithMember(env("MEMBER")), subscription.WithPartitions(partitions),
 		subscription.WithBatchSize(batch), subscription.WithStart(eventstore.After(after)),
@@ -705,6 +709,9 @@ func subMember(ctx context.Context) (err error) {
 	}
 	sub, err := e.subs.newSub(env("NAME"), func(_ context.Context, events []eventstore.Recorded) error {
 		delivered.Add(int64(len(events)))
+		if batches.Add(1) == 1 {
+			first.Store(int64(time.Since(start)))
+		}
 		time.Sleep(cost) // the handler's cost, as the issue sets it
 		return nil
 	}, opts...)
@@ -715,9 +722,12 @@ func subMember(ctx context.Context) (err error) {
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 		return fmt.Errorf("waiting for the start: %w", err)
 	}
+	start = time.Now()
 	if err := runUntil(ctx, sub, last); err != nil {
 		return err
 	}
-	fmt.Printf("%s%d\n", memberDelivered, delivered.Load())
+	// Deliveries, batches, and when (since the start, in nanoseconds) the
+	// first batch came and the group was seen done.
+	fmt.Printf("%s%d %d %d %d\n", memberDelivered, delivered.Load(), batches.Load(), first.Load(), time.Since(start))
 	return nil
 }
