@@ -15,6 +15,7 @@ import (
 
 	"github.com/esv2/esv2/aggregate"
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/subscription"
 )
 
 // config is what one run measures.
@@ -42,6 +43,17 @@ type config struct {
 	largeEvents  int           // read_large, watch_large: events in the large stream
 	largeSize    int           // read_large, watch_large: bytes of each event's Data
 
+	subEvents       int           // sub_catchup, sub_tx: events consumed
+	subBatch        int           // sub_*: the subscriptions' batch size
+	subReps         int           // sub_catchup, sub_tx: runs per side
+	liveAppends     int           // sub_live: appends per side
+	liveRate        int           // sub_live: appends per second
+	groupEvents     int           // sub_group: the backlog
+	groupMembers    int           // sub_group: members of the group
+	groupPartitions int           // sub_group: the subscription's partitions
+	groupCost       time.Duration // sub_group: the handler's cost per batch
+	groupLease      time.Duration // sub_group: lease TTL; 0 for the library's default
+
 	progress io.Writer // nil: quiet
 }
 
@@ -52,6 +64,9 @@ func defaultConfig() config {
 		watchEvery: 5 * time.Millisecond, snapLoads: 200, snapEvery: 1000, snapTail: 100,
 		readReps: 4, loadReps: 4, childRSS: true,
 		largeEvents: defaultLargeEvents, largeSize: defaultLargeSize,
+		subEvents: 100_000, subBatch: subscription.DefaultBatchSize, subReps: 2,
+		liveAppends: 4000, liveRate: 1000,
+		groupEvents: 1_000_000, groupMembers: 3, groupPartitions: 12, groupCost: time.Millisecond,
 	}
 }
 
@@ -67,6 +82,18 @@ func (c *config) check() error {
 	}
 	if c.largeEvents < 1 || c.largeSize < 1 || c.largeSize > eventstore.DefaultMaxEventSize {
 		return fmt.Errorf("-large-events %d -large-size %d: want at least one event of 1 to %d bytes", c.largeEvents, c.largeSize, eventstore.DefaultMaxEventSize)
+	}
+	switch {
+	case c.subEvents < 1 || c.liveAppends < 2 || c.groupEvents < 1:
+		return fmt.Errorf("-sub-events %d -sub-live %d -group-events %d: want at least 1, 2 and 1", c.subEvents, c.liveAppends, c.groupEvents)
+	case c.subBatch < 1 || c.subBatch > subscription.MaxBatchSize:
+		return fmt.Errorf("-sub-batch %d: want 1 to %d", c.subBatch, subscription.MaxBatchSize)
+	case c.liveRate < 1 || c.liveRate > int(time.Second):
+		return fmt.Errorf("-sub-rate %d: want at least 1", c.liveRate)
+	case c.groupMembers < 1 || c.groupPartitions < 1 || c.groupPartitions > subscription.MaxPartitions:
+		return fmt.Errorf("-group-members %d -group-partitions %d: want at least 1 member, 1 to %d partitions", c.groupMembers, c.groupPartitions, subscription.MaxPartitions)
+	case c.groupCost < 0 || c.groupLease < 0:
+		return fmt.Errorf("-group-cost %v -group-lease %v: want durations of at least 0", c.groupCost, c.groupLease)
 	}
 	if c.events < c.batch {
 		return fmt.Errorf("-events %d: want at least %d", c.events, c.batch)
@@ -135,6 +162,18 @@ type driver interface {
 	read(ctx context.Context, stream string, from uint64, fn func(version uint64, typ string, data []byte) error) (int, error)
 	// snapshot reads the snapshot row of (stream, name).
 	snapshot(ctx context.Context, stream, name string) (version uint64, schema string, data []byte, err error)
+	// readAll scans the events past position after, in position order,
+	// up to limit (0: all of them), into plain values, and calls fn with
+	// each; it returns the count.
+	readAll(ctx context.Context, after uint64, limit int, fn func(pos uint64, stream string, version uint64, data []byte) error) (int, error)
+	// subSetup creates the tables of the subscription operations
+	// (esbench_rows, esbench_checkpoints), unless they exist.
+	subSetup(ctx context.Context) error
+	// txBatch writes rows into esbench_rows under name and name's
+	// checkpoint in one transaction.
+	txBatch(ctx context.Context, name string, rows []row, checkpoint uint64) error
+	// checkpoint writes name's checkpoint in a transaction of its own.
+	checkpoint(ctx context.Context, name string, pos uint64) error
 	close() error
 }
 
@@ -143,6 +182,7 @@ type env struct {
 	name     string
 	store    eventstore.Store
 	drv      driver
+	subs     subStore
 	childEnv []string // how a child process opens the same store
 	cleanup  func() error
 }
@@ -178,6 +218,7 @@ func run(ctx context.Context, cfg config, emit func(Result)) (err error) {
 		{"append_batch", b.appendBatch}, {"read_stream", b.readStream}, {"load_aggregate", b.loadAggregate},
 		{"load_snapshot", b.loadSnapshot}, {"append_concurrent", b.appendConcurrent}, {"watch_latency", b.watchLatency},
 		{"read_large", b.readLarge}, {"watch_large", b.watchLarge},
+		{"sub_catchup", b.subCatchup}, {"sub_tx", b.subTx}, {"sub_live", b.subLive}, {"sub_group", b.subGroup},
 	} {
 		if !cfg.selected(step.op) {
 			continue
@@ -194,11 +235,15 @@ func run(ctx context.Context, cfg config, emit func(Result)) (err error) {
 
 // selected reports whether op is to run. The reads and loads need the
 // stream append_batch writes, and load_snapshot the full replay's time.
+// "subscription" selects the sub_ operations.
 func (c *config) selected(op string) bool {
 	if c.only == "" {
 		return true
 	}
 	ops := strings.Split(c.only, ",")
+	if strings.HasPrefix(op, "sub_") && slices.Contains(ops, "subscription") {
+		return true
+	}
 	needs := map[string][]string{
 		"append_batch":   {"read_stream", "load_aggregate", "load_snapshot"},
 		"load_aggregate": {"load_snapshot"},
@@ -221,6 +266,7 @@ type bench struct {
 
 	libStream, drvStream string
 	largeStream          string        // read_large, watch_large; empty until appended
+	subBefore, subLast   uint64        // sub_catchup, sub_tx: their events' positions; 0 until appended
 	fullReplay           time.Duration // library load_aggregate, best of its reps
 }
 

@@ -47,6 +47,35 @@
 //     peak at most 64 MB plus one event above the baseline_rss_mb of the
 //     child doing it (its peak with the store open, before the operation).
 //     Driver: the same read, one cursor (its rate is given for scale).
+//   - sub_catchup (package subscription): a subscription made with New,
+//     a handler that does nothing and batches of -sub-batch (100),
+//     catching up over -sub-events events (100,000) it did not see,
+//     checkpointing after each batch. Driver: the plain read of the same
+//     events, one cursor in position order (the bare read esbench uses
+//     for read_stream), in lockstep as read_stream's.
+//   - sub_tx: the same events through a subscription made with NewTx,
+//     whose handler inserts one row per event through the checkpoint's
+//     transaction. Driver: a hand-written consumer doing the same in
+//     batches of the same size: read a batch, begin, insert the rows
+//     (the handler's own code), update a checkpoint row, commit. Whole
+//     runs alternate.
+//   - sub_live: a live subscription's lag, from an append's return to the
+//     handler's receipt of the event, with -sub-live (4,000) single-event
+//     appends at -sub-rate (1,000) a second, open loop. Driver: the same
+//     appends and a bare reader woken in process, without checkpoints.
+//   - sub_group (PostgreSQL only): a backlog of -group-events (1,000,000)
+//     events over 1,000 streams, consumed by one member and then by a
+//     group of -group-members (3) child processes, with -group-partitions
+//     (12) partitions and a handler costing -group-cost (1ms) per batch;
+//     library/s is the group's rate, driver/s the one member's, the
+//     ratio the speed-up (the time runs from the members' start until
+//     every stored checkpoint reaches the backlog's end, so it includes
+//     the group sharing out its partitions: -group-lease).
+//
+// The subscription operations alone ("-only subscription"), sized for a
+// couple of minutes:
+//
+//	go run ./cmd/esbench -backend postgres -only subscription -sub-events 50000 -group-events 100000
 //
 // # Memory
 //

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,17 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-var allOps = []string{"append_batch", "read_stream", "load_aggregate", "load_snapshot", "append_concurrent", "watch_latency", "read_large", "watch_large"}
+var allOps = []string{"append_batch", "read_stream", "load_aggregate", "load_snapshot", "append_concurrent", "watch_latency", "read_large", "watch_large",
+	"sub_catchup", "sub_tx", "sub_live"}
+
+// wantOps returns the operations a run of backend reports, of ops:
+// sub_group only on PostgreSQL.
+func wantOps(backend string, ops []string) []string {
+	if backend == "postgres" {
+		return append(slices.Clone(ops), "sub_group")
+	}
+	return ops
+}
 
 // smallConfig is a smoke-sized run: figures are not asserted, only that
 // every operation runs on both sides and reports positive figures.
@@ -33,10 +44,14 @@ func smallConfig(backend string) config {
 	cfg.watchEvery = time.Millisecond
 	cfg.snapLoads, cfg.readReps = 10, 2
 	cfg.largeEvents, cfg.largeSize = 20, 64<<10
+	cfg.subEvents, cfg.liveAppends, cfg.groupEvents = 2000, 200, 2000
+	// A short lease: the group's members share the partitions within a
+	// second, not the default's three.
+	cfg.groupLease = 300 * time.Millisecond
 	return cfg
 }
 
-func runSmall(t *testing.T, cfg config) {
+func runSmall(t *testing.T, cfg config, want []string) {
 	t.Helper()
 	var got []Result
 	if err := run(t.Context(), cfg, func(r Result) { got = append(got, r) }); err != nil {
@@ -48,7 +63,7 @@ func runSmall(t *testing.T, cfg config) {
 		if r.Backend != cfg.backend || r.Events <= 0 || r.LibraryPerS <= 0 || r.DriverPerS <= 0 || r.Ratio <= 0 || r.PeakRSSMB <= 0 || r.Target == "" {
 			t.Errorf("%s: a figure is missing or not positive: %+v", r.Op, r)
 		}
-		latency := r.Op == "load_snapshot" || r.Op == "append_concurrent" || r.Op == "watch_latency"
+		latency := r.Op == "load_snapshot" || r.Op == "append_concurrent" || r.Op == "watch_latency" || r.Op == "sub_live"
 		if latency && (r.P50Ms == nil || r.P99Ms == nil || r.DriverP50Ms == nil || r.DriverP99Ms == nil || *r.P99Ms < *r.P50Ms) {
 			t.Errorf("%s: latencies missing or inconsistent: %+v", r.Op, r)
 		}
@@ -62,7 +77,7 @@ func runSmall(t *testing.T, cfg config) {
 			t.Errorf("%s: baseline RSS missing or above the peak: %+v", r.Op, r)
 		}
 	}
-	if diff := cmp.Diff(allOps, ops); diff != "" {
+	if diff := cmp.Diff(want, ops); diff != "" {
 		t.Errorf("operations reported (-want +got):\n%s", diff)
 	}
 }
@@ -70,7 +85,7 @@ func runSmall(t *testing.T, cfg config) {
 func TestRunSQLite(t *testing.T) {
 	cfg := smallConfig("sqlite")
 	cfg.path = filepath.Join(t.TempDir(), "bench.db")
-	runSmall(t, cfg)
+	runSmall(t, cfg, wantOps(cfg.backend, allOps))
 }
 
 func TestRunPostgres(t *testing.T) {
@@ -80,7 +95,32 @@ func TestRunPostgres(t *testing.T) {
 	}
 	cfg := smallConfig("postgres")
 	cfg.dsn = dsn
-	runSmall(t, cfg)
+	runSmall(t, cfg, wantOps(cfg.backend, allOps))
+}
+
+// TestSubscriptionOps runs the subscription operations alone (-only
+// subscription), small, on SQLite and, given ESV2_POSTGRES_DSN, on
+// PostgreSQL, where the group's members are child processes (this test
+// binary, see TestMain).
+func TestSubscriptionOps(t *testing.T) {
+	backends := []string{"sqlite"}
+	dsn := os.Getenv("ESV2_POSTGRES_DSN")
+	if dsn != "" {
+		backends = append(backends, "postgres")
+	} else {
+		t.Log("ESV2_POSTGRES_DSN unset: PostgreSQL not measured")
+	}
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			cfg := smallConfig(backend)
+			cfg.dsn, cfg.only = dsn, "subscription"
+			cfg.subEvents, cfg.subBatch, cfg.groupEvents = 1500, 50, 1500
+			if backend == "sqlite" {
+				cfg.path = filepath.Join(t.TempDir(), "bench.db")
+			}
+			runSmall(t, cfg, wantOps(backend, []string{"sub_catchup", "sub_tx", "sub_live"}))
+		})
+	}
 }
 
 // TestLargeEventsRSS is issue 9 item 3: reading, and watching from the
@@ -161,6 +201,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"-backend", "oracle"}, `-backend "oracle"`},
 		{[]string{"-backend", "postgres", "-dsn", ""}, "needs -dsn"},
 		{[]string{"-events", "10"}, "at least 1000"},
+		{[]string{"-sub-batch", "0"}, "-sub-batch 0"},
+		{[]string{"-group-partitions", "2000"}, "-group-partitions 2000"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := realMain(tc.args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), tc.want) {

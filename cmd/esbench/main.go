@@ -31,10 +31,19 @@ func realMain(args []string, stdout, stderr io.Writer) (code int) {
 	fs.IntVar(&cfg.events, "events", 1_000_000, "events in the measured stream")
 	fs.IntVar(&cfg.largeEvents, "large-events", cfg.largeEvents, "read_large, watch_large: events in the large stream")
 	fs.IntVar(&cfg.largeSize, "large-size", cfg.largeSize, "read_large, watch_large: bytes of each event's data (at most the store's 1 MiB event limit)")
+	fs.IntVar(&cfg.subEvents, "sub-events", cfg.subEvents, "sub_catchup, sub_tx: events consumed")
+	fs.IntVar(&cfg.subBatch, "sub-batch", cfg.subBatch, "sub_*: the subscriptions' batch size (and the driver's)")
+	fs.IntVar(&cfg.liveAppends, "sub-live", cfg.liveAppends, "sub_live: appends per side")
+	fs.IntVar(&cfg.liveRate, "sub-rate", cfg.liveRate, "sub_live: appends per second")
+	fs.IntVar(&cfg.groupEvents, "group-events", cfg.groupEvents, "sub_group: events in the backlog")
+	fs.IntVar(&cfg.groupMembers, "group-members", cfg.groupMembers, "sub_group: member processes of the group")
+	fs.IntVar(&cfg.groupPartitions, "group-partitions", cfg.groupPartitions, "sub_group: partitions of the subscription")
+	fs.DurationVar(&cfg.groupCost, "group-cost", cfg.groupCost, "sub_group: the handler's cost per batch")
+	fs.DurationVar(&cfg.groupLease, "group-lease", cfg.groupLease, "sub_group: the members' lease TTL (0: the library's default)")
 	jsonOut := fs.Bool("json", false, "print one JSON object per line")
 	fs.BoolVar(&cfg.quiet, "q", false, "no progress on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
-	fs.StringVar(&cfg.only, "only", "", "comma-separated operations to run (default all; the reads need append_batch)")
+	fs.StringVar(&cfg.only, "only", "", "comma-separated operations to run (default all; the reads need append_batch; \"subscription\" is every sub_ operation)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

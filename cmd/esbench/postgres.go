@@ -64,6 +64,7 @@ func attachPostgres(ctx context.Context, dsn, schema string, store *postgres.Sto
 		name:     "postgres",
 		store:    store,
 		drv:      d,
+		subs:     newPGSubs(store, schema),
 		childEnv: []string{"ESBENCH_BACKEND=postgres", "ESBENCH_DSN=" + dsn, "ESBENCH_SCHEMA=" + schema},
 		cleanup:  func() error { return errors.Join(store.Close(), d.close()) },
 	}, nil

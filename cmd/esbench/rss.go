@@ -102,7 +102,11 @@ func runChild(ctx context.Context, env []string, op, stream string, events int) 
 
 // childMain is the child's side of runChild.
 func childMain(op string) int {
-	if err := child(context.Background(), op); err != nil {
+	run := child
+	if op == "sub-member" {
+		run = func(ctx context.Context, _ string) error { return subMember(ctx) }
+	}
+	if err := run(context.Background(), op); err != nil {
 		fmt.Fprintln(os.Stderr, "esbench child:", err)
 		return 1
 	}

@@ -50,6 +50,7 @@ func openSQLiteAt(ctx context.Context, _ *config, path string, remove func() err
 		name:     "sqlite",
 		store:    store,
 		drv:      drv,
+		subs:     sqliteSubs{store},
 		childEnv: []string{"ESBENCH_BACKEND=sqlite", "ESBENCH_PATH=" + path},
 		cleanup: func() error {
 			err := errors.Join(store.Close(), drv.close())

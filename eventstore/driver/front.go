@@ -196,6 +196,12 @@ func (r *reader) run(yield func(eventstore.Recorded, error) bool) {
 	}
 	remaining := opts.Limit
 	size := min(firstPageRows, r.f.cfg.MaxPageRows)
+	if opts.Limit > size {
+		// The caller said how many it wants: one page of them, not a
+		// small one and then the rest (a subscription's batch of 100
+		// cost two queries).
+		size = min(opts.Limit, r.f.cfg.MaxPageRows)
+	}
 	// With Config.ReadAhead, from the first large page on (of an
 	// unfiltered read: with a selective filter the next page is a scan
 	// that a loop which breaks would have to wait for), the next page is

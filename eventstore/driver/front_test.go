@@ -268,3 +268,36 @@ func TestIteratorRangedConcurrently(t *testing.T) {
 		}
 	}
 }
+
+// TestReadLimitIsOnePage: a Read with a Limit up to Config.MaxPageRows
+// asks the driver for one page of that many rows, not a small first page
+// and then the rest: a subscription reads each batch so, and paid two
+// queries per batch of 100.
+func TestReadLimitIsOnePage(t *testing.T) {
+	d := &cappedDriver{cap: 1024}
+	f := driver.New(d, driver.Config{})
+	defer f.Close()
+	ctx := t.Context()
+	events := make([]eventstore.Event, 300)
+	for i := range events {
+		events[i].Type = "t"
+	}
+	if _, err := f.Append(ctx, "s", eventstore.NoStream, events...); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{1, 100, 300} {
+		d.mu.Lock()
+		d.reads = 0
+		d.mu.Unlock()
+		got, err := eventstore.Collect(f.Read(ctx, "s", eventstore.ReadOptions{Limit: limit}))
+		if err != nil || len(got) != limit {
+			t.Fatalf("Read with Limit %d: %d events, %v", limit, len(got), err)
+		}
+		d.mu.Lock()
+		reads := d.reads
+		d.mu.Unlock()
+		if reads != 1 {
+			t.Errorf("Read with Limit %d: %d pages, want 1", limit, reads)
+		}
+	}
+}
