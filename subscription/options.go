@@ -66,6 +66,11 @@ const (
 	defaultMaxPause        = 5 * time.Second
 	defaultCheckpointEvery = time.Second
 	maxErrorTextSize       = 4096
+	// pageRows is the least number of events a step reads at once, and
+	// maxPageRows the most; pageBytes bounds a page's events' sizes.
+	pageRows    = 1024
+	maxPageRows = 16384
+	pageBytes   = 4 * eventstore.PageBytes
 )
 
 func defaultOptions() options {

@@ -266,19 +266,28 @@ func (r *run) from() uint64 {
 }
 
 // step reads the next page after the lowest handled position and hands
-// this member's events of it to the handler. It reports whether it made
-// progress with a full page (so the next step should follow at once).
+// this member's events of it to the handler, in batches. It reports
+// whether it made progress with a full page (so the next step should
+// follow at once).
+//
+// A page holds up to pageRows events, more than a batch: one query feeds
+// several batches while catching up, as a bare read loop would.
 func (r *run) step(ctx context.Context) (bool, error) {
 	s := r.s
 	from := r.from()
-	limit := s.o.batchSize
+	limit := max(s.o.batchSize, pageRows)
 	if len(r.leases) < r.n {
 		// The page also holds other members' events.
-		limit = min(s.o.batchSize*((r.n+len(r.leases)-1)/len(r.leases)), 4096)
+		limit = max(limit, min(s.o.batchSize*((r.n+len(r.leases)-1)/len(r.leases)), maxPageRows))
 	}
+	// The head matters only to a filtered subscription: an unfiltered
+	// page shows every position up to its last event, a filtered one
+	// does not show those it skips, which only the head can vouch for
+	// (see advance). Otherwise it is read now and then, for Status.
 	var head uint64
 	headKnown := false
-	if r.nearHead || time.Since(r.headAt) > time.Second {
+	filtered := !s.o.filter.IsZero()
+	if (filtered && r.nearHead) || time.Since(r.headAt) > time.Second {
 		info, err := s.store.Info(ctx, eventstore.AllStreams)
 		if err != nil {
 			return false, err
@@ -290,52 +299,68 @@ func (r *run) step(ctx context.Context) (bool, error) {
 			return false, nil
 		}
 	}
-	events, err := r.read(ctx, from, limit)
+	events, full, err := r.read(ctx, from, limit)
 	if err != nil {
 		return false, err
 	}
-	full := len(events) == limit
 	end := from
 	if len(events) > 0 {
 		end = events[len(events)-1].Position
 	}
 	if !full && headKnown {
-		// Every event up to head had committed when the read began.
+		// Every event up to head had committed when the read began, and
+		// the read returned all of them that the filter keeps.
 		end = max(end, head)
 	}
 	batch := r.mine(events, nil)
-	if len(batch) > s.o.batchSize {
-		batch = batch[:s.o.batchSize]
-		end = batch[len(batch)-1].Position
-		full = true
-	}
-	if !full && len(batch) > 0 && s.o.maxWait > 0 {
+	if !full && len(batch) > 0 && len(batch) < s.o.batchSize && s.o.maxWait > 0 {
 		batch, end = r.fill(ctx, batch, end)
-		full = len(batch) >= s.o.batchSize
 	}
 	r.nearHead = !full
 	if len(batch) == 0 {
 		r.advance(end, eventstore.Recorded{}, 0)
 		return full, nil
 	}
-	if !r.nearHead {
+	if full {
 		r.setState(CatchingUp)
 	}
-	return true, r.handle(ctx, batch, end)
+	for len(batch) > 0 {
+		n := min(len(batch), s.o.batchSize)
+		chunk, chunkEnd := batch[:n], end
+		if n < len(batch) {
+			chunkEnd = chunk[n-1].Position
+		}
+		if err := r.handle(ctx, chunk, chunkEnd); err != nil {
+			return true, err
+		}
+		batch = batch[n:]
+		if len(batch) > 0 && (ctx.Err() != nil || r.expiring(time.Now())) {
+			// The rest of the page is read again after the sync.
+			return true, nil
+		}
+	}
+	return true, nil
 }
 
-// read returns up to limit events of the subscription's filter past from.
-func (r *run) read(ctx context.Context, from uint64, limit int) ([]eventstore.Recorded, error) {
+// read returns up to limit events of the subscription's filter past from,
+// and whether it stopped at the limit (or at the byte budget, which bounds
+// the memory a page of large events holds) rather than at the end.
+func (r *run) read(ctx context.Context, from uint64, limit int) ([]eventstore.Recorded, bool, error) {
+	clear(r.buf) // let the last page's events go
 	r.buf = r.buf[:0]
+	size := 0
 	for e, err := range r.s.store.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{
 		From: eventstore.After(from), Limit: limit, Filter: r.s.o.filter,
 	}) {
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		r.buf = append(r.buf, e)
+		if size += eventstore.EventSize(e.Event); size >= pageBytes {
+			return r.buf, true, nil
+		}
 	}
-	return r.buf, nil
+	return r.buf, len(r.buf) == limit, nil
 }
 
 // mine appends to batch the events of partitions this member holds that
@@ -363,7 +388,7 @@ func (r *run) fill(ctx context.Context, batch []eventstore.Recorded, end uint64)
 		if r.changed != nil {
 			ch = r.changed()
 		}
-		events, err := r.read(ctx, end, s.o.batchSize-len(batch))
+		events, _, err := r.read(ctx, end, s.o.batchSize-len(batch))
 		if err != nil {
 			return batch, end
 		}
