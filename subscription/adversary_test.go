@@ -1,0 +1,164 @@
+package subscription_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/subscription"
+)
+
+// overlapProbe is a handler shared by the members of a group of one
+// partition: it counts the calls in flight and remembers whether two ever
+// ran at once, which the package promises does not happen while each call
+// ends within a third of the lease TTL.
+type overlapProbe struct {
+	inFlight atomic.Int32
+	overlap  atomic.Bool
+	calls    atomic.Int32
+	sleep    time.Duration
+	fail     func(events []eventstore.Recorded) error
+}
+
+func (p *overlapProbe) handle(_ context.Context, events []eventstore.Recorded) error {
+	if p.inFlight.Add(1) > 1 {
+		p.overlap.Store(true)
+	}
+	defer p.inFlight.Add(-1)
+	p.calls.Add(1)
+	time.Sleep(p.sleep) // the handler's work, not synchronisation
+	if p.fail != nil {
+		return p.fail(events)
+	}
+	return nil
+}
+
+// runGroup starts two members "a" and "b" of subscription name over s, with
+// the given options, and returns a func that stops both.
+func runGroup(t *testing.T, s *memStore, name string, h subscription.Handler, opts ...subscription.Option) func() {
+	t.Helper()
+	var stops []func() error
+	for _, m := range []string{"a", "b"} {
+		st := s
+		if m == "b" {
+			st = s.other()
+		}
+		sub, err := subscription.New(st, name, h, append(opts, subscription.WithMember(m))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stops = append(stops, start(t, sub))
+	}
+	return func() {
+		for _, stop := range stops {
+			_ = stop()
+		}
+	}
+}
+
+// Under the Park policy a failed batch is tried again one event at a time.
+// Each of those calls ends well within a third of the TTL, but together
+// they last several TTLs: the member must keep its lease while it goes
+// through them, or the standby member takes the partition and both hand
+// the same stream's events over at once.
+func TestParkOneByOneKeepsTheLease(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	const ttl = 300 * time.Millisecond
+	probe := &overlapProbe{sleep: ttl / 10, fail: func(events []eventstore.Recorded) error {
+		if len(events) > 1 {
+			return errors.New("batch refused: one at a time")
+		}
+		return nil
+	}}
+	head := appendN(t, s, "one-stream", 30, "X") // 30 calls of ttl/10: 3 TTLs
+	stop := runGroup(t, s, "park-lease", probe.handle,
+		subscription.WithLeaseTTL(ttl), subscription.WithPolicy(subscription.Park),
+		subscription.WithRetries(0, 0, 0), subscription.WithBatchSize(30))
+	defer stop()
+	waitStored(t, s, "park-lease", head)
+	stop()
+	if probe.overlap.Load() {
+		t.Fatalf("two members handled the partition at once (%d calls for 30 events)", probe.calls.Load())
+	}
+}
+
+// A live member waiting WithMaxWait for its batch to fill must not start
+// the batch on a lease that has run out (or nearly) meanwhile.
+func TestMaxWaitDoesNotOutliveTheLease(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	const ttl = 150 * time.Millisecond
+	var mu sync.Mutex
+	var left []time.Duration
+	h := func(ctx context.Context, events []eventstore.Recorded) error {
+		parts, err := s.b.Partitions(ctx, "max-wait-lease")
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		left = append(left, time.Until(parts[0].LeaseUntil))
+		return nil
+	}
+	sub, err := subscription.New(s, "max-wait-lease", h, subscription.WithLeaseTTL(ttl),
+		subscription.WithMaxWait(time.Second), subscription.WithBatchSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, sub)
+	waitLive(t, sub)
+	head := appendN(t, s, "s", 1, "X")
+	waitFor(t, sub, head)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, d := range left {
+		// The loop promises two thirds; a third leaves room for a slow
+		// machine.
+		if d < ttl/3 {
+			t.Fatalf("a batch started with %v left on a %v lease (all: %v)", d, ttl, left)
+		}
+	}
+	if len(left) == 0 {
+		t.Fatal("handler never called")
+	}
+}
+
+func waitLive(t *testing.T, sub *subscription.Subscription) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for sub.Status().State != subscription.Live {
+		if time.Now().After(deadline) {
+			t.Fatalf("never live: %+v", sub.Status())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitStored waits until every stored partition of name is at pos.
+func waitStored(t *testing.T, s *memStore, name string, pos uint64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		parts, err := s.b.Partitions(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reached := len(parts) > 0
+		for _, p := range parts {
+			reached = reached && p.Position >= pos
+		}
+		if reached {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored partitions never reached %d: %s", pos, fmt.Sprint(parts))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
