@@ -343,7 +343,12 @@ func (r *run) mine(events, batch []eventstore.Recorded) []eventstore.Recorded {
 func (r *run) fill(ctx context.Context, batch []eventstore.Recorded, end uint64) ([]eventstore.Recorded, uint64) {
 	s := r.s
 	batch = slices.Clone(batch) // r.buf is read into again
+	// No later than the leases need renewing: the batch then starts with
+	// the time left that expiring promises.
 	deadline := time.Now().Add(s.o.maxWait)
+	if renewAt := r.validUntil.Add(-r.ttl * 2 / 3); renewAt.Before(deadline) {
+		deadline = renewAt
+	}
 	for len(batch) < s.o.batchSize {
 		var ch <-chan struct{}
 		if r.changed != nil {
@@ -453,6 +458,15 @@ func (r *run) attempt(ctx context.Context, cps []Lease, events []eventstore.Reco
 	s := r.s
 	pause := s.o.backoff
 	for i := 1; ; i++ {
+		// Before every call, not only after a retry's pause: the Park
+		// policy's one-by-one calls, or a batch that waited to fill, can
+		// together outlast the lease even when each call is short, and the
+		// next holder would then handle the same events at the same time.
+		if r.expiring(time.Now()) {
+			if err := r.renew(ctx); err != nil {
+				return i - 1, err
+			}
+		}
 		err := s.deliver(ctx, s.o.member, cps, events, commit)
 		if err == nil {
 			return i, nil
@@ -465,11 +479,6 @@ func (r *run) attempt(ctx context.Context, cps []Lease, events []eventstore.Reco
 			return i, ctx.Err()
 		}
 		pause = min(2*pause, s.o.maxBackoff)
-		if r.expiring(time.Now()) {
-			if err := r.renew(ctx); err != nil {
-				return i, err
-			}
-		}
 	}
 }
 
