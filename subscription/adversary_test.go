@@ -162,3 +162,55 @@ func waitStored(t *testing.T, s *memStore, name string, pos uint64) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A subscription deleted while a member runs is created again, from the
+// start WithStart gives, by the running member (as Delete's documentation
+// says) or by another process's Register: either way the member must hand
+// over every event again, not resume from where the deleted one was.
+func TestDeleteWhileRunningStartsAgainFromTheStart(t *testing.T) {
+	t.Parallel()
+	for _, byOther := range []bool{false, true} {
+		t.Run(fmt.Sprintf("recreatedByOther=%v", byOther), func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			rec := &recorder{}
+			sub, err := subscription.New(s, "deleted", rec.handle,
+				subscription.WithLeaseTTL(300*time.Millisecond), subscription.WithMember("a"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			start(t, sub)
+			head := appendN(t, s, "x", 5, "X")
+			waitStored(t, s, "deleted", head)
+			if err := subscription.Delete(context.Background(), s, "deleted"); err != nil {
+				t.Fatal(err)
+			}
+			seen := len(rec.positions())
+			if byOther {
+				// What another process's Run does first.
+				if _, err := s.b.Register(context.Background(), "deleted", 1, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			head = appendN(t, s, "x", 2, "X")
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				parts, err := s.b.Partitions(context.Background(), "deleted")
+				if err != nil {
+					t.Fatal(err)
+				}
+				after := map[uint64]bool{}
+				for _, p := range rec.positions()[seen:] {
+					after[p] = true
+				}
+				if len(after) == int(head) && len(parts) == 1 && parts[0].Position == head {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after the delete: delivered %v, stored %+v, status %+v", rec.positions()[seen:], parts, sub.Status())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}
