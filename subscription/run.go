@@ -26,7 +26,10 @@ type run struct {
 	headAt     time.Time
 	lastCommit time.Time
 	changed    func() <-chan struct{}
-	buf        []eventstore.Recorded
+	// kept is how many of the leases held before the last acquire go on
+	// under the same epoch.
+	kept int
+	buf  []eventstore.Recorded
 }
 
 func (r *run) loop(ctx context.Context) error {
@@ -45,6 +48,18 @@ func (r *run) loop(ctx context.Context) error {
 			if err := r.sync(ctx); err != nil {
 				if fatal(err) {
 					return err
+				}
+				if errors.Is(err, eventstore.ErrNotFound) {
+					// Deleted while running: create it again (from the
+					// start the options give), holding nothing of the
+					// deleted one.
+					r.dropAll()
+					if err = r.register(ctx); err == nil {
+						continue
+					}
+					if fatal(err) {
+						return err
+					}
 				}
 				r.setErr(err)
 				sleep(ctx, pause)
@@ -189,7 +204,10 @@ func (r *run) renew(ctx context.Context) error {
 	if err := r.acquire(ctx, want, started); err != nil {
 		return err
 	}
-	if len(r.leases) < had {
+	if r.kept < had {
+		// A partition was lost, or is held anew (a new epoch, or a
+		// subscription deleted and created again): the batch under way
+		// was read for the old one.
 		return ErrLeaseLost
 	}
 	return nil
@@ -205,13 +223,19 @@ func (r *run) acquire(ctx context.Context, want []int, started time.Time) error 
 		return err
 	}
 	next := make(map[int]Lease, len(leases))
+	kept := 0
 	s.mu.Lock()
 	done := make(map[int]uint64, len(leases))
 	for _, l := range leases {
 		next[l.Partition] = l
 		v := l.Position
-		if old, ok := r.leases[l.Partition]; ok && old.Epoch == l.Epoch {
+		// The same lease goes on: what was handled under it holds. A
+		// stored position below the one committed under the same epoch
+		// is not the same lease but a subscription deleted and created
+		// again, whose epochs start over.
+		if old, ok := r.leases[l.Partition]; ok && old.Epoch == l.Epoch && l.Position >= old.Position {
 			v = max(v, s.done[l.Partition])
+			kept++
 		}
 		done[l.Partition] = v
 	}
@@ -227,6 +251,7 @@ func (r *run) acquire(ctx context.Context, want []int, started time.Time) error 
 	r.validUntil = started.Add(r.ttl)
 	r.nextSync = started.Add(r.ttl / 3)
 	r.nearHead = false
+	r.kept = kept
 	return nil
 }
 
