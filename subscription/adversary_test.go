@@ -9,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/esv2/esv2/adapters/sqlite"
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/membackend"
 	"github.com/esv2/esv2/subscription"
 )
 
@@ -210,6 +214,71 @@ func TestDeleteWhileRunningStartsAgainFromTheStart(t *testing.T) {
 					t.Fatalf("after the delete: delivered %v, stored %+v, status %+v", rec.positions()[seen:], parts, sub.Status())
 				}
 				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// unknownCommit is a backend whose Commit, once armed, commits and then
+// reports the outcome unknown, as a connection lost during COMMIT does.
+type unknownCommit struct {
+	*membackend.Backend[tx]
+	armed atomic.Bool
+}
+
+func (u *unknownCommit) Commit(ctx context.Context, name, member string, cps []subscription.Lease, fn func(context.Context, tx) error) error {
+	err := u.Backend.Commit(ctx, name, member, cps, fn)
+	if err == nil && fn != nil && u.armed.CompareAndSwap(true, false) {
+		return fmt.Errorf("test: %w: connection lost during COMMIT", eventstore.ErrUnknownOutcome)
+	}
+	return err
+}
+
+type unknownCommitStore struct {
+	*sqlite.Store
+	b *unknownCommit
+}
+
+func (s *unknownCommitStore) Subscriptions() subscription.Backend[tx] { return s.b }
+
+// A transactional handler's batch whose COMMIT went through, though Commit
+// reported an error, must not be applied again: the read model and the
+// checkpoint committed together, so the batch is to be handed over again
+// only from the stored checkpoint, not from the member's memory (nor
+// retried on the spot).
+func TestUnknownCommitOutcomeIsNotAppliedTwice(t *testing.T) {
+	t.Parallel()
+	for _, retries := range []int{0, 3} {
+		t.Run(fmt.Sprintf("retries=%d", retries), func(t *testing.T) {
+			t.Parallel()
+			st, err := sqlite.Open(context.Background(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			s := &unknownCommitStore{Store: st, b: &unknownCommit{Backend: membackend.New[tx](nil)}}
+			s.b.armed.Store(true)
+			var mu sync.Mutex
+			applied := map[uint64]int{} // the read model: committed with the checkpoint
+			sub, err := subscription.NewTx(s, "unknown", func(_ context.Context, _ tx, events []eventstore.Recorded) error {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, e := range events {
+					applied[e.Position]++
+				}
+				return nil
+			}, subscription.WithRetries(retries, time.Millisecond, time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			head := appendN(t, s, "a", 5, "X")
+			start(t, sub)
+			waitFor(t, sub, head)
+			mu.Lock()
+			defer mu.Unlock()
+			want := map[uint64]int{1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+			if diff := cmp.Diff(want, applied); diff != "" {
+				t.Fatalf("applications per position (-want +got):\n%s", diff)
 			}
 		})
 	}
