@@ -88,6 +88,9 @@ func (r *run) loop(ctx context.Context) error {
 		case fatal(err):
 			return err
 		default:
+			// The stored checkpoints decide where to resume: a commit that
+			// failed may have gone through.
+			r.nextSync = time.Time{}
 			r.setErr(err)
 			sleep(ctx, pause)
 			pause = min(2*pause, s.o.maxErrorPause)
@@ -496,7 +499,13 @@ func (r *run) attempt(ctx context.Context, cps []Lease, events []eventstore.Reco
 		if err == nil {
 			return i, nil
 		}
-		if errors.Is(err, ErrLeaseLost) || ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) || i > s.o.retries {
+		// Only the handler's own failures are tried again here. A backend
+		// error may come from a COMMIT whose outcome is unknown: the loop
+		// reads the stored checkpoints again before handing anything over,
+		// so that a batch committed with its checkpoint is not applied
+		// twice.
+		var hf *handlerFailure
+		if !errors.As(err, &hf) || errors.Is(err, ErrLeaseLost) || ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) || i > s.o.retries {
 			return i, err
 		}
 		s.count(func(st *Status) { st.Retries++ })
