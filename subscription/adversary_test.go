@@ -283,3 +283,40 @@ func TestUnknownCommitOutcomeIsNotAppliedTwice(t *testing.T) {
 		})
 	}
 }
+
+// A handler that panics ends Run with the panic, but the member must still
+// give its partitions up on the way out, as on any other way out: another
+// member then takes them at once rather than after the lease TTL.
+func TestPanickingHandlerReleasesThePartitions(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	head := appendN(t, s, "a", 3, "X")
+	sub, err := subscription.New(s, "panics", func(context.Context, []eventstore.Recorded) error { panic("handler bug") },
+		subscription.WithMember("a"), subscription.WithLeaseTTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() {
+			if p := recover(); p != "handler bug" {
+				t.Fatalf("recovered %v, want the handler's panic", p)
+			}
+		}()
+		_ = sub.Run(context.Background())
+	}()
+	if st := sub.Status(); st.State != subscription.Stopped {
+		t.Fatalf("status after the panic %+v, want stopped", st)
+	}
+	rec := &recorder{}
+	other, err := subscription.New(s.other(), "panics", rec.handle,
+		subscription.WithMember("b"), subscription.WithLeaseTTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, other)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // well below the TTL
+	defer cancel()
+	if err := other.WaitFor(ctx, head); err != nil {
+		t.Fatalf("the other member did not take over: %v; its status %+v", err, other.Status())
+	}
+}
