@@ -93,7 +93,8 @@ func Reset[Tx any](ctx context.Context, store Store[Tx], name string, from event
 
 // Delete removes subscription name from the database: its checkpoints,
 // members and parked events. Stop its members first: a running one
-// recreates it (from the start given by WithStart) when it next registers.
+// creates it again (from the start given by its WithStart) at its next
+// lease renewal, and hands the events over again from there.
 // It returns an error satisfying errors.Is(err, eventstore.ErrNotFound)
 // when there is no such subscription.
 func Delete[Tx any](ctx context.Context, store Store[Tx], name string) error {

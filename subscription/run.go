@@ -26,7 +26,10 @@ type run struct {
 	headAt     time.Time
 	lastCommit time.Time
 	changed    func() <-chan struct{}
-	buf        []eventstore.Recorded
+	// kept is how many of the leases held before the last acquire go on
+	// under the same epoch.
+	kept int
+	buf  []eventstore.Recorded
 }
 
 func (r *run) loop(ctx context.Context) error {
@@ -60,6 +63,18 @@ func (r *run) loop(ctx context.Context) error {
 				if fatal(err) {
 					return err
 				}
+				if errors.Is(err, eventstore.ErrNotFound) {
+					// Deleted while running: create it again (from the
+					// start the options give), holding nothing of the
+					// deleted one.
+					r.dropAll()
+					if err = r.register(ctx); err == nil {
+						continue
+					}
+					if fatal(err) {
+						return err
+					}
+				}
 				r.setErr(err)
 				sleep(ctx, pause)
 				pause = min(2*pause, s.o.maxErrorPause)
@@ -87,6 +102,9 @@ func (r *run) loop(ctx context.Context) error {
 		case fatal(err):
 			return err
 		default:
+			// The stored checkpoints decide where to resume: a commit that
+			// failed may have gone through.
+			r.nextSync = time.Time{}
 			r.setErr(err)
 			sleep(ctx, pause)
 			pause = min(2*pause, s.o.maxErrorPause)
@@ -203,7 +221,10 @@ func (r *run) renew(ctx context.Context) error {
 	if err := r.acquire(ctx, want, started); err != nil {
 		return err
 	}
-	if len(r.leases) < had {
+	if r.kept < had {
+		// A partition was lost, or is held anew (a new epoch, or a
+		// subscription deleted and created again): the batch under way
+		// was read for the old one.
 		return ErrLeaseLost
 	}
 	return nil
@@ -219,13 +240,19 @@ func (r *run) acquire(ctx context.Context, want []int, started time.Time) error 
 		return err
 	}
 	next := make(map[int]Lease, len(leases))
+	kept := 0
 	s.mu.Lock()
 	done := make(map[int]uint64, len(leases))
 	for _, l := range leases {
 		next[l.Partition] = l
 		v := l.Position
-		if old, ok := r.leases[l.Partition]; ok && old.Epoch == l.Epoch {
+		// The same lease goes on: what was handled under it holds. A
+		// stored position below the one committed under the same epoch
+		// is not the same lease but a subscription deleted and created
+		// again, whose epochs start over.
+		if old, ok := r.leases[l.Partition]; ok && old.Epoch == l.Epoch && l.Position >= old.Position {
 			v = max(v, s.done[l.Partition])
+			kept++
 		}
 		done[l.Partition] = v
 	}
@@ -241,6 +268,7 @@ func (r *run) acquire(ctx context.Context, want []int, started time.Time) error 
 	r.validUntil = started.Add(r.ttl)
 	r.nextSync = started.Add(r.ttl / 3)
 	r.nearHead = false
+	r.kept = kept
 	return nil
 }
 
@@ -382,7 +410,12 @@ func (r *run) mine(events, batch []eventstore.Recorded) []eventstore.Recorded {
 func (r *run) fill(ctx context.Context, batch []eventstore.Recorded, end uint64) ([]eventstore.Recorded, uint64) {
 	s := r.s
 	batch = slices.Clone(batch) // r.buf is read into again
+	// No later than the leases need renewing: the batch then starts with
+	// the time left that expiring promises.
 	deadline := time.Now().Add(s.o.maxWait)
+	if renewAt := r.validUntil.Add(-r.ttl * 2 / 3); renewAt.Before(deadline) {
+		deadline = renewAt
+	}
 	for len(batch) < s.o.batchSize {
 		var ch <-chan struct{}
 		if r.changed != nil {
@@ -492,22 +525,29 @@ func (r *run) attempt(ctx context.Context, cps []Lease, events []eventstore.Reco
 	s := r.s
 	pause := s.o.backoff
 	for i := 1; ; i++ {
+		// Before every call, not only after a retry's pause: the Park
+		// policy's one-by-one calls, or a batch that waited to fill, can
+		// together outlast the lease even when each call is short, and the
+		// next holder would then handle the same events at the same time.
+		if r.expiring(time.Now()) {
+			if err := r.renew(ctx); err != nil {
+				return i - 1, err
+			}
+		}
 		err := s.deliver(ctx, s.o.member, cps, events, commit)
 		if err == nil {
 			return i, nil
 		}
+		// Only the handler's own failures are tried again here. A backend
+		// error may come from a COMMIT whose outcome is unknown: the loop
+		// reads the stored checkpoints again before handing anything over,
+		// so that a batch committed with its checkpoint is not applied
+		// twice.
 		var hf *handlerFailure
-		if len(events) > 0 && !errors.As(err, &hf) {
-			// The commit failed, but its outcome may be unknown: a
-			// connection lost while COMMIT's answer was on its way
-			// leaves the batch committed. Delivering it again now would
-			// apply a transactional handler's batch twice; instead the
-			// loop syncs first, which reads the stored positions, and
-			// resumes from them.
+		if !errors.As(err, &hf) {
 			r.nextSync = time.Time{}
-			return i, err
 		}
-		if errors.Is(err, ErrLeaseLost) || ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) || i > s.o.retries {
+		if !errors.As(err, &hf) || errors.Is(err, ErrLeaseLost) || ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) || i > s.o.retries {
 			return i, err
 		}
 		s.count(func(st *Status) { st.Retries++ })
@@ -515,11 +555,6 @@ func (r *run) attempt(ctx context.Context, cps []Lease, events []eventstore.Reco
 			return i, ctx.Err()
 		}
 		pause = min(2*pause, s.o.maxBackoff)
-		if r.expiring(time.Now()) {
-			if err := r.renew(ctx); err != nil {
-				return i, err
-			}
-		}
 	}
 }
 

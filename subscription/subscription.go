@@ -255,7 +255,8 @@ func randomSuffix() string {
 // (a lost connection, say) does not end it: it is kept in Status().Err and
 // tried again after a pause. On its way out Run writes its last
 // checkpoints and releases its partitions, so another member takes them
-// over at once.
+// over at once; it does so too when the handler panics, and then panics
+// again with the handler's value.
 func (s *Subscription) Run(ctx context.Context) error {
 	if err := validate.Context(ctx); err != nil {
 		return err
@@ -265,6 +266,16 @@ func (s *Subscription) Run(ctx context.Context) error {
 	}
 	defer s.running.Store(false)
 	r := &run{s: s, ttl: s.o.leaseTTL, leases: map[int]Lease{}}
+	defer func() {
+		// A handler's panic goes on to the caller, but the partitions are
+		// given up first, as on any other way out: the other members take
+		// them now rather than when the lease ends.
+		if p := recover(); p != nil {
+			r.leave(ctx)
+			s.setStopped()
+			panic(p)
+		}
+	}()
 	err := r.loop(ctx)
 	r.leave(ctx)
 	s.setStopped()
