@@ -67,9 +67,8 @@ func ExampleNewTx() {
 	if err := sub.WaitFor(ctx, last); err != nil {
 		log.Fatal(err)
 	}
-	// sqlite.Store has no query method of its own; a Commit with no
-	// checkpoints is a transaction on its database that moves nothing.
-	err = store.Subscriptions().Commit(ctx, "order-status", "reader", nil, func(ctx context.Context, tx *sql.Tx) error {
+	// Query the read model in the store's database.
+	err = store.ReadTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT id, status FROM order_status ORDER BY id`)
 		if err != nil {
 			return err

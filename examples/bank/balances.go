@@ -77,11 +77,8 @@ type balance struct {
 // queryBalances reads the table balances, by account.
 func queryBalances(ctx context.Context, store *sqlite.Store) ([]balance, error) {
 	var rows []balance
-	// sqlite.Store has no query method of its own, and an in-memory
-	// database cannot be opened from outside the store. A Commit with no
-	// checkpoints is a transaction on the store's database that moves
-	// nothing; a file's table can be read with database/sql instead.
-	err := store.Subscriptions().Commit(ctx, balancesSub, "query", nil, func(ctx context.Context, tx *sql.Tx) error {
+	// ReadTx reads the store's own database, in-memory too.
+	err := store.ReadTx(ctx, func(tx *sql.Tx) error {
 		rs, err := tx.QueryContext(ctx, `SELECT account, balance, version FROM balances ORDER BY account`)
 		if err != nil {
 			return err
