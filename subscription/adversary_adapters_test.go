@@ -126,6 +126,9 @@ func TestChurnExactlyOnceInOrderOnSQLite(t *testing.T) {
 			}
 			got[k] = n
 		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
 		var bad int
 		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM violations`).Scan(&bad); err != nil {
 			t.Fatal(err)
@@ -268,8 +271,8 @@ func TestTerminatedConnectionExactlyOnceOnPostgres(t *testing.T) {
 			return err
 		}
 		calls++
-		switch {
-		case calls%5 == 1:
+		switch calls % 5 {
+		case 1:
 			// In the handler: its next statement fails.
 			mu.Lock()
 			_, err := killer.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid)
@@ -279,7 +282,7 @@ func TestTerminatedConnectionExactlyOnceOnPostgres(t *testing.T) {
 			}
 			_, err = tx.Exec(ctx, `SELECT 1`)
 			return err
-		case calls%5 == 3:
+		case 3:
 			// Racing the checkpoint and the COMMIT.
 			delay := time.Duration(rng.IntN(1500)) * time.Microsecond
 			kills.Add(1)

@@ -100,7 +100,7 @@ func TestMaxWaitDoesNotOutliveTheLease(t *testing.T) {
 	const ttl = 150 * time.Millisecond
 	var mu sync.Mutex
 	var left []time.Duration
-	h := func(ctx context.Context, events []eventstore.Recorded) error {
+	h := func(ctx context.Context, _ []eventstore.Recorded) error {
 		parts, err := s.b.Partitions(ctx, "max-wait-lease")
 		if err != nil {
 			return err

@@ -122,7 +122,7 @@ func ExampleNew() {
 	}
 	var mu sync.Mutex
 	orders := map[string]status{} // stands for the outside store
-	sub, err := subscription.New(store, "order-cache", func(ctx context.Context, events []eventstore.Recorded) error {
+	sub, err := subscription.New(store, "order-cache", func(_ context.Context, events []eventstore.Recorded) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, e := range events {

@@ -14,7 +14,7 @@ import (
 // Option configures a subscription; see [New].
 type Option func(*options) error
 
-// Failure policies: what a subscription does with a batch its handler
+// Policy is what a subscription does with a batch its handler
 // still fails on after the retries.
 type Policy int
 

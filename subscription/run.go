@@ -362,7 +362,10 @@ func (r *run) step(ctx context.Context) (bool, error) {
 			return true, err
 		}
 		batch = batch[n:]
-		if len(batch) > 0 && (ctx.Err() != nil || r.expiring(time.Now())) {
+		if err := ctx.Err(); err != nil {
+			return true, err
+		}
+		if len(batch) > 0 && r.expiring(time.Now()) {
 			// The rest of the page is read again after the sync.
 			return true, nil
 		}
@@ -472,7 +475,7 @@ func (r *run) handle(ctx context.Context, batch []eventstore.Recorded, end uint6
 		r.advance(end, batch[len(batch)-1], len(batch))
 		return nil
 	}
-	var hf *handlerFailure
+	var hf *handlerError
 	if !errors.As(err, &hf) {
 		return err
 	}
@@ -543,7 +546,7 @@ func (r *run) attempt(ctx context.Context, cps []Lease, events []eventstore.Reco
 		// reads the stored checkpoints again before handing anything over,
 		// so that a batch committed with its checkpoint is not applied
 		// twice.
-		var hf *handlerFailure
+		var hf *handlerError
 		if !errors.As(err, &hf) {
 			r.nextSync = time.Time{}
 		}

@@ -11,15 +11,15 @@ import (
 type State int
 
 const (
-	// Stopped: Run is not running.
+	// Stopped means Run is not running.
 	Stopped State = iota
-	// Standby: running, but holding no partition (the group's other
+	// Standby means running, but holding no partition (the group's other
 	// members hold them all); it takes over when one of them leaves or
 	// dies.
 	Standby
-	// CatchingUp: handling events stored before it reached the head.
+	// CatchingUp means handling events stored before it reached the head.
 	CatchingUp
-	// Live: caught up; it hands over events as they are appended.
+	// Live means caught up: it hands over events as they are appended.
 	Live
 )
 

@@ -68,11 +68,11 @@ func (e *HandlerError) Error() string {
 // Unwrap returns the handler's error.
 func (e *HandlerError) Unwrap() error { return e.Err }
 
-// handlerFailure marks an error as the handler's, not the backend's.
-type handlerFailure struct{ err error }
+// handlerError marks an error as the handler's, not the backend's.
+type handlerError struct{ err error }
 
-func (h *handlerFailure) Error() string { return h.err.Error() }
-func (h *handlerFailure) Unwrap() error { return h.err }
+func (h *handlerError) Error() string { return h.err.Error() }
+func (h *handlerError) Unwrap() error { return h.err }
 
 // core is a Backend without the methods that take its transaction.
 type core interface {
@@ -138,7 +138,7 @@ func New[Tx any](store Store[Tx], name string, h Handler, opts ...Option) (*Subs
 	s.deliver = func(ctx context.Context, member string, cps []Lease, events []eventstore.Recorded, commit bool) error {
 		if len(events) > 0 {
 			if err := h(ctx, events); err != nil {
-				return &handlerFailure{err}
+				return &handlerError{err}
 			}
 		}
 		if !commit {
@@ -173,7 +173,7 @@ func NewTx[Tx any](store Store[Tx], name string, h TxHandler[Tx], opts ...Option
 		if len(events) > 0 {
 			fn = func(ctx context.Context, tx Tx) error {
 				if err := h(ctx, tx, events); err != nil {
-					return &handlerFailure{err}
+					return &handlerError{err}
 				}
 				return nil
 			}

@@ -422,7 +422,7 @@ func TestSubscriptionCommitFnError(t *testing.T) {
 		}
 		return boom
 	})
-	if err != boom {
+	if err != boom { //nolint:errorlint // the contract: fn's error itself, not wrapped
 		t.Fatalf("Commit with a failing fn: %v, want fn's error itself", err)
 	}
 	if got := rows(t, s); len(got) != 0 {
@@ -621,7 +621,7 @@ func TestSubscriptionParked(t *testing.T) {
 		}
 		return boom
 	})
-	if err != boom {
+	if err != boom { //nolint:errorlint // the contract: fn's error itself, not wrapped
 		t.Errorf("Unpark with a failing fn: %v, want fn's error itself", err)
 	}
 	if got, _ := b.Parked(ctx, "sub"); len(got) != 2 || len(rows(t, s)) != 0 {

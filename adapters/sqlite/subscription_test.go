@@ -398,7 +398,7 @@ func TestSubscriptionCommit(t *testing.T) {
 			}
 			return errHandler
 		})
-		if err != errHandler {
+		if err != errHandler { //nolint:errorlint // the contract: fn's error itself, not wrapped
 			t.Fatalf("Commit error = %v, want fn's error as it is", err)
 		}
 		if p := partitions(t, b, "sub")[0]; p.Position != 20 {
@@ -606,7 +606,7 @@ func TestSubscriptionParked(t *testing.T) {
 			}
 			return errRetry
 		})
-		if err != errRetry {
+		if err != errRetry { //nolint:errorlint // the contract: fn's error itself, not wrapped
 			t.Fatalf("Unpark error = %v, want fn's error as it is", err)
 		}
 		if got, _ := b.Parked(ctx, "sub"); len(got) != 2 {
@@ -686,8 +686,8 @@ func TestSubscriptionFailuresSpareAppends(t *testing.T) {
 			})
 			g.Go(func() error {
 				err := b.Commit(ctx, "sub", "m", nil, func(context.Context, *sql.Tx) error { return errFail })
-				if err != errFail {
-					return fmt.Errorf("Commit: %v, want errFail", err)
+				if err != errFail { //nolint:errorlint // the contract: fn's error itself, not wrapped
+					return fmt.Errorf("Commit: %w, want errFail", err)
 				}
 				return nil
 			})

@@ -86,13 +86,13 @@ func runUntil(ctx context.Context, sub *subscription.Subscription, last uint64) 
 		cancel()
 		werr := <-waited
 		if err == nil {
-			err = fmt.Errorf("subscription %s stopped before position %d: %w (last error: %v)", sub.Name(), last, werr, sub.Status().Err)
+			err = fmt.Errorf("subscription %s stopped before position %d: %w (last error: %w)", sub.Name(), last, werr, sub.Status().Err)
 		}
 		return err
 	case err := <-waited:
 		cancel()
 		if err != nil {
-			err = fmt.Errorf("waiting for position %d: %w (last error: %v)", last, err, sub.Status().Err)
+			err = fmt.Errorf("waiting for position %d: %w (last error: %w)", last, err, sub.Status().Err)
 		}
 		return errors.Join(err, <-ran)
 	}
@@ -367,7 +367,7 @@ func (b *bench) bareLive(ctx context.Context, after uint64, wake *wakers, got fu
 		})
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return nil //nolint:nilerr // the run is over: the consumer's read ends with it
 		case err != nil:
 			return err
 		case n == b.cfg.subBatch:
@@ -431,7 +431,12 @@ func (b *bench) liveRound(ctx context.Context, n int,
 	lt := newLiveTimes(n)
 	consumed := make(chan error, 1)
 	go func() { consumed <- consume(ctx, info.Position, lt.got) }()
-	defer func() { cancel(); <-consumed }()
+	defer func() {
+		cancel()
+		if err := <-consumed; err != nil && !errors.Is(err, context.Canceled) {
+			b.cfg.logf("sub_live: consumer: %v", err)
+		}
+	}()
 	wait := func(ch <-chan struct{}, what string) error {
 		t := time.NewTimer(time.Minute)
 		defer t.Stop()
@@ -600,7 +605,7 @@ func (b *bench) runGroup(ctx context.Context, name string, members int, before, 
 	for _, m := range ms {
 		line, err := m.stdout.ReadString('\n')
 		if err != nil || strings.TrimSpace(line) != memberReady {
-			return 0, 0, memberErr(m, fmt.Errorf("not ready (%q, %v)", line, err))
+			return 0, 0, memberErr(m, fmt.Errorf("not ready (%q, %w)", line, err))
 		}
 	}
 	start := time.Now()

@@ -51,7 +51,7 @@ type BackendFeatures[Tx any] struct {
 	// that closes the store under it. It enables Backend/Close, which
 	// checks that every method then fails with eventstore.ErrClosed (and
 	// runs no fn).
-	NewClosing func(t *testing.T) (b subscription.Backend[Tx], close func() error)
+	NewClosing func(t *testing.T) (b subscription.Backend[Tx], closeStore func() error)
 }
 
 // RunBackendFeatures is [RunBackend] with the abilities f declares; see

@@ -76,7 +76,11 @@ func TestRunOnPostgres(t *testing.T) {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	want := strings.Replace(wantOutput, "on SQLite in memory.", "on PostgreSQL.", 1)
-	want = want[:strings.Index(want, "\nRead model:")] +
+	cut := strings.Index(want, "\nRead model:")
+	if cut < 0 {
+		t.Fatal("wantOutput has no read model")
+	}
+	want = want[:cut] +
 		"\n(The read model of the SQLite run, a balances table kept by a subscription, is not shown on PostgreSQL.)\n"
 	if diff := cmp.Diff(want, out.String()); diff != "" {
 		t.Errorf("output (-want +got):\n%s", diff)

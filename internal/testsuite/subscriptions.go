@@ -30,7 +30,7 @@ type BackendFeatures[Tx any] struct {
 	// NewClosing, when set, returns a new, empty backend and the function
 	// that closes the store under it. It enables Backend/Close, which
 	// checks that every method fails with eventstore.ErrClosed after it.
-	NewClosing func(t *testing.T) (b subscription.Backend[Tx], close func() error)
+	NewClosing func(t *testing.T) (b subscription.Backend[Tx], closeStore func() error)
 }
 
 // RunBackend runs the conformance suite of [subscription.Backend] against
@@ -706,7 +706,7 @@ func racingAcquires[Tx any](t *testing.T, name string, n int, handles []subscrip
 			for range rounds {
 				ls, err := b.Acquire(ctx, name, member, want, longTTL)
 				if err != nil {
-					return fmt.Errorf("Acquire by %s: %w", member, err)
+					return fmt.Errorf("acquire by %s: %w", member, err)
 				}
 				for _, l := range ls {
 					if holders[m][l.Partition] == nil {

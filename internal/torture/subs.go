@@ -166,7 +166,7 @@ func RunConsumer[Tx any](ctx context.Context, s subscription.Store[Tx], cfg Cons
 	var mu sync.Mutex // the handler is called by one goroutine; the lock only guards rng
 	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(time.Now().UnixNano())))
 	var lines []line
-	lg, err := subscription.New(s, LogSub, func(ctx context.Context, events []eventstore.Recorded) error {
+	lg, err := subscription.New(s, LogSub, func(_ context.Context, events []eventstore.Recorded) error {
 		mu.Lock()
 		defer mu.Unlock()
 		start := time.Now().UnixNano()
