@@ -68,7 +68,7 @@ const (
 	maxErrorTextSize       = 4096
 	// pageRows is the least number of events a step reads at once, and
 	// maxPageRows the most; pageBytes bounds a page's events' sizes.
-	pageRows    = 1024
+	pageRows    = 4096
 	maxPageRows = 16384
 	pageBytes   = 4 * eventstore.PageBytes
 )

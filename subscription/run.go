@@ -293,23 +293,21 @@ func (r *run) from() uint64 {
 	return from
 }
 
-// step reads the next page after the lowest handled position and hands
-// this member's events of it to the handler, in batches. It reports
-// whether it made progress with a full page (so the next step should
+// step reads what follows the lowest handled position and hands this
+// member's events of it to the handler, in batches. It reports whether it
+// handed anything over or moved past events (so the next step should
 // follow at once).
 //
-// A page holds up to pageRows events, more than a batch: one query feeds
-// several batches while catching up, as a bare read loop would.
+// One Read runs while the handler works: a store holds no connection while
+// a Read's loop body runs, and pages ahead where it can, so a subscription
+// catching up reads as fast as one long Read does. (A Read per batch, or
+// per page of a few batches, paid each Read's first page: planned anew on
+// PostgreSQL, through database/sql's scan path on SQLite.)
 func (r *run) step(ctx context.Context) (bool, error) {
 	s := r.s
 	from := r.from()
-	limit := max(s.o.batchSize, pageRows)
-	if len(r.leases) < r.n {
-		// The page also holds other members' events.
-		limit = max(limit, min(s.o.batchSize*((r.n+len(r.leases)-1)/len(r.leases)), maxPageRows))
-	}
 	// The head matters only to a filtered subscription: an unfiltered
-	// page shows every position up to its last event, a filtered one
+	// read shows every position up to its last event, a filtered one
 	// does not show those it skips, which only the head can vouch for
 	// (see advance). Otherwise it is read now and then, for Status.
 	var head uint64
@@ -327,50 +325,64 @@ func (r *run) step(ctx context.Context) (bool, error) {
 			return false, nil
 		}
 	}
-	events, full, err := r.read(ctx, from, limit)
-	if err != nil {
-		return false, err
+	last := from // every position up to it was read
+	progressed := false
+	var batch []eventstore.Recorded
+	for e, err := range s.store.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{
+		From: eventstore.After(from), Filter: s.o.filter,
+	}) {
+		if err != nil {
+			return progressed, err
+		}
+		last = e.Position
+		if r.isMine(e) {
+			batch = append(batch, e)
+		}
+		if len(batch) < s.o.batchSize {
+			continue
+		}
+		if !progressed {
+			progressed = true
+			r.setState(CatchingUp)
+		}
+		if err := r.handle(ctx, batch, e.Position); err != nil {
+			return true, err
+		}
+		batch = nil // the handler may keep the last one
+		if err := ctx.Err(); err != nil {
+			return true, err
+		}
+		if r.expiring(time.Now()) {
+			// The rest is read again after the sync.
+			return true, nil
+		}
 	}
-	end := from
-	if len(events) > 0 {
-		end = events[len(events)-1].Position
-	}
-	if !full && headKnown {
+	r.nearHead = true
+	end := last
+	if headKnown {
 		// Every event up to head had committed when the read began, and
 		// the read returned all of them that the filter keeps.
 		end = max(end, head)
 	}
-	batch := r.mine(events, nil)
-	if !full && len(batch) > 0 && len(batch) < s.o.batchSize && s.o.maxWait > 0 {
+	if len(batch) > 0 && s.o.maxWait > 0 {
 		batch, end = r.fill(ctx, batch, end)
 	}
-	r.nearHead = !full
 	if len(batch) == 0 {
 		r.advance(end, eventstore.Recorded{}, 0)
-		return full, nil
+		return progressed, nil
 	}
-	if full {
-		r.setState(CatchingUp)
+	return true, r.handle(ctx, batch, end)
+}
+
+// isMine reports whether e belongs to a partition this member holds and is
+// past what it handled there. Only the run's goroutine writes s.done, so
+// it reads it without the lock.
+func (r *run) isMine(e eventstore.Recorded) bool {
+	p := PartitionOf(e.StreamID, r.n)
+	if _, ok := r.leases[p]; !ok {
+		return false
 	}
-	for len(batch) > 0 {
-		n := min(len(batch), s.o.batchSize)
-		chunk, chunkEnd := batch[:n], end
-		if n < len(batch) {
-			chunkEnd = chunk[n-1].Position
-		}
-		if err := r.handle(ctx, chunk, chunkEnd); err != nil {
-			return true, err
-		}
-		batch = batch[n:]
-		if err := ctx.Err(); err != nil {
-			return true, err
-		}
-		if len(batch) > 0 && r.expiring(time.Now()) {
-			// The rest of the page is read again after the sync.
-			return true, nil
-		}
-	}
-	return true, nil
+	return e.Position > r.s.done[p]
 }
 
 // read returns up to limit events of the subscription's filter past from,
