@@ -181,15 +181,9 @@ func (d *pgDriver) prepare(q *driver.Query) *readState {
 	cols := d.q.cols
 	st := &readState{args: args[3:]}
 	st.sql[0] = "SELECT " + cols + from
-	// The LIMIT is taken in a subquery of its own, below the window: a
-	// window runs before the LIMIT of its own level, so the planner's
-	// custom plans for a page far from the end of a wide range (a
-	// subscription's every page, each the first of a Read) sorted the
-	// whole range for it: 40 ms a page of 4,096 over 100,000 events, 7 ms
-	// once the generic plan took over after five executions.
 	st.sql[1] = "SELECT " + cols + " FROM (SELECT " + cols + ", sum(" + eventSizeSQL + ") OVER (ORDER BY " + order +
-		" ROWS UNBOUNDED PRECEDING) - (" + eventSizeSQL + ") AS bytes_before FROM (SELECT " + cols + from +
-		") AS lim) AS page WHERE bytes_before < " + strconv.Itoa(eventstore.PageBytes) + " ORDER BY " + order
+		" ROWS UNBOUNDED PRECEDING) - (" + eventSizeSQL + ") AS bytes_before" + from +
+		") AS page WHERE bytes_before < " + strconv.Itoa(eventstore.PageBytes) + " ORDER BY " + order
 	q.Prepared = st
 	return st
 }
