@@ -57,10 +57,12 @@
 // its group. [WithPartitions] splits its events into n partitions by a
 // hash of the stream ID ([PartitionOf]), each with its own checkpoint;
 // members hold partitions through leases in the database, renewed every
-// third of [WithLeaseTTL], and share them evenly (partition p goes to the
+// third of [WithLeaseTTL] or every second, whichever is sooner, and share
+// them evenly (partition p goes to the
 // member whose index among the live members, sorted by name, is p modulo
 // their number). A member that joins gets its share as the others give it
-// up at their next renewal; one that stops releases its partitions at
+// up at their next renewal (within a second), looking for it every quarter
+// second meanwhile; one that stops releases its partitions at
 // once; one that dies (SIGKILL, a lost machine) loses them when its lease
 // ends, within the lease TTL, and the others resume them from their
 // checkpoints within a renewal period more. A checkpoint written under a

@@ -66,6 +66,11 @@ const (
 	defaultMaxPause        = 5 * time.Second
 	defaultCheckpointEvery = time.Second
 	maxErrorTextSize       = 4096
+	// maxSyncEvery bounds the time between two looks at the group, and
+	// rebalancePoll is the time between them while part of a member's
+	// share is held by others.
+	maxSyncEvery  = time.Second
+	rebalancePoll = 250 * time.Millisecond
 	// pageRows is the least number of events a step reads at once, and
 	// maxPageRows the most; pageBytes bounds a page's events' sizes.
 	pageRows    = 4096
@@ -197,13 +202,15 @@ func WithMember(name string) Option {
 }
 
 // WithLeaseTTL sets how long a member's hold on its partitions lasts
-// without renewal (default DefaultLeaseTTL). A member renews every third
-// of it, so a member that dies loses its partitions within ttl (plus one
-// renewal period until another member notices). A batch's handler must
+// without renewal (default DefaultLeaseTTL). A member renews it, and
+// looks at the group, every third of it or every second, whichever is
+// sooner (every quarter second while part of its share is still held by
+// others), so a member that dies loses its partitions within ttl, plus one
+// renewal period until another member notices. A batch's handler must
 // finish well within a third of it: a member does not start a batch on a
-// partition whose lease ends sooner than that, and one whose lease ran out
-// while handling cannot commit (ErrLeaseLost), but cannot be stopped
-// either.
+// lease with less than two thirds of its time left, and one whose lease
+// ran out while handling cannot commit (ErrLeaseLost), but cannot be
+// stopped either.
 func WithLeaseTTL(ttl time.Duration) Option {
 	return func(o *options) error {
 		if ttl < 30*time.Millisecond {

@@ -201,8 +201,22 @@ func (r *run) sync(ctx context.Context) error {
 	for p := idx; p < r.n; p += len(members) {
 		want = append(want, p)
 	}
-	return r.acquire(ctx, want, started)
+	if err := r.acquire(ctx, want, started); err != nil {
+		return err
+	}
+	if len(r.leases) < len(want) {
+		// Part of this member's share is still held by others, who give
+		// it up at their next sync (or lose it when their leases end):
+		// look again soon, not a whole period later.
+		r.nextSync = started.Add(min(r.syncEvery(), rebalancePoll))
+	}
+	return nil
 }
+
+// syncEvery is how often a member renews its leases and looks at the
+// group: a third of the lease TTL, and at least every second, so that a
+// member that joins gets its share within about a second.
+func (r *run) syncEvery() time.Duration { return min(r.ttl/3, maxSyncEvery) }
 
 // renew extends the leases this member holds, and reports ErrLeaseLost if
 // one of them was lost.
@@ -266,7 +280,7 @@ func (r *run) acquire(ctx context.Context, want []int, started time.Time) error 
 	s.mu.Unlock()
 	r.leases = next
 	r.validUntil = started.Add(r.ttl)
-	r.nextSync = started.Add(r.ttl / 3)
+	r.nextSync = started.Add(r.syncEvery())
 	r.nearHead = false
 	r.kept = kept
 	return nil
