@@ -201,6 +201,13 @@ func (r *run) sync(ctx context.Context) error {
 	for p := idx; p < r.n; p += len(members) {
 		want = append(want, p)
 	}
+	if r.givesUp(want) && !r.expiring(time.Now()) {
+		// Write what was handled before handing partitions over, or
+		// their next holder hands it over again.
+		if err := r.flushAdvance(ctx, true); err != nil && !errors.Is(err, ErrLeaseLost) {
+			return err
+		}
+	}
 	if err := r.acquire(ctx, want, started); err != nil {
 		return err
 	}
@@ -211,6 +218,16 @@ func (r *run) sync(ctx context.Context) error {
 		r.nextSync = started.Add(min(r.syncEvery(), rebalancePoll))
 	}
 	return nil
+}
+
+// givesUp reports whether this member holds a partition not in want.
+func (r *run) givesUp(want []int) bool {
+	for p := range r.leases {
+		if _, found := slices.BinarySearch(want, p); !found {
+			return true
+		}
+	}
+	return false
 }
 
 // syncEvery is how often a member renews its leases and looks at the
@@ -366,8 +383,9 @@ func (r *run) step(ctx context.Context) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return true, err
 		}
-		if r.expiring(time.Now()) {
-			// The rest is read again after the sync.
+		if now := time.Now(); !now.Before(r.nextSync) || r.expiring(now) {
+			// Time to renew and look at the group; the rest is read
+			// again after the sync.
 			return true, nil
 		}
 	}
