@@ -2,6 +2,7 @@ package subscription_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -102,4 +103,67 @@ func TestLeaseLostMidBatchRedeliversFromTheNewPosition(t *testing.T) {
 	if parts[0].Position != head {
 		t.Fatalf("stored position %d, want %d", parts[0].Position, head)
 	}
+}
+
+// flaky is a backend whose heartbeats fail while failing is set, as a
+// database that cannot be reached.
+type flaky struct {
+	subscription.Backend[tx]
+	mu      sync.Mutex
+	failing bool
+}
+
+func (f *flaky) set(v bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failing = v
+}
+
+func (f *flaky) Heartbeat(ctx context.Context, name, member string, ttl time.Duration) ([]string, error) {
+	f.mu.Lock()
+	failing := f.failing
+	f.mu.Unlock()
+	if failing {
+		return nil, errors.New("connection refused")
+	}
+	return f.Backend.Heartbeat(ctx, name, member, ttl)
+}
+
+type flakyStore struct {
+	*memStore
+	f *flaky
+}
+
+func (s flakyStore) Subscriptions() subscription.Backend[tx] { return s.f }
+
+// A member that cannot renew its leases past their end shows it holds
+// none, with the error, and takes them back once it can.
+func TestUnrenewedLeasesShowAsStandby(t *testing.T) {
+	t.Parallel()
+	m := newStore(t)
+	s := flakyStore{m, &flaky{Backend: m.b}}
+	sub, err := subscription.New(s, "flaky", (&recorder{}).handle, subscription.WithLeaseTTL(150*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, sub)
+	waitState := func(want subscription.State, cond func(subscription.Status) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st := sub.Status()
+			if st.State == want && cond(st) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("status %+v, want %v", st, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitState(subscription.Live, func(st subscription.Status) bool { return len(st.Partitions) == 1 })
+	s.f.set(true)
+	waitState(subscription.Standby, func(st subscription.Status) bool { return len(st.Partitions) == 0 && st.Err != nil })
+	s.f.set(false)
+	waitState(subscription.Live, func(st subscription.Status) bool { return len(st.Partitions) == 1 })
 }

@@ -76,6 +76,13 @@ func (r *run) loop(ctx context.Context) error {
 					}
 				}
 				r.setErr(err)
+				if len(r.leases) > 0 && !time.Now().Before(r.validUntil) {
+					// Unrenewed, the leases have ended: another member
+					// may hold the partitions now. Status says so rather
+					// than show them live.
+					r.dropAll()
+					r.setState(Standby)
+				}
 				sleep(ctx, pause)
 				pause = min(2*pause, s.o.maxErrorPause)
 				continue
