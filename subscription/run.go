@@ -58,7 +58,7 @@ func (r *run) loop(ctx context.Context) error {
 		r.changed = changed
 	}
 	for ctx.Err() == nil {
-		if now := time.Now(); !now.Before(r.nextSync) || r.expiring(now) {
+		if r.syncDue(time.Now()) {
 			if err := r.sync(ctx); err != nil {
 				if fatal(err) {
 					return err
@@ -369,21 +369,29 @@ func (r *run) step(ctx context.Context) (bool, error) {
 		if r.isMine(e) {
 			batch = append(batch, e)
 		}
-		if len(batch) < s.o.batchSize {
+		// The sync period also ends while the read goes through events
+		// of other members' partitions with no batch to hand over: the
+		// read stops then too, with what it gathered, or the lease runs
+		// out under a member that is working.
+		if len(batch) < s.o.batchSize && !r.syncDue(time.Now()) {
 			continue
 		}
 		if !progressed {
 			progressed = true
 			r.setState(CatchingUp)
 		}
-		if err := r.handle(ctx, batch, e.Position); err != nil {
+		if len(batch) == 0 {
+			r.advance(last, eventstore.Recorded{}, 0)
+			return true, nil
+		}
+		if err := r.handle(ctx, batch, last); err != nil {
 			return true, err
 		}
 		batch = nil // the handler may keep the last one
 		if err := ctx.Err(); err != nil {
 			return true, err
 		}
-		if now := time.Now(); !now.Before(r.nextSync) || r.expiring(now) {
+		if r.syncDue(time.Now()) {
 			// Time to renew and look at the group; the rest is read
 			// again after the sync.
 			return true, nil
@@ -404,6 +412,12 @@ func (r *run) step(ctx context.Context) (bool, error) {
 		return progressed, nil
 	}
 	return true, r.handle(ctx, batch, end)
+}
+
+// syncDue reports whether it is time to renew the leases and look at the
+// group.
+func (r *run) syncDue(now time.Time) bool {
+	return !now.Before(r.nextSync) || r.expiring(now)
 }
 
 // isMine reports whether e belongs to a partition this member holds and is
