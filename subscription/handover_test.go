@@ -96,3 +96,42 @@ func TestGivenUpPartitionIsWrittenAtItsHandledPosition(t *testing.T) {
 		t.Fatalf("partition 0 given up with owner %q at position %d, want none at %d, the position handled there", parts[0].Owner, parts[0].Position, head)
 	}
 }
+
+// The sync that gives a partition up is the one due a third of the TTL
+// after the last renewal, when the leases are no longer fresh: with a TTL
+// of up to three seconds (the sync period is then a third of it) that is
+// also when they count as expiring. The handled positions must still be
+// written before the partition goes.
+func TestGivenUpPartitionIsWrittenWithAShortTTL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	const name, ttl = "hand-over-short", 300 * time.Millisecond
+	head := appendN(t, s, streamIn(t, 0, 2), 500, "X")
+	sub, err := subscription.New(s, name, func(context.Context, []eventstore.Recorded) error { return nil },
+		subscription.WithMember("a"), subscription.WithPartitions(2), subscription.WithLeaseTTL(ttl),
+		subscription.WithBatchSize(50), subscription.WithCheckpointInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, sub)
+	waitFor(t, sub, head)
+	// Member "0" joins: partition 0 is its share now.
+	if _, err := s.b.Heartbeat(ctx, name, "0", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !slices.Equal(sub.Status().Partitions, []int{1}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("partition 0 never given up: %+v", sub.Status())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	parts, err := s.b.Partitions(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parts[0].Owner != "" || parts[0].Position != head {
+		t.Fatalf("partition 0 given up with owner %q at position %d, want none at %d, the position handled there", parts[0].Owner, parts[0].Position, head)
+	}
+}
