@@ -201,9 +201,12 @@ func (r *run) sync(ctx context.Context) error {
 	for p := idx; p < r.n; p += len(members) {
 		want = append(want, p)
 	}
-	if r.givesUp(want) && !r.expiring(time.Now()) {
+	if r.givesUp(want) && time.Now().Before(r.validUntil) {
 		// Write what was handled before handing partitions over, or
-		// their next holder hands it over again.
+		// their next holder hands it over again. The leases are due for
+		// renewal here (the sync period ends when they start expiring),
+		// but still held: Commit checks the epochs, so a lease taken
+		// meanwhile by another member only fails with ErrLeaseLost.
 		if err := r.flushAdvance(ctx, true); err != nil && !errors.Is(err, ErrLeaseLost) {
 			return err
 		}
@@ -669,11 +672,25 @@ func (r *run) flushAdvance(ctx context.Context, force bool) error {
 	if !r.pendingAdvance() || (!force && time.Since(r.lastCommit) < r.s.o.checkpointEvery) {
 		return nil
 	}
-	end := r.from()
-	if err := r.s.deliver(ctx, r.s.o.member, r.checkpoints(end), nil, true); err != nil {
+	// Each partition at its own handled position: they differ while the
+	// member catches up on a partition it just took, and one given up
+	// must be written in full, or its next holder hands it over again.
+	s := r.s
+	s.mu.Lock()
+	cps := make([]Lease, 0, len(r.leases))
+	for _, l := range r.leases {
+		l.Position = max(l.Position, s.done[l.Partition])
+		cps = append(cps, l)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(cps, func(a, b Lease) int { return a.Partition - b.Partition })
+	if err := s.deliver(ctx, s.o.member, cps, nil, true); err != nil {
 		return err
 	}
-	r.committed(end)
+	for _, l := range cps {
+		r.leases[l.Partition] = l
+	}
+	r.lastCommit = time.Now()
 	return nil
 }
 
