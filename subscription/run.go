@@ -58,7 +58,7 @@ func (r *run) loop(ctx context.Context) error {
 		r.changed = changed
 	}
 	for ctx.Err() == nil {
-		if now := time.Now(); !now.Before(r.nextSync) || r.expiring(now) {
+		if r.syncDue(time.Now()) {
 			if err := r.sync(ctx); err != nil {
 				if fatal(err) {
 					return err
@@ -208,9 +208,12 @@ func (r *run) sync(ctx context.Context) error {
 	for p := idx; p < r.n; p += len(members) {
 		want = append(want, p)
 	}
-	if r.givesUp(want) && !r.expiring(time.Now()) {
+	if r.givesUp(want) && time.Now().Before(r.validUntil) {
 		// Write what was handled before handing partitions over, or
-		// their next holder hands it over again.
+		// their next holder hands it over again. The leases are due for
+		// renewal here (the sync period ends when they start expiring),
+		// but still held: Commit checks the epochs, so a lease taken
+		// meanwhile by another member only fails with ErrLeaseLost.
 		if err := r.flushAdvance(ctx, true); err != nil && !errors.Is(err, ErrLeaseLost) {
 			return err
 		}
@@ -376,21 +379,29 @@ func (r *run) step(ctx context.Context) (bool, error) {
 		if r.isMine(e) {
 			batch = append(batch, e)
 		}
-		if len(batch) < s.o.batchSize {
+		// The sync period also ends while the read goes through events
+		// of other members' partitions with no batch to hand over: the
+		// read stops then too, with what it gathered, or the lease runs
+		// out under a member that is working.
+		if len(batch) < s.o.batchSize && !r.syncDue(time.Now()) {
 			continue
 		}
 		if !progressed {
 			progressed = true
 			r.setState(CatchingUp)
 		}
-		if err := r.handle(ctx, batch, e.Position); err != nil {
+		if len(batch) == 0 {
+			r.advance(last, eventstore.Recorded{}, 0)
+			return true, nil
+		}
+		if err := r.handle(ctx, batch, last); err != nil {
 			return true, err
 		}
 		batch = nil // the handler may keep the last one
 		if err := ctx.Err(); err != nil {
 			return true, err
 		}
-		if now := time.Now(); !now.Before(r.nextSync) || r.expiring(now) {
+		if r.syncDue(time.Now()) {
 			// Time to renew and look at the group; the rest is read
 			// again after the sync.
 			return true, nil
@@ -411,6 +422,12 @@ func (r *run) step(ctx context.Context) (bool, error) {
 		return progressed, nil
 	}
 	return true, r.handle(ctx, batch, end)
+}
+
+// syncDue reports whether it is time to renew the leases and look at the
+// group.
+func (r *run) syncDue(now time.Time) bool {
+	return !now.Before(r.nextSync) || r.expiring(now)
 }
 
 // isMine reports whether e belongs to a partition this member holds and is
@@ -662,11 +679,25 @@ func (r *run) flushAdvance(ctx context.Context, force bool) error {
 	if !r.pendingAdvance() || (!force && time.Since(r.lastCommit) < r.s.o.checkpointEvery) {
 		return nil
 	}
-	end := r.from()
-	if err := r.s.deliver(ctx, r.s.o.member, r.checkpoints(end), nil, true); err != nil {
+	// Each partition at its own handled position: they differ while the
+	// member catches up on a partition it just took, and one given up
+	// must be written in full, or its next holder hands it over again.
+	s := r.s
+	s.mu.Lock()
+	cps := make([]Lease, 0, len(r.leases))
+	for _, l := range r.leases {
+		l.Position = max(l.Position, s.done[l.Partition])
+		cps = append(cps, l)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(cps, func(a, b Lease) int { return a.Partition - b.Partition })
+	if err := s.deliver(ctx, s.o.member, cps, nil, true); err != nil {
 		return err
 	}
-	r.committed(end)
+	for _, l := range cps {
+		r.leases[l.Partition] = l
+	}
+	r.lastCommit = time.Now()
 	return nil
 }
 
