@@ -336,8 +336,9 @@ func (r *run) from() uint64 {
 
 // step reads what follows the lowest handled position and hands this
 // member's events of it to the handler, in batches. It reports whether it
-// handed anything over or moved past events (so the next step should
-// follow at once).
+// handed anything over, or stopped before the end for a sync (so the next
+// step should follow at once); false means it read to the end of what was
+// there.
 //
 // One Read runs while the handler works: a store holds no connection while
 // a Read's loop body runs, and pages ahead where it can, so a subscription
