@@ -71,6 +71,9 @@ const (
 	// share is held by others.
 	maxSyncEvery  = time.Second
 	rebalancePoll = 250 * time.Millisecond
+	// syncCheckEvery is how many events a catch-up read goes through
+	// between two looks at the clock for its sync.
+	syncCheckEvery = 64
 	// pageRows is the least number of events a step reads at once, and
 	// maxPageRows the most; pageBytes bounds a page's events' sizes.
 	pageRows    = 4096
