@@ -77,7 +77,11 @@ func TestLongReadOfOthersEventsKeepsTheLease(t *testing.T) {
 	ctx := context.Background()
 	m := newStore(t)
 	s := &acquireLogStore{memStore: m, b: &acquireLog{Backend: m.b, member: "a"}}
-	const name, ttl = "long-read", 150 * time.Millisecond
+	// A TTL long enough that one page read, under the race detector on a
+	// loaded machine, stays well within it (at 150ms a CI run under load
+	// saw 202ms between renewals), and short next to the whole Read
+	// (about 1.2s for 40,000 events here before the fix, without one).
+	const name, ttl = "long-read", 400 * time.Millisecond
 	// Member "b" holds partition 1, where every event goes, for the whole
 	// test, and never handles anything; "a" gets partition 0.
 	if _, err := m.b.Register(ctx, name, 2, 0); err != nil {
@@ -91,7 +95,7 @@ func TestLongReadOfOthersEventsKeepsTheLease(t *testing.T) {
 	}
 	stream := streamIn(t, 1, 2)
 	var head uint64
-	for range 4 {
+	for range 6 {
 		head = appendN(t, m, stream, 10_000, "X")
 	}
 	sub, err := subscription.New(s, name, func(context.Context, []eventstore.Recorded) error {
@@ -111,6 +115,9 @@ func TestLongReadOfOthersEventsKeepsTheLease(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	took := time.Since(began)
+	if took < 2*ttl {
+		t.Fatalf("the read took %v, too short next to the %v lease to show anything", took, ttl)
+	}
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	if len(s.b.at) == 0 {

@@ -121,8 +121,14 @@ func (r *run) loop(ctx context.Context) error {
 			continue
 		}
 		r.setState(Live)
-		if err := r.flushAdvance(ctx, false); err != nil && !errors.Is(err, ErrLeaseLost) && ctx.Err() == nil {
-			if fatal(err) {
+		if err := r.flushAdvance(ctx, false); err != nil && ctx.Err() == nil {
+			switch {
+			case errors.Is(err, ErrLeaseLost):
+				// Reset, or taken over: look at the leases now rather
+				// than hand over more at positions no longer ours.
+				r.nextSync = time.Time{}
+				continue
+			case fatal(err):
 				return err
 			}
 			r.setErr(err)
@@ -259,8 +265,13 @@ func (r *run) renew(ctx context.Context) error {
 		want = append(want, p)
 	}
 	slices.Sort(want)
+	next := r.nextSync
 	if err := r.acquire(ctx, want, started); err != nil {
 		return err
+	}
+	// A renewal is not a look at the group: keep that one due when it was.
+	if next.Before(r.nextSync) {
+		r.nextSync = next
 	}
 	if r.kept < had {
 		// A partition was lost, or is held anew (a new epoch, or a
