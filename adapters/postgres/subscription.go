@@ -51,12 +51,15 @@ type subQueries struct {
 	partitionsAll, partitionsOf        string
 	reset                              string
 	deleteSub, deleteMembers           string
-	deleteParked                       string
+	deleteParked, keepEpoch            string
 }
 
 func newSubBackend(d *pgDriver) *subBackend {
 	s := d.schema
 	subs, members, parked := s+".subscriptions", s+".subscription_members", s+".subscription_parked"
+	// A new subscription's epochs start where a deleted one of its name
+	// left them (migration 5).
+	firstEpoch := "coalesce((SELECT epoch FROM " + s + ".subscription_epochs WHERE name = $1), 0)"
 	// ttl is passed in whole microseconds, the resolution of timestamptz.
 	const ttl = "::bigint * interval '1 microsecond'"
 	// Statements that change several partitions of a subscription first
@@ -67,10 +70,10 @@ func newSubBackend(d *pgDriver) *subBackend {
 		// Partition 0 is the subscription's claim: a Register racing
 		// another waits on its row, then sees the winner's committed
 		// partitions in count (a new statement, so a new snapshot).
-		registerFirst: "INSERT INTO " + subs + " (name, partition, position, updated) VALUES ($1, 0, $2, clock_timestamp())" +
+		registerFirst: "INSERT INTO " + subs + " (name, partition, position, updated, epoch) VALUES ($1, 0, $2, clock_timestamp(), " + firstEpoch + ")" +
 			" ON CONFLICT (name, partition) DO NOTHING RETURNING updated",
-		registerRest: "INSERT INTO " + subs + " (name, partition, position, updated)" +
-			" SELECT $1, g, $2, $3 FROM generate_series(1, $4::int - 1) AS g",
+		registerRest: "INSERT INTO " + subs + " (name, partition, position, updated, epoch)" +
+			" SELECT $1, g, $2, $3, " + firstEpoch + " FROM generate_series(1, $4::int - 1) AS g",
 		count: "SELECT count(*) FROM " + subs + " WHERE name = $1",
 
 		// One statement: the member's row is written only while partition
@@ -146,7 +149,10 @@ ORDER BY p.position`,
 
 		reset: "UPDATE " + subs + " SET position = $2, owner = NULL, lease_until = NULL, epoch = epoch + 1, updated = clock_timestamp()" +
 			" WHERE name = $1",
-		deleteSub:     "DELETE FROM " + subs + " WHERE name = $1",
+		deleteSub: "DELETE FROM " + subs + " WHERE name = $1",
+		keepEpoch: "INSERT INTO " + s + ".subscription_epochs AS e (name, epoch)" +
+			" SELECT name, max(epoch) FROM " + subs + " WHERE name = $1 GROUP BY name" +
+			" ON CONFLICT (name) DO UPDATE SET epoch = greatest(e.epoch, excluded.epoch)",
 		deleteMembers: "DELETE FROM " + members + " WHERE name = $1",
 		deleteParked:  "DELETE FROM " + parked + " WHERE name = $1",
 	}}
@@ -616,6 +622,9 @@ func (b *subBackend) Delete(ctx context.Context, name string) error {
 	const op = "delete subscription"
 	return b.inTx(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, b.q.lockAllForDelete, name); err != nil {
+			return b.d.callErr(ctx, err, op)
+		}
+		if _, err := tx.Exec(ctx, b.q.keepEpoch, name); err != nil {
 			return b.d.callErr(ctx, err, op)
 		}
 		tag, err := tx.Exec(ctx, b.q.deleteSub, name)

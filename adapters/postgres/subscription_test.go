@@ -551,9 +551,11 @@ func TestSubscriptionDelete(t *testing.T) {
 			t.Errorf("%s after Delete: %v, want ErrNotFound", name, err)
 		}
 	}
-	// The name can be registered again, from scratch.
+	// The name can be registered again, from scratch, its epochs starting
+	// where the deleted one's ended (1: taken once), so that no member of
+	// the deleted one can commit into it.
 	register(t, b, "sub", 3, 9)
-	want := []ownership{{0, "", false, 0}, {1, "", false, 0}, {2, "", false, 0}}
+	want := []ownership{{0, "", false, 1}, {1, "", false, 1}, {2, "", false, 1}}
 	if diff := cmp.Diff(want, ownershipOf(partitions(t, b, "sub"))); diff != "" {
 		t.Errorf("partitions registered again (-want +got):\n%s", diff)
 	}

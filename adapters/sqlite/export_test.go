@@ -11,6 +11,9 @@ import (
 // listen with a recorder of its notices), and the hooks that place a
 // test's step inside the writer's or the poller's work.
 
+// SchemaVersionForTest is the schema version this build writes.
+const SchemaVersionForTest = schemaVersion
+
 // PollBatch is the most events the poller reads after a change.
 const PollBatch = pollBatch
 

@@ -102,7 +102,7 @@ func (b subscriptions) Register(ctx context.Context, name string, n int, start u
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (name, partition, position, owner, lease_until, epoch, updated)
 			WITH RECURSIVE p(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM p WHERE i + 1 < ?2)
-			SELECT ?1, i, ?3, '', 0, 0, ?4 FROM p`, name, n, int64(start), now())
+			SELECT ?1, i, ?3, '', 0, coalesce((SELECT epoch FROM subscription_epochs WHERE name = ?1), 0), ?4 FROM p`, name, n, int64(start), now())
 		if err != nil {
 			return txError(ctx, err)
 		}
@@ -436,6 +436,13 @@ func (b subscriptions) Reset(ctx context.Context, name string, position uint64) 
 // see [subscription.Backend].
 func (b subscriptions) Delete(ctx context.Context, name string) error {
 	return b.d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		// A subscription created again under this name starts its epochs
+		// where this one left them (migration 3).
+		if _, err := tx.ExecContext(ctx, `INSERT INTO subscription_epochs (name, epoch)
+			SELECT name, max(epoch) FROM subscriptions WHERE name = ?1 GROUP BY name
+			ON CONFLICT (name) DO UPDATE SET epoch = max(epoch, excluded.epoch)`, name); err != nil {
+			return txError(ctx, err)
+		}
 		for _, table := range []string{"subscription_members", "subscription_parked"} {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE name = ?", name); err != nil {
 				return txError(ctx, err)

@@ -828,8 +828,8 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
 		t.Fatal(err)
 	}
-	if v != 2 {
-		t.Errorf("user_version = %d after Open, want 2", v)
+	if want := sqlite.SchemaVersionForTest; v != want {
+		t.Errorf("user_version = %d after Open, want %d", v, want)
 	}
 	// Opening again finds the schema up to date.
 	s2 := openFile(t, path)

@@ -62,12 +62,16 @@ type db struct {
 	// ghosts keeps what DeleteKeepsParked and DeleteKeepsMembers leave of
 	// deleted subscriptions.
 	ghosts map[string]*sub
+	// epochs holds the highest epoch each deleted subscription reached:
+	// one created again under its name starts there.
+	epochs map[string]uint64
 }
 
 // Faults are deliberate violations of the contract, one per field, for
 // the tests of the conformance suite. The zero value is the contract.
 type Faults struct {
 	RegisterOverwrites    bool // Register of an existing name replaces its partitions
+	RegisterForgetsEpochs bool // a name created again starts its epochs at 0
 	HeartbeatKeepsExpired bool // Heartbeat forgets no one
 	HeartbeatUnsorted     bool // Heartbeat lists members in no particular order
 	AcquireStealsLive     bool // Acquire takes partitions whose owner's lease is live
@@ -182,8 +186,12 @@ func (b *Backend[Tx]) Register(ctx context.Context, name string, n int, start ui
 	if kept, ok := b.db.ghosts[name]; ok {
 		s.members, s.parked = kept.members, kept.parked
 	}
+	first := b.db.epochs[name]
+	if f.RegisterForgetsEpochs {
+		first = 0
+	}
 	for i := range n {
-		s.parts = append(s.parts, subscription.Partition{Subscription: name, Partition: i, Position: start, Updated: now})
+		s.parts = append(s.parts, subscription.Partition{Subscription: name, Partition: i, Position: start, Updated: now, Epoch: first})
 	}
 	b.db.subs[name] = s
 	return n, nil
@@ -488,6 +496,12 @@ func (b *Backend[Tx]) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	delete(b.db.subs, name)
+	if b.db.epochs == nil {
+		b.db.epochs = make(map[string]uint64)
+	}
+	for _, p := range s.parts {
+		b.db.epochs[name] = max(b.db.epochs[name], p.Epoch)
+	}
 	if f := b.db.faults; f.DeleteKeepsParked || f.DeleteKeepsMembers {
 		ghost := &sub{members: make(map[string]time.Time), parked: make(map[uint64]subscription.Parked)}
 		if f.DeleteKeepsParked {

@@ -28,6 +28,7 @@ var backendMutants = map[string]struct {
 	fails  string
 }{
 	"registerOverwrites":    {membackend.Faults{RegisterOverwrites: true}, "Backend/Register/Existing"},
+	"registerForgetsEpochs": {membackend.Faults{RegisterForgetsEpochs: true}, "Backend/Register/AfterDeleteNewEpochs"},
 	"heartbeatKeepsExpired": {membackend.Faults{HeartbeatKeepsExpired: true}, "Backend/Heartbeat/ForgetsExpired"},
 	"heartbeatUnsorted":     {membackend.Faults{HeartbeatUnsorted: true}, "Backend/Heartbeat/LiveMembersSorted"},
 	"acquireStealsLive":     {membackend.Faults{AcquireStealsLive: true}, "Backend/Acquire/NotLiveOfOther"},

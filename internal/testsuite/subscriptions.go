@@ -78,6 +78,7 @@ func RunBackendFeatures[Tx any](t *testing.T, newBackend func(t *testing.T) subs
 		{"Register", []bt{
 			{"New", leaf(testRegisterNew[Tx])},
 			{"Existing", leaf(testRegisterExisting[Tx])},
+			{"AfterDeleteNewEpochs", leaf(testRegisterAfterDelete[Tx])},
 			{"NameLimits", leaf(testRegisterNameLimits[Tx])},
 			{"MaxPartitions", leaf(testRegisterMaxPartitions[Tx])},
 		}},
@@ -436,6 +437,36 @@ func testRegisterNew[Tx any](t *testing.T, b subscription.Backend[Tx]) {
 		if !p.Updated.IsZero() {
 			checkTime(t, fmt.Sprintf("partition %d Updated", p.Partition), p.Updated, lo, hi)
 		}
+	}
+}
+
+// testRegisterAfterDelete creates a subscription again under a deleted
+// one's name: a member of the deleted one still holds its lease's epoch
+// and, with a batch under way, commits with it. The new subscription must
+// refuse that commit, whatever the new one's holder is: its epochs start
+// past every epoch of the deleted one.
+func testRegisterAfterDelete[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	ctx := ctxTimeout(t)
+	mustRegister(t, b, sub, 2, 0)
+	old := mustAcquire(t, b, sub, "m", []int{0, 1}, time.Minute)
+	if err := b.Delete(ctx, sub); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	mustRegister(t, b, sub, 2, 100)
+	now := mustAcquire(t, b, sub, "m", []int{0, 1}, time.Minute)
+	if len(now) != 2 || len(old) != 2 {
+		t.Fatalf("leases before %v, after %v: want two each", old, now)
+	}
+	for i := range now {
+		if now[i].Epoch <= old[i].Epoch {
+			t.Errorf("partition %d: epoch %d in the subscription created again, %d in the deleted one: want it past",
+				i, now[i].Epoch, old[i].Epoch)
+		}
+	}
+	err := b.Commit(ctx, sub, "m", []subscription.Lease{{Partition: 0, Epoch: old[0].Epoch, Position: 150}}, nil)
+	wantErr(t, "Commit with the deleted subscription's epoch", err, subscription.ErrLeaseLost)
+	if p := mustPartitions(t, b, sub)[0].Position; p != 100 {
+		t.Errorf("position %d after the refused commit, want 100", p)
 	}
 }
 
