@@ -74,11 +74,6 @@ const (
 	// syncCheckEvery is how many events a catch-up read goes through
 	// between two looks at the clock for its sync.
 	syncCheckEvery = 64
-	// pageRows is the least number of events a step reads at once, and
-	// maxPageRows the most; pageBytes bounds a page's events' sizes.
-	pageRows    = 4096
-	maxPageRows = 16384
-	pageBytes   = 4 * eventstore.PageBytes
 )
 
 func defaultOptions() options {

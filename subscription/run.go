@@ -3,6 +3,7 @@ package subscription
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -29,14 +30,19 @@ type run struct {
 	// kept is how many of the leases held before the last acquire go on
 	// under the same epoch.
 	kept int
-	buf  []eventstore.Recorded
 }
 
 func (r *run) loop(ctx context.Context) error {
 	s := r.s
+	// A database error (a lost connection) is kept for Status and tried
+	// again after a pause that doubles while the errors last.
 	pause := s.o.errorBackoff
-	// A database error while registering (a lost connection) is tried
-	// again like any other, as Run's documentation says.
+	backOff := func(err error) {
+		r.setErr(err)
+		sleep(ctx, pause)
+		pause = min(2*pause, s.o.maxErrorPause)
+	}
+	// Registering too, as Run's documentation says.
 	for {
 		err := r.register(ctx)
 		if err == nil {
@@ -45,11 +51,9 @@ func (r *run) loop(ctx context.Context) error {
 		if fatal(err) || ctx.Err() != nil {
 			return err
 		}
-		r.setErr(err)
-		if !sleep(ctx, pause) {
+		if backOff(err); ctx.Err() != nil {
 			return nil
 		}
-		pause = min(2*pause, s.o.maxErrorPause)
 	}
 	pause = s.o.errorBackoff
 	if c, ok := s.store.(changer); ok {
@@ -75,7 +79,6 @@ func (r *run) loop(ctx context.Context) error {
 						return err
 					}
 				}
-				r.setErr(err)
 				if len(r.leases) > 0 && !time.Now().Before(r.validUntil) {
 					// Unrenewed, the leases have ended: another member
 					// may hold the partitions now. Status says so rather
@@ -83,8 +86,7 @@ func (r *run) loop(ctx context.Context) error {
 					r.dropAll()
 					r.setState(Standby)
 				}
-				sleep(ctx, pause)
-				pause = min(2*pause, s.o.maxErrorPause)
+				backOff(err)
 				continue
 			}
 		}
@@ -112,9 +114,7 @@ func (r *run) loop(ctx context.Context) error {
 			// The stored checkpoints decide where to resume: a commit that
 			// failed may have gone through.
 			r.nextSync = time.Time{}
-			r.setErr(err)
-			sleep(ctx, pause)
-			pause = min(2*pause, s.o.maxErrorPause)
+			backOff(err)
 			continue
 		}
 		if progressed {
@@ -184,7 +184,7 @@ type partitionsError struct {
 }
 
 func (e *partitionsError) Error() string {
-	return "subscription " + quote(e.name) + ": stored with " + itoa(e.stored) + " partitions, asked for " + itoa(e.asked)
+	return fmt.Sprintf("subscription %q: stored with %d partitions, asked for %d", e.name, e.stored, e.asked)
 }
 
 func (e *partitionsError) Unwrap() error { return ErrPartitions }
@@ -462,46 +462,16 @@ func (r *run) isMine(e eventstore.Recorded) bool {
 	return e.Position > r.s.done[p]
 }
 
-// read returns up to limit events of the subscription's filter past from,
-// and whether it stopped at the limit (or at the byte budget, which bounds
-// the memory a page of large events holds) rather than at the end.
-func (r *run) read(ctx context.Context, from uint64, limit int) ([]eventstore.Recorded, bool, error) {
-	clear(r.buf) // let the last page's events go
-	r.buf = r.buf[:0]
-	size := 0
-	for e, err := range r.s.store.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{
+// read returns up to limit events of the subscription's filter past from.
+func (r *run) read(ctx context.Context, from uint64, limit int) ([]eventstore.Recorded, error) {
+	return eventstore.Collect(r.s.store.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{
 		From: eventstore.After(from), Limit: limit, Filter: r.s.o.filter,
-	}) {
-		if err != nil {
-			return nil, false, err
-		}
-		r.buf = append(r.buf, e)
-		if size += eventstore.EventSize(e.Event); size >= pageBytes {
-			return r.buf, true, nil
-		}
-	}
-	return r.buf, len(r.buf) == limit, nil
-}
-
-// mine appends to batch the events of partitions this member holds that
-// it has not handled yet.
-func (r *run) mine(events, batch []eventstore.Recorded) []eventstore.Recorded {
-	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range events {
-		p := PartitionOf(e.StreamID, r.n)
-		if _, ok := r.leases[p]; ok && e.Position > s.done[p] {
-			batch = append(batch, e)
-		}
-	}
-	return batch
+	}))
 }
 
 // fill waits up to the max wait for a live batch to fill.
 func (r *run) fill(ctx context.Context, batch []eventstore.Recorded, end uint64) ([]eventstore.Recorded, uint64) {
 	s := r.s
-	batch = slices.Clone(batch) // r.buf is read into again
 	// No later than the leases need renewing: the batch then starts with
 	// the time left that expiring promises.
 	deadline := time.Now().Add(s.o.maxWait)
@@ -513,13 +483,17 @@ func (r *run) fill(ctx context.Context, batch []eventstore.Recorded, end uint64)
 		if r.changed != nil {
 			ch = r.changed()
 		}
-		events, _, err := r.read(ctx, end, s.o.batchSize-len(batch))
+		events, err := r.read(ctx, end, s.o.batchSize-len(batch))
 		if err != nil {
 			return batch, end
 		}
 		if len(events) > 0 {
 			end = events[len(events)-1].Position
-			batch = r.mineAfter(events, batch)
+			for _, e := range events {
+				if r.isMine(e) {
+					batch = append(batch, e)
+				}
+			}
 			continue
 		}
 		t := time.NewTimer(time.Until(deadline))
@@ -536,15 +510,17 @@ func (r *run) fill(ctx context.Context, batch []eventstore.Recorded, end uint64)
 	return batch, end
 }
 
-func (r *run) mineAfter(events, batch []eventstore.Recorded) []eventstore.Recorded {
-	return r.mine(events, batch)
-}
-
 // checkpoints returns the leases held, at position end.
 func (r *run) checkpoints(end uint64) []Lease {
+	return r.leasesAt(func(Lease) uint64 { return end })
+}
+
+// leasesAt returns the leases held, in partition order, each moved to
+// at(lease) unless its committed position is past that.
+func (r *run) leasesAt(at func(Lease) uint64) []Lease {
 	cps := make([]Lease, 0, len(r.leases))
 	for _, l := range r.leases {
-		l.Position = max(l.Position, end)
+		l.Position = max(l.Position, at(l))
 		cps = append(cps, l)
 	}
 	slices.SortFunc(cps, func(a, b Lease) int { return a.Partition - b.Partition })
@@ -638,8 +614,9 @@ func (r *run) attempt(ctx context.Context, cps []Lease, events []eventstore.Reco
 		var hf *handlerError
 		if !errors.As(err, &hf) {
 			r.nextSync = time.Time{}
+			return i, err
 		}
-		if !errors.As(err, &hf) || errors.Is(err, ErrLeaseLost) || ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) || i > s.o.retries {
+		if errors.Is(err, ErrLeaseLost) || ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) || i > s.o.retries {
 			return i, err
 		}
 		s.count(func(st *Status) { st.Retries++ })
@@ -703,15 +680,9 @@ func (r *run) flushAdvance(ctx context.Context, force bool) error {
 	// Each partition at its own handled position: they differ while the
 	// member catches up on a partition it just took, and one given up
 	// must be written in full, or its next holder hands it over again.
+	// (Only the run's goroutine writes s.done: no lock to read it.)
 	s := r.s
-	s.mu.Lock()
-	cps := make([]Lease, 0, len(r.leases))
-	for _, l := range r.leases {
-		l.Position = max(l.Position, s.done[l.Partition])
-		cps = append(cps, l)
-	}
-	s.mu.Unlock()
-	slices.SortFunc(cps, func(a, b Lease) int { return a.Partition - b.Partition })
+	cps := r.leasesAt(func(l Lease) uint64 { return s.done[l.Partition] })
 	if err := s.deliver(ctx, s.o.member, cps, nil, true); err != nil {
 		return err
 	}

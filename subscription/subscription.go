@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -347,6 +346,3 @@ func (s *Subscription) updatePositionLocked() {
 	s.st.Position = pos
 	s.st.Head = max(s.st.Head, pos)
 }
-
-func quote(s string) string { return strconv.Quote(s) }
-func itoa(n int) string     { return strconv.Itoa(n) }
