@@ -40,31 +40,37 @@ func TestTxHandlerOnSQLite(t *testing.T) {
 		return nil
 	}
 	count := func() map[string]int {
-		got := map[string]int{}
 		db, err := sql.Open("sqlite", path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		r, err := db.QueryContext(ctx, `SELECT stream, n FROM counts`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		for r.Next() {
-			var k string
-			var n int
-			if err := r.Scan(&k, &n); err != nil {
-				t.Fatal(err)
-			}
-			got[k] = n
-		}
-		if err := r.Err(); err != nil {
-			t.Fatal(err)
-		}
-		return got
+		return countsOf(t, db, `SELECT stream, n FROM counts`)
 	}
 	runTxGroup(t, s, handler, count)
+}
+
+// countsOf reads a read model's (stream, count) rows with query.
+func countsOf(t *testing.T, db *sql.DB, query string) map[string]int {
+	t.Helper()
+	rows, err := db.QueryContext(t.Context(), query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]int{}
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[k] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 func TestTxHandlerOnPostgres(t *testing.T) {

@@ -112,23 +112,7 @@ func TestChurnExactlyOnceInOrderOnSQLite(t *testing.T) {
 		return nil
 	}
 	churn(t, stores, h, func() (map[string]int, int) {
-		got := map[string]int{}
-		rows, err := db.QueryContext(ctx, `SELECT stream, n FROM model`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var k string
-			var n int
-			if err := rows.Scan(&k, &n); err != nil {
-				t.Fatal(err)
-			}
-			got[k] = n
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
+		got := countsOf(t, db, `SELECT stream, n FROM model`)
 		var bad int
 		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM violations`).Scan(&bad); err != nil {
 			t.Fatal(err)

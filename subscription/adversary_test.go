@@ -135,13 +135,7 @@ func TestMaxWaitDoesNotOutliveTheLease(t *testing.T) {
 
 func waitLive(t *testing.T, sub *subscription.Subscription) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for sub.Status().State != subscription.Live {
-		if time.Now().After(deadline) {
-			t.Fatalf("never live: %+v", sub.Status())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitStatus(t, sub, "live", isState(subscription.Live))
 }
 
 // waitStored waits until every stored partition of name is at pos.

@@ -46,13 +46,7 @@ func TestMaxWaitFillsALiveBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, sub)
-	deadline := time.Now().Add(10 * time.Second)
-	for sub.Status().State != subscription.Live {
-		if time.Now().After(deadline) {
-			t.Fatal("never live")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitLive(t, sub)
 	var last uint64
 	for i := range 4 {
 		last = appendN(t, s, fmt.Sprintf("s-%d", i), 1, "X")
@@ -147,23 +141,12 @@ func TestUnrenewedLeasesShowAsStandby(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, sub)
-	waitState := func(want subscription.State, cond func(subscription.Status) bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			st := sub.Status()
-			if st.State == want && cond(st) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("status %+v, want %v", st, want)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	waitState(subscription.Live, func(st subscription.Status) bool { return len(st.Partitions) == 1 })
+	liveWithOne := func(st subscription.Status) bool { return st.State == subscription.Live && len(st.Partitions) == 1 }
+	waitStatus(t, sub, "live with its partition", liveWithOne)
 	s.f.set(true)
-	waitState(subscription.Standby, func(st subscription.Status) bool { return len(st.Partitions) == 0 && st.Err != nil })
+	waitStatus(t, sub, "on standby with the error", func(st subscription.Status) bool {
+		return st.State == subscription.Standby && len(st.Partitions) == 0 && st.Err != nil
+	})
 	s.f.set(false)
-	waitState(subscription.Live, func(st subscription.Status) bool { return len(st.Partitions) == 1 })
+	waitStatus(t, sub, "live again", liveWithOne)
 }

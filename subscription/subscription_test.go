@@ -118,6 +118,22 @@ func waitFor(t *testing.T, sub *subscription.Subscription, pos uint64) {
 	}
 }
 
+// waitStatus waits, with a deadline, until sub's status satisfies cond.
+func waitStatus(t *testing.T, sub *subscription.Subscription, what string, cond func(subscription.Status) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond(sub.Status()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never %s: %+v", what, sub.Status())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func isState(want subscription.State) func(subscription.Status) bool {
+	return func(st subscription.Status) bool { return st.State == want }
+}
+
 func allPositions(t *testing.T, s eventstore.Store, f eventstore.Filter) []uint64 {
 	t.Helper()
 	var out []uint64
@@ -179,13 +195,7 @@ func TestStatusLiveAndLag(t *testing.T) {
 	}
 	start(t, sub)
 	waitFor(t, sub, head)
-	deadline := time.Now().Add(10 * time.Second)
-	for sub.Status().State != subscription.Live {
-		if time.Now().After(deadline) {
-			t.Fatalf("never live: %+v", sub.Status())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitLive(t, sub)
 	st := sub.Status()
 	if st.Position != head || st.Lag != 0 || st.Delivered != 10 || !slices.Equal(st.Partitions, []int{0}) {
 		t.Fatalf("status %+v, want position %d, lag 0, 10 delivered, partition 0", st, head)
@@ -385,13 +395,7 @@ func TestStandbyTakesOverWhenMemberLeaves(t *testing.T) {
 	stopA := start(t, a)
 	waitFor(t, a, 5)
 	start(t, b)
-	deadline := time.Now().Add(10 * time.Second)
-	for b.Status().State != subscription.Standby {
-		if time.Now().After(deadline) {
-			t.Fatalf("b never on standby: %+v", b.Status())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitStatus(t, b, "on standby", isState(subscription.Standby))
 	if err := stopA(); err != nil {
 		t.Fatal(err)
 	}
@@ -469,13 +473,7 @@ func TestValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, sub)
-	deadline := time.Now().Add(10 * time.Second)
-	for sub.Status().State == subscription.Stopped {
-		if time.Now().After(deadline) {
-			t.Fatal("never started")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitStatus(t, sub, "started", func(st subscription.Status) bool { return st.State != subscription.Stopped })
 	if err := sub.Run(context.Background()); !errors.Is(err, subscription.ErrRunning) {
 		t.Fatalf("second Run: %v, want ErrRunning", err)
 	}
@@ -498,13 +496,7 @@ func TestRunEndsWithClosedStore(t *testing.T) {
 	}
 	var g errgroup.Group
 	g.Go(func() error { return sub.Run(context.Background()) })
-	deadline := time.Now().Add(10 * time.Second)
-	for sub.Status().State != subscription.Live {
-		if time.Now().After(deadline) {
-			t.Fatal("never live")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitLive(t, sub)
 	_ = s.Close()
 	if err := g.Wait(); !errors.Is(err, eventstore.ErrClosed) {
 		t.Fatalf("Run after Close = %v, want ErrClosed", err)
