@@ -406,7 +406,7 @@ func (r *run) step(ctx context.Context) (bool, error) {
 	}
 	began := time.Now()
 	var handling time.Duration // of the step's time, the handler's
-	last := from // every position up to it was read
+	last := from               // every position up to it was read
 	progressed := false
 	var batch []eventstore.Recorded
 	read := 0
