@@ -230,7 +230,10 @@ func (r *reader) run(yield func(eventstore.Recorded, error) bool) {
 			<-next
 		}
 	}()
-	var page []eventstore.Recorded
+	// spare is a page array no one uses, for the next page read ahead:
+	// one allocated per page (4,096 events of 160 bytes, zeroed, then
+	// collected) was a tenth of a catch-up's CPU time in madvise alone.
+	var page, spare []eventstore.Recorded
 	for {
 		n := size
 		size = min(size*4, r.f.cfg.MaxPageRows)
@@ -269,7 +272,8 @@ func (r *reader) run(yield func(eventstore.Recorded, error) bool) {
 		}
 		ahead := more && r.f.cfg.ReadAhead && n >= r.f.cfg.MaxPageRows/4 && unselective(opts.Filter)
 		if ahead {
-			next = r.fetchAhead(rng, size, remaining)
+			next = r.fetchAhead(rng, size, remaining, spare)
+			spare = nil
 		}
 		for _, e := range page {
 			if !yield(e, nil) {
@@ -281,8 +285,10 @@ func (r *reader) run(yield func(eventstore.Recorded, error) bool) {
 		}
 		if ahead {
 			// The page read ahead has an array of its own; this one
-			// goes with the page just yielded.
-			page = nil
+			// is spare for the page after it (the loop body has
+			// copied what it keeps: events are values).
+			clear(page)
+			spare, page = page[:0], nil
 		} else {
 			// The array is reused for the next page, which may be
 			// shorter: it must not keep this page's events alive.
@@ -300,15 +306,15 @@ func unselective(f eventstore.Filter) bool {
 }
 
 // fetchAhead starts reading the page at rng, of size rows (fewer when the
-// read's limit leaves fewer).
-func (r *reader) fetchAhead(rng Range, size, remaining int) chan fetched {
+// read's limit leaves fewer), into the array of into.
+func (r *reader) fetchAhead(rng Range, size, remaining int, into []eventstore.Recorded) chan fetched {
 	rng.Limit = size
 	if r.opts.Limit > 0 && remaining < size {
 		rng.Limit = remaining
 	}
 	ch := make(chan fetched, 1)
 	go func() {
-		p, err := r.f.readPage(r.ctx, r.q, rng, nil)
+		p, err := r.f.readPage(r.ctx, r.q, rng, into)
 		ch <- fetched{p, err}
 	}()
 	return ch
