@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -1016,7 +1017,7 @@ func testWatchFilteredAtHead(t *testing.T, s eventstore.Store) {
 			t.Fatalf("filter %q %+v matches none of the live events; the test is wrong", f.stream, f.filter)
 		}
 		for j, w := range ws[i] {
-			got := append(seen[i][j], w.next(t, len(want)-len(seen[i][j]))...)
+			got := slices.Concat(seen[i][j], w.next(t, len(want)-len(seen[i][j])))
 			wantSame(t, fmt.Sprintf("watcher %d of %q %+v at the head", j, f.stream, f.filter), want, got)
 			w.stop(t)
 		}
