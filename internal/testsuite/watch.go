@@ -975,6 +975,8 @@ func testWatchFilteredAtHead(t *testing.T, s eventstore.Store) {
 		{eventstore.AllStreams, eventstore.Filter{Types: []string{"B"}, StreamPrefix: "acc-", Metadata: []mf{eq("user", "ann")}}},
 		{"acc-1", eventstore.Filter{Types: []string{"A"}}},
 		{"acc-1", eventstore.Filter{Metadata: []mf{prefix("tenant", "t_")}}},
+		{eventstore.AllStreams, eventstore.Filter{Partitions: eventstore.Partitions{Count: 3, Of: []int{0, 2}}}},
+		{eventstore.AllStreams, eventstore.Filter{Types: []string{"A"}, Partitions: eventstore.Partitions{Count: 2, Of: []int{1}}}},
 	}
 	mustAppend(t, s, "acc-1", eventstore.NoStream, eventstore.Event{Type: "marker", Metadata: map[string]string{"tenant": "t1"}})
 	const perFilter = 3

@@ -17,13 +17,17 @@ import (
 // deterministic collation compares equal strings as equal bytes); a
 // metadata prefix is substr(value, 1, length(prefix)) = prefix on SQLite
 // (characters of valid UTF-8, the same as bytes) and starts_with on
-// PostgreSQL; a missing metadata key fails every condition (NULL). The
+// PostgreSQL; a missing metadata key fails every condition (NULL); the
+// partitions are eventstore.PartitionOf's, whose hash PostgreSQL stores. The
 // conformance suite's Read/Filter cases pin these rules, the literal keys
 // and values (%, _, \, quotes, dots) included, and its Watch/FilteredAtHead
 // case checks that what watchers at the head yield equals the filtered
 // read.
 func Match(f eventstore.Filter, r eventstore.Recorded) bool {
 	if !strings.HasPrefix(r.StreamID, f.StreamPrefix) {
+		return false
+	}
+	if !f.Partitions.Keeps(r.StreamID) {
 		return false
 	}
 	if len(f.Types) > 0 && !slices.Contains(f.Types, r.Type) {
