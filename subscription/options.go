@@ -73,7 +73,7 @@ const (
 	rebalancePoll = 250 * time.Millisecond
 	// A group member's read of its partitions spans a window of
 	// positions (see step), sized by sizeWindow between these bounds.
-	minGroupWindow = 1 << 10
+	minGroupWindow = 1 << 8
 	maxGroupWindow = 1 << 20
 	// syncCheckEvery is how many events a catch-up read goes through
 	// between two looks at the clock for its sync.
