@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/esv2/esv2/adapters/sqlite"
+	"github.com/esv2/esv2/eventstore"
+)
+
+// TestMain makes the test binary the esv2 command when testscript runs it
+// as "esv2", and a helper that fills a demo store as "esv2-seed".
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"esv2": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+		"esv2-seed": func() {
+			if len(os.Args) != 2 {
+				fmt.Fprintln(os.Stderr, "usage: esv2-seed FILE")
+				os.Exit(2)
+			}
+			if err := seed(context.Background(), os.Args[1]); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		},
+	})
+}
+
+// seedTime is the time of the demo store's first event; each next event
+// is a minute later, so that outputs are the same on every run.
+var seedTime = time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
+
+// seed creates the demo store at path: three streams whose data is
+// msgpack (esv2's default encoding), JSON and raw bytes, with event IDs,
+// metadata and a snapshot.
+func seed(ctx context.Context, path string) error {
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer s.Close() // on errors; the second Close of a Store is harmless
+	type placed struct {
+		Customer string
+		Total    int
+	}
+	type shipped struct {
+		Carrier string
+	}
+	mp := func(v any) []byte {
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			panic(err)
+		}
+		return b
+	}
+	n := 0
+	ev := func(id, typ string, data []byte, md map[string]string) eventstore.Event {
+		n++
+		return eventstore.Event{ID: id, Type: typ, Data: data, Metadata: md, Time: seedTime.Add(time.Duration(n-1) * time.Minute)}
+	}
+	appends := []struct {
+		stream string
+		events []eventstore.Event
+	}{
+		{"order-1", []eventstore.Event{
+			ev("e1", "OrderPlaced", mp(placed{"ada", 30}), map[string]string{"tenant": "acme"}),
+			ev("e2", "OrderShipped", mp(shipped{"ups"}), map[string]string{"tenant": "acme"}),
+		}},
+		{"order-2", []eventstore.Event{
+			ev("e3", "OrderPlaced", []byte(`{"Customer":"bob","Total":12}`), map[string]string{"tenant": "globex"}),
+		}},
+		{"user-1", []eventstore.Event{
+			ev("", "AvatarSet", []byte{0xff, 0x00, 0xfe}, nil),
+		}},
+		{"order-1", []eventstore.Event{
+			ev("e4", "OrderPaid", mp(map[string]any{"amount": 30}), map[string]string{"tenant": "acme"}),
+		}},
+	}
+	for _, a := range appends {
+		if _, err := s.Append(ctx, a.stream, eventstore.Any, a.events...); err != nil {
+			return err
+		}
+	}
+	if err := s.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: "order-1", Name: "aggregate", Version: 2, Schema: "v1", Data: mp(placed{"ada", 30})}); err != nil {
+		return err
+	}
+	if err := s.Close(); err != nil {
+		return err
+	}
+	// The store stamps snapshots with the time of saving: set a fixed one.
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, "UPDATE snapshots SET time = ?", seedTime.Add(time.Hour).UnixNano())
+	return err
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		// ESV2_UPDATE_SCRIPTS=1 rewrites the expected outputs in the
+		// scripts (review the diff before committing it).
+		UpdateScripts: os.Getenv("ESV2_UPDATE_SCRIPTS") != "",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"sqlexec": sqlexec,
+		},
+	})
+}
+
+// sqlexec FILE SQL runs SQL on an SQLite file directly: how the scripts
+// break a store for verify to find.
+func sqlexec(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: sqlexec FILE SQL")
+	}
+	db, err := sql.Open("sqlite", ts.MkAbs(args[0]))
+	ts.Check(err)
+	defer db.Close()
+	_, err = db.Exec(args[1])
+	ts.Check(err)
+}
