@@ -40,9 +40,9 @@ func (c *conn) Close() error {
 type openMode int
 
 const (
-	readOnly openMode = iota // refuse a missing file; no writes
-	readWrite                // create a missing SQLite file
-	watching                 // read-only, and follow other processes' appends
+	readOnly  openMode = iota // refuse a missing file; no writes
+	readWrite                 // create a missing SQLite file
+	watching                  // read-only, and follow other processes' appends
 )
 
 // openErr marks an error of opening the store (exit status 5).

@@ -2,8 +2,6 @@ package main
 
 import "github.com/spf13/cobra"
 
-func (a *app) exportCommand() *cobra.Command        { return &cobra.Command{Use: "export"} }
-func (a *app) importCommand() *cobra.Command        { return &cobra.Command{Use: "import"} }
 func (a *app) verifyCommand() *cobra.Command        { return &cobra.Command{Use: "verify"} }
 func (a *app) migrateCommand() *cobra.Command       { return &cobra.Command{Use: "migrate"} }
 func (a *app) tailCommand() *cobra.Command          { return &cobra.Command{Use: "tail"} }
