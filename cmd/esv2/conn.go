@@ -48,12 +48,17 @@ const (
 // openErr marks an error of opening the store (exit status 5).
 func openErr(err error) error { return &statusError{code: exitOpen, err: err} }
 
+// dsnOrEnv is --dsn, or ESV2_DSN when neither --dsn nor --db is given.
+func (a *app) dsnOrEnv() string {
+	if a.dsn == "" && a.db == "" {
+		return os.Getenv(envDSN)
+	}
+	return a.dsn
+}
+
 // open connects to the store named by --db or --dsn/ESV2_DSN.
 func (a *app) open(ctx context.Context, mode openMode) (*conn, error) {
-	dsn := a.dsn
-	if dsn == "" && a.db == "" {
-		dsn = os.Getenv(envDSN)
-	}
+	dsn := a.dsnOrEnv()
 	switch {
 	case a.db != "" && dsn != "":
 		return nil, usageErr("give either --db or --dsn, not both")

@@ -2,7 +2,5 @@ package main
 
 import "github.com/spf13/cobra"
 
-func (a *app) verifyCommand() *cobra.Command        { return &cobra.Command{Use: "verify"} }
-func (a *app) migrateCommand() *cobra.Command       { return &cobra.Command{Use: "migrate"} }
 func (a *app) tailCommand() *cobra.Command          { return &cobra.Command{Use: "tail"} }
 func (a *app) subscriptionsCommand() *cobra.Command { return &cobra.Command{Use: "subscriptions"} }
