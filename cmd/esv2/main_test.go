@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -11,11 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/esv2/esv2/adapters/sqlite"
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/pgtest"
 )
 
 // TestMain makes the test binary the esv2 command when testscript runs it
@@ -115,7 +119,42 @@ func TestScripts(t *testing.T) {
 		UpdateScripts: os.Getenv("ESV2_UPDATE_SCRIPTS") != "",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"sqlexec": sqlexec,
+			"pgexec":  pgexec,
 			"exits":   exits,
+		},
+		// [pg] holds when ESV2_POSTGRES_DSN names a database; each script
+		// then gets its own schema name in $SCHEMA (dropped at its end)
+		// and the DSN in $DSN.
+		Condition: func(cond string) (bool, error) {
+			if cond != "pg" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			return os.Getenv(pgtest.EnvDSN) != "", nil
+		},
+		Setup: func(env *testscript.Env) error {
+			dsn := os.Getenv(pgtest.EnvDSN)
+			if dsn == "" {
+				return nil
+			}
+			var b [6]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return err
+			}
+			schema := "esv2cli_" + hex.EncodeToString(b[:])
+			env.Setenv("DSN", dsn)
+			env.Setenv("SCHEMA", schema)
+			env.Defer(func() {
+				ctx := context.Background()
+				conn, err := pgx.Connect(ctx, dsn)
+				if err != nil {
+					env.T().Fatal(err)
+				}
+				defer conn.Close(ctx)
+				if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+					env.T().Fatal(err)
+				}
+			})
+			return nil
 		},
 	})
 }
@@ -138,6 +177,22 @@ func exits(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("exit status %d, want %d", got, want)
 	}
+}
+
+// pgexec SQL runs SQL on the script's PostgreSQL database ($DSN), with
+// the search path set to the script's schema ($SCHEMA).
+func pgexec(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: pgexec SQL")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, ts.Getenv("DSN"))
+	ts.Check(err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "SET search_path TO "+pgx.Identifier{ts.Getenv("SCHEMA")}.Sanitize())
+	ts.Check(err)
+	_, err = conn.Exec(ctx, args[0])
+	ts.Check(err)
 }
 
 // sqlexec FILE SQL runs SQL on an SQLite file directly: how the scripts
