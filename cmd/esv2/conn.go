@@ -40,9 +40,10 @@ func (c *conn) Close() error {
 type openMode int
 
 const (
-	readOnly  openMode = iota // refuse a missing file; no writes
-	readWrite                 // create a missing SQLite file
-	watching                  // read-only, and follow other processes' appends
+	readOnly      openMode = iota // refuse a missing file; no writes
+	readWrite                     // create a missing SQLite file or PostgreSQL schema
+	writeExisting                 // write to a store that must exist
+	watching                      // read-only, and follow other processes' appends
 )
 
 // openErr marks an error of opening the store (exit status 5).
@@ -90,7 +91,7 @@ func (a *app) openSQLite(ctx context.Context, mode openMode) (*conn, error) {
 		return nil, openErr(err)
 	}
 	name := path
-	if mode != readWrite {
+	if mode == readOnly || mode == watching {
 		// mode=ro: nothing can be written, not even a migration.
 		name = "file:" + escapePath(path) + "?mode=ro"
 	}
@@ -115,7 +116,7 @@ func (a *app) openPostgres(ctx context.Context, dsn string, mode openMode) (*con
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
-	if mode != readWrite {
+	if mode == readOnly || mode == watching {
 		// The server then refuses any write of ours; the store's
 		// best-effort housekeeping at open fails harmlessly.
 		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
@@ -131,6 +132,8 @@ func (a *app) openPostgres(ctx context.Context, dsn string, mode openMode) (*con
 	switch mode {
 	case readOnly:
 		// Nothing to follow: no LISTEN connection, no poll.
+		opts = append(opts, postgres.WithoutListen(), postgres.WithoutPoll())
+	case writeExisting:
 		opts = append(opts, postgres.WithoutListen(), postgres.WithoutPoll())
 	case readWrite:
 		// import into a new schema sets it up, as sqlite.Open does a

@@ -20,11 +20,18 @@ import (
 	"github.com/esv2/esv2/adapters/sqlite"
 	"github.com/esv2/esv2/eventstore"
 	"github.com/esv2/esv2/internal/pgtest"
+	"github.com/esv2/esv2/subscription"
 )
 
 // TestMain makes the test binary the esv2 command when testscript runs it
-// as "esv2", and a helper that fills a demo store as "esv2-seed".
+// as "esv2" (or when ESV2_TEST_AS_COMMAND=1), and a helper that fills a
+// demo store as "esv2-seed".
 func TestMain(m *testing.M) {
+	// Tests that need the command as a process of its own (to signal it)
+	// run the test binary with this variable set.
+	if os.Getenv("ESV2_TEST_AS_COMMAND") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	testscript.Main(m, map[string]func(){
 		"esv2": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 		"esv2-seed": func() {
@@ -94,6 +101,17 @@ func seed(ctx context.Context, path string) error {
 		if _, err := s.Append(ctx, a.stream, eventstore.Any, a.events...); err != nil {
 			return err
 		}
+	}
+	// A subscription of two partitions at position 3 that parked the
+	// event at position 4.
+	if _, err := s.Subscriptions().Register(ctx, "projector", 2, 3); err != nil {
+		return err
+	}
+	if err := s.Subscriptions().Park(ctx, "projector", subscription.Parked{
+		Position: 4, StreamID: "user-1", Version: 1, Type: "AvatarSet",
+		Error: "decode avatar: unexpected byte 0xff", Attempts: 3, Time: seedTime.Add(2 * time.Hour),
+	}); err != nil {
+		return err
 	}
 	if err := s.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: "order-1", Name: "aggregate", Version: 2, Schema: "v1", Data: mp(placed{"ada", 30})}); err != nil {
 		return err
