@@ -161,29 +161,39 @@ func (s *Store) Verify(ctx context.Context) ([]eventstore.Problem, error) {
 	var out []eventstore.Problem
 	err := s.inspectTx(ctx, "verify", func(tx pgx.Tx) error {
 		for _, c := range checks {
-			rows, err := tx.Query(ctx, c.query)
+			ps, err := queryProblems(ctx, tx, c.check, c.query)
 			if err != nil {
 				return fmt.Errorf("check %s: %w", c.check, err)
 			}
-			defer rows.Close()
-			n := 0
-			for rows.Next() {
-				p := eventstore.Problem{Check: c.check}
-				if err := rows.Scan(&p.StreamID, &p.Position, &p.Detail); err != nil {
-					return fmt.Errorf("check %s: %w", c.check, err)
-				}
-				if n++; n <= maxProblems {
-					out = append(out, p)
-				}
-			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("check %s: %w", c.check, err)
-			}
-			if n > maxProblems {
-				out = append(out, eventstore.Problem{Check: c.check, Detail: fmt.Sprintf("and %d more problems of this kind", n-maxProblems)})
-			}
+			out = append(out, ps...)
 		}
 		return nil
 	})
 	return out, err
+}
+
+// queryProblems runs one check's query, whose rows are (stream_id,
+// position, detail), keeping at most maxProblems problems and saying how
+// many more there were.
+func queryProblems(ctx context.Context, tx pgx.Tx, check, query string) ([]eventstore.Problem, error) {
+	rows, err := tx.Query(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []eventstore.Problem
+	n := 0
+	for rows.Next() {
+		p := eventstore.Problem{Check: check}
+		if err := rows.Scan(&p.StreamID, &p.Position, &p.Detail); err != nil {
+			return nil, err
+		}
+		if n++; n <= maxProblems {
+			out = append(out, p)
+		}
+	}
+	if n > maxProblems {
+		out = append(out, eventstore.Problem{Check: check, Detail: fmt.Sprintf("and %d more problems of this kind", n-maxProblems)})
+	}
+	return out, rows.Err()
 }

@@ -37,7 +37,7 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { src.Close() })
+	t.Cleanup(func() { _ = src.Close() })
 	start := time.Now()
 	// Two rounds, so that each stream's events are in two runs of the
 	// log; appends run concurrently for group commit.
@@ -81,7 +81,7 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { dst.Close() })
+	t.Cleanup(func() { _ = dst.Close() })
 
 	// The first run is cancelled at an append in the middle of the
 	// import, with other appends of its batch in flight.

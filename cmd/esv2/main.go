@@ -159,16 +159,16 @@ as base64 ("encoding" says which).
 }
 
 // args checks the number of positional arguments, as a usage error.
-func args(min, max int) cobra.PositionalArgs {
+func args(lo, hi int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {
-		if len(a) < min || len(a) > max {
+		if len(a) < lo || len(a) > hi {
 			switch {
-			case min == max && min == 0:
+			case hi == 0:
 				return usageErr("%s takes no arguments", cmd.CommandPath())
-			case min == max:
-				return usageErr("%s takes %d argument(s), got %d", cmd.CommandPath(), min, len(a))
+			case lo == hi:
+				return usageErr("%s takes %d argument(s), got %d", cmd.CommandPath(), lo, len(a))
 			}
-			return usageErr("%s takes %d to %d arguments, got %d", cmd.CommandPath(), min, max, len(a))
+			return usageErr("%s takes %d to %d arguments, got %d", cmd.CommandPath(), lo, hi, len(a))
 		}
 		return nil
 	}

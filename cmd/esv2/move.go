@@ -157,7 +157,7 @@ batch concurrently. A progress bar shows on a terminal.`,
 				if err != nil {
 					return err
 				}
-				defer f.Close()
+				defer func() { _ = f.Close() }() // read only: nothing to lose
 				if fi, err := f.Stat(); err == nil {
 					size = fi.Size()
 				}
@@ -228,7 +228,7 @@ func (im *importer) run(ctx context.Context, r io.Reader) (importStats, error) {
 	for {
 		b, err := br.ReadBytes('\n')
 		bytes += int64(len(b))
-		if len(b) > 0 && !(len(b) == 1 && b[0] == '\n') {
+		if len(b) > 0 && (len(b) != 1 || b[0] != '\n') { // skip empty lines
 			lineNo++
 			l, perr := parseLine(lineNo, b)
 			if perr != nil {

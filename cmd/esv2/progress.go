@@ -16,9 +16,9 @@ type progress struct {
 	bar *progressbar.ProgressBar
 }
 
-// newProgress shows a bar towards max (a spinner when max is -1), counting
+// newProgress shows a bar towards total (a spinner when total is -1), counting
 // unit ("events", "positions"), or bytes when bytes is true.
-func (a *app) newProgress(max int64, desc, unit string, bytes bool) *progress {
+func (a *app) newProgress(total int64, desc, unit string, bytes bool) *progress {
 	f, ok := a.stderr.(*os.File)
 	if a.quiet || !ok || !term.IsTerminal(int(f.Fd())) {
 		return &progress{}
@@ -39,18 +39,12 @@ func (a *app) newProgress(max int64, desc, unit string, bytes bool) *progress {
 	} else {
 		opts = append(opts, progressbar.OptionSetItsString(unit))
 	}
-	return &progress{bar: progressbar.NewOptions64(max, opts...)}
+	return &progress{bar: progressbar.NewOptions64(total, opts...)}
 }
 
 func (p *progress) set(n int64) {
 	if p.bar != nil {
 		_ = p.bar.Set64(n) // only a display
-	}
-}
-
-func (p *progress) add(n int) {
-	if p.bar != nil {
-		_ = p.bar.Add(n)
 	}
 }
 
