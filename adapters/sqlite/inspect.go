@@ -159,8 +159,8 @@ var sqliteChecks = []struct{ check, query string }{
 		WHERE m > coalesce(seq, 0)`},
 	{eventstore.CheckStreams, `SELECT m.stream_id, e.position,
 			CASE WHEN s.stream_id IS NULL THEN 'no streams row; the events end at version ' || m.v
-			ELSE 'streams row has version ' || s.version || ' and last time ' || s.last_time ||
-				', the events end at version ' || m.v || ' at time ' || e.time END
+			ELSE 'streams row has version ' || s.version || ' and last time ' || ` + sqlTime("s.last_time") + ` ||
+				', the events end at version ' || m.v || ' at time ' || ` + sqlTime("e.time") + ` END
 		FROM (SELECT stream_id, max(version) AS v FROM events GROUP BY stream_id) m
 		JOIN events e ON e.stream_id = m.stream_id AND e.version = m.v
 		LEFT JOIN streams s ON s.stream_id = m.stream_id
@@ -168,8 +168,8 @@ var sqliteChecks = []struct{ check, query string }{
 	{eventstore.CheckStreams, `SELECT s.stream_id, 0, 'streams row at version ' || s.version || ' has no events'
 		FROM streams s WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = s.stream_id)`},
 	{eventstore.CheckHead, `SELECT '', coalesce(e.p, 0), 'head has position ' || h.position || ', count ' || h.count ||
-			', last time ' || h.last_time || '; the events have last position ' || coalesce(e.p, 0) ||
-			', count ' || e.n || ', last time ' || coalesce(l.time, 0)
+			', last time ' || ` + sqlTime("h.last_time") + ` || '; the events have last position ' || coalesce(e.p, 0) ||
+			', count ' || e.n || ', last time ' || ` + sqlTime("coalesce(l.time, 0)") + `
 		FROM head h, (SELECT max(position) AS p, count(*) AS n FROM events) e
 		LEFT JOIN events l ON l.position = e.p
 		WHERE h.id = 1 AND (h.position != coalesce(e.p, 0) OR h.count != e.n OR h.last_time != coalesce(l.time, 0))`},
@@ -180,6 +180,12 @@ var sqliteChecks = []struct{ check, query string }{
 	// whose soundness is in question.
 	{eventstore.CheckEventIDs, `SELECT min(stream_id), min(position), 'event ID ' || quote(event_id) || ' is stored ' || count(*) || ' times'
 		FROM events NOT INDEXED WHERE event_id IS NOT NULL GROUP BY event_id HAVING count(*) > 1`},
+}
+
+// sqlTime is SQL that prints a time column (Unix nanoseconds) in RFC 3339
+// with milliseconds, for people reading a problem.
+func sqlTime(col string) string {
+	return "strftime('%Y-%m-%dT%H:%M:%fZ', " + col + " / 1000000000.0, 'unixepoch')"
 }
 
 // collectProblems runs one check's query, keeping at most maxProblems

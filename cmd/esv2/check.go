@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/esv2/esv2/adapters/postgres"
+	"github.com/esv2/esv2/eventstore"
 )
 
 func (a *app) verifyCommand() *cobra.Command {
@@ -33,7 +34,11 @@ status 4 when it found any, 0 when the store is sound. It only reads.`,
 		Args: args(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withStore(cmd.Context(), readOnly, func(c *conn) error {
-				problems, err := c.insp.Verify(cmd.Context())
+				var problems []eventstore.Problem
+				err := a.spin("verify", func() (err error) {
+					problems, err = c.insp.Verify(cmd.Context())
+					return err
+				})
 				if err != nil {
 					return err
 				}

@@ -165,7 +165,7 @@ batch concurrently. A progress bar shows on a terminal.`,
 			}
 			return a.withStore(ctx, readWrite, func(c *conn) error {
 				bar := a.newProgress(size, "import", "", true)
-				im := &importer{store: c.store, batch: batch, workers: 8, progress: func(_, bytes int64) { bar.set(bytes) }}
+				im := &importer{store: c.store, batch: batch, workers: 32, progress: func(_, bytes int64) { bar.set(bytes) }}
 				st, err := im.run(ctx, r)
 				bar.finish()
 				if err != nil {

@@ -26,8 +26,6 @@ func (a *app) newProgress(total int64, desc, unit string, bytes bool) *progress 
 	opts := []progressbar.Option{
 		progressbar.OptionSetWriter(f),
 		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionSetElapsedTime(true),
 		progressbar.OptionThrottle(100 * time.Millisecond),
@@ -37,9 +35,45 @@ func (a *app) newProgress(total int64, desc, unit string, bytes bool) *progress 
 	if bytes {
 		opts = append(opts, progressbar.OptionShowBytes(true))
 	} else {
-		opts = append(opts, progressbar.OptionSetItsString(unit))
+		opts = append(opts, progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString(unit))
 	}
 	return &progress{bar: progressbar.NewOptions64(total, opts...)}
+}
+
+// spin shows a spinner with the elapsed time while fn runs, on a
+// terminal: for work whose progress cannot be counted (verify's queries).
+func (a *app) spin(desc string, fn func() error) error {
+	f, ok := a.stderr.(*os.File)
+	if a.quiet || !ok || !term.IsTerminal(int(f.Fd())) {
+		return fn()
+	}
+	bar := progressbar.NewOptions(-1,
+		progressbar.OptionSetWriter(f),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionSpinnerType(14),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionClearOnFinish(),
+	)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = bar.Add(1) // only a display
+			}
+		}
+	}()
+	err := fn()
+	close(done)
+	<-stopped
+	_ = bar.Finish()
+	return err
 }
 
 func (p *progress) set(n int64) {
