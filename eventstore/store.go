@@ -89,6 +89,11 @@ type ReadOptions struct {
 	Backwards bool
 	// Limit caps the number of events returned; 0 means no limit.
 	Limit int
+	// Until, when not 0, bounds the keys read (versions, or positions for
+	// AllStreams) on the side the read goes to: forwards, none above
+	// Until; backwards, none below it. A consumer reading a window of the
+	// log with a selective filter bounds the time one read takes with it.
+	Until uint64
 	// Filter restricts the events returned. It runs in the database.
 	Filter Filter
 }
@@ -159,11 +164,68 @@ type Filter struct {
 	// StreamPrefix keeps events whose stream ID starts with it. It applies
 	// to AllStreams only.
 	StreamPrefix string
+	// Partitions, when its Count is not 0, keeps events of streams in some
+	// partitions: a consumer group's member reads its share of the log
+	// with it (package subscription does). It applies to AllStreams only.
+	Partitions Partitions
 }
+
+// Partitions selects streams by partition: the events of streams whose
+// [PartitionOf] among Count partitions is one of Of. A stream's events
+// are all in one partition, so their order holds within a share.
+type Partitions struct {
+	// Count is the number of partitions, from 1 to [MaxPartitions]; 0
+	// means no condition.
+	Count int
+	// Of lists the partitions kept, each from 0 to Count-1: at least one.
+	Of []int
+}
+
+// MaxPartitions is the largest Partitions.Count.
+const MaxPartitions = 1024
 
 // IsZero reports whether f has no condition, and so matches every event.
 func (f Filter) IsZero() bool {
-	return len(f.Types) == 0 && len(f.Metadata) == 0 && f.StreamPrefix == ""
+	return len(f.Types) == 0 && len(f.Metadata) == 0 && f.StreamPrefix == "" && f.Partitions.Count == 0
+}
+
+// StreamHash is the 32-bit FNV-1a hash of a stream ID's bytes: the hash
+// partitions are drawn from. Stores keep it with each event so that a
+// partition is selected in the database.
+func StreamHash(streamID string) uint32 {
+	// FNV-1a inline (hash/fnv's would allocate): it runs for every event
+	// a group member reads, and for every stream of every append.
+	const offset32, prime32 = 2166136261, 16777619
+	h := uint32(offset32)
+	for i := 0; i < len(streamID); i++ {
+		h ^= uint32(streamID[i])
+		h *= prime32
+	}
+	return h
+}
+
+// PartitionOf returns the partition of a stream among n (0 when n <= 1):
+// StreamHash(streamID) % n.
+func PartitionOf(streamID string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	return int(StreamHash(streamID) % uint32(n))
+}
+
+// Keeps reports whether p keeps the events of streamID (always, when
+// Count is 0).
+func (p Partitions) Keeps(streamID string) bool {
+	if p.Count == 0 {
+		return true
+	}
+	part := PartitionOf(streamID, p.Count)
+	for _, o := range p.Of {
+		if o == part {
+			return true
+		}
+	}
+	return false
 }
 
 // MetadataOp is the comparison of a MetadataFilter.

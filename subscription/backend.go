@@ -165,6 +165,7 @@ type Parked struct {
 const (
 	// MaxNameLen is the longest subscription or member name, in bytes.
 	MaxNameLen = 200
-	// MaxPartitions is the largest number of partitions.
-	MaxPartitions = 1024
+	// MaxPartitions is the largest number of partitions
+	// ([eventstore.MaxPartitions]).
+	MaxPartitions = eventstore.MaxPartitions
 )

@@ -70,6 +70,13 @@
 // with it a transactional handler's writes. With one partition (the
 // default) one member is active and the others stand by.
 //
+// A member reads only its share of the log: it passes its partitions to
+// the store as [eventstore.Filter].Partitions, which PostgreSQL selects in
+// the database from a hash stored with each event (stores that cannot,
+// like SQLite, select them in the front, reading every event), in windows
+// of positions sized so that a read takes a fraction of the renewal
+// period, however long a run of other members' events.
+//
 // A member does not start a batch on a lease with less than two thirds of
 // its time left, so a batch's handler that ends within a third of the TTL
 // never overlaps with the next holder's; a slower one may.

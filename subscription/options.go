@@ -71,6 +71,10 @@ const (
 	// share is held by others.
 	maxSyncEvery  = time.Second
 	rebalancePoll = 250 * time.Millisecond
+	// A group member's read of its partitions spans a window of
+	// positions (see step), sized by sizeWindow between these bounds.
+	minGroupWindow = 1 << 10
+	maxGroupWindow = 1 << 20
 	// syncCheckEvery is how many events a catch-up read goes through
 	// between two looks at the clock for its sync.
 	syncCheckEvery = 64

@@ -24,6 +24,7 @@ type run struct {
 	// nearHead: the last read came back short, so the next one asks for
 	// the head first (to advance past filtered-out events).
 	nearHead   bool
+	window     uint64 // a group member's read window, in positions (sizeWindow)
 	headAt     time.Time
 	lastCommit time.Time
 	changed    func() <-chan struct{}
@@ -365,8 +366,10 @@ func (r *run) step(ctx context.Context) (bool, error) {
 	// (see advance). Otherwise it is read now and then, for Status.
 	var head uint64
 	headKnown := false
-	filtered := !s.o.filter.IsZero()
-	if (filtered && r.nearHead) || time.Since(r.headAt) > time.Second {
+	filter := r.filter()
+	filtered := !filter.IsZero()
+	partitioned := filter.Partitions.Count > 0
+	if (filtered && r.nearHead) || partitioned || time.Since(r.headAt) > time.Second {
 		info, err := s.store.Info(ctx, eventstore.AllStreams)
 		if err != nil {
 			return false, err
@@ -378,12 +381,25 @@ func (r *run) step(ctx context.Context) (bool, error) {
 			return false, nil
 		}
 	}
+	// A member's read of its partitions goes through the others' events
+	// in the database, yielding nothing meanwhile, so it reads a window
+	// of positions at a time: one read of a long run of others' events
+	// would otherwise outlast the lease, which is renewed between reads.
+	// The window lies below the head, so every event in it has committed.
+	var until uint64
+	if r.window == 0 {
+		r.window = minGroupWindow
+	}
+	if partitioned && head > from && head-from > r.window {
+		until = from + r.window
+	}
+	began := time.Now()
 	last := from // every position up to it was read
 	progressed := false
 	var batch []eventstore.Recorded
 	read := 0
 	for e, err := range s.store.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{
-		From: eventstore.After(from), Filter: s.o.filter,
+		From: eventstore.After(from), Until: until, Filter: filter,
 	}) {
 		if err != nil {
 			return progressed, err
@@ -428,6 +444,21 @@ func (r *run) step(ctx context.Context) (bool, error) {
 			return true, nil
 		}
 	}
+	if until > 0 {
+		// The window is read, and more of the log follows it. The next
+		// one is sized so that a read takes about a quarter of the sync
+		// period, whatever the database's scan rate.
+		r.sizeWindow(time.Since(began))
+		if !progressed {
+			progressed = true
+			r.setState(CatchingUp)
+		}
+		if len(batch) == 0 {
+			r.advance(until, eventstore.Recorded{}, 0)
+			return true, nil
+		}
+		return true, r.handle(ctx, batch, until)
+	}
 	r.nearHead = true
 	end := last
 	if headKnown {
@@ -443,6 +474,19 @@ func (r *run) step(ctx context.Context) (bool, error) {
 		return progressed, nil
 	}
 	return true, r.handle(ctx, batch, end)
+}
+
+// sizeWindow doubles the group member's read window after a read that
+// took under an eighth of the sync period, and halves it after one that
+// took over a quarter.
+func (r *run) sizeWindow(took time.Duration) {
+	target := r.syncEvery() / 4
+	switch {
+	case took < target/2:
+		r.window = min(r.window*2, maxGroupWindow)
+	case took > target:
+		r.window = max(r.window/2, minGroupWindow)
+	}
 }
 
 // syncDue reports whether it is time to renew the leases and look at the
@@ -465,8 +509,28 @@ func (r *run) isMine(e eventstore.Recorded) bool {
 // read returns up to limit events of the subscription's filter past from.
 func (r *run) read(ctx context.Context, from uint64, limit int) ([]eventstore.Recorded, error) {
 	return eventstore.Collect(r.s.store.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{
-		From: eventstore.After(from), Limit: limit, Filter: r.s.o.filter,
+		From: eventstore.After(from), Limit: limit, Filter: r.filter(),
 	}))
+}
+
+// filter is the subscription's filter with, in a group, the partitions
+// this member holds: a store that selects them in the database sends
+// only this member's share of the log (a group's members each read all
+// of it, and three were no faster than one: issue 11). The leases only
+// shrink between syncs, which no read spans, so a read's events are a
+// superset of what isMine keeps; isMine still decides.
+func (r *run) filter() eventstore.Filter {
+	f := r.s.o.filter
+	if r.n <= 1 || len(r.leases) == 0 {
+		return f
+	}
+	of := make([]int, 0, len(r.leases))
+	for p := range r.leases {
+		of = append(of, p)
+	}
+	slices.Sort(of)
+	f.Partitions = eventstore.Partitions{Count: r.n, Of: of}
+	return f
 }
 
 // fill waits up to the max wait for a live batch to fill.

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -225,15 +224,9 @@ func newSubscription[Tx any](store Store[Tx], name string, opts []Option) (*Subs
 func (s *Subscription) Name() string { return s.name }
 
 // PartitionOf returns the partition of a stream among n: events of one
-// stream always land in one partition, so their order holds.
-func PartitionOf(streamID string, n int) int {
-	if n <= 1 {
-		return 0
-	}
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(streamID))
-	return int(h.Sum32() % uint32(n))
-}
+// stream always land in one partition, so their order holds. It is
+// [eventstore.PartitionOf]: FNV-1a of the stream ID, modulo n.
+func PartitionOf(streamID string, n int) int { return eventstore.PartitionOf(streamID, n) }
 
 func randomSuffix() string {
 	var b [4]byte

@@ -426,6 +426,7 @@ func (g *groupRow) result(r *appendReq) appendResp {
 type groupArgs struct {
 	anyIDs    bool
 	dStream   []string
+	dHash     []int64 // eventstore.StreamHash of each of dStream
 	rSIdx     []int32
 	rExpected []int64
 	rCount    []int32
@@ -458,6 +459,7 @@ func buildGroupArgs(group []*appendReq) (groupArgs, error) {
 		si, ok := streamIdx[r.stream]
 		if !ok {
 			a.dStream = append(a.dStream, r.stream)
+			a.dHash = append(a.dHash, int64(eventstore.StreamHash(r.stream)))
 			si = int32(len(a.dStream)) // 1-based, as SQL arrays
 			streamIdx[r.stream] = si
 		}
@@ -600,7 +602,7 @@ func (d *pgDriver) callAppend(ctx context.Context, q querier, group []*appendReq
 // params returns the arguments of d.q.appendCall.
 // An empty writer records no outcome row.
 func (a *groupArgs) params(d *pgDriver, writer string, token int64) []any {
-	return []any{pgtype.Text{String: writer, Valid: writer != ""}, token, d.lockKey, d.channel, a.anyIDs, a.dStream,
+	return []any{pgtype.Text{String: writer, Valid: writer != ""}, token, d.lockKey, d.channel, a.anyIDs, a.dStream, a.dHash,
 		a.rSIdx, a.rExpected, a.rCount, a.eReq, a.eID, a.eType, a.eData, a.eMeta, a.eTime}
 }
 

@@ -21,7 +21,7 @@ import (
 
 // SchemaVersion is the version of the database schema this package writes
 // and reads.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // ErrSchemaVersion reports a database schema this package cannot use: not
 // created yet, older than SchemaVersion without WithMigrate, or newer than
@@ -252,7 +252,7 @@ func buildQueries(schema string) queries {
 	const cols = "position, stream_id, version, event_id, type, data, metadata, occurred_at"
 	return queries{
 		head:          "SELECT coalesce(max(position), 0) FROM " + schema + ".events",
-		appendCall:    "SELECT o_status, o_version, o_position, o_dup_index, o_dup_version, o_other_id, o_other_stream FROM " + schema + ".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+		appendCall:    "SELECT o_status, o_version, o_position, o_dup_index, o_dup_version, o_other_id, o_other_stream FROM " + schema + ".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
 		streamHead:    "SELECT version, position, occurred_at FROM " + schema + ".events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1",
 		streamVersion: "SELECT coalesce(max(version), 0) FROM " + schema + ".events WHERE stream_id = $1",
 		allHead:       "SELECT position, occurred_at FROM " + schema + ".events ORDER BY position DESC LIMIT 1",

@@ -771,7 +771,10 @@ func TestSubscriptionMigrateFromV3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.d.pool.Exec(ctx, v3.q.appendCall, a.params(v3, "", 0)...); err != nil {
+	// Its signature had no d_hash (the 7th parameter since version 6).
+	params := a.params(v3, "", 0)
+	params = append(params[:6:6], params[7:]...)
+	if _, err := other.d.pool.Exec(ctx, strings.Replace(v3.q.appendCall, ", $16)", ")", 1), params...); err != nil {
 		t.Fatal(err)
 	}
 

@@ -54,8 +54,10 @@ const (
 type Front struct {
 	d      Driver
 	finder EventFinder // nil when the driver has no such ability
-	cfg    Config
-	hub    *watch.Hub
+	// partitions: the driver applies Filter.Partitions (PartitionReader).
+	partitions bool
+	cfg        Config
+	hub        *watch.Hub
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -75,6 +77,9 @@ func New(d Driver, cfg Config) *Front {
 	}
 	f := &Front{d: d, cfg: cfg, hub: watch.NewHub()}
 	f.finder, _ = d.(EventFinder)
+	if pr, ok := d.(PartitionReader); ok {
+		f.partitions = pr.ReadsPartitions()
+	}
 	if l, ok := d.(Listener); ok {
 		l.Listen(notices{f.hub})
 	}
@@ -194,6 +199,16 @@ func (r *reader) run(yield func(eventstore.Recorded, error) bool) {
 			rng.To = min(after-1, math.MaxInt64)
 		}
 	}
+	if u := opts.Until; u > 0 {
+		if opts.Backwards {
+			rng.From = max(rng.From, u)
+		} else {
+			rng.To = min(rng.To, u)
+		}
+		if rng.From > rng.To {
+			return
+		}
+	}
 	remaining := opts.Limit
 	size := min(firstPageRows, r.f.cfg.MaxPageRows)
 	if opts.Limit > size {
@@ -229,7 +244,7 @@ func (r *reader) run(yield func(eventstore.Recorded, error) bool) {
 			next = nil
 			page, err = got.page, got.err
 		} else {
-			page, err = r.f.d.ReadPage(r.ctx, r.q, rng, page[:0])
+			page, err = r.f.readPage(r.ctx, r.q, rng, page[:0])
 		}
 		if err != nil {
 			yield(eventstore.Recorded{}, err)
@@ -252,7 +267,7 @@ func (r *reader) run(yield func(eventstore.Recorded, error) bool) {
 				rng.From = last + 1
 			}
 		}
-		ahead := more && r.f.cfg.ReadAhead && n >= r.f.cfg.MaxPageRows/4 && opts.Filter.IsZero()
+		ahead := more && r.f.cfg.ReadAhead && n >= r.f.cfg.MaxPageRows/4 && unselective(opts.Filter)
 		if ahead {
 			next = r.fetchAhead(rng, size, remaining)
 		}
@@ -276,6 +291,14 @@ func (r *reader) run(yield func(eventstore.Recorded, error) bool) {
 	}
 }
 
+// unselective reports whether f keeps most events: no condition, or only a
+// share of partitions of at least a quarter (a group member's).
+func unselective(f eventstore.Filter) bool {
+	p := f.Partitions
+	f.Partitions = eventstore.Partitions{}
+	return f.IsZero() && (p.Count == 0 || len(p.Of)*4 >= p.Count)
+}
+
 // fetchAhead starts reading the page at rng, of size rows (fewer when the
 // read's limit leaves fewer).
 func (r *reader) fetchAhead(rng Range, size, remaining int) chan fetched {
@@ -285,7 +308,7 @@ func (r *reader) fetchAhead(rng Range, size, remaining int) chan fetched {
 	}
 	ch := make(chan fetched, 1)
 	go func() {
-		p, err := r.f.d.ReadPage(r.ctx, r.q, rng, nil)
+		p, err := r.f.readPage(r.ctx, r.q, rng, nil)
 		ch <- fetched{p, err}
 	}()
 	return ch
@@ -374,7 +397,7 @@ func (f *Front) Changes(streamID string) (changed func() <-chan struct{}, releas
 // readRetrying reads a watch's page, again after a pause when the
 // connection was lost.
 func (f *Front) readRetrying(ctx context.Context, q *Query, rng Range, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
-	return retryLost(ctx, f, func() ([]eventstore.Recorded, error) { return f.d.ReadPage(ctx, q, rng, page) })
+	return retryLost(ctx, f, func() ([]eventstore.Recorded, error) { return f.readPage(ctx, q, rng, page) })
 }
 
 // headRetrying is a filtered watch's head, again after a pause when the

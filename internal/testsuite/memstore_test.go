@@ -48,6 +48,8 @@ type bugs struct {
 	ignoreExpected    bool // appends never conflict
 	noIdempotency     bool // IDs are not deduplicated
 	prefixIsLike      bool // stream prefix filter matches case-insensitively, like SQLite's LIKE
+	untilIgnored      bool // ReadOptions.Until is not applied
+	partitionsIgnored bool // Filter.Partitions is not applied (a driver that does not know of it)
 	watchSkipsOne     bool // the watch hand-over from catch-up to live loses an event
 	closeKeepsWatches bool // Close does not wake watchers
 	limitBeforeFilter bool // Limit counts scanned events, not matching ones
@@ -281,6 +283,9 @@ func (m *memStore) matches(r eventstore.Recorded, f eventstore.Filter) bool {
 			return false
 		}
 	}
+	if !m.bugs.partitionsIgnored && !f.Partitions.Keeps(r.StreamID) {
+		return false
+	}
 	if len(f.Types) > 0 && !slices.Contains(f.Types, r.Type) {
 		return false
 	}
@@ -370,6 +375,9 @@ func (m *memStore) Read(ctx context.Context, streamID string, opts eventstore.Re
 			}
 			if after > 0 && !fromEnd && ((!opts.Backwards && k(r) <= after) || (opts.Backwards && k(r) >= after)) {
 				continue
+			}
+			if u := opts.Until; u > 0 && !m.bugs.untilIgnored && ((!opts.Backwards && k(r) > u) || (opts.Backwards && k(r) < u)) {
+				return
 			}
 			if m.bugs.limitBeforeFilter {
 				n++

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -18,6 +19,7 @@ func readTests() []test {
 		{"Forwards", leaf(testReadForwards)},
 		{"Backwards", leaf(testReadBackwards)},
 		{"Limit", leaf(testReadLimit)},
+		{"Until", leaf(testReadUntil)},
 		{"Paging", leaf(testReadPaging)},
 		{"Filter/Types", leaf(testReadFilterTypes)},
 		{"Filter/Metadata", testReadFilterMetadata},
@@ -26,6 +28,7 @@ func readTests() []test {
 		{"AllStreams/GlobalOrder", leaf(testReadAll)},
 		{"AllStreams/StreamPrefix", testReadStreamPrefix},
 		{"AllStreams/Filters", leaf(testReadAllFilters)},
+		{"AllStreams/Partitions", leaf(testReadPartitions)},
 		{"AllStreams/CheckpointingReaderSkipsNothing", leaf(testReadCheckpointing)},
 		{"MissingStream", leaf(testReadMissing)},
 		{"FromPastEnd", leaf(testReadFromPastEnd)},
@@ -330,6 +333,82 @@ func testReadAllFilters(t *testing.T, s eventstore.Store) {
 	wantEvents(t, "prefix, type and metadata", []eventstore.Recorded{all[1]}, readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: f}))
 	wantEvents(t, "prefix from a position", []eventstore.Recorded{all[4]},
 		readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(all[2].Position - 1), Filter: eventstore.Filter{StreamPrefix: "acc-1"}}))
+}
+
+// testReadUntil checks ReadOptions.Until, the bound on the side a read
+// goes to, on a stream (versions) and on AllStreams (positions).
+func testReadUntil(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "u", eventstore.NoStream, ev("t", "1"), ev("t", "2"), ev("t", "3"), ev("t", "4"))
+	mustAppend(t, s, "v", eventstore.NoStream, ev("t", "5"))
+	all := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	stream := all[:4]
+	for _, c := range []struct {
+		name   string
+		stream string
+		opts   eventstore.ReadOptions
+		want   []eventstore.Recorded
+	}{
+		{"StreamForwards", "u", eventstore.ReadOptions{Until: 2}, stream[:2]},
+		{"StreamForwardsAfter", "u", eventstore.ReadOptions{From: eventstore.After(1), Until: 3}, stream[1:3]},
+		{"StreamBackwards", "u", eventstore.ReadOptions{Backwards: true, Until: 3}, reversed(stream[2:])},
+		{"StreamPastEnd", "u", eventstore.ReadOptions{Until: 99}, stream},
+		{"StreamBelowFrom", "u", eventstore.ReadOptions{From: eventstore.After(3), Until: 2}, nil},
+		{"StreamWithLimit", "u", eventstore.ReadOptions{Until: 3, Limit: 2}, stream[:2]},
+		{"AllForwards", eventstore.AllStreams, eventstore.ReadOptions{Until: all[3].Position}, all[:4]},
+		{"AllBackwards", eventstore.AllStreams, eventstore.ReadOptions{Backwards: true, Until: all[1].Position}, reversed(all[1:])},
+		{"AllFiltered", eventstore.AllStreams, eventstore.ReadOptions{Until: all[4].Position - 1, Filter: eventstore.Filter{StreamPrefix: "v"}}, nil},
+	} {
+		wantEvents(t, c.name, c.want, readAll(t, s, c.stream, c.opts))
+	}
+}
+
+// testReadPartitions checks Filter.Partitions against eventstore.PartitionOf
+// over many streams, forwards, backwards, with a limit, in small pages and
+// combined with another condition: every share of a count's partitions
+// reads exactly the events of its streams, in order.
+func testReadPartitions(t *testing.T, s eventstore.Store) {
+	const streams = 40
+	for i := range 3 {
+		for k := range streams {
+			id := fmt.Sprintf("part-%d", k)
+			typ := "even"
+			if k%2 == 1 {
+				typ = "odd"
+			}
+			mustAppend(t, s, id, eventstore.Exact(uint64(i)), ev(typ, fmt.Sprint(i)))
+		}
+	}
+	all := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	for _, c := range []struct {
+		count int
+		of    []int
+	}{
+		{1, []int{0}}, {2, []int{1}}, {3, []int{0, 2}}, {12, []int{0, 3, 6, 9}}, {12, []int{1, 2, 4, 5, 7, 8, 10, 11}}, {7, []int{6}},
+	} {
+		p := eventstore.Partitions{Count: c.count, Of: c.of}
+		var want []eventstore.Recorded
+		for _, r := range all {
+			if slices.Contains(c.of, eventstore.PartitionOf(r.StreamID, c.count)) {
+				want = append(want, r)
+			}
+		}
+		name := fmt.Sprintf("partitions %v of %d", c.of, c.count)
+		f := eventstore.Filter{Partitions: p}
+		wantEvents(t, name, want, readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: f}))
+		wantEvents(t, name+" backwards", reversed(want), readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: f, Backwards: true}))
+		if len(want) > 3 {
+			wantEvents(t, name+" limit 3", want[:3], readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: f, Limit: 3}))
+			wantEvents(t, name+" after the second", want[2:], readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: f, From: eventstore.After(want[1].Position)}))
+		}
+		f.Types = []string{"odd"}
+		var odd []eventstore.Recorded
+		for _, r := range want {
+			if r.Type == "odd" {
+				odd = append(odd, r)
+			}
+		}
+		wantEvents(t, name+" and type odd", odd, readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: f}))
+	}
 }
 
 func testReadMissing(t *testing.T, s eventstore.Store) {

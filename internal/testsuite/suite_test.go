@@ -30,6 +30,8 @@ var mutants = map[string]struct {
 	"ignoreExpected":    {bugs{ignoreExpected: true}, "Append/ExpectedVersionConflict"},
 	"noIdempotency":     {bugs{noIdempotency: true}, "Append/Idempotency/RetryReportsDuplicates"},
 	"prefixIsLike":      {bugs{prefixIsLike: true}, "Read/AllStreams/StreamPrefix/Dash"},
+	"untilIgnored":      {bugs{untilIgnored: true}, "Read/Until"},
+	"partitionsIgnored": {bugs{partitionsIgnored: true}, "Read/AllStreams/Partitions"},
 	"watchSkipsOne":     {bugs{watchSkipsOne: true}, "Watch/FromStart/Stream"},
 	"closeKeepsWatches": {bugs{closeKeepsWatches: true}, "Watch/CloseEndsWatchers"},
 	"limitBeforeFilter": {bugs{limitBeforeFilter: true}, "Read/Filter/LimitCountsMatches"},

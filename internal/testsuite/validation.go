@@ -112,6 +112,12 @@ var invalidReads = []struct {
 	{"MetadataUnknownOp", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{{Key: "k", Op: 99, Values: []string{"v"}}}}},
 	{"MetadataInNoValues", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{eventstore.MetadataOneOf("k")}}},
 	{"MetadataEqTwoValues", "s", eventstore.Filter{Metadata: []eventstore.MetadataFilter{{Key: "k", Op: eventstore.MetadataEq, Values: []string{"a", "b"}}}}},
+	{"PartitionsOnStream", "s", eventstore.Filter{Partitions: eventstore.Partitions{Count: 2, Of: []int{0}}}},
+	{"PartitionsNoneKept", eventstore.AllStreams, eventstore.Filter{Partitions: eventstore.Partitions{Count: 2}}},
+	{"PartitionsOfWithoutCount", eventstore.AllStreams, eventstore.Filter{Partitions: eventstore.Partitions{Of: []int{0}}}},
+	{"PartitionsCountTooLarge", eventstore.AllStreams, eventstore.Filter{Partitions: eventstore.Partitions{Count: eventstore.MaxPartitions + 1, Of: []int{0}}}},
+	{"PartitionOutOfRange", eventstore.AllStreams, eventstore.Filter{Partitions: eventstore.Partitions{Count: 3, Of: []int{3}}}},
+	{"PartitionNegative", eventstore.AllStreams, eventstore.Filter{Partitions: eventstore.Partitions{Count: 3, Of: []int{-1}}}},
 }
 
 // testReadInvalid checks that invalid read arguments are refused.

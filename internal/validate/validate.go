@@ -129,6 +129,9 @@ func Filter(streamID string, f eventstore.Filter) error {
 	if !cleanText(f.StreamPrefix) {
 		return invalid("filter", -1, "stream prefix is not valid UTF-8 without NUL")
 	}
+	if err := partitions(streamID, f.Partitions); err != nil {
+		return err
+	}
 	for _, t := range f.Types {
 		if err := checkName("filter event type", -1, t, true); err != nil {
 			return err
@@ -157,6 +160,26 @@ func Filter(streamID string, f eventstore.Filter) error {
 			}
 		default:
 			return invalid("filter", -1, "metadata %q: unknown operator %d", m.Key, m.Op)
+		}
+	}
+	return nil
+}
+
+// partitions checks a partition filter.
+func partitions(streamID string, p eventstore.Partitions) error {
+	switch {
+	case p.Count == 0 && len(p.Of) == 0:
+		return nil
+	case p.Count < 1 || p.Count > eventstore.MaxPartitions:
+		return invalid("filter", -1, "partition count %d is not from 1 to %d", p.Count, eventstore.MaxPartitions)
+	case streamID != eventstore.AllStreams:
+		return invalid("filter", -1, "partitions apply only to %q", eventstore.AllStreams)
+	case len(p.Of) == 0:
+		return invalid("filter", -1, "partitions: none of the %d is kept", p.Count)
+	}
+	for _, o := range p.Of {
+		if o < 0 || o >= p.Count {
+			return invalid("filter", -1, "partition %d is not from 0 to %d", o, p.Count-1)
 		}
 	}
 	return nil
