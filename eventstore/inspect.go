@@ -83,6 +83,9 @@ const (
 	// CheckEventIDs: the unique index on event IDs exists and no ID is
 	// stored twice.
 	CheckEventIDs = "event-ids"
+	// CheckStreamHash: each event's stored stream hash (by which consumer
+	// groups select their partitions) is the hash of its stream ID.
+	CheckStreamHash = "stream-hash"
 	// CheckIntegrity: the database's own consistency check passes.
 	CheckIntegrity = "integrity"
 )

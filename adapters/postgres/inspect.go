@@ -155,6 +155,10 @@ func (s *Store) Verify(ctx context.Context) ([]eventstore.Problem, error) {
 				JOIN pg_namespace n ON n.oid = c.relnamespace
 				WHERE n.nspname = '` + strings.ReplaceAll(s.d.cfg.schema, "'", "''") + `' AND c.relname = '` + constraintEventID + `'
 				AND i.indisunique AND i.indisvalid)`},
+		// Rows stored before schema 6 have no hash (reads compute it);
+		// a wrong one would put a stream in the wrong partition.
+		{eventstore.CheckStreamHash, `SELECT stream_id, position, 'stream hash ' || stream_hash || ', want ' || ` + sc + `.stream_hash(stream_id)
+			FROM ` + sc + `.events WHERE stream_hash IS NOT NULL AND stream_hash != ` + sc + `.stream_hash(stream_id)`},
 		{eventstore.CheckEventIDs, `SELECT min(stream_id), min(position), 'event ID ' || quote_literal(event_id) || ' is stored ' || count(*) || ' times'
 			FROM ` + sc + `.events WHERE event_id IS NOT NULL GROUP BY event_id HAVING count(*) > 1`},
 	}

@@ -111,8 +111,9 @@ func (s *Store) ListSnapshots(ctx context.Context, streamID string) ([]eventstor
 	return out, nil
 }
 
-// Verify checks every invariant named by the eventstore.Check* constants
-// and returns what is broken; see [eventstore.Inspector]. It reads every
+// Verify checks the invariants named by the eventstore.Check* constants
+// (all but CheckStreamHash: this schema stores no hashes) and returns what
+// is broken; see [eventstore.Inspector]. It reads every
 // event more than once (PRAGMA integrity_check reads the whole file): on
 // a large store it takes a while, without blocking appends.
 func (s *Store) Verify(ctx context.Context) ([]eventstore.Problem, error) {

@@ -17,15 +17,17 @@ func (a *app) verifyCommand() *cobra.Command {
 		Short: "Check every invariant of the store; exit status 4 if any is broken",
 		Long: `Walk the whole store and report every broken invariant:
 
-  schema     the schema is at the version this esv2 writes
-  versions   each stream's versions are 1, 2, 3 ... without gaps or repeats
-  positions  within a stream, positions increase with versions; no position
-             is past the high-water mark (SQLite), so none can be reused
-  streams    the streams table agrees with the events (a row per stream
-             with events; SQLite: its version and last time), no row without
-  head       the store's head row agrees with the events (SQLite)
-  event-ids  the unique index on event IDs exists and no ID is stored twice
-  integrity  the database's own check of its file and indexes (SQLite)
+  schema       the schema is at the version this esv2 writes
+  versions     each stream's versions are 1, 2, 3 ... without gaps or repeats
+  positions    within a stream, positions increase with versions; no position
+               is past the high-water mark (SQLite), so none can be reused
+  streams      the streams table agrees with the events (a row per stream
+               with events; SQLite: its version and last time), no row without
+  head         the store's head row agrees with the events (SQLite)
+  event-ids    the unique index on event IDs exists and no ID is stored twice
+  stream-hash  each event's stored stream hash, which consumer groups
+               partition by, is its stream's (PostgreSQL)
+  integrity    the database's own check of its file and indexes (SQLite)
 
 It prints one line per problem (at most 1000 per check) and exits with
 status 4 when it found any, 0 when the store is sound. It only reads.`,

@@ -97,6 +97,10 @@ func (a *app) openSQLite(ctx context.Context, mode openMode) (*conn, error) {
 	}
 	s, err := sqlite.Open(ctx, name)
 	if err != nil {
+		if mode != readWrite && errors.Is(err, sqlite.ErrDatabase) && strings.Contains(err.Error(), "read-only") {
+			// sqlite.Open writes only to migrate an older schema.
+			err = fmt.Errorf("%w (if the store was written by an older esv2, a read-only command cannot upgrade its schema: open it once with the application first)", err)
+		}
 		return nil, openErr(err)
 	}
 	return &conn{store: s, insp: s, sq: s}, nil
