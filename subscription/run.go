@@ -57,6 +57,17 @@ func (r *run) loop(ctx context.Context) error {
 		}
 	}
 	pause = s.o.errorBackoff
+	if r.n > 1 {
+		// Join first, take partitions a moment later: members started
+		// together (a deployment, a scale-out) then see each other at
+		// their first sync and take their shares at once. Otherwise
+		// the first to sync takes every partition and hands most back
+		// only at its next sync, a second later, while the others wait
+		// (1.3 s of a group's 5.6 s over a 300,000-event backlog).
+		if _, err := s.b.Heartbeat(ctx, s.name, s.o.member, r.ttl); err == nil {
+			sleep(ctx, min(rebalancePoll, r.ttl/3))
+		}
+	}
 	if c, ok := s.store.(changer); ok {
 		changed, release := c.Changes(eventstore.AllStreams)
 		defer release()
@@ -394,7 +405,8 @@ func (r *run) step(ctx context.Context) (bool, error) {
 		until = from + r.window
 	}
 	began := time.Now()
-	last := from // every position up to it was read
+	var handling time.Duration // of the step's time, the handler's
+	last := from               // every position up to it was read
 	progressed := false
 	var batch []eventstore.Recorded
 	read := 0
@@ -431,9 +443,11 @@ func (r *run) step(ctx context.Context) (bool, error) {
 			r.advance(last, eventstore.Recorded{}, 0)
 			return true, nil
 		}
+		handleBegan := time.Now()
 		if err := r.handle(ctx, batch, last); err != nil {
 			return true, err
 		}
+		handling += time.Since(handleBegan)
 		batch = nil // the handler may keep the last one
 		if err := ctx.Err(); err != nil {
 			return true, err
@@ -446,9 +460,10 @@ func (r *run) step(ctx context.Context) (bool, error) {
 	}
 	if until > 0 {
 		// The window is read, and more of the log follows it. The next
-		// one is sized so that a read takes about a quarter of the sync
-		// period, whatever the database's scan rate.
-		r.sizeWindow(time.Since(began))
+		// one is sized so that reading it (the handler's time aside: the
+		// sync is looked at between batches) takes about a quarter of
+		// the sync period, whatever the database's scan rate.
+		r.sizeWindow(time.Since(began) - handling)
 		if !progressed {
 			progressed = true
 			r.setState(CatchingUp)
@@ -521,7 +536,7 @@ func (r *run) read(ctx context.Context, from uint64, limit int) ([]eventstore.Re
 // superset of what isMine keeps; isMine still decides.
 func (r *run) filter() eventstore.Filter {
 	f := r.s.o.filter
-	if r.n <= 1 || len(r.leases) == 0 {
+	if r.n <= 1 || len(r.leases) == 0 || len(r.leases) == r.n {
 		return f
 	}
 	of := make([]int, 0, len(r.leases))

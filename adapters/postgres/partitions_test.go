@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -107,5 +108,51 @@ func TestPartitionsPlan(t *testing.T) {
 		if !strings.Contains(p, "Index Scan using events_pkey") || strings.Contains(p, "Sort") {
 			t.Errorf("partitions %v of 12: the page does not walk the position index:\n%s", of, p)
 		}
+	}
+}
+
+// TestPartitionsGenericPlan: the page query's generic plan (which
+// PostgreSQL may switch to after five executions of a prepared statement)
+// walks the position index too.
+func TestPartitionsGenericPlan(t *testing.T) {
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
+	ctx := t.Context()
+	const n = 200_000
+	if _, err := s.d.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %[1]s.events (position, stream_id, stream_hash, version, type, data, occurred_at)
+		SELECT g, 's-' || (g %% 1000), %[1]s.stream_hash('s-' || (g %% 1000)), g / 1000 + 1, 't', '\x00', now()
+		FROM generate_series(1, %[2]d) AS g`, s.d.schema, n)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.d.pool.Exec(ctx, "ANALYZE "+s.d.schema+".events"); err != nil {
+		t.Fatal(err)
+	}
+	q := &driver.Query{StreamID: eventstore.AllStreams, Filter: eventstore.Filter{Partitions: eventstore.Partitions{Count: 12, Of: []int{0, 3, 6, 9}}}}
+	st := s.d.prepare(q)
+	sql, _ := st.query(driver.Range{From: 1, To: 70000, Limit: maxReadPage}, false)
+	conn, err := s.d.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "RESET plan_cache_mode")
+	// EXPLAIN with parameters plans for their values: PREPARE and
+	// EXPLAIN EXECUTE show the plan the statement keeps.
+	if _, err := conn.Exec(ctx, "PREPARE page AS "+sql); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "DEALLOCATE page")
+	rows, err := conn.Query(ctx, fmt.Sprintf("EXPLAIN EXECUTE page(1, 70000, %d, '{1,2,4,5,7,8,10,11}')", maxReadPage), pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := strings.Join(plan, "\n"); !strings.Contains(p, "Index Scan using events_pkey") || strings.Contains(p, "Sort") {
+		t.Errorf("the page's generic plan does not walk the position index:\n%s", p)
 	}
 }

@@ -34,6 +34,8 @@ type config struct {
 	watchStreams int           // watch_latency: streams watched
 	watchPer     int           // watch_latency: appends per stream, per side
 	watchEvery   time.Duration // watch_latency: pace of the appender
+	fanWatchers  int           // watch_fanout: watchers
+	fanRounds    int           // watch_fanout: rounds (an append to each stream)
 	snapLoads    int           // load_snapshot: loads per side
 	snapEvery    uint64        // load_snapshot: SnapshotEvery
 	snapTail     int           // load_snapshot: events after the snapshot
@@ -61,7 +63,7 @@ func defaultConfig() config {
 	return config{
 		backend: "sqlite", events: 1_000_000,
 		batch: 1000, writers: 64, watchers: 1000, watchStreams: 100,
-		watchEvery: 5 * time.Millisecond, snapLoads: 200, snapEvery: 1000, snapTail: 100,
+		watchEvery: 5 * time.Millisecond, fanWatchers: 10_000, fanRounds: 10, snapLoads: 200, snapEvery: 1000, snapTail: 100,
 		readReps: 4, loadReps: 4, childRSS: true,
 		largeEvents: defaultLargeEvents, largeSize: defaultLargeSize,
 		subEvents: 100_000, subBatch: subscription.DefaultBatchSize, subReps: 2,
@@ -94,6 +96,9 @@ func (c *config) check() error {
 		return fmt.Errorf("-group-members %d -group-partitions %d: want at least 1 member, 1 to %d partitions", c.groupMembers, c.groupPartitions, subscription.MaxPartitions)
 	case c.groupCost < 0 || c.groupLease < 0:
 		return fmt.Errorf("-group-cost %v -group-lease %v: want durations of at least 0", c.groupCost, c.groupLease)
+	}
+	if c.fanWatchers < 1 || c.fanRounds < 1 {
+		return fmt.Errorf("-fanout-watchers %d -fanout-rounds %d: want at least 1", c.fanWatchers, c.fanRounds)
 	}
 	if c.events < c.batch {
 		return fmt.Errorf("-events %d: want at least %d", c.events, c.batch)
@@ -217,6 +222,7 @@ func run(ctx context.Context, cfg config, emit func(Result)) (err error) {
 	}{
 		{"append_batch", b.appendBatch}, {"read_stream", b.readStream}, {"load_aggregate", b.loadAggregate},
 		{"load_snapshot", b.loadSnapshot}, {"append_concurrent", b.appendConcurrent}, {"watch_latency", b.watchLatency},
+		{"watch_fanout", b.watchFanout},
 		{"read_large", b.readLarge}, {"watch_large", b.watchLarge},
 		{"sub_catchup", b.subCatchup}, {"sub_tx", b.subTx}, {"sub_live", b.subLive}, {"sub_group", b.subGroup},
 	} {

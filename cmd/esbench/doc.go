@@ -41,6 +41,15 @@
 //     receipt. Driver: the same watchers reading with the bare driver,
 //     woken per stream by the appender itself (an ideal in-process
 //     notifier).
+//   - watch_fanout/1 and watch_fanout/100 (issue 13 item 1): -fanout-watchers
+//     (10,000) watchers at the head of one stream, then as many over 100
+//     streams; -fanout-rounds (10) rounds each append one event to every
+//     stream, one at a time, and wait until every watcher got it. The
+//     figure is the p99 of the time from an append's return to each
+//     watcher's receipt. Driver: the ideal broadcast, as many goroutines
+//     woken by one channel close, the time from the close (a round of it
+//     before or after each round of watchers); the target is a p99 at
+//     most 3 times the ideal's.
 //   - read_large and watch_large (issue 9 item 3): 1,200 events of 1 MiB
 //     (-large-events, -large-size) read whole, and caught up on by a watch
 //     from the start. The figure is peak RSS, not speed: the target is a

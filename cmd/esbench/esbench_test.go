@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-var allOps = []string{"append_batch", "read_stream", "load_aggregate", "load_snapshot", "append_concurrent", "watch_latency", "read_large", "watch_large",
+var allOps = []string{"append_batch", "read_stream", "load_aggregate", "load_snapshot", "append_concurrent", "watch_latency", "watch_fanout/1", "watch_fanout/100", "read_large", "watch_large",
 	"sub_catchup", "sub_tx", "sub_live"}
 
 // wantOps returns the operations a run of backend reports, of ops:
@@ -42,6 +42,7 @@ func smallConfig(backend string) config {
 	cfg.writers, cfg.perWriter = 8, 4
 	cfg.watchers, cfg.watchStreams, cfg.watchPer = 20, 5, 2
 	cfg.watchEvery = time.Millisecond
+	cfg.fanWatchers, cfg.fanRounds = 200, 2
 	cfg.snapLoads, cfg.readReps = 10, 2
 	cfg.largeEvents, cfg.largeSize = 20, 64<<10
 	cfg.subEvents, cfg.liveAppends, cfg.groupEvents = 2000, 200, 2000
@@ -63,7 +64,7 @@ func runSmall(t *testing.T, cfg config, want []string) {
 		if r.Backend != cfg.backend || r.Events <= 0 || r.LibraryPerS <= 0 || r.DriverPerS <= 0 || r.Ratio <= 0 || r.PeakRSSMB <= 0 || r.Target == "" {
 			t.Errorf("%s: a figure is missing or not positive: %+v", r.Op, r)
 		}
-		latency := r.Op == "load_snapshot" || r.Op == "append_concurrent" || r.Op == "watch_latency" || r.Op == "sub_live"
+		latency := r.Op == "load_snapshot" || r.Op == "append_concurrent" || r.Op == "watch_latency" || strings.HasPrefix(r.Op, "watch_fanout/") || r.Op == "sub_live"
 		if latency && (r.P50Ms == nil || r.P99Ms == nil || r.DriverP50Ms == nil || r.DriverP99Ms == nil || *r.P99Ms < *r.P50Ms) {
 			t.Errorf("%s: latencies missing or inconsistent: %+v", r.Op, r)
 		}

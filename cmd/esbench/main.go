@@ -31,6 +31,8 @@ func realMain(args []string, stdout, stderr io.Writer) (code int) {
 	fs.IntVar(&cfg.events, "events", 1_000_000, "events in the measured stream")
 	fs.IntVar(&cfg.largeEvents, "large-events", cfg.largeEvents, "read_large, watch_large: events in the large stream")
 	fs.IntVar(&cfg.largeSize, "large-size", cfg.largeSize, "read_large, watch_large: bytes of each event's data (at most the store's 1 MiB event limit)")
+	fs.IntVar(&cfg.fanWatchers, "fanout-watchers", cfg.fanWatchers, "watch_fanout: watchers, on one stream and then on 100")
+	fs.IntVar(&cfg.fanRounds, "fanout-rounds", cfg.fanRounds, "watch_fanout: rounds, each an append to every stream")
 	fs.IntVar(&cfg.subEvents, "sub-events", cfg.subEvents, "sub_catchup, sub_tx: events consumed")
 	fs.IntVar(&cfg.subBatch, "sub-batch", cfg.subBatch, "sub_*: the subscriptions' batch size (and the driver's)")
 	fs.IntVar(&cfg.liveAppends, "sub-live", cfg.liveAppends, "sub_live: appends per side")

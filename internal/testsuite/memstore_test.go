@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/esv2/esv2/eventstore"
@@ -25,6 +26,8 @@ type memStore struct {
 	closed bool // guarded by db.mu
 	n      *watch.Notifier
 	bugs   bugs
+	// liveWatchers counts the watches that have gone live (joinRepeats).
+	liveWatchers atomic.Int32
 }
 
 // memDB is the "database" under one or more memStores, as a file or a
@@ -72,6 +75,11 @@ type bugs struct {
 	pastEndEnds       bool // a watch after MaxInt64 or more ends at once
 	zeroStartIsEnd    bool // a watch's zero Start begins at the end, as before issue 10
 	snapshotPastHead  bool // a snapshot past the stream's head is stored
+
+	// Bugs of a store whose watchers at the head share one read (issue 13).
+	liveIgnoresMetadata bool // live events are filtered in memory on type and stream prefix only
+	behindSkipsAhead    bool // a live page of more events than a shared tail keeps keeps only the last of them
+	joinRepeats         bool // a watch that goes live beside another live one starts its first live page at its cursor
 
 	// The order of the checks every method starts with (issue 10: the
 	// adapters disagreed on it).
@@ -406,6 +414,7 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 	k := key(streamID)
 	skipped := false
 	live := false
+	repeated := false
 	page := func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -419,14 +428,36 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 		if m.bugs.watchRepeatsLast && live && from > 0 {
 			from--
 		}
+		if m.bugs.joinRepeats && live && !repeated && from > 0 && m.liveWatchers.Load() > 1 {
+			repeated = true
+			from--
+		}
+		filter := opts.Filter
+		if m.bugs.liveIgnoresMetadata && live {
+			filter.Metadata = nil
+		}
 		var out []eventstore.Recorded
+		var found int
 		for _, r := range m.list(streamID) {
-			if k(r) > from && (m.matches(r, opts.Filter) || (m.bugs.liveIgnoresFilter && live)) && len(out) < limit {
-				out = append(out, r)
+			if k(r) > from && (m.matches(r, filter) || (m.bugs.liveIgnoresFilter && live)) {
+				if found++; len(out) < limit {
+					out = append(out, r)
+				}
 			}
 		}
-		if len(out) < limit {
+		if m.bugs.behindSkipsAhead && live && found > watch.TailWindowEvents {
+			out = nil
+			for _, r := range m.list(streamID) {
+				if k(r) > from && m.matches(r, filter) {
+					if found--; found < watch.TailWindowEvents && len(out) < limit {
+						out = append(out, r)
+					}
+				}
+			}
+		}
+		if len(out) < limit && !live {
 			live = true // the next page is read after a wake
+			m.liveWatchers.Add(1)
 		}
 		if m.bugs.watchSkipsOne && after > 0 && len(out) > 0 && !skipped {
 			skipped = true

@@ -55,6 +55,10 @@ var mutants = map[string]struct {
 	"zeroStartIsEnd":    {bugs{zeroStartIsEnd: true}, "Watch/FromStart/ZeroValue"},
 	"snapshotPastHead":  {bugs{snapshotPastHead: true}, "Snapshot/PastHead"},
 
+	"liveIgnoresMetadata": {bugs{liveIgnoresMetadata: true}, "Watch/FilteredAtHead"},
+	"behindSkipsAhead":    {bugs{behindSkipsAhead: true}, "Watch/SlowAtHeadFallsBehind"},
+	"joinRepeats":         {bugs{joinRepeats: true}, "Watch/ManyAtHead"},
+
 	"closedBeforeNilContext": {bugs{closedBeforeNilContext: true}, "CheckOrder/NilContext"},
 	"closedBeforeContext":    {bugs{closedBeforeContext: true}, "CheckOrder/EndedContext"},
 	"validateBeforeContext":  {bugs{validateBeforeContext: true}, "CheckOrder/EndedContext"},

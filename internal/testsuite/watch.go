@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,9 @@ func watchTests() []test {
 		{"BreakEarly", leaf(testWatchBreak)},
 		{"CancelledContext", leaf(testWatchCancelled)},
 		{"SlowWatcherBlocksNoOne", leaf(testWatchSlow)},
+		{"ManyAtHead", leaf(testWatchManyAtHead)},
+		{"SlowAtHeadFallsBehind", leaf(testWatchSlowAtHead)},
+		{"FilteredAtHead", leaf(testWatchFilteredAtHead)},
 		{"CloseEndsWatchers", leaf(testWatchClose)},
 		{"InvalidInput", testWatchInvalid},
 	}
@@ -796,4 +800,244 @@ func testWatchFilteredWhileWriting(t *testing.T, s eventstore.Store) {
 		t.Errorf("watch yielded %s@%d at %d, want w-late@%d at %d", last.StreamID, last.Version, last.Position, res.Version, res.Position)
 	}
 	w.stop(t)
+}
+
+// atHeadWatchers is how many watchers of one stream the fan-out cases
+// start at the head: enough that a store sharing one read among them (a
+// tail) serves many at once, few enough for every store's test run.
+const atHeadWatchers = 40
+
+// startAtHead starts n watchers of stream from the start with filter and
+// waits until each has yielded the event marker matches (appended by the
+// caller beforehand, or after, by mark), so that they are at the head.
+func startAtHead(t *testing.T, s eventstore.Store, n int, stream string, filter eventstore.Filter) []*watcher {
+	t.Helper()
+	ws := make([]*watcher, n)
+	for i := range ws {
+		ws[i] = startWatch(t, s, stream, eventstore.WatchOptions{From: eventstore.FromStart(), Filter: filter})
+	}
+	return ws
+}
+
+// testWatchManyAtHead (issue 13): many watchers at the head of one stream,
+// and of AllStreams, while concurrent writers append single events and
+// batches: every watcher yields every event once, in order, the same as a
+// read afterwards.
+func testWatchManyAtHead(t *testing.T, s eventstore.Store) {
+	const writers, appends = 4, 25
+	marker := mustAppend(t, s, "hot", eventstore.NoStream, ev("marker", "marker"))
+	groups := map[string][]*watcher{
+		"hot":                 startAtHead(t, s, atHeadWatchers, "hot", eventstore.Filter{}),
+		eventstore.AllStreams: startAtHead(t, s, atHeadWatchers, eventstore.AllStreams, eventstore.Filter{}),
+	}
+	for _, ws := range groups {
+		for _, w := range ws {
+			w.next(t, 1) // the marker: every watcher is at the head
+		}
+	}
+	// The writers get longer than the suite's usual wait, as in
+	// FilteredWhileWriting: with -race on a loaded machine, 80 watchers
+	// and their writers share little CPU.
+	writersCtx, cancel := context.WithTimeout(t.Context(), 4*waitTimeout)
+	defer cancel()
+	g, ctx := errgroup.WithContext(writersCtx)
+	for w := range writers {
+		g.Go(func() error {
+			for i := range appends {
+				stream := []string{"hot", fmt.Sprint("cold-", w)}[i%2]
+				evs := numbered(1+i%3, "t", fmt.Sprint(w, "/", i, "/"))
+				if _, err := s.Append(ctx, stream, eventstore.Any, evs...); err != nil {
+					return fmt.Errorf("writer %d: %w", w, err)
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for stream, ws := range groups {
+		after := marker.Version
+		if stream == eventstore.AllStreams {
+			after = marker.Position
+		}
+		read := readAll(t, s, stream, eventstore.ReadOptions{From: eventstore.After(after)})
+		if len(read) == 0 {
+			t.Fatalf("nothing appended to %q; the test is wrong", stream)
+		}
+		for i, w := range ws {
+			got := w.next(t, len(read))
+			if i == 0 {
+				wantSame(t, fmt.Sprintf("watcher %d of %q at the head", i, stream), read, got)
+			} else {
+				// The others by their keys only: go-cmp over every
+				// watcher's events is slow under -race.
+				sameKeys(t, fmt.Sprintf("watcher %d of %q at the head", i, stream), read, got)
+			}
+			w.stop(t)
+		}
+	}
+}
+
+// testWatchSlowAtHead (issue 13): one of many watchers at the head parks
+// in its loop body while more events are appended than a shared tail
+// keeps (internal/watch.TailWindowEvents, and more than any store should
+// buffer per watcher): the others get every event meanwhile, so the
+// slow one holds no one back; released, it gets every event once, in
+// order, all the same.
+func testWatchSlowAtHead(t *testing.T, s eventstore.Store) {
+	const batches, batchSize = 10, 500
+	mustAppend(t, s, "s", eventstore.NoStream, ev("t", "first"))
+	fast := startAtHead(t, s, atHeadWatchers/4, "s", eventstore.Filter{})
+	for _, w := range fast {
+		w.next(t, 1)
+	}
+	parked, release := make(chan struct{}), make(chan struct{})
+	var got []eventstore.Recorded
+	// Its own deadline: the fast watchers' checks below take a while on
+	// a loaded machine, and the slow watcher waits for all of them.
+	ctx, cancel := context.WithTimeout(t.Context(), 4*waitTimeout)
+	defer cancel()
+	var g errgroup.Group
+	g.Go(func() error {
+		for r, err := range s.Watch(ctx, "s", eventstore.WatchOptions{From: eventstore.FromStart()}) {
+			if err != nil {
+				return fmt.Errorf("slow watcher: %w", err)
+			}
+			got = append(got, r)
+			switch len(got) {
+			case 2: // a live event: the slow watcher was at the head
+				close(parked)
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return fmt.Errorf("slow watcher: %w", ctx.Err())
+				}
+			case 2 + batches*batchSize:
+				return nil
+			}
+		}
+		return fmt.Errorf("slow watcher ended after %d events", len(got))
+	})
+	// The slow watcher is at the head once it yielded the first event;
+	// the second comes live.
+	mustAppend(t, s, "s", eventstore.Exact(1), ev("t", "second"))
+	select {
+	case <-parked:
+	case <-time.After(waitTimeout):
+		t.Fatalf("slow watcher did not get the second event within %v", waitTimeout)
+	}
+	for i := range batches {
+		mustAppend(t, s, "s", eventstore.Any, numbered(batchSize, "t", fmt.Sprint("batch", i, "-"))...)
+	}
+	read := readAll(t, s, "s", eventstore.ReadOptions{})
+	for i, w := range fast {
+		// Versions 2 to the last, each once, in order (go-cmp over
+		// thousands of events per watcher is slow under -race).
+		for j, r := range w.next(t, len(read)-1) {
+			if want := uint64(j + 2); r.Version != want {
+				t.Fatalf("fast watcher %d beside a parked one: event %d has version %d, want %d", i, j, r.Version, want)
+			}
+		}
+		w.stop(t)
+	}
+	close(release)
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	sameKeys(t, "slow watcher, released", read, got)
+}
+
+// testWatchFilteredAtHead (issue 13): filtered watchers at the head of
+// AllStreams and of one stream, several per filter, over events that try
+// every condition's edges (literal %, _ and \ in metadata prefixes, keys
+// with quotes and dots, a stream prefix that is a prefix of another,
+// missing keys): each yields exactly what the filtered read gives, in
+// order. A store that filters a shared read in memory must filter as its
+// database does.
+func testWatchFilteredAtHead(t *testing.T, s eventstore.Store) {
+	eq, in, prefix := eventstore.MetadataEquals, eventstore.MetadataOneOf, eventstore.MetadataHasPrefix
+	type mf = eventstore.MetadataFilter
+	filters := []struct {
+		stream string
+		filter eventstore.Filter
+	}{
+		{eventstore.AllStreams, eventstore.Filter{Types: []string{"A"}}},
+		{eventstore.AllStreams, eventstore.Filter{Types: []string{"A", "C"}}},
+		{eventstore.AllStreams, eventstore.Filter{StreamPrefix: "acc-"}},
+		{eventstore.AllStreams, eventstore.Filter{StreamPrefix: "acc-1"}},
+		{eventstore.AllStreams, eventstore.Filter{Metadata: []mf{eq("tenant", "t1")}}},
+		{eventstore.AllStreams, eventstore.Filter{Metadata: []mf{in("tenant", "t1", "t2")}}},
+		{eventstore.AllStreams, eventstore.Filter{Metadata: []mf{prefix("tenant", "t%")}}},
+		{eventstore.AllStreams, eventstore.Filter{Metadata: []mf{prefix("tenant", `t\`)}}},
+		{eventstore.AllStreams, eventstore.Filter{Metadata: []mf{prefix("user", "")}}},
+		{eventstore.AllStreams, eventstore.Filter{Metadata: []mf{eq(`a"b`, "v"), eq("a.b", "w")}}},
+		{eventstore.AllStreams, eventstore.Filter{Types: []string{"B"}, StreamPrefix: "acc-", Metadata: []mf{eq("user", "ann")}}},
+		{"acc-1", eventstore.Filter{Types: []string{"A"}}},
+		{"acc-1", eventstore.Filter{Metadata: []mf{prefix("tenant", "t_")}}},
+		{eventstore.AllStreams, eventstore.Filter{Partitions: eventstore.Partitions{Count: 3, Of: []int{0, 2}}}},
+		{eventstore.AllStreams, eventstore.Filter{Types: []string{"A"}, Partitions: eventstore.Partitions{Count: 2, Of: []int{1}}}},
+	}
+	mustAppend(t, s, "acc-1", eventstore.NoStream, eventstore.Event{Type: "marker", Metadata: map[string]string{"tenant": "t1"}})
+	const perFilter = 3
+	ws := make([][]*watcher, len(filters))
+	for i, f := range filters {
+		ws[i] = startAtHead(t, s, perFilter, f.stream, f.filter)
+	}
+	// At the head: each watcher has examined the marker, matched or not;
+	// the read of the filtered catch-up tells which.
+	seen := make([][][]eventstore.Recorded, len(filters))
+	for i, f := range filters {
+		seen[i] = make([][]eventstore.Recorded, perFilter)
+		n := len(readAll(t, s, f.stream, eventstore.ReadOptions{Filter: f.filter}))
+		for j, w := range ws[i] {
+			seen[i][j] = w.next(t, n)
+		}
+	}
+	md := []map[string]string{
+		{"tenant": "t1", "user": "ann"},
+		{"tenant": "t2", "user": "bob"},
+		{"tenant": "t10"},
+		nil,
+		{"tenant": "T1", "user": "ann"},
+		{"tenant": "t%1", "other": "t1"},
+		{"tenant": "t_1"},
+		{"tenant": ""},
+		{"tenant": `t\1`},
+		{`a"b`: "v", "a.b": "w"},
+		{`a"b`: "v", "a": "w"},
+	}
+	streams := []string{"acc-1", "acc-12", "acc-2", "user-1", "acc"}
+	// len(md) and len(streams) are coprime: every pair comes once.
+	for i := range len(md) * len(streams) {
+		e := eventstore.Event{Type: []string{"A", "B", "C"}[i%3], Data: []byte(fmt.Sprint(i)), Metadata: md[i%len(md)]}
+		mustAppend(t, s, streams[i%len(streams)], eventstore.Any, e)
+	}
+	for i, f := range filters {
+		want := readAll(t, s, f.stream, eventstore.ReadOptions{Filter: f.filter})
+		if len(want) <= len(seen[i][0]) {
+			t.Fatalf("filter %q %+v matches none of the live events; the test is wrong", f.stream, f.filter)
+		}
+		for j, w := range ws[i] {
+			got := slices.Concat(seen[i][j], w.next(t, len(want)-len(seen[i][j])))
+			wantSame(t, fmt.Sprintf("watcher %d of %q %+v at the head", j, f.stream, f.filter), want, got)
+			w.stop(t)
+		}
+	}
+}
+
+// sameKeys checks that watched events are the read's, by stream, version
+// and position: each once, in order.
+func sameKeys(t *testing.T, what string, read, watched []eventstore.Recorded) {
+	t.Helper()
+	if len(read) != len(watched) {
+		t.Errorf("%s: %d events, want %d", what, len(watched), len(read))
+		return
+	}
+	for i, r := range read {
+		if w := watched[i]; w.StreamID != r.StreamID || w.Version != r.Version || w.Position != r.Position {
+			t.Errorf("%s: event %d is %s@%d at %d, want %s@%d at %d", what, i, w.StreamID, w.Version, w.Position, r.StreamID, r.Version, r.Position)
+			return
+		}
+	}
 }

@@ -15,22 +15,28 @@ import (
 // watch_latency p99 was 188 ms on SQLite and 199 ms on PostgreSQL before
 // this split). Changes whose streams are unknown (PostgreSQL's LISTEN and
 // poll, or an error in SQLite's poller) wake everyone with NotifyAll. The zero value is not usable; call NewHub.
+//
+// Each entry also holds the shared Tail of its watchers (see Join), which
+// lives as long as someone watches.
 type Hub struct {
 	all *Notifier
 
-	mu      sync.Mutex
-	streams map[string]*hubEntry
-	closed  bool
+	mu       sync.Mutex
+	allEntry hubEntry // the AllStreams watchers: its n is all
+	streams  map[string]*hubEntry
+	closed   bool
 }
 
 type hubEntry struct {
 	n    *Notifier
 	refs int
+	tail *Tail // nil until a watcher of the entry asks Join for it
 }
 
 // NewHub returns a ready Hub.
 func NewHub() *Hub {
-	return &Hub{all: NewNotifier(), streams: make(map[string]*hubEntry)}
+	all := NewNotifier()
+	return &Hub{all: all, allEntry: hubEntry{n: all}, streams: make(map[string]*hubEntry)}
 }
 
 // All returns the Notifier of the eventstore.AllStreams watchers, which every Notify
@@ -42,31 +48,56 @@ func (h *Hub) All() *Notifier { return h.all }
 // does nothing). After Close it
 // returns a closed Notifier.
 func (h *Hub) Watch(streamID string) (*Notifier, func()) {
-	if streamID == eventstore.AllStreams {
-		return h.all, func() {}
-	}
+	n, _, release := h.join(streamID, nil)
+	return n, release
+}
+
+// Join is Watch for a watcher that follows the shared Tail of streamID's
+// watchers: it returns that Tail too, made with src when the stream has
+// none yet. The Tail stops when the last watcher of the stream releases;
+// after Close, Join returns a closed Notifier and a nil Tail.
+func (h *Hub) Join(streamID string, src func() TailSource) (*Notifier, *Tail, func()) {
+	return h.join(streamID, src)
+}
+
+func (h *Hub) join(streamID string, src func() TailSource) (*Notifier, *Tail, func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		n := NewNotifier()
-		n.Close()
-		return n, func() {}
+		n := h.all
+		if streamID != eventstore.AllStreams {
+			n = NewNotifier()
+			n.Close()
+		}
+		return n, nil, func() {}
 	}
-	e := h.streams[streamID]
-	if e == nil {
-		e = &hubEntry{n: NewNotifier()}
-		h.streams[streamID] = e
+	e := &h.allEntry
+	if streamID != eventstore.AllStreams {
+		e = h.streams[streamID]
+		if e == nil {
+			e = &hubEntry{n: NewNotifier()}
+			h.streams[streamID] = e
+		}
 	}
 	e.refs++
+	if src != nil && e.tail == nil {
+		e.tail = NewTail(e.n, src())
+	}
 	var once sync.Once
-	return e.n, func() {
+	return e.n, e.tail, func() {
 		once.Do(func() {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			// An entry leaves the map only when its last watch ends, so
 			// the stream still maps to e here.
 			if e.refs--; e.refs == 0 {
-				delete(h.streams, streamID)
+				if e.tail != nil {
+					e.tail.stop()
+					e.tail = nil
+				}
+				if e != &h.allEntry {
+					delete(h.streams, streamID)
+				}
 			}
 		})
 	}
@@ -100,7 +131,13 @@ func (h *Hub) Close() {
 	h.closed = true
 	for _, e := range h.streams {
 		e.n.Close()
+		if e.tail != nil {
+			e.tail.shutdown()
+		}
+	}
+	h.all.Close()
+	if t := h.allEntry.tail; t != nil {
+		t.shutdown()
 	}
 	h.mu.Unlock()
-	h.all.Close()
 }

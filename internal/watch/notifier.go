@@ -76,23 +76,43 @@ type PageFunc func(ctx context.Context, after uint64, limit int) ([]eventstore.R
 // correct only for stores whose keys are allocated in commit order, so
 // that whatever commits after head was read gets a higher key.
 func HeadBounded(head func(ctx context.Context) (uint64, error), read func(ctx context.Context, lo, hi uint64, limit int) ([]eventstore.Recorded, error)) PageFunc {
-	var scanned uint64 // every key up to it was examined
-	return func(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
-		h, err := head(ctx)
-		if err != nil {
-			return nil, err
-		}
-		from := max(after, scanned)
-		if from >= h {
-			return nil, nil
-		}
-		events, err := read(ctx, from+1, h, limit)
-		if err == nil && !PageFull(events, limit) {
-			scanned = h
-		}
-		return events, err
-	}
+	return NewBounded(head, read).Page
 }
+
+// Bounded is HeadBounded with its progress in view: a watcher that
+// leaves its own reads for a shared [Tail] joins it at Scanned, not at the
+// last event it yielded, which a selective filter may leave far behind.
+type Bounded struct {
+	head    func(ctx context.Context) (uint64, error)
+	read    func(ctx context.Context, lo, hi uint64, limit int) ([]eventstore.Recorded, error)
+	scanned uint64 // every key up to it was examined
+}
+
+// NewBounded returns the state of one filtered watch; see HeadBounded.
+func NewBounded(head func(ctx context.Context) (uint64, error), read func(ctx context.Context, lo, hi uint64, limit int) ([]eventstore.Recorded, error)) *Bounded {
+	return &Bounded{head: head, read: read}
+}
+
+// Page is the PageFunc; see HeadBounded.
+func (b *Bounded) Page(ctx context.Context, after uint64, limit int) ([]eventstore.Recorded, error) {
+	h, err := b.head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	from := max(after, b.scanned)
+	if from >= h {
+		return nil, nil
+	}
+	events, err := b.read(ctx, from+1, h, limit)
+	if err == nil && !PageFull(events, limit) {
+		b.scanned = h
+	}
+	return events, err
+}
+
+// Scanned returns the key up to which every event was examined: the head
+// of the last page that was not full.
+func (b *Bounded) Scanned() uint64 { return b.scanned }
 
 // FollowPageSize is the number of events a watch reads per page, at most,
 // unless its driver caps pages lower; a page also ends at
