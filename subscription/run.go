@@ -465,7 +465,6 @@ func (r *run) step(ctx context.Context) (bool, error) {
 		// the sync period, whatever the database's scan rate.
 		r.sizeWindow(time.Since(began) - handling)
 		if !progressed {
-			progressed = true
 			r.setState(CatchingUp)
 		}
 		if len(batch) == 0 {

@@ -137,13 +137,21 @@ func TestPartitionsGenericPlan(t *testing.T) {
 	if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "RESET plan_cache_mode")
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), "RESET plan_cache_mode"); err != nil {
+			t.Error(err)
+		}
+	}()
 	// EXPLAIN with parameters plans for their values: PREPARE and
 	// EXPLAIN EXECUTE show the plan the statement keeps.
 	if _, err := conn.Exec(ctx, "PREPARE page AS "+sql); err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "DEALLOCATE page")
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), "DEALLOCATE page"); err != nil {
+			t.Error(err)
+		}
+	}()
 	rows, err := conn.Query(ctx, fmt.Sprintf("EXPLAIN EXECUTE page(1, 70000, %d, '{1,2,4,5,7,8,10,11}')", maxReadPage), pgx.QueryExecModeSimpleProtocol)
 	if err != nil {
 		t.Fatal(err)
