@@ -82,6 +82,7 @@ type Repository[S, E any] struct {
 	cfg      Config[S, E]
 	snapEnc  codec.Encoding
 	snapName string
+	updates  streamLocks // one Update at a time per aggregate
 }
 
 // NewRepository returns a repository of the aggregates described by cfg,
@@ -494,7 +495,12 @@ func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E])
 }
 
 // Update runs a command against the aggregate id: it loads it, calls decide
-// with its state, records the events decide returns and saves them. When
+// with its state, records the events decide returns and saves them.
+//
+// Updates of one aggregate through one Repository run one at a time (a
+// waiting Update's ctx ends its wait), so the goroutines of a process never make each other's saves conflict: each
+// command is decided on the state the one before it saved. Conflicts come
+// only from other processes or Repositories writing the stream. When
 // the save meets a concurrency conflict it pauses briefly (a random time
 // that grows with each attempt) and starts again from the load, up to
 // Config.MaxAttempts times, so decide always judges the latest state and
@@ -517,6 +523,11 @@ func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E])
 // append itself.
 func (r *Repository[S, E]) Update(ctx context.Context, id string, decide func(S) ([]E, error), opts ...CallOption) (*Aggregate[S, E], error) {
 	o := collect(opts)
+	unlock, err := r.updates.lock(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+	}
+	defer unlock()
 	start := time.Now()
 	a, err := r.Load(ctx, id)
 	if err != nil {
