@@ -50,6 +50,14 @@
 //     woken by one channel close, the time from the close (a round of it
 //     before or after each round of watchers); the target is a p99 at
 //     most 3 times the ideal's.
+//   - update_hot (issue 13 item 3): -hot-writers (64) goroutines run
+//     -hot-per (20) Repository.Update calls each on one counter aggregate
+//     (snapshots every 100 events, the default attempts); the driver side
+//     is one goroutine running as many Updates uncontended on a counter of
+//     its own. Target: ratio >= 0.5 and no Update giving up (give_ups in
+//     -json). On PostgreSQL, update_hot/2proc runs them as 2 child
+//     processes of half the goroutines each on one aggregate: conflicts
+//     between processes remain, and the target is no give-ups.
 //   - read_large and watch_large (issue 9 item 3): 1,200 events of 1 MiB
 //     (-large-events, -large-size) read whole, and caught up on by a watch
 //     from the start. The figure is peak RSS, not speed: the target is a

@@ -43,6 +43,8 @@ func realMain(args []string, stdout, stderr io.Writer) (code int) {
 	fs.IntVar(&cfg.groupBatch, "group-batch", cfg.groupBatch, "sub_group: the members' batch size (small, so that the handler, not the 2 cores, bounds the group)")
 	fs.DurationVar(&cfg.groupCost, "group-cost", cfg.groupCost, "sub_group: the handler's cost per batch")
 	fs.DurationVar(&cfg.groupLease, "group-lease", cfg.groupLease, "sub_group: the members' lease TTL (0: the library's default)")
+	fs.IntVar(&cfg.hotWriters, "hot-writers", cfg.hotWriters, "update_hot: goroutines updating the one aggregate (on PostgreSQL, update_hot/2proc splits them over 2 processes)")
+	fs.IntVar(&cfg.hotPer, "hot-per", cfg.hotPer, "update_hot: Updates per goroutine")
 	jsonOut := fs.Bool("json", false, "print one JSON object per line")
 	fs.BoolVar(&cfg.quiet, "q", false, "no progress on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
