@@ -523,6 +523,9 @@ func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E])
 // append itself.
 func (r *Repository[S, E]) Update(ctx context.Context, id string, decide func(S) ([]E, error), opts ...CallOption) (*Aggregate[S, E], error) {
 	o := collect(opts)
+	if err := validate.Context(ctx); err != nil {
+		return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+	}
 	unlock, err := r.updates.lock(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
