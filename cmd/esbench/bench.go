@@ -234,7 +234,7 @@ func run(ctx context.Context, cfg config, emit func(Result)) (err error) {
 	}{
 		{"append_batch", b.appendBatch}, {"read_stream", b.readStream}, {"load_aggregate", b.loadAggregate},
 		{"load_snapshot", b.loadSnapshot}, {"append_concurrent", b.appendConcurrent}, {"watch_latency", b.watchLatency},
-		{"watch_fanout", b.watchFanout}, {"update_hot", b.updateHot},
+		{"watch_fanout", b.watchFanout}, {"update_hot", b.updateHot}, {"read_category", b.readCategory},
 		{"read_large", b.readLarge}, {"watch_large", b.watchLarge},
 		{"sub_catchup", b.subCatchup}, {"sub_tx", b.subTx}, {"sub_live", b.subLive}, {"sub_group", b.subGroup},
 	} {

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-var allOps = []string{"append_batch", "read_stream", "load_aggregate", "load_snapshot", "append_concurrent", "watch_latency", "watch_fanout/1", "watch_fanout/100", "update_hot", "read_large", "watch_large",
+var allOps = []string{"append_batch", "read_stream", "load_aggregate", "load_snapshot", "append_concurrent", "watch_latency", "watch_fanout/1", "watch_fanout/100", "update_hot", "read_category", "read_large", "watch_large",
 	"sub_catchup", "sub_tx", "sub_live"}
 
 // wantOps returns the operations a run of backend reports, of ops:
