@@ -50,6 +50,12 @@
 //     woken by one channel close, the time from the close (a round of it
 //     before or after each round of watchers); the target is a p99 at
 //     most 3 times the ideal's.
+//   - append_multiprocess (PostgreSQL only, issue 13 item 4): 4 child
+//     processes of -writers/4 goroutines each append single events to
+//     streams of their own, -mp-per (300) appends per goroutine; driver:
+//     this one process with -writers goroutines doing as many. Twice each,
+//     alternating. Target: ratio >= 0.8 (several application instances
+//     write about as fast as one).
 //   - update_hot (issue 13 item 3): -hot-writers (64) goroutines run
 //     -hot-per (20) Repository.Update calls each on one counter aggregate
 //     (snapshots every 100 events, the default attempts); the driver side

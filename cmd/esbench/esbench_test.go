@@ -30,6 +30,9 @@ var allOps = []string{"append_batch", "read_stream", "load_aggregate", "load_sna
 func wantOps(backend string, ops []string) []string {
 	if backend == "postgres" {
 		ops = slices.Clone(ops)
+		if i := slices.Index(ops, "append_concurrent"); i >= 0 {
+			ops = slices.Insert(ops, i+1, "append_multiprocess")
+		}
 		if i := slices.Index(ops, "update_hot"); i >= 0 {
 			ops = slices.Insert(ops, i+1, "update_hot/2proc")
 		}
@@ -47,7 +50,7 @@ func smallConfig(backend string) config {
 	cfg.watchers, cfg.watchStreams, cfg.watchPer = 20, 5, 2
 	cfg.watchEvery = time.Millisecond
 	cfg.fanWatchers, cfg.fanRounds = 200, 2
-	cfg.hotWriters, cfg.hotPer = 8, 4
+	cfg.hotWriters, cfg.hotPer, cfg.mpPer = 8, 4, 4
 	cfg.snapLoads, cfg.readReps = 10, 2
 	cfg.largeEvents, cfg.largeSize = 20, 64<<10
 	cfg.subEvents, cfg.liveAppends, cfg.groupEvents = 2000, 200, 2000

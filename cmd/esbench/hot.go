@@ -131,92 +131,32 @@ func (b *bench) updateHotProcs(ctx context.Context, singleRate float64) error {
 	total := procs * per * cfg.hotPer
 	id := "hot-" + b.id + "-procs"
 	cfg.logf("update_hot/2proc: %d processes × %d goroutines × %d Updates on one aggregate", procs, per, cfg.hotPer)
-	exe, err := os.Executable()
+	outs, took, err := b.runStarted(ctx, procs, "update-hot", "ESBENCH_HOT_ID="+id,
+		"ESBENCH_HOT_WRITERS="+strconv.Itoa(per), "ESBENCH_HOT_PER="+strconv.Itoa(cfg.hotPer))
 	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, subTimeout)
-	defer cancel()
-	type proc struct {
-		cmd    *exec.Cmd
-		stdin  io.WriteCloser
-		stdout *bufio.Reader
-		stderr bytes.Buffer
-	}
-	ps := make([]*proc, procs)
-	defer func() {
-		for _, p := range ps {
-			if p != nil && p.cmd.Process != nil && p.cmd.ProcessState == nil {
-				_ = p.cmd.Process.Kill() // only on failure: the children end by themselves
-				_ = p.cmd.Wait()
-			}
-		}
-	}()
-	for i := range ps {
-		p := &proc{cmd: exec.CommandContext(ctx, exe)}
-		p.cmd.Env = append(os.Environ(), b.env.childEnv...)
-		p.cmd.Env = append(p.cmd.Env, childEnv+"=update-hot", "ESBENCH_HOT_ID="+id,
-			"ESBENCH_HOT_WRITERS="+strconv.Itoa(per), "ESBENCH_HOT_PER="+strconv.Itoa(cfg.hotPer))
-		p.cmd.Stderr = &p.stderr
-		if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-			return err
-		}
-		out, err := p.cmd.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		p.stdout = bufio.NewReader(out)
-		if err := p.cmd.Start(); err != nil {
-			return err
-		}
-		ps[i] = p
-	}
-	procErr := func(p *proc, err error) error {
-		return fmt.Errorf("update_hot/2proc: child: %w: %s", err, strings.TrimSpace(p.stderr.String()))
-	}
-	for _, p := range ps {
-		if line, err := p.stdout.ReadString('\n'); err != nil || strings.TrimSpace(line) != memberReady {
-			return procErr(p, fmt.Errorf("not ready (%q, %w)", line, err))
-		}
-	}
-	start := time.Now()
-	for _, p := range ps {
-		if _, err := io.WriteString(p.stdin, "go\n"); err != nil {
-			return procErr(p, err)
-		}
+		return fmt.Errorf("update_hot/2proc: %w", err)
 	}
 	gaveUp := 0
 	var lats []time.Duration
-	for _, p := range ps {
-		out, err := io.ReadAll(p.stdout)
-		if err == nil {
-			err = p.cmd.Wait()
-		}
-		if err != nil {
-			return procErr(p, err)
-		}
-		v, ok := strings.CutPrefix(strings.TrimSpace(string(out)), hotResult)
-		if !ok {
-			return procErr(p, fmt.Errorf("no result in %q", out))
-		}
+	for _, out := range outs {
+		v, ok := strings.CutPrefix(strings.TrimSpace(out), hotResult)
 		fields := strings.Fields(v)
-		if len(fields) < 1 {
-			return procErr(p, fmt.Errorf("no result in %q", out))
+		if !ok || len(fields) < 1 {
+			return fmt.Errorf("update_hot/2proc: no result in %q", out)
 		}
 		n, err := strconv.Atoi(fields[0])
 		if err != nil {
-			return procErr(p, err)
+			return fmt.Errorf("update_hot/2proc: %w", err)
 		}
 		gaveUp += n
 		for _, f := range fields[1:] {
 			d, err := strconv.ParseInt(f, 10, 64)
 			if err != nil {
-				return procErr(p, err)
+				return fmt.Errorf("update_hot/2proc: %w", err)
 			}
 			lats = append(lats, time.Duration(d))
 		}
 	}
-	took := time.Since(start)
 	repo, err := newCounterRepo(b.env.store, hotSnapEvery, nil)
 	if err != nil {
 		return err
@@ -264,9 +204,8 @@ func hotMember(ctx context.Context) (err error) {
 	if _, err := repo.Load(ctx, id); err != nil {
 		return err
 	}
-	fmt.Println(memberReady)
-	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
-		return fmt.Errorf("waiting for the start: %w", err)
+	if err := waitStart(); err != nil {
+		return err
 	}
 	var gaveUp atomic.Int64
 	_, lats, err := concurrently(ctx, writers, per, func(int) error {
@@ -281,5 +220,89 @@ func hotMember(ctx context.Context) (err error) {
 		fmt.Fprintf(&b, " %d", int64(d))
 	}
 	fmt.Println(b.String())
+	return nil
+}
+
+// runStarted runs n child processes of esbench doing op (childMain), with
+// the run's store and env added to their environment. Each prints
+// memberReady once set up; then all are told to start at once, and it
+// returns what each printed after that, and the time from the start until
+// the last one exited.
+func (b *bench) runStarted(ctx context.Context, n int, op string, env ...string) ([]string, time.Duration, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, subTimeout)
+	defer cancel()
+	type proc struct {
+		cmd    *exec.Cmd
+		stdin  io.WriteCloser
+		stdout *bufio.Reader
+		stderr bytes.Buffer
+	}
+	ps := make([]*proc, n)
+	defer func() {
+		for _, p := range ps {
+			if p != nil && p.cmd.Process != nil && p.cmd.ProcessState == nil {
+				_ = p.cmd.Process.Kill() // only on failure: the children end by themselves
+				_ = p.cmd.Wait()
+			}
+		}
+	}()
+	for i := range ps {
+		p := &proc{cmd: exec.CommandContext(ctx, exe)}
+		p.cmd.Env = append(os.Environ(), b.env.childEnv...)
+		p.cmd.Env = append(p.cmd.Env, childEnv+"="+op)
+		p.cmd.Env = append(p.cmd.Env, env...)
+		p.cmd.Stderr = &p.stderr
+		if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+			return nil, 0, err
+		}
+		out, err := p.cmd.StdoutPipe()
+		if err != nil {
+			return nil, 0, err
+		}
+		p.stdout = bufio.NewReader(out)
+		if err := p.cmd.Start(); err != nil {
+			return nil, 0, err
+		}
+		ps[i] = p
+	}
+	procErr := func(p *proc, err error) error {
+		return fmt.Errorf("child %s: %w: %s", op, err, strings.TrimSpace(p.stderr.String()))
+	}
+	for _, p := range ps {
+		if line, err := p.stdout.ReadString('\n'); err != nil || strings.TrimSpace(line) != memberReady {
+			return nil, 0, procErr(p, fmt.Errorf("not ready (%q, %w)", line, err))
+		}
+	}
+	start := time.Now()
+	for _, p := range ps {
+		if _, err := io.WriteString(p.stdin, "go\n"); err != nil {
+			return nil, 0, procErr(p, err)
+		}
+	}
+	outs := make([]string, n)
+	for i, p := range ps {
+		out, err := io.ReadAll(p.stdout)
+		if err == nil {
+			err = p.cmd.Wait()
+		}
+		if err != nil {
+			return nil, 0, procErr(p, err)
+		}
+		outs[i] = string(out)
+	}
+	return outs, time.Since(start), nil
+}
+
+// waitStart tells the parent of a runStarted child that it is ready, and
+// waits for the start.
+func waitStart() error {
+	fmt.Println(memberReady)
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		return fmt.Errorf("waiting for the start: %w", err)
+	}
 	return nil
 }

@@ -45,6 +45,7 @@ func realMain(args []string, stdout, stderr io.Writer) (code int) {
 	fs.DurationVar(&cfg.groupLease, "group-lease", cfg.groupLease, "sub_group: the members' lease TTL (0: the library's default)")
 	fs.IntVar(&cfg.hotWriters, "hot-writers", cfg.hotWriters, "update_hot: goroutines updating the one aggregate (on PostgreSQL, update_hot/2proc splits them over 2 processes)")
 	fs.IntVar(&cfg.hotPer, "hot-per", cfg.hotPer, "update_hot: Updates per goroutine")
+	fs.IntVar(&cfg.mpPer, "mp-per", cfg.mpPer, "append_multiprocess: appends per goroutine (-writers goroutines, over 4 processes and then in this one)")
 	jsonOut := fs.Bool("json", false, "print one JSON object per line")
 	fs.BoolVar(&cfg.quiet, "q", false, "no progress on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")

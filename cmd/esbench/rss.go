@@ -108,6 +108,8 @@ func childMain(op string) int {
 		run = func(ctx context.Context, _ string) error { return subMember(ctx) }
 	case "update-hot":
 		run = func(ctx context.Context, _ string) error { return hotMember(ctx) }
+	case "append-mp":
+		run = func(ctx context.Context, _ string) error { return mpMember(ctx) }
 	}
 	if err := run(context.Background(), op); err != nil {
 		fmt.Fprintln(os.Stderr, "esbench child:", err)
