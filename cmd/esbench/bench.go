@@ -53,6 +53,7 @@ type config struct {
 	groupEvents     int           // sub_group: the backlog
 	groupMembers    int           // sub_group: members of the group
 	groupPartitions int           // sub_group: the subscription's partitions
+	groupBatch      int           // sub_group: the members' batch size
 	groupCost       time.Duration // sub_group: the handler's cost per batch
 	groupLease      time.Duration // sub_group: lease TTL; 0 for the library's default
 
@@ -68,7 +69,7 @@ func defaultConfig() config {
 		largeEvents: defaultLargeEvents, largeSize: defaultLargeSize,
 		subEvents: 100_000, subBatch: subscription.DefaultBatchSize, subReps: 2,
 		liveAppends: 4000, liveRate: 1000,
-		groupEvents: 1_000_000, groupMembers: 3, groupPartitions: 12, groupCost: time.Millisecond,
+		groupEvents: 1_000_000, groupMembers: 3, groupPartitions: 12, groupBatch: 20, groupCost: time.Millisecond,
 	}
 }
 
@@ -94,6 +95,8 @@ func (c *config) check() error {
 		return fmt.Errorf("-sub-rate %d: want at least 1", c.liveRate)
 	case c.groupMembers < 1 || c.groupPartitions < 1 || c.groupPartitions > subscription.MaxPartitions:
 		return fmt.Errorf("-group-members %d -group-partitions %d: want at least 1 member, 1 to %d partitions", c.groupMembers, c.groupPartitions, subscription.MaxPartitions)
+	case c.groupBatch < 1 || c.groupBatch > subscription.MaxBatchSize:
+		return fmt.Errorf("-group-batch %d: want 1 to %d", c.groupBatch, subscription.MaxBatchSize)
 	case c.groupCost < 0 || c.groupLease < 0:
 		return fmt.Errorf("-group-cost %v -group-lease %v: want durations of at least 0", c.groupCost, c.groupLease)
 	}

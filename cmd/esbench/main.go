@@ -40,6 +40,7 @@ func realMain(args []string, stdout, stderr io.Writer) (code int) {
 	fs.IntVar(&cfg.groupEvents, "group-events", cfg.groupEvents, "sub_group: events in the backlog")
 	fs.IntVar(&cfg.groupMembers, "group-members", cfg.groupMembers, "sub_group: member processes of the group")
 	fs.IntVar(&cfg.groupPartitions, "group-partitions", cfg.groupPartitions, "sub_group: partitions of the subscription")
+	fs.IntVar(&cfg.groupBatch, "group-batch", cfg.groupBatch, "sub_group: the members' batch size (small, so that the handler, not the 2 cores, bounds the group)")
 	fs.DurationVar(&cfg.groupCost, "group-cost", cfg.groupCost, "sub_group: the handler's cost per batch")
 	fs.DurationVar(&cfg.groupLease, "group-lease", cfg.groupLease, "sub_group: the members' lease TTL (0: the library's default)")
 	jsonOut := fs.Bool("json", false, "print one JSON object per line")

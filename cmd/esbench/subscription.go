@@ -525,7 +525,7 @@ func (b *bench) subGroup(ctx context.Context) error {
 	}
 	var took [2]time.Duration
 	for i, members := range []int{1, cfg.groupMembers} {
-		cfg.logf("sub_group: %d member(s), %d partitions, %v per batch of %d", members, cfg.groupPartitions, cfg.groupCost, cfg.subBatch)
+		cfg.logf("sub_group: %d member(s), %d partitions, %v per batch of %d", members, cfg.groupPartitions, cfg.groupCost, cfg.groupBatch)
 		d, delivered, err := b.runGroup(ctx, fmt.Sprintf("group-%s-%d", b.id, members), members, before, last)
 		if err != nil {
 			return fmt.Errorf("sub_group: %d members: %w", members, err)
@@ -582,7 +582,7 @@ func (b *bench) runGroup(ctx context.Context, name string, members int, before, 
 		m.cmd.Env = append(os.Environ(), b.env.childEnv...)
 		m.cmd.Env = append(m.cmd.Env, childEnv+"=sub-member",
 			"ESBENCH_SUB_NAME="+name, "ESBENCH_SUB_MEMBER="+m.name,
-			"ESBENCH_SUB_PARTITIONS="+strconv.Itoa(cfg.groupPartitions), "ESBENCH_SUB_BATCH="+strconv.Itoa(cfg.subBatch),
+			"ESBENCH_SUB_PARTITIONS="+strconv.Itoa(cfg.groupPartitions), "ESBENCH_SUB_BATCH="+strconv.Itoa(cfg.groupBatch),
 			"ESBENCH_SUB_AFTER="+strconv.FormatUint(before, 10), "ESBENCH_SUB_LAST="+strconv.FormatUint(last, 10),
 			"ESBENCH_SUB_COST="+cfg.groupCost.String(), "ESBENCH_SUB_LEASE="+cfg.groupLease.String())
 		m.cmd.Stderr = &m.stderr
