@@ -3,6 +3,8 @@ package aggregate
 import (
 	"errors"
 	"fmt"
+
+	"github.com/esv2/esv2/eventstore"
 )
 
 // Sentinel errors. Test for them with errors.Is.
@@ -18,6 +20,12 @@ var (
 	// or have been written by hand). The snapshot is ignored and the state
 	// rebuilt from events.
 	ErrSnapshotAhead = errors.New("aggregate: snapshot past the stream's head")
+	// ErrNotFound reports an aggregate whose stream has no events, from
+	// [Repository.LoadExisting] and from an Update with [MustExist]. It
+	// wraps eventstore.ErrNotFound, so errors.Is(err,
+	// eventstore.ErrNotFound) holds too: an HTTP handler maps either to
+	// 404.
+	ErrNotFound = fmt.Errorf("aggregate: no such aggregate: %w", eventstore.ErrNotFound)
 )
 
 // SnapshotError describes a snapshot that could not be used or written. It

@@ -167,6 +167,7 @@ type CallOption func(*callOptions)
 type callOptions struct {
 	commandID string
 	metadata  map[string]string
+	mustExist bool
 }
 
 // WithCommandID makes a Save or Update idempotent: running it again with
@@ -207,6 +208,13 @@ func WithCommandID(id string) CallOption { return func(o *callOptions) { o.comma
 // saved. The map is not modified.
 func WithMetadata(md map[string]string) CallOption { return func(o *callOptions) { o.metadata = md } }
 
+// MustExist makes an Update of an aggregate whose stream has no events fail
+// with an error satisfying errors.Is(err, [ErrNotFound]) (and so
+// errors.Is(err, eventstore.ErrNotFound)), without calling decide: a
+// command addressed to something that was never created, which an HTTP
+// handler answers with 404. Save ignores it.
+func MustExist() CallOption { return func(o *callOptions) { o.mustExist = true } }
+
 func collect(opts []CallOption) callOptions {
 	var o callOptions
 	for _, opt := range opts {
@@ -232,6 +240,21 @@ func (r *Repository[S, E]) Load(ctx context.Context, id string) (*Aggregate[S, E
 	a := &Aggregate[S, E]{id: id, evolve: r.cfg.Evolve}
 	if err := r.load(ctx, a); err != nil {
 		return nil, err
+	}
+	return a, nil
+}
+
+// LoadExisting is [Repository.Load] for an aggregate that must exist: when
+// its stream has no events it returns an error satisfying
+// errors.Is(err, [ErrNotFound]) (and errors.Is(err, eventstore.ErrNotFound))
+// instead of the initial state at version 0. Its other errors are Load's.
+func (r *Repository[S, E]) LoadExisting(ctx context.Context, id string) (*Aggregate[S, E], error) {
+	a, err := r.Load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if a.version == 0 {
+		return nil, fmt.Errorf("aggregate: load %q: %w", id, ErrNotFound)
 	}
 	return a, nil
 }
@@ -280,6 +303,7 @@ func (r *Repository[S, E]) load(ctx context.Context, a *Aggregate[S, E]) error {
 func (r *Repository[S, E]) reset(a *Aggregate[S, E]) {
 	a.snapshot = 0
 	a.version = 0
+	a.position = 0
 	if r.cfg.Init != nil {
 		a.state = r.cfg.Init(a.id)
 	} else {
@@ -318,6 +342,7 @@ func (r *Repository[S, E]) fold(ctx context.Context, a *Aggregate[S, E], check u
 		}
 		a.state = evolve(a.state, e)
 		a.version = rec.Version
+		a.position = rec.Position
 	}
 	return first && check > 0, nil
 }
@@ -381,6 +406,10 @@ func (r *Repository[S, E]) report(ctx context.Context, err *SnapshotError) {
 // With [WithCommandID], a Save whose events were already stored succeeds
 // without storing them again, and reloads the aggregate so that its state
 // and version are the stream's.
+//
+// After a Save that stored events (or found them stored), [Aggregate.Position]
+// is their global position: wait for a subscription to reach it to read
+// your own write.
 func (r *Repository[S, E]) Save(ctx context.Context, a *Aggregate[S, E], opts ...CallOption) error {
 	return r.save(ctx, a, collect(opts))
 }
@@ -419,7 +448,7 @@ func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callO
 			return fmt.Errorf("aggregate: save %q: look up command %q: %w", a.id, o.commandID, err)
 		}
 		if done {
-			return r.reload(ctx, a)
+			return r.reload(ctx, a, 0)
 		}
 	}
 	res, err := r.store.Append(ctx, a.id, eventstore.Exact(a.version), events...)
@@ -429,10 +458,11 @@ func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callO
 	if len(res.Duplicates) > 0 || res.Version != a.version+uint64(len(events)) {
 		// A repeated command: what the stream holds is not (only) what
 		// this aggregate recorded, so take the stream's word for it.
-		return r.reload(ctx, a)
+		return r.reload(ctx, a, res.Position)
 	}
 	before := a.version
 	a.version = res.Version
+	a.position = res.Position
 	a.pending = a.pending[:0]
 	if n := r.cfg.SnapshotEvery; n > 0 && a.version/n > before/n {
 		r.saveSnapshot(ctx, a)
@@ -440,10 +470,33 @@ func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callO
 	return nil
 }
 
-// reload refills a after a save found its command already stored.
-func (r *Repository[S, E]) reload(ctx context.Context, a *Aggregate[S, E]) error {
-	if err := r.load(ctx, a); err != nil {
+// reload refills a after a save found its command already stored, at
+// position pos when the append reported it (0 when not known).
+func (r *Repository[S, E]) reload(ctx context.Context, a *Aggregate[S, E], pos uint64) error {
+	if err := r.loadStored(ctx, a, pos); err != nil {
 		return fmt.Errorf("aggregate: save %q: events stored, reload failed: %w", a.id, err)
+	}
+	return nil
+}
+
+// loadStored loads a, whose command was found stored, and sets its
+// Position: pos, or else the position of the stream's last event, which is
+// at or past the command's (asked for only when the state came from a
+// snapshot with no event after it).
+func (r *Repository[S, E]) loadStored(ctx context.Context, a *Aggregate[S, E], pos uint64) error {
+	if err := r.load(ctx, a); err != nil {
+		return err
+	}
+	if pos > 0 {
+		a.position = pos
+		return nil
+	}
+	if a.position == 0 {
+		info, err := r.store.Info(ctx, a.id)
+		if err != nil {
+			return fmt.Errorf("aggregate: load %q: %w", a.id, err)
+		}
+		a.position = info.Position
 	}
 	return nil
 }
@@ -515,12 +568,20 @@ func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E])
 // looked up only when decide fails or returns two or more events (see
 // [WithCommandID]); a repeat deciding one event is recognised by the
 // append itself.
+//
+// The aggregate returned has [Aggregate.Position] set to the global position
+// of the events stored (or found stored, for a repeated command): wait for a
+// subscription to reach it to read your own write. With [MustExist], an
+// Update of an aggregate without events fails with [ErrNotFound].
 func (r *Repository[S, E]) Update(ctx context.Context, id string, decide func(S) ([]E, error), opts ...CallOption) (*Aggregate[S, E], error) {
 	o := collect(opts)
 	start := time.Now()
 	a, err := r.Load(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if o.mustExist && a.version == 0 {
+		return nil, fmt.Errorf("aggregate: update %q: %w", id, ErrNotFound)
 	}
 	for attempt := 1; ; attempt++ {
 		events, err := decide(a.state)
@@ -538,7 +599,7 @@ func (r *Repository[S, E]) Update(ctx context.Context, id string, decide func(S)
 				return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
 			}
 			// It may have been stored since the load: load again.
-			if err := r.load(ctx, a); err != nil {
+			if err := r.loadStored(ctx, a, 0); err != nil {
 				return nil, err
 			}
 			return a, nil

@@ -139,7 +139,33 @@ func (f *Front) Append(ctx context.Context, streamID string, expected eventstore
 	if (err == nil && res.Appended > 0 && !f.cfg.OwnNotices) || errors.Is(err, eventstore.ErrUnknownOutcome) {
 		f.hub.Notify([]string{streamID})
 	}
+	if err == nil && res.Position == 0 && len(res.Duplicates) > 0 {
+		// A pure retry: the driver wrote nothing, and may not know where
+		// the batch's events are. A caller waiting for its read model to
+		// reach its write needs it (issue 14: read-your-writes), so look
+		// up the last of them, one page of one event by its version.
+		if res.Position, err = f.duplicatePosition(ctx, streamID, res.Duplicates); err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("eventstore: append: a retry's events are stored, their position could not be read: %w", err)
+		}
+	}
 	return res, err
+}
+
+// duplicatePosition returns the global position of the highest version
+// among dups, events of streamID.
+func (f *Front) duplicatePosition(ctx context.Context, streamID string, dups []eventstore.Duplicate) (uint64, error) {
+	var v uint64
+	for _, d := range dups {
+		v = max(v, d.Version)
+	}
+	page, err := f.d.ReadPage(ctx, &Query{StreamID: streamID}, Range{From: v, To: v, Limit: 1}, nil)
+	if err != nil {
+		return 0, err
+	}
+	if len(page) != 1 || page[0].Version != v {
+		return 0, fmt.Errorf("driver: version %d of stream %q, reported as a duplicate, was not found", v, streamID)
+	}
+	return page[0].Position, nil
 }
 
 // Read streams events; see [eventstore.Store.Read]. It reads pages by key

@@ -68,6 +68,7 @@ type bugs struct {
 	liveIgnoresFilter bool // a watch filters its catch-up but not its live events
 	metaPrefixIsEq    bool // the metadata prefix filter compares whole values
 	resultFirstPos    bool // AppendResult.Position is the batch's first event's
+	retryPositionZero bool // AppendResult.Position is 0 on an idempotent retry, as before issue 14
 	cancelYieldsError bool // a watch ended by its context yields the context's error
 	noCrossWake       bool // appends wake only the watchers of the store they went through
 	nanoTimes         bool // times are kept to the nanosecond, not TimePrecision
@@ -219,7 +220,13 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 		isDup[i] = true
 	}
 	if len(events) > 0 && len(dups) == len(events) {
-		return eventstore.AppendResult{Version: cur, Duplicates: dups}, nil
+		res := eventstore.AppendResult{Version: cur, Duplicates: dups}
+		if !m.bugs.retryPositionZero {
+			for _, d := range dups {
+				res.Position = max(res.Position, position(m.db.streams[streamID][d.Version-1]))
+			}
+		}
+		return res, nil
 	}
 	if len(events) == 0 && m.bugs.emptyUnchecked {
 		return eventstore.AppendResult{Version: cur}, nil

@@ -47,6 +47,7 @@ var mutants = map[string]struct {
 	"liveIgnoresFilter": {bugs{liveIgnoresFilter: true}, "Watch/Filter"},
 	"metaPrefixIsEq":    {bugs{metaPrefixIsEq: true}, "Read/Filter/Metadata/Prefix"},
 	"resultFirstPos":    {bugs{resultFirstPos: true}, "Append/Result"},
+	"retryPositionZero": {bugs{retryPositionZero: true}, "Append/Idempotency/RetryReportsPosition"},
 	"cancelYieldsError": {bugs{cancelYieldsError: true}, "Watch/ContextCancelEnds"},
 	"noCrossWake":       {bugs{noCrossWake: true}, "Shared/WatchWokenByOtherStore"},
 	"nanoTimes":         {bugs{nanoTimes: true}, "Append/TimePrecision"},
