@@ -176,7 +176,12 @@ type callOptions struct {
 // command gets an event ID derived from the stream, the command ID and the
 // event's index, so the store's idempotency rule turns a repeat into a
 // no-op; the command ID is also kept in the events' metadata under
-// [CommandMetadataKey], for readers. One command ID stands for one batch of
+// [CommandMetadataKey], for readers, and is their cause
+// ([eventstore.CausationIDKey]); their correlation ID
+// ([eventstore.CorrelationIDKey]) is the context's (see
+// [eventstore.WithCorrelationID]), or the command ID when the context has
+// none, as the first command of a chain. Metadata given with [WithMetadata]
+// wins over both. One command ID stands for one batch of
 // events per stream: reuse it on another stream freely (a transfer's two
 // legs), but not for a second batch on the same stream.
 //
@@ -204,8 +209,10 @@ type callOptions struct {
 // Update with that error.
 func WithCommandID(id string) CallOption { return func(o *callOptions) { o.commandID = id } }
 
-// WithMetadata adds metadata (correlation ID, user ...) to every event
-// saved. The map is not modified.
+// WithMetadata adds metadata (user, tenant ...) to every event saved. The
+// map is not modified. Metadata of the context ([eventstore.WithMetadata],
+// [eventstore.WithCorrelationID]) is added too, by the store; these keys
+// win over the context's.
 func WithMetadata(md map[string]string) CallOption { return func(o *callOptions) { o.metadata = md } }
 
 // MustExist makes an Update of an aggregate whose stream has no events fail
@@ -420,11 +427,19 @@ func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callO
 	}
 	md, idBase := o.metadata, ""
 	if o.commandID != "" {
-		md = make(map[string]string, len(o.metadata)+1)
+		md = make(map[string]string, len(o.metadata)+3)
 		for k, v := range o.metadata {
 			md[k] = v
 		}
 		md[CommandMetadataKey] = o.commandID
+		// The command caused these events; the conversation it belongs
+		// to is the context's (the store adds it), or starts here.
+		if _, ok := md[eventstore.CausationIDKey]; !ok {
+			md[eventstore.CausationIDKey] = o.commandID
+		}
+		if _, ok := md[eventstore.CorrelationIDKey]; !ok && eventstore.MetadataFrom(ctx)[eventstore.CorrelationIDKey] == "" {
+			md[eventstore.CorrelationIDKey] = o.commandID
+		}
 		idBase = commandIDBase(a.id, o.commandID)
 	}
 	events := make([]eventstore.Event, len(a.pending))

@@ -111,6 +111,9 @@ func (f *Front) Stream(id string) *eventstore.Stream { return eventstore.NewStre
 // nothing. The driver's watchers of the stream (and of AllStreams) are woken
 // once the append has committed.
 //
+// The metadata of ctx ([eventstore.WithMetadata]) is added to each event's,
+// the event's own keys winning.
+//
 // Cancellation: if ctx ends while the append waits to be taken, nothing is
 // written and Append returns ctx's error; once the store has sent it to the
 // database, Append returns its real outcome, even if ctx has ended
@@ -119,6 +122,11 @@ func (f *Front) Stream(id string) *eventstore.Stream { return eventstore.NewStre
 func (f *Front) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.Event) (eventstore.AppendResult, error) {
 	if err := f.check(ctx); err != nil {
 		return eventstore.AppendResult{}, err
+	}
+	if md := eventstore.MetadataFrom(ctx); md != nil {
+		// Before validation: the merged metadata counts towards an
+		// event's size.
+		events = eventstore.MergeMetadata(events, md)
 	}
 	if err := validate.Append(streamID, expected, events, f.cfg.MaxEventSize); err != nil {
 		return eventstore.AppendResult{}, err
