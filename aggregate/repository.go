@@ -60,7 +60,11 @@ type Config[S, E any] struct {
 	// not be used or written (a *SnapshotError). Neither fails the Load or
 	// Save that met it.
 	OnSnapshotError func(ctx context.Context, streamID string, err error)
-	// Logger, when set, logs the same snapshot problems at level Warn.
+	// Logger, when set, logs the same snapshot problems at level Warn,
+	// Update's conflicts that it retries at Debug and an Update that gives
+	// up at Warn. Nil logs nothing. Give the store (its adapter's
+	// WithLogger) and subscriptions (subscription.WithLogger) the same
+	// logger for one consistent log.
 	Logger *slog.Logger
 
 	// MaxAttempts bounds how many times Update loads, decides and saves
@@ -383,6 +387,15 @@ func (r *Repository[S, E]) loadSnapshot(ctx context.Context, a *Aggregate[S, E])
 	return snap, nil
 }
 
+// log tells the logger, if any, of an Update's conflict.
+func (r *Repository[S, E]) log(ctx context.Context, level slog.Level, msg, id string, attempt int, err error) {
+	if r.cfg.Logger == nil {
+		return
+	}
+	r.cfg.Logger.LogAttrs(ctx, level, msg, slog.String("stream", id), slog.Int("attempt", attempt),
+		slog.Int("max_attempts", r.cfg.MaxAttempts), slog.String("error", err.Error()))
+}
+
 func (r *Repository[S, E]) report(ctx context.Context, err *SnapshotError) {
 	if r.cfg.OnSnapshotError != nil {
 		r.cfg.OnSnapshotError(ctx, err.StreamID, err)
@@ -631,8 +644,10 @@ func (r *Repository[S, E]) Update(ctx context.Context, id string, decide func(S)
 			return nil, err
 		}
 		if attempt >= r.cfg.MaxAttempts {
+			r.log(ctx, slog.LevelWarn, "esv2: update gave up", id, attempt, err)
 			return nil, fmt.Errorf("aggregate: update %q: gave up after %d attempts: %w", id, attempt, err)
 		}
+		r.log(ctx, slog.LevelDebug, "esv2: update conflict, retrying", id, attempt, err)
 		if err := r.pause(ctx, attempt, time.Since(start)); err != nil {
 			return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
 		}

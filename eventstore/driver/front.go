@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -147,6 +148,9 @@ func (f *Front) Append(ctx context.Context, streamID string, expected eventstore
 	if (err == nil && res.Appended > 0 && !f.cfg.OwnNotices) || errors.Is(err, eventstore.ErrUnknownOutcome) {
 		f.hub.Notify([]string{streamID})
 	}
+	if err != nil && f.cfg.Logger != nil {
+		f.logAppend(ctx, streamID, expected, len(events), err)
+	}
 	if err == nil && res.Position == 0 && len(res.Duplicates) > 0 {
 		// A pure retry: the driver wrote nothing, and may not know where
 		// the batch's events are. A caller waiting for its read model to
@@ -157,6 +161,28 @@ func (f *Front) Append(ctx context.Context, streamID string, expected eventstore
 		}
 	}
 	return res, err
+}
+
+// logAppend tells the logger of a failed append: a conflict at Debug (it
+// is routine: the caller reloads and retries), an unknown outcome at Warn,
+// a database error at Error; invalid input, a closed store and the
+// caller's own context are the caller's news, not logged.
+func (f *Front) logAppend(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, n int, err error) {
+	var conflict *eventstore.ConflictError
+	switch {
+	case errors.As(err, &conflict):
+		f.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "esv2: append conflict",
+			slog.String("stream", streamID), slog.String("expected", expected.String()),
+			slog.Uint64("actual", conflict.Actual), slog.Int("events", n))
+	case errors.Is(err, eventstore.ErrUnknownOutcome):
+		f.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "esv2: append outcome unknown",
+			slog.String("stream", streamID), slog.Int("events", n), slog.String("error", err.Error()))
+	case errors.Is(err, eventstore.ErrInvalidInput), errors.Is(err, eventstore.ErrIdempotency),
+		errors.Is(err, eventstore.ErrClosed), ctx.Err() != nil:
+	default:
+		f.cfg.Logger.LogAttrs(ctx, slog.LevelError, "esv2: append failed",
+			slog.String("stream", streamID), slog.Int("events", n), slog.String("error", err.Error()))
+	}
 }
 
 // duplicatePosition returns the global position of the highest version
@@ -484,7 +510,15 @@ func retryLost[T any](ctx context.Context, f *Front, call func() (T, error)) (T,
 	for attempt := 0; ; attempt++ {
 		v, err := call()
 		if err == nil || attempt == watchRetries || !errors.Is(err, ErrConnectionLost) || f.closed.Load() {
+			if err != nil && f.cfg.Logger != nil && ctx.Err() == nil && !errors.Is(err, eventstore.ErrClosed) {
+				f.cfg.Logger.LogAttrs(ctx, slog.LevelError, "esv2: watch ended by a database error",
+					slog.Int("attempts", attempt+1), slog.String("error", err.Error()))
+			}
 			return v, err
+		}
+		if f.cfg.Logger != nil {
+			f.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "esv2: watch lost its connection, reading again",
+				slog.Int("attempt", attempt+1), slog.Duration("delay", delay), slog.String("error", err.Error()))
 		}
 		t := time.NewTimer(delay)
 		select {
