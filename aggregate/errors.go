@@ -20,6 +20,13 @@ var (
 	// or have been written by hand). The snapshot is ignored and the state
 	// rebuilt from events.
 	ErrSnapshotAhead = errors.New("aggregate: snapshot past the stream's head")
+	// ErrGaveUp marks the error of an Update that met a concurrency
+	// conflict on each of its Config.MaxAttempts attempts; the error
+	// also wraps the last *eventstore.ConflictError. The stream is
+	// contended: a client may try again later (HTTP 503 with
+	// Retry-After), unlike a Save's conflict with an expected version the
+	// client sent, which it must resolve (409).
+	ErrGaveUp = errors.New("aggregate: gave up")
 	// ErrNotFound reports an aggregate whose stream has no events, from
 	// [Repository.LoadExisting] and from an Update with [MustExist]. It
 	// wraps eventstore.ErrNotFound, so errors.Is(err,

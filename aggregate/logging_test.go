@@ -67,8 +67,8 @@ func TestLogging(t *testing.T) {
 		appendRaw(t, store, "c", cleared)
 		return []CounterEvent{Added{By: 1}}, nil
 	})
-	if !errors.Is(err, eventstore.ErrConcurrency) {
-		t.Fatalf("Update: %v, want a conflict after its attempts", err)
+	if !errors.Is(err, eventstore.ErrConcurrency) || !errors.Is(err, aggregate.ErrGaveUp) {
+		t.Fatalf("Update: %v, want a conflict after its attempts (ErrGaveUp)", err)
 	}
 	for _, c := range []struct {
 		level, msg string

@@ -67,6 +67,10 @@ type Config[S, E any] struct {
 	// logger for one consistent log.
 	Logger *slog.Logger
 
+	// Hooks lets instrumentation see Load, Save and Update (package
+	// esotel traces and measures them). The zero value costs nothing.
+	Hooks Hooks
+
 	// MaxAttempts bounds how many times Update loads, decides and saves
 	// when saving meets a concurrency conflict. 0 means DefaultMaxAttempts.
 	MaxAttempts int
@@ -248,6 +252,14 @@ func collect(opts []CallOption) callOptions {
 // event that does not decode fails the Load with a [*codec.DecodeError];
 // store errors are returned wrapped.
 func (r *Repository[S, E]) Load(ctx context.Context, id string) (*Aggregate[S, E], error) {
+	ctx, done := r.call(ctx, "load", id, "")
+	a, err := r.loadNew(ctx, id)
+	done(result(a, 0, 1, false, err))
+	return a, err
+}
+
+// loadNew loads the aggregate id, unhooked.
+func (r *Repository[S, E]) loadNew(ctx context.Context, id string) (*Aggregate[S, E], error) {
 	a := &Aggregate[S, E]{id: id, evolve: r.cfg.Evolve}
 	if err := r.load(ctx, a); err != nil {
 		return nil, err
@@ -260,14 +272,13 @@ func (r *Repository[S, E]) Load(ctx context.Context, id string) (*Aggregate[S, E
 // errors.Is(err, [ErrNotFound]) (and errors.Is(err, eventstore.ErrNotFound))
 // instead of the initial state at version 0. Its other errors are Load's.
 func (r *Repository[S, E]) LoadExisting(ctx context.Context, id string) (*Aggregate[S, E], error) {
-	a, err := r.Load(ctx, id)
-	if err != nil {
-		return nil, err
+	ctx, done := r.call(ctx, "load", id, "")
+	a, err := r.loadNew(ctx, id)
+	if err == nil && a.version == 0 {
+		a, err = nil, fmt.Errorf("aggregate: load %q: %w", id, ErrNotFound)
 	}
-	if a.version == 0 {
-		return nil, fmt.Errorf("aggregate: load %q: %w", id, ErrNotFound)
-	}
-	return a, nil
+	done(result(a, 0, 1, false, err))
+	return a, err
 }
 
 // load (re)fills a from the store, dropping anything pending.
@@ -431,7 +442,15 @@ func (r *Repository[S, E]) report(ctx context.Context, err *SnapshotError) {
 // is their global position: wait for a subscription to reach it to read
 // your own write.
 func (r *Repository[S, E]) Save(ctx context.Context, a *Aggregate[S, E], opts ...CallOption) error {
-	return r.save(ctx, a, collect(opts))
+	o := collect(opts)
+	if r.cfg.Hooks.Call == nil {
+		return r.save(ctx, a, o)
+	}
+	ctx, done := r.call(ctx, "save", a.id, o.commandID)
+	n := len(a.pending)
+	err := r.save(ctx, a, o)
+	done(result(a, n, 1, false, err))
+	return err
 }
 
 func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callOptions) error {
@@ -583,8 +602,9 @@ func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E])
 //
 // An error from decide is returned at once, wrapped (errors.Is and
 // errors.As see it), and nothing is saved. Deciding no events saves
-// nothing. After the last attempt the conflict is returned
-// (errors.Is(err, eventstore.ErrConcurrency)). Only conflicts are
+// nothing. After the last attempt the conflict is returned, marked
+// [ErrGaveUp] (errors.Is(err, ErrGaveUp) and errors.Is(err,
+// eventstore.ErrConcurrency) both hold). Only conflicts are
 // retried: an eventstore.ErrUnknownOutcome (the connection was lost while
 // the save committed, and the store could not find out whether it did) is
 // returned as it is, since running the command again could apply it
@@ -603,60 +623,77 @@ func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E])
 // Update of an aggregate without events fails with [ErrNotFound].
 func (r *Repository[S, E]) Update(ctx context.Context, id string, decide func(S) ([]E, error), opts ...CallOption) (*Aggregate[S, E], error) {
 	o := collect(opts)
+	if r.cfg.Hooks.Call == nil {
+		a, _, err := r.update(ctx, id, decide, o, nil)
+		return a, err
+	}
+	ctx, done := r.call(ctx, "update", id, o.commandID)
+	var events int
+	a, attempts, err := r.update(ctx, id, decide, o, &events)
+	done(result(a, events, attempts, errors.Is(err, ErrGaveUp), err))
+	return a, err
+}
+
+// update is Update, unhooked: it returns the number of attempts made, and
+// counts the events saved into events when not nil.
+func (r *Repository[S, E]) update(ctx context.Context, id string, decide func(S) ([]E, error), o callOptions, saved *int) (*Aggregate[S, E], int, error) {
 	start := time.Now()
 	a, err := r.Load(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, 1, err
 	}
 	if o.mustExist && a.version == 0 {
-		return nil, fmt.Errorf("aggregate: update %q: %w", id, ErrNotFound)
+		return nil, 1, fmt.Errorf("aggregate: update %q: %w", id, ErrNotFound)
 	}
 	for attempt := 1; ; attempt++ {
 		events, err := decide(a.state)
 		if err != nil {
 			if o.commandID == "" {
-				return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+				return nil, attempt, fmt.Errorf("aggregate: update %q: %w", id, err)
 			}
 			// A repeat may fail to decide again (a retried withdrawal
 			// now finds too little money): then it is a success.
 			done, lerr := r.stored(ctx, id, commandIDBase(id, o.commandID))
 			if lerr != nil {
-				return nil, fmt.Errorf("aggregate: update %q: %w; look up command %q: %w", id, err, o.commandID, lerr)
+				return nil, attempt, fmt.Errorf("aggregate: update %q: %w; look up command %q: %w", id, err, o.commandID, lerr)
 			}
 			if !done {
-				return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+				return nil, attempt, fmt.Errorf("aggregate: update %q: %w", id, err)
 			}
 			// It may have been stored since the load: load again.
 			if err := r.loadStored(ctx, a, 0); err != nil {
-				return nil, err
+				return nil, attempt, err
 			}
-			return a, nil
+			return a, attempt, nil
 		}
 		if len(events) == 0 {
-			return a, nil
+			return a, attempt, nil
 		}
 		a.Record(events...)
 		err = r.save(ctx, a, o)
 		if err == nil {
-			return a, nil
+			if saved != nil {
+				*saved = len(events)
+			}
+			return a, attempt, nil
 		}
 		if !errors.Is(err, eventstore.ErrConcurrency) {
-			return nil, err
+			return nil, attempt, err
 		}
 		if attempt >= r.cfg.MaxAttempts {
 			r.log(ctx, slog.LevelWarn, "esv2: update gave up", id, attempt, err)
-			return nil, fmt.Errorf("aggregate: update %q: gave up after %d attempts: %w", id, attempt, err)
+			return nil, attempt, fmt.Errorf("aggregate: update %q: %w after %d attempts: %w", id, ErrGaveUp, attempt, err)
 		}
 		r.log(ctx, slog.LevelDebug, "esv2: update conflict, retrying", id, attempt, err)
 		if err := r.pause(ctx, attempt, time.Since(start)); err != nil {
-			return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+			return nil, attempt, fmt.Errorf("aggregate: update %q: %w", id, err)
 		}
 		// Load again rather than roll back to the state before Record: an
 		// Evolve that changes a map of the state in place would have
 		// changed that state too.
 		start = time.Now()
 		if a, err = r.Load(ctx, id); err != nil {
-			return nil, err
+			return nil, attempt, err
 		}
 	}
 }
