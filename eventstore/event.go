@@ -109,7 +109,8 @@ type AppendResult struct {
 	// Position is the global position of the last of the batch's events
 	// as stored: the last one written by this call or, when every event of
 	// the batch was already stored (an idempotent retry), the highest
-	// position among them. It is 0 only for an empty batch. A caller that
+	// position among them. It is 0 only for an empty batch, or for a
+	// retry whose events were deleted since they were stored. A caller that
 	// waits for a read model (a subscription) to reach Position sees its
 	// own write there, on a first try and on a retry alike.
 	Position uint64

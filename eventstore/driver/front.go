@@ -186,7 +186,7 @@ func (f *Front) logAppend(ctx context.Context, streamID string, expected eventst
 }
 
 // duplicatePosition returns the global position of the highest version
-// among dups, events of streamID.
+// among dups, events of streamID, or 0 when it is no longer stored.
 func (f *Front) duplicatePosition(ctx context.Context, streamID string, dups []eventstore.Duplicate) (uint64, error) {
 	var v uint64
 	for _, d := range dups {
@@ -197,7 +197,9 @@ func (f *Front) duplicatePosition(ctx context.Context, streamID string, dups []e
 		return 0, err
 	}
 	if len(page) != 1 || page[0].Version != v {
-		return 0, fmt.Errorf("driver: version %d of stream %q, reported as a duplicate, was not found", v, streamID)
+		// Deleted since (truncated, say): the batch's events no longer
+		// exist, and the retry still succeeds.
+		return 0, nil
 	}
 	return page[0].Position, nil
 }
