@@ -53,6 +53,18 @@
 // batch of two or more events is looked up before it is appended, so that
 // a repeat deciding more events than the first time cannot add them.
 //
+// # In a service
+//
+// [Repository.LoadExisting] and [MustExist] answer [ErrNotFound] for an
+// aggregate without events (HTTP 404); an Update that met a conflict on
+// every attempt fails with [ErrGaveUp] (503: the stream is contended, try
+// again). After Save or Update, [Aggregate.Position] is the global position
+// of the events stored: wait for a subscription to reach it to read your
+// own write. A command ID is the causation of its events
+// (eventstore.CausationIDKey), and the context's correlation ID is kept.
+// Config.Logger logs retries and give-ups; Config.Hooks lets package
+// esotel trace Load, Save and Update.
+//
 // # Snapshots
 //
 // With Config.SnapshotEvery set to N, a Save whose new version crosses a

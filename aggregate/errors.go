@@ -3,6 +3,8 @@ package aggregate
 import (
 	"errors"
 	"fmt"
+
+	"github.com/esv2/esv2/eventstore"
 )
 
 // Sentinel errors. Test for them with errors.Is.
@@ -18,6 +20,19 @@ var (
 	// or have been written by hand). The snapshot is ignored and the state
 	// rebuilt from events.
 	ErrSnapshotAhead = errors.New("aggregate: snapshot past the stream's head")
+	// ErrGaveUp marks the error of an Update that met a concurrency
+	// conflict on each of its Config.MaxAttempts attempts; the error
+	// also wraps the last *eventstore.ConflictError. The stream is
+	// contended: a client may try again later (HTTP 503 with
+	// Retry-After), unlike a Save's conflict with an expected version the
+	// client sent, which it must resolve (409).
+	ErrGaveUp = errors.New("aggregate: gave up")
+	// ErrNotFound reports an aggregate whose stream has no events, from
+	// [Repository.LoadExisting] and from an Update with [MustExist]. It
+	// wraps eventstore.ErrNotFound, so errors.Is(err,
+	// eventstore.ErrNotFound) holds too: an HTTP handler maps either to
+	// 404.
+	ErrNotFound = fmt.Errorf("aggregate: no such aggregate: %w", eventstore.ErrNotFound)
 )
 
 // SnapshotError describes a snapshot that could not be used or written. It

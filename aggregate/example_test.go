@@ -174,3 +174,32 @@ func ExampleRepository_Save_conflict() {
 	// <nil>
 	// true
 }
+
+// An HTTP handler answers 404 for an aggregate that was never created:
+// LoadExisting (or Update with MustExist) says so with ErrNotFound.
+func ExampleRepository_LoadExisting() {
+	ctx := context.Background()
+	store, repo, err := accounts(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer store.Close()
+
+	_, err = repo.LoadExisting(ctx, "account-404")
+	fmt.Println(errors.Is(err, aggregate.ErrNotFound))
+
+	acc, err := repo.Update(ctx, "account-7", func(Account) ([]AccountEvent, error) {
+		return []AccountEvent{Opened{Owner: "bob"}}, nil
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// Position is where the events went: wait for a read model to reach
+	// it (subscription.Subscription.WaitFor) to read your own write.
+	fmt.Println(acc.Version(), acc.Position() > 0)
+	// Output:
+	// true
+	// 1 true
+}

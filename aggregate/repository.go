@@ -60,8 +60,16 @@ type Config[S, E any] struct {
 	// not be used or written (a *SnapshotError). Neither fails the Load or
 	// Save that met it.
 	OnSnapshotError func(ctx context.Context, streamID string, err error)
-	// Logger, when set, logs the same snapshot problems at level Warn.
+	// Logger, when set, logs the same snapshot problems at level Warn,
+	// Update's conflicts that it retries at Debug and an Update that gives
+	// up at Warn. Nil logs nothing. Give the store (its adapter's
+	// WithLogger) and subscriptions (subscription.WithLogger) the same
+	// logger for one consistent log.
 	Logger *slog.Logger
+
+	// Hooks lets instrumentation see Load, Save and Update (package
+	// esotel traces and measures them). The zero value costs nothing.
+	Hooks Hooks
 
 	// MaxAttempts bounds how many times Update loads, decides and saves
 	// when saving meets a concurrency conflict. 0 means DefaultMaxAttempts.
@@ -168,6 +176,7 @@ type CallOption func(*callOptions)
 type callOptions struct {
 	commandID string
 	metadata  map[string]string
+	mustExist bool
 }
 
 // WithCommandID makes a Save or Update idempotent: running it again with
@@ -176,7 +185,12 @@ type callOptions struct {
 // command gets an event ID derived from the stream, the command ID and the
 // event's index, so the store's idempotency rule turns a repeat into a
 // no-op; the command ID is also kept in the events' metadata under
-// [CommandMetadataKey], for readers. One command ID stands for one batch of
+// [CommandMetadataKey], for readers, and is their cause
+// ([eventstore.CausationIDKey]); their correlation ID
+// ([eventstore.CorrelationIDKey]) is the context's (see
+// [eventstore.WithCorrelationID]), or the command ID when the context has
+// none, as the first command of a chain. Metadata given with [WithMetadata]
+// wins over both. One command ID stands for one batch of
 // events per stream: reuse it on another stream freely (a transfer's two
 // legs), but not for a second batch on the same stream.
 //
@@ -204,9 +218,18 @@ type callOptions struct {
 // Update with that error.
 func WithCommandID(id string) CallOption { return func(o *callOptions) { o.commandID = id } }
 
-// WithMetadata adds metadata (correlation ID, user ...) to every event
-// saved. The map is not modified.
+// WithMetadata adds metadata (user, tenant ...) to every event saved. The
+// map is not modified. Metadata of the context ([eventstore.WithMetadata],
+// [eventstore.WithCorrelationID]) is added too, by the store; these keys
+// win over the context's.
 func WithMetadata(md map[string]string) CallOption { return func(o *callOptions) { o.metadata = md } }
+
+// MustExist makes an Update of an aggregate whose stream has no events fail
+// with an error satisfying errors.Is(err, [ErrNotFound]) (and so
+// errors.Is(err, eventstore.ErrNotFound)), without calling decide: a
+// command addressed to something that was never created, which an HTTP
+// handler answers with 404. Save ignores it.
+func MustExist() CallOption { return func(o *callOptions) { o.mustExist = true } }
 
 func collect(opts []CallOption) callOptions {
 	var o callOptions
@@ -230,11 +253,33 @@ func collect(opts []CallOption) callOptions {
 // event that does not decode fails the Load with a [*codec.DecodeError];
 // store errors are returned wrapped.
 func (r *Repository[S, E]) Load(ctx context.Context, id string) (*Aggregate[S, E], error) {
+	ctx, done := r.call(ctx, "load", id, "")
+	a, err := r.loadNew(ctx, id)
+	done(result(a, 0, 1, false, err))
+	return a, err
+}
+
+// loadNew loads the aggregate id, unhooked.
+func (r *Repository[S, E]) loadNew(ctx context.Context, id string) (*Aggregate[S, E], error) {
 	a := &Aggregate[S, E]{id: id, evolve: r.cfg.Evolve}
 	if err := r.load(ctx, a); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// LoadExisting is [Repository.Load] for an aggregate that must exist: when
+// its stream has no events it returns an error satisfying
+// errors.Is(err, [ErrNotFound]) (and errors.Is(err, eventstore.ErrNotFound))
+// instead of the initial state at version 0. Its other errors are Load's.
+func (r *Repository[S, E]) LoadExisting(ctx context.Context, id string) (*Aggregate[S, E], error) {
+	ctx, done := r.call(ctx, "load", id, "")
+	a, err := r.loadNew(ctx, id)
+	if err == nil && a.version == 0 {
+		a, err = nil, fmt.Errorf("aggregate: load %q: %w", id, ErrNotFound)
+	}
+	done(result(a, 0, 1, false, err))
+	return a, err
 }
 
 // load (re)fills a from the store, dropping anything pending.
@@ -281,6 +326,7 @@ func (r *Repository[S, E]) load(ctx context.Context, a *Aggregate[S, E]) error {
 func (r *Repository[S, E]) reset(a *Aggregate[S, E]) {
 	a.snapshot = 0
 	a.version = 0
+	a.position = 0
 	if r.cfg.Init != nil {
 		a.state = r.cfg.Init(a.id)
 	} else {
@@ -319,6 +365,7 @@ func (r *Repository[S, E]) fold(ctx context.Context, a *Aggregate[S, E], check u
 		}
 		a.state = evolve(a.state, e)
 		a.version = rec.Version
+		a.position = rec.Position
 	}
 	return first && check > 0, nil
 }
@@ -352,6 +399,15 @@ func (r *Repository[S, E]) loadSnapshot(ctx context.Context, a *Aggregate[S, E])
 	return snap, nil
 }
 
+// log tells the logger, if any, of an Update's conflict.
+func (r *Repository[S, E]) log(ctx context.Context, level slog.Level, msg, id string, attempt int, err error) {
+	if r.cfg.Logger == nil {
+		return
+	}
+	r.cfg.Logger.LogAttrs(ctx, level, msg, slog.String("stream", id), slog.Int("attempt", attempt),
+		slog.Int("max_attempts", r.cfg.MaxAttempts), slog.String("error", err.Error()))
+}
+
 func (r *Repository[S, E]) report(ctx context.Context, err *SnapshotError) {
 	if r.cfg.OnSnapshotError != nil {
 		r.cfg.OnSnapshotError(ctx, err.StreamID, err)
@@ -382,8 +438,20 @@ func (r *Repository[S, E]) report(ctx context.Context, err *SnapshotError) {
 // With [WithCommandID], a Save whose events were already stored succeeds
 // without storing them again, and reloads the aggregate so that its state
 // and version are the stream's.
+//
+// After a Save that stored events (or found them stored), [Aggregate.Position]
+// is their global position: wait for a subscription to reach it to read
+// your own write.
 func (r *Repository[S, E]) Save(ctx context.Context, a *Aggregate[S, E], opts ...CallOption) error {
-	return r.save(ctx, a, collect(opts))
+	o := collect(opts)
+	if r.cfg.Hooks.Call == nil {
+		return r.save(ctx, a, o)
+	}
+	ctx, done := r.call(ctx, "save", a.id, o.commandID)
+	n := len(a.pending)
+	err := r.save(ctx, a, o)
+	done(result(a, n, 1, false, err))
+	return err
 }
 
 func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callOptions) error {
@@ -392,11 +460,19 @@ func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callO
 	}
 	md, idBase := o.metadata, ""
 	if o.commandID != "" {
-		md = make(map[string]string, len(o.metadata)+1)
+		md = make(map[string]string, len(o.metadata)+3)
 		for k, v := range o.metadata {
 			md[k] = v
 		}
 		md[CommandMetadataKey] = o.commandID
+		// The command caused these events; the conversation it belongs
+		// to is the context's (the store adds it), or starts here.
+		if _, ok := md[eventstore.CausationIDKey]; !ok {
+			md[eventstore.CausationIDKey] = o.commandID
+		}
+		if _, ok := md[eventstore.CorrelationIDKey]; !ok && eventstore.MetadataFrom(ctx)[eventstore.CorrelationIDKey] == "" {
+			md[eventstore.CorrelationIDKey] = o.commandID
+		}
 		idBase = commandIDBase(a.id, o.commandID)
 	}
 	events := make([]eventstore.Event, len(a.pending))
@@ -420,7 +496,7 @@ func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callO
 			return fmt.Errorf("aggregate: save %q: look up command %q: %w", a.id, o.commandID, err)
 		}
 		if done {
-			return r.reload(ctx, a)
+			return r.reload(ctx, a, 0)
 		}
 	}
 	res, err := r.store.Append(ctx, a.id, eventstore.Exact(a.version), events...)
@@ -430,10 +506,11 @@ func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callO
 	if len(res.Duplicates) > 0 || res.Version != a.version+uint64(len(events)) {
 		// A repeated command: what the stream holds is not (only) what
 		// this aggregate recorded, so take the stream's word for it.
-		return r.reload(ctx, a)
+		return r.reload(ctx, a, res.Position)
 	}
 	before := a.version
 	a.version = res.Version
+	a.position = res.Position
 	a.pending = a.pending[:0]
 	if n := r.cfg.SnapshotEvery; n > 0 && a.version/n > before/n {
 		r.saveSnapshot(ctx, a)
@@ -441,10 +518,33 @@ func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callO
 	return nil
 }
 
-// reload refills a after a save found its command already stored.
-func (r *Repository[S, E]) reload(ctx context.Context, a *Aggregate[S, E]) error {
-	if err := r.load(ctx, a); err != nil {
+// reload refills a after a save found its command already stored, at
+// position pos when the append reported it (0 when not known).
+func (r *Repository[S, E]) reload(ctx context.Context, a *Aggregate[S, E], pos uint64) error {
+	if err := r.loadStored(ctx, a, pos); err != nil {
 		return fmt.Errorf("aggregate: save %q: events stored, reload failed: %w", a.id, err)
+	}
+	return nil
+}
+
+// loadStored loads a, whose command was found stored, and sets its
+// Position: pos, or else the position of the stream's last event, which is
+// at or past the command's (asked for only when the state came from a
+// snapshot with no event after it).
+func (r *Repository[S, E]) loadStored(ctx context.Context, a *Aggregate[S, E], pos uint64) error {
+	if err := r.load(ctx, a); err != nil {
+		return err
+	}
+	if pos > 0 {
+		a.position = pos
+		return nil
+	}
+	if a.position == 0 {
+		info, err := r.store.Info(ctx, a.id)
+		if err != nil {
+			return fmt.Errorf("aggregate: load %q: %w", a.id, err)
+		}
+		a.position = info.Position
 	}
 	return nil
 }
@@ -508,8 +608,9 @@ func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E])
 //
 // An error from decide is returned at once, wrapped (errors.Is and
 // errors.As see it), and nothing is saved. Deciding no events saves
-// nothing. After the last attempt the conflict is returned
-// (errors.Is(err, eventstore.ErrConcurrency)). Only conflicts are
+// nothing. After the last attempt the conflict is returned, marked
+// [ErrGaveUp] (errors.Is(err, ErrGaveUp) and errors.Is(err,
+// eventstore.ErrConcurrency) both hold). Only conflicts are
 // retried: an eventstore.ErrUnknownOutcome (the connection was lost while
 // the save committed, and the store could not find out whether it did) is
 // returned as it is, since running the command again could apply it
@@ -521,65 +622,92 @@ func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E])
 // looked up only when decide fails or returns two or more events (see
 // [WithCommandID]); a repeat deciding one event is recognised by the
 // append itself.
+//
+// The aggregate returned has [Aggregate.Position] set to the global position
+// of the events stored (or found stored, for a repeated command): wait for a
+// subscription to reach it to read your own write. With [MustExist], an
+// Update of an aggregate without events fails with [ErrNotFound].
 func (r *Repository[S, E]) Update(ctx context.Context, id string, decide func(S) ([]E, error), opts ...CallOption) (*Aggregate[S, E], error) {
 	o := collect(opts)
+	if r.cfg.Hooks.Call == nil {
+		a, _, err := r.update(ctx, id, decide, o, nil)
+		return a, err
+	}
+	ctx, done := r.call(ctx, "update", id, o.commandID)
+	var events int
+	a, attempts, err := r.update(ctx, id, decide, o, &events)
+	done(result(a, events, attempts, errors.Is(err, ErrGaveUp), err))
+	return a, err
+}
+
+// update is Update, unhooked: it returns the number of attempts made, and
+// counts the events saved into events when not nil.
+func (r *Repository[S, E]) update(ctx context.Context, id string, decide func(S) ([]E, error), o callOptions, saved *int) (*Aggregate[S, E], int, error) {
 	if err := validate.Context(ctx); err != nil {
-		return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+		return nil, 0, fmt.Errorf("aggregate: update %q: %w", id, err)
 	}
 	unlock, err := r.updates.lock(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+		return nil, 0, fmt.Errorf("aggregate: update %q: %w", id, err)
 	}
 	defer unlock()
 	start := time.Now()
 	a, err := r.Load(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, 1, err
+	}
+	if o.mustExist && a.version == 0 {
+		return nil, 1, fmt.Errorf("aggregate: update %q: %w", id, ErrNotFound)
 	}
 	for attempt := 1; ; attempt++ {
 		events, err := decide(a.state)
 		if err != nil {
 			if o.commandID == "" {
-				return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+				return nil, attempt, fmt.Errorf("aggregate: update %q: %w", id, err)
 			}
 			// A repeat may fail to decide again (a retried withdrawal
 			// now finds too little money): then it is a success.
 			done, lerr := r.stored(ctx, id, commandIDBase(id, o.commandID))
 			if lerr != nil {
-				return nil, fmt.Errorf("aggregate: update %q: %w; look up command %q: %w", id, err, o.commandID, lerr)
+				return nil, attempt, fmt.Errorf("aggregate: update %q: %w; look up command %q: %w", id, err, o.commandID, lerr)
 			}
 			if !done {
-				return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+				return nil, attempt, fmt.Errorf("aggregate: update %q: %w", id, err)
 			}
 			// It may have been stored since the load: load again.
-			if err := r.load(ctx, a); err != nil {
-				return nil, err
+			if err := r.loadStored(ctx, a, 0); err != nil {
+				return nil, attempt, err
 			}
-			return a, nil
+			return a, attempt, nil
 		}
 		if len(events) == 0 {
-			return a, nil
+			return a, attempt, nil
 		}
 		a.Record(events...)
 		err = r.save(ctx, a, o)
 		if err == nil {
-			return a, nil
+			if saved != nil {
+				*saved = len(events)
+			}
+			return a, attempt, nil
 		}
 		if !errors.Is(err, eventstore.ErrConcurrency) {
-			return nil, err
+			return nil, attempt, err
 		}
 		if attempt >= r.cfg.MaxAttempts {
-			return nil, fmt.Errorf("aggregate: update %q: gave up after %d attempts: %w", id, attempt, err)
+			r.log(ctx, slog.LevelWarn, "esv2: update gave up", id, attempt, err)
+			return nil, attempt, fmt.Errorf("aggregate: update %q: %w after %d attempts: %w", id, ErrGaveUp, attempt, err)
 		}
+		r.log(ctx, slog.LevelDebug, "esv2: update conflict, retrying", id, attempt, err)
 		if err := r.pause(ctx, attempt, time.Since(start)); err != nil {
-			return nil, fmt.Errorf("aggregate: update %q: %w", id, err)
+			return nil, attempt, fmt.Errorf("aggregate: update %q: %w", id, err)
 		}
 		// Load again rather than roll back to the state before Record: an
 		// Evolve that changes a map of the state in place would have
 		// changed that state too.
 		start = time.Now()
 		if a, err = r.Load(ctx, id); err != nil {
-			return nil, err
+			return nil, attempt, err
 		}
 	}
 }

@@ -375,7 +375,9 @@ func TestIdempotentSave(t *testing.T) {
 			t.Fatalf("%d events stored, want 2", len(recs))
 		}
 		for _, r := range recs {
-			if diff := cmp.Diff(map[string]string{"user": "u1", aggregate.CommandMetadataKey: "cmd-9"}, r.Metadata); diff != "" {
+			want := map[string]string{"user": "u1", aggregate.CommandMetadataKey: "cmd-9",
+				eventstore.CausationIDKey: "cmd-9", eventstore.CorrelationIDKey: "cmd-9"}
+			if diff := cmp.Diff(want, r.Metadata); diff != "" {
 				t.Errorf("event %d metadata (-want +got):\n%s", r.Version, diff)
 			}
 		}

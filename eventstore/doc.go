@@ -27,6 +27,19 @@
 // and nothing is written. The database enforces this with a unique index, so
 // it holds across restarts and processes.
 //
+// [AppendResult].Position is the global position of the batch's last event,
+// on a retry too: wait for a read model to reach it to read your own write.
+//
+// # Metadata from the context
+//
+// [WithMetadata], [WithCorrelationID], [WithCausationID] and [CausedBy]
+// put metadata in a context; Append adds it to each event it stores (an
+// event's own keys win), so a request's correlation ID reaches every event
+// it causes without being threaded by hand. The keys esv2 uses are
+// documented constants: [CorrelationIDKey], [CausationIDKey], and the
+// trace context keys [TraceParentKey] and [TraceStateKey] (written by
+// package esotel).
+//
 // # Reading and watching
 //
 // Reads are Go iterators ([iter.Seq2] of [Recorded] and error): rows are

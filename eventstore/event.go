@@ -106,8 +106,13 @@ type AppendResult struct {
 	// Version is the stream's version after the append (for a pure
 	// idempotent retry, or an empty batch, the version it already had).
 	Version uint64
-	// Position is the global position of the last event written by this
-	// call, or 0 when nothing new was written.
+	// Position is the global position of the last of the batch's events
+	// as stored: the last one written by this call or, when every event of
+	// the batch was already stored (an idempotent retry), the highest
+	// position among them. It is 0 only for an empty batch, or for a
+	// retry whose events were deleted since they were stored. A caller that
+	// waits for a read model (a subscription) to reach Position sees its
+	// own write there, on a first try and on a retry alike.
 	Position uint64
 	// Appended counts the events newly stored by this call.
 	Appended int

@@ -25,7 +25,10 @@ import (
 type Store interface {
 	// Append appends events to a stream atomically if the stream's version
 	// matches expected. An empty batch writes nothing and reports the
-	// current version (the expectation is still checked).
+	// current version (the expectation is still checked). The metadata
+	// of ctx ([WithMetadata], [WithCorrelationID], [WithCausationID]) is
+	// added to each event's, the event's own keys winning; the caller's
+	// events and maps are not modified.
 	//
 	// Errors: *ConflictError (ErrConcurrency) when expected does not match;
 	// *IdempotencyError (ErrIdempotency) when an event ID is stored in

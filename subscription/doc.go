@@ -89,6 +89,12 @@
 // your writes). [List], [Reset], [Delete] and the parked-event functions
 // work on the stored subscriptions whether or not they run.
 //
+// [WithLogger] logs retries (Debug), database errors and parked events
+// (Warn) and the error that stops Run (Error); nothing is logged without
+// it. [WithHooks] lets instrumentation wrap each call of the handler:
+// package esotel makes it a span linked to the requests that appended the
+// events, and measures lag and parked events.
+//
 // # For adapter authors
 //
 // An event store takes part by implementing [Store]: its Subscriptions

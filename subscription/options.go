@@ -2,6 +2,7 @@ package subscription
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 	"unicode"
@@ -52,6 +53,8 @@ type options struct {
 	checkpointEvery time.Duration
 	errorBackoff    time.Duration
 	maxErrorPause   time.Duration
+	hooks           Hooks
+	logger          *slog.Logger
 }
 
 // Defaults.

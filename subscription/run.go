@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"time"
@@ -39,6 +40,8 @@ func (r *run) loop(ctx context.Context) error {
 	// again after a pause that doubles while the errors last.
 	pause := s.o.errorBackoff
 	backOff := func(err error) {
+		s.log(ctx, slog.LevelWarn, "esv2: subscription database error, retrying",
+			slog.Duration("pause", pause), slog.String("error", err.Error()))
 		r.setErr(err)
 		sleep(ctx, pause)
 		pause = min(2*pause, s.o.maxErrorPause)
@@ -655,6 +658,12 @@ func (r *run) handle(ctx context.Context, batch []eventstore.Recorded, end uint6
 		r.committed(e.Position)
 		r.advance(e.Position, e, 0)
 		s.count(func(st *Status) { st.Parked++ })
+		s.log(ctx, slog.LevelWarn, "esv2: subscription parked an event",
+			slog.Uint64("position", e.Position), slog.String("stream", e.StreamID), slog.Uint64("version", e.Version),
+			slog.String("type", e.Type), slog.Int("attempts", attempts), slog.String("error", hf.err.Error()))
+		if s.o.hooks.Parked != nil {
+			s.o.hooks.Parked(ctx, s.name, e, hf.err)
+		}
 	}
 	if err := s.deliver(ctx, s.o.member, r.checkpoints(end), nil, true); err != nil {
 		return err
@@ -680,7 +689,7 @@ func (r *run) attempt(ctx context.Context, cps []Lease, events []eventstore.Reco
 				return i - 1, err
 			}
 		}
-		err := s.deliver(ctx, s.o.member, cps, events, commit)
+		err := r.handOver(ctx, cps, events, commit, i)
 		if err == nil {
 			return i, nil
 		}
@@ -698,6 +707,9 @@ func (r *run) attempt(ctx context.Context, cps []Lease, events []eventstore.Reco
 			return i, err
 		}
 		s.count(func(st *Status) { st.Retries++ })
+		s.log(ctx, slog.LevelDebug, "esv2: subscription handler failed, retrying",
+			slog.Int("attempt", i), slog.Uint64("first", events[0].Position), slog.Uint64("last", events[len(events)-1].Position),
+			slog.Duration("pause", pause), slog.String("error", hf.err.Error()))
 		if !sleep(ctx, pause) {
 			return i, ctx.Err()
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -273,6 +274,9 @@ func (s *Subscription) Run(ctx context.Context) error {
 	s.setStopped()
 	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())) {
 		return nil
+	}
+	if err != nil {
+		s.log(ctx, slog.LevelError, "esv2: subscription stopped", slog.String("error", err.Error()))
 	}
 	return err
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -55,6 +56,7 @@ func (d *pgDriver) listen(ctx context.Context, cfg *pgx.ConnConfig) {
 func (d *pgDriver) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
+		d.log(ctx, slog.LevelDebug, "esv2: postgres LISTEN connection failed, retrying", err)
 		return false
 	}
 	defer func() {
@@ -78,6 +80,7 @@ func (d *pgDriver) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
+			d.log(ctx, slog.LevelWarn, "esv2: postgres LISTEN connection lost, reconnecting", err)
 			return true
 		}
 		d.notes.Add(1)
@@ -111,4 +114,13 @@ func (d *pgDriver) poll(ctx context.Context, interval time.Duration) {
 			d.othersAppended()
 		}
 	}
+}
+
+// log tells the store's logger (WithLogger), if any, of a problem of the
+// notifier's; nothing once ctx has ended (the store is closing).
+func (d *pgDriver) log(ctx context.Context, level slog.Level, msg string, err error) {
+	if d.cfg.logger == nil || ctx.Err() != nil {
+		return
+	}
+	d.cfg.logger.LogAttrs(ctx, level, msg, slog.String("schema", d.cfg.schema), slog.String("error", err.Error()))
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -71,6 +72,7 @@ type config struct {
 	// connection failed (see resolveGroup); tests lower it.
 	resolveTimeout time.Duration
 	closeTimeout   time.Duration
+	logger         *slog.Logger
 }
 
 func defaultConfig() config {
@@ -229,4 +231,18 @@ func checkSchemaName(name string) error {
 		return errors.New("contains '$', which this package does not allow in schema names")
 	}
 	return nil
+}
+
+// WithLogger makes the store log what it meets on the way to l: append
+// conflicts, watch retries and LISTEN reconnection attempts at Debug, a
+// lost LISTEN connection and appends of unknown outcome at Warn, database
+// errors that fail an append or end a watch at Error. Without it (or with
+// nil) the store logs nothing. Pass the same logger to the repository
+// (aggregate.Config.Logger) and to subscriptions (subscription.WithLogger)
+// for one consistent log.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		c.logger = l
+		return nil
+	}
 }

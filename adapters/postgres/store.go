@@ -184,7 +184,7 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, cfg config) (*
 	// server reads the next page while the caller's loop runs. New calls
 	// Listen, which sets d.notices before the writer, which reports to
 	// it, starts.
-	front := driver.New(d, driver.Config{MaxEventSize: cfg.maxEventSize, MaxPageRows: maxReadPage, ReadAhead: true})
+	front := driver.New(d, driver.Config{MaxEventSize: cfg.maxEventSize, MaxPageRows: maxReadPage, ReadAhead: true, Logger: cfg.logger})
 	d.bg.Go(d.writer.run)
 	return &Store{Front: front, d: d, subs: newSubBackend(d)}, nil
 }

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/esv2/esv2/eventstore"
@@ -16,6 +17,7 @@ type options struct {
 	pollInterval time.Duration
 	busyTimeout  time.Duration
 	maxGroup     int
+	logger       *slog.Logger
 }
 
 func defaultOptions() options {
@@ -67,4 +69,19 @@ func WithBusyTimeout(d time.Duration) Option {
 // be at least 1.
 func WithMaxGroupSize(n int) Option {
 	return optcheck.AtLeast1("sqlite: WithMaxGroupSize", n, func(o *options) { o.maxGroup = n })
+}
+
+// WithLogger makes the store log what it meets on the way to l: append
+// conflicts and watch retries at Debug, appends of unknown outcome at Warn,
+// database errors that fail an append or end a watch at Error (see
+// [driver.Config]). Without it (or with nil) the store logs nothing. Pass
+// the same logger to the repository (aggregate.Config.Logger) and to
+// subscriptions (subscription.WithLogger) for one consistent log.
+//
+// [driver.Config]: https://pkg.go.dev/github.com/esv2/esv2/eventstore/driver#Config
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		o.logger = l
+		return nil
+	}
 }

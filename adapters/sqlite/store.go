@@ -79,7 +79,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// caller's loop instead of overlapping with it.
 	// OwnNotices: the writer wakes the watchers of a group's streams at
 	// its commit (append.go).
-	f := driver.New(d, driver.Config{MaxEventSize: o.maxEventSize, MaxPageRows: readPageSize, OwnNotices: true})
+	f := driver.New(d, driver.Config{MaxEventSize: o.maxEventSize, MaxPageRows: readPageSize, OwnNotices: true, Logger: o.logger})
 	return &Store{Front: f, d: d}, nil
 }
 

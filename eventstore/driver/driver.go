@@ -26,6 +26,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/esv2/esv2/eventstore"
 	"github.com/esv2/esv2/internal/validate"
@@ -162,6 +163,13 @@ type Config struct {
 	// lock's release, their reads and the writer's transactions
 	// interleave and BenchmarkReadUnderAppendLoad's read p99 doubled.)
 	OwnNotices bool
+	// Logger, when not nil, is told what the front met on the way:
+	// appends refused for a conflict (Debug), watch pages read again
+	// after a lost connection (Debug), an append whose outcome is unknown
+	// (Warn), and database errors that fail an append or end a watch
+	// (Error). Nil (the default) logs nothing; the front never logs on
+	// its own.
+	Logger *slog.Logger
 }
 
 // Notices receives a driver's news of appends made by others. Its methods

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -111,6 +112,9 @@ func (f *Front) Stream(id string) *eventstore.Stream { return eventstore.NewStre
 // nothing. The driver's watchers of the stream (and of AllStreams) are woken
 // once the append has committed.
 //
+// The metadata of ctx ([eventstore.WithMetadata]) is added to each event's,
+// the event's own keys winning.
+//
 // Cancellation: if ctx ends while the append waits to be taken, nothing is
 // written and Append returns ctx's error; once the store has sent it to the
 // database, Append returns its real outcome, even if ctx has ended
@@ -119,6 +123,11 @@ func (f *Front) Stream(id string) *eventstore.Stream { return eventstore.NewStre
 func (f *Front) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.Event) (eventstore.AppendResult, error) {
 	if err := f.check(ctx); err != nil {
 		return eventstore.AppendResult{}, err
+	}
+	if md := eventstore.MetadataFrom(ctx); md != nil {
+		// Before validation: the merged metadata counts towards an
+		// event's size.
+		events = eventstore.MergeMetadata(events, md)
 	}
 	if err := validate.Append(streamID, expected, events, f.cfg.MaxEventSize); err != nil {
 		return eventstore.AppendResult{}, err
@@ -139,7 +148,60 @@ func (f *Front) Append(ctx context.Context, streamID string, expected eventstore
 	if (err == nil && res.Appended > 0 && !f.cfg.OwnNotices) || errors.Is(err, eventstore.ErrUnknownOutcome) {
 		f.hub.Notify([]string{streamID})
 	}
+	if err != nil && f.cfg.Logger != nil {
+		f.logAppend(ctx, streamID, expected, len(events), err)
+	}
+	if err == nil && res.Position == 0 && len(res.Duplicates) > 0 {
+		// A pure retry: the driver wrote nothing, and may not know where
+		// the batch's events are. A caller waiting for its read model to
+		// reach its write needs it (issue 14: read-your-writes), so look
+		// up the last of them, one page of one event by its version.
+		if res.Position, err = f.duplicatePosition(ctx, streamID, res.Duplicates); err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("eventstore: append: a retry's events are stored, their position could not be read: %w", err)
+		}
+	}
 	return res, err
+}
+
+// logAppend tells the logger of a failed append: a conflict at Debug (it
+// is routine: the caller reloads and retries), an unknown outcome at Warn,
+// a database error at Error; invalid input, a closed store and the
+// caller's own context are the caller's news, not logged.
+func (f *Front) logAppend(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, n int, err error) {
+	var conflict *eventstore.ConflictError
+	switch {
+	case errors.As(err, &conflict):
+		f.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "esv2: append conflict",
+			slog.String("stream", streamID), slog.String("expected", expected.String()),
+			slog.Uint64("actual", conflict.Actual), slog.Int("events", n))
+	case errors.Is(err, eventstore.ErrUnknownOutcome):
+		f.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "esv2: append outcome unknown",
+			slog.String("stream", streamID), slog.Int("events", n), slog.String("error", err.Error()))
+	case errors.Is(err, eventstore.ErrInvalidInput), errors.Is(err, eventstore.ErrIdempotency),
+		errors.Is(err, eventstore.ErrClosed), ctx.Err() != nil:
+	default:
+		f.cfg.Logger.LogAttrs(ctx, slog.LevelError, "esv2: append failed",
+			slog.String("stream", streamID), slog.Int("events", n), slog.String("error", err.Error()))
+	}
+}
+
+// duplicatePosition returns the global position of the highest version
+// among dups, events of streamID, or 0 when it is no longer stored.
+func (f *Front) duplicatePosition(ctx context.Context, streamID string, dups []eventstore.Duplicate) (uint64, error) {
+	var v uint64
+	for _, d := range dups {
+		v = max(v, d.Version)
+	}
+	page, err := f.d.ReadPage(ctx, &Query{StreamID: streamID}, Range{From: v, To: v, Limit: 1}, nil)
+	if err != nil {
+		return 0, err
+	}
+	if len(page) != 1 || page[0].Version != v {
+		// Deleted since (truncated, say): the batch's events no longer
+		// exist, and the retry still succeeds.
+		return 0, nil
+	}
+	return page[0].Position, nil
 }
 
 // Read streams events; see [eventstore.Store.Read]. It reads pages by key
@@ -450,7 +512,15 @@ func retryLost[T any](ctx context.Context, f *Front, call func() (T, error)) (T,
 	for attempt := 0; ; attempt++ {
 		v, err := call()
 		if err == nil || attempt == watchRetries || !errors.Is(err, ErrConnectionLost) || f.closed.Load() {
+			if err != nil && f.cfg.Logger != nil && ctx.Err() == nil && !errors.Is(err, eventstore.ErrClosed) {
+				f.cfg.Logger.LogAttrs(ctx, slog.LevelError, "esv2: watch ended by a database error",
+					slog.Int("attempts", attempt+1), slog.String("error", err.Error()))
+			}
 			return v, err
+		}
+		if f.cfg.Logger != nil {
+			f.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "esv2: watch lost its connection, reading again",
+				slog.Int("attempt", attempt+1), slog.Duration("delay", delay), slog.String("error", err.Error()))
 		}
 		t := time.NewTimer(delay)
 		select {

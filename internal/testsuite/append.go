@@ -32,6 +32,7 @@ func appendTests() []test {
 		{"TimeFarFromNow", leaf(testAppendTimeRange)},
 		{"TimePrecision", leaf(testAppendTimePrecision)},
 		{"MetadataRoundTrip", leaf(testAppendMetadata)},
+		{"ContextMetadata", leaf(testAppendContextMetadata)},
 		{"DataRoundTrip", testAppendData},
 		{"LargeBatch", leaf(testAppendLargeBatch)},
 		{"AwkwardStreamIDs", leaf(testAppendStreamIDs)},
@@ -656,5 +657,39 @@ func testAppendConcurrentResults(t *testing.T, s eventstore.Store) {
 	}
 	if n := len(readAll(t, s, "owner", eventstore.ReadOptions{})); n != 1 {
 		t.Errorf("owner holds %d events, want 1", n)
+	}
+}
+
+// testAppendContextMetadata: the metadata of the context (WithMetadata,
+// WithCorrelationID, WithCausationID) is added to each event's, the
+// event's own keys winning, and the caller's maps are left alone (issue
+// 14).
+func testAppendContextMetadata(t *testing.T, s eventstore.Store) {
+	ctx := eventstore.WithCorrelationID(ctxTimeout(t), "corr-1")
+	ctx = eventstore.WithMetadata(ctx, map[string]string{"user": "alice", eventstore.CausationIDKey: "cause-ctx"})
+	own := map[string]string{eventstore.CausationIDKey: "cause-event"}
+	events := []eventstore.Event{ev("t", "plain"), {Type: "t", Metadata: own}}
+	if _, err := s.Append(ctx, "s", eventstore.NoStream, events...); err != nil {
+		t.Fatal(err)
+	}
+	if events[0].Metadata != nil || len(own) != 1 {
+		t.Errorf("Append modified the caller's events: %v, %v", events[0].Metadata, own)
+	}
+	got := readAll(t, s, "s", eventstore.ReadOptions{})
+	want := []map[string]string{
+		{eventstore.CorrelationIDKey: "corr-1", "user": "alice", eventstore.CausationIDKey: "cause-ctx"},
+		{eventstore.CorrelationIDKey: "corr-1", "user": "alice", eventstore.CausationIDKey: "cause-event"},
+	}
+	var mds []map[string]string
+	for _, r := range got {
+		mds = append(mds, r.Metadata)
+	}
+	if diff := cmp.Diff(want, mds); diff != "" {
+		t.Errorf("stored metadata mismatch (-want +got):\n%s", diff)
+	}
+	// Reads filter on it like any metadata.
+	n := len(readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{Filter: eventstore.Filter{Metadata: []eventstore.MetadataFilter{eventstore.MetadataEquals(eventstore.CorrelationIDKey, "corr-1")}}}))
+	if n != 2 {
+		t.Errorf("read filtered on the correlation ID: %d events, want 2", n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 func idempotencyTests() []test {
 	return []test{
 		{"Idempotency/RetryReportsDuplicates", leaf(testIdemRetry)},
+		{"Idempotency/RetryReportsPosition", leaf(testIdemRetryPosition)},
 		{"Idempotency/RetryAfterOtherAppends", leaf(testIdemRetryAfterOthers)},
 		{"Idempotency/MixedBatch", leaf(testIdemMixed)},
 		{"Idempotency/MixedBatchConflict", leaf(testIdemMixedConflict)},
@@ -31,10 +32,14 @@ func testIdemRetry(t *testing.T, s eventstore.Store) {
 	if first.Appended != 2 || first.Version != 2 || len(first.Duplicates) != 0 {
 		t.Fatalf("first append: %+v, want 2 appended at version 2", first)
 	}
+	stored := readAll(t, s, "s", eventstore.ReadOptions{})
+	if len(stored) != 2 {
+		t.Fatalf("stream holds %d events, want 2", len(stored))
+	}
 	want := eventstore.AppendResult{
 		Version:  2,
 		Appended: 0,
-		Position: 0,
+		Position: stored[1].Position, // where the batch's events are
 		Duplicates: []eventstore.Duplicate{
 			{Index: 0, ID: "a", Version: 1},
 			{Index: 1, ID: "b", Version: 2},
@@ -56,7 +61,7 @@ func testIdemRetry(t *testing.T, s eventstore.Store) {
 	if err != nil {
 		t.Fatalf("partial retry: %v", err)
 	}
-	if diff := cmp.Diff(eventstore.AppendResult{Version: 2, Duplicates: []eventstore.Duplicate{{Index: 0, ID: "b", Version: 2}}}, res); diff != "" {
+	if diff := cmp.Diff(eventstore.AppendResult{Version: 2, Position: stored[1].Position, Duplicates: []eventstore.Duplicate{{Index: 0, ID: "b", Version: 2}}}, res); diff != "" {
 		t.Errorf("partial retry: result mismatch (-want +got):\n%s", diff)
 	}
 	wantEvents(t, "Read", recorded("s", 1, batch...), readAll(t, s, "s", eventstore.ReadOptions{}))
@@ -68,14 +73,15 @@ func testIdemRetry(t *testing.T, s eventstore.Store) {
 // with its original expectation.
 func testIdemRetryAfterOthers(t *testing.T, s eventstore.Store) {
 	batch := []eventstore.Event{evID("a", "t"), evID("b", "t")}
-	mustAppend(t, s, "s", eventstore.NoStream, batch...)
+	first := mustAppend(t, s, "s", eventstore.NoStream, batch...)
 	mustAppend(t, s, "s", eventstore.Exact(2), ev("t", "other writer"))
 	res, err := s.Append(ctxTimeout(t), "s", eventstore.NoStream, batch...)
 	if err != nil {
 		t.Fatalf("retry after other appends: %v, want success", err)
 	}
 	want := eventstore.AppendResult{
-		Version:    3, // the stream's version
+		Version:    3,              // the stream's version
+		Position:   first.Position, // the batch's, not the stream's head
 		Duplicates: []eventstore.Duplicate{{Index: 0, ID: "a", Version: 1}, {Index: 1, ID: "b", Version: 2}},
 	}
 	if diff := cmp.Diff(want, res); diff != "" {
@@ -109,7 +115,11 @@ func testIdemMixed(t *testing.T, s eventstore.Store) {
 	if err != nil {
 		t.Fatalf("retry of the mixed batch: %v", err)
 	}
-	if diff := cmp.Diff(eventstore.AppendResult{Version: 4, Duplicates: []eventstore.Duplicate{{Index: 0, ID: "b", Version: 2}, {Index: 1, ID: "c", Version: 3}}}, res); diff != "" {
+	var cPos uint64
+	if len(got) == 4 {
+		cPos = got[2].Position
+	}
+	if diff := cmp.Diff(eventstore.AppendResult{Version: 4, Position: cPos, Duplicates: []eventstore.Duplicate{{Index: 0, ID: "b", Version: 2}, {Index: 1, ID: "c", Version: 3}}}, res); diff != "" {
 		t.Errorf("retry of the mixed batch: result mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -236,5 +246,38 @@ func testIdemConcurrentTwoStreams(t *testing.T, s eventstore.Store) {
 	}
 	if got := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{}); len(got) != 1 {
 		t.Errorf("store holds %d events, want 1: %+v", len(got), got)
+	}
+}
+
+// testIdemRetryPosition: a retry reports where its events are, so that a
+// caller whose first reply was lost can still wait for a read model to
+// reach its write (issue 14). Position is never 0 when events exist.
+func testIdemRetryPosition(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "other", eventstore.NoStream, ev("t", "before"))
+	first := mustAppend(t, s, "s", eventstore.NoStream, evID("a", "t"), evID("b", "t"), evID("c", "t"))
+	mustAppend(t, s, "other", eventstore.Exact(1), ev("t", "after"))
+	if first.Position == 0 {
+		t.Fatalf("first append reported position 0")
+	}
+	got := readAll(t, s, "s", eventstore.ReadOptions{})
+	if len(got) != 3 {
+		t.Fatalf("stream holds %d events, want 3", len(got))
+	}
+	for _, c := range []struct {
+		name  string
+		batch []eventstore.Event
+		want  uint64
+	}{
+		{"whole batch", []eventstore.Event{evID("a", "t"), evID("b", "t"), evID("c", "t")}, got[2].Position},
+		{"first event", []eventstore.Event{evID("a", "t")}, got[0].Position},
+		{"out of order", []eventstore.Event{evID("b", "t"), evID("a", "t")}, got[1].Position},
+	} {
+		res, err := s.Append(ctxTimeout(t), "s", eventstore.Any, c.batch...)
+		if err != nil {
+			t.Fatalf("retry of %s: %v", c.name, err)
+		}
+		if res.Position != c.want || res.Appended != 0 {
+			t.Errorf("retry of %s: position %d, %d appended; want position %d (its last event's), none appended", c.name, res.Position, res.Appended, c.want)
+		}
 	}
 }

@@ -48,33 +48,35 @@ type stored struct {
 
 // bugs switches on deliberate contract violations, one per mutant.
 type bugs struct {
-	ignoreExpected    bool // appends never conflict
-	noIdempotency     bool // IDs are not deduplicated
-	prefixIsLike      bool // stream prefix filter matches case-insensitively, like SQLite's LIKE
-	untilIgnored      bool // ReadOptions.Until is not applied
-	partitionsIgnored bool // Filter.Partitions is not applied (a driver that does not know of it)
-	watchSkipsOne     bool // the watch hand-over from catch-up to live loses an event
-	closeKeepsWatches bool // Close does not wake watchers
-	limitBeforeFilter bool // Limit counts scanned events, not matching ones
-	olderSnapshotWins bool // an older snapshot overwrites a newer one
-	partialBatch      bool // an invalid event in a batch still lets the ones before it in
-	rawErrorOnClose   bool // a read on a closed store fails with a driver's error
-	timeNotSet        bool // a zero Time is stored as is
-	presentOffByOne   bool // a watch from the present starts one event early
-	emptyUnchecked    bool // an empty batch skips the expected version check
-	otherStreamIDOK   bool // an ID stored in another stream is stored again
-	missingInfoError  bool // Info of a missing stream is ErrNotFound
-	watchRepeatsLast  bool // a live page starts again at the last event yielded
-	liveIgnoresFilter bool // a watch filters its catch-up but not its live events
-	metaPrefixIsEq    bool // the metadata prefix filter compares whole values
-	resultFirstPos    bool // AppendResult.Position is the batch's first event's
-	cancelYieldsError bool // a watch ended by its context yields the context's error
-	noCrossWake       bool // appends wake only the watchers of the store they went through
-	nanoTimes         bool // times are kept to the nanosecond, not TimePrecision
-	fromWraps         bool // a Read After a key above MaxInt64 wraps to a negative int64, read as the start
-	pastEndEnds       bool // a watch after MaxInt64 or more ends at once
-	zeroStartIsEnd    bool // a watch's zero Start begins at the end, as before issue 10
-	snapshotPastHead  bool // a snapshot past the stream's head is stored
+	ignoreExpected         bool // appends never conflict
+	noIdempotency          bool // IDs are not deduplicated
+	prefixIsLike           bool // stream prefix filter matches case-insensitively, like SQLite's LIKE
+	untilIgnored           bool // ReadOptions.Until is not applied
+	partitionsIgnored      bool // Filter.Partitions is not applied (a driver that does not know of it)
+	watchSkipsOne          bool // the watch hand-over from catch-up to live loses an event
+	closeKeepsWatches      bool // Close does not wake watchers
+	limitBeforeFilter      bool // Limit counts scanned events, not matching ones
+	olderSnapshotWins      bool // an older snapshot overwrites a newer one
+	partialBatch           bool // an invalid event in a batch still lets the ones before it in
+	rawErrorOnClose        bool // a read on a closed store fails with a driver's error
+	timeNotSet             bool // a zero Time is stored as is
+	presentOffByOne        bool // a watch from the present starts one event early
+	emptyUnchecked         bool // an empty batch skips the expected version check
+	otherStreamIDOK        bool // an ID stored in another stream is stored again
+	missingInfoError       bool // Info of a missing stream is ErrNotFound
+	watchRepeatsLast       bool // a live page starts again at the last event yielded
+	liveIgnoresFilter      bool // a watch filters its catch-up but not its live events
+	metaPrefixIsEq         bool // the metadata prefix filter compares whole values
+	resultFirstPos         bool // AppendResult.Position is the batch's first event's
+	retryPositionZero      bool // AppendResult.Position is 0 on an idempotent retry, as before issue 14
+	contextMetadataIgnored bool // Append does not add the context's metadata (WithMetadata) to events
+	cancelYieldsError      bool // a watch ended by its context yields the context's error
+	noCrossWake            bool // appends wake only the watchers of the store they went through
+	nanoTimes              bool // times are kept to the nanosecond, not TimePrecision
+	fromWraps              bool // a Read After a key above MaxInt64 wraps to a negative int64, read as the start
+	pastEndEnds            bool // a watch after MaxInt64 or more ends at once
+	zeroStartIsEnd         bool // a watch's zero Start begins at the end, as before issue 10
+	snapshotPastHead       bool // a snapshot past the stream's head is stored
 
 	// Bugs of a store whose watchers at the head share one read (issue 13).
 	liveIgnoresMetadata bool // live events are filtered in memory on type and stream prefix only
@@ -193,6 +195,9 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 		}
 		return eventstore.AppendResult{}, err
 	}
+	if !m.bugs.contextMetadataIgnored {
+		events = eventstore.MergeMetadata(events, eventstore.MetadataFrom(ctx))
+	}
 	m.db.mu.Lock()
 	defer m.db.mu.Unlock()
 	if m.closed { // closed since the check: Close cut the call short
@@ -219,7 +224,13 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 		isDup[i] = true
 	}
 	if len(events) > 0 && len(dups) == len(events) {
-		return eventstore.AppendResult{Version: cur, Duplicates: dups}, nil
+		res := eventstore.AppendResult{Version: cur, Duplicates: dups}
+		if !m.bugs.retryPositionZero {
+			for _, d := range dups {
+				res.Position = max(res.Position, position(m.db.streams[streamID][d.Version-1]))
+			}
+		}
+		return res, nil
 	}
 	if len(events) == 0 && m.bugs.emptyUnchecked {
 		return eventstore.AppendResult{Version: cur}, nil

@@ -43,12 +43,12 @@ func sharedTests(newPair PairFactory) []test {
 // cache of one store: another store sees the IDs too.
 func testSharedIdempotency(t *testing.T, a, b eventstore.Store) {
 	batch := []eventstore.Event{evID("id-1", "t"), evID("id-2", "t")}
-	mustAppend(t, a, "s", eventstore.NoStream, batch...)
+	first := mustAppend(t, a, "s", eventstore.NoStream, batch...)
 	res, err := b.Append(ctxTimeout(t), "s", eventstore.NoStream, batch...)
 	if err != nil {
 		t.Fatalf("retry through the other store: %v", err)
 	}
-	want := eventstore.AppendResult{Version: 2, Duplicates: []eventstore.Duplicate{{Index: 0, ID: "id-1", Version: 1}, {Index: 1, ID: "id-2", Version: 2}}}
+	want := eventstore.AppendResult{Version: 2, Position: first.Position, Duplicates: []eventstore.Duplicate{{Index: 0, ID: "id-1", Version: 1}, {Index: 1, ID: "id-2", Version: 2}}}
 	if diff := cmp.Diff(want, res); diff != "" {
 		t.Errorf("retry through the other store: result mismatch (-want +got):\n%s", diff)
 	}
