@@ -56,7 +56,11 @@ func (e *StateError) Unwrap() error { return ErrState }
 func CheckState[S any](enc Encoding, samples ...S) error {
 	typ := reflect.TypeFor[S]()
 	var rules *encodingRules
-	switch enc.(type) {
+	inner := enc
+	if pe, ok := enc.(*personalEncoding); ok {
+		inner = pe.c.enc // Personal fields marshal themselves
+	}
+	switch inner.(type) {
 	case Msgpack, *Msgpack:
 		rules = &msgpackRules
 	case JSON, *JSON:
