@@ -53,6 +53,12 @@
 // batch of two or more events is looked up before it is appended, so that
 // a repeat deciding more events than the first time cannot add them.
 //
+// A command ID is often a client's idempotency key, which may be personal
+// data: the store never keeps it. Event IDs are derived from a hash of it,
+// and the events' metadata holds its digest ([CommandDigest]), an
+// HMAC-SHA256 under Config.CommandKey (set a secret key when command IDs
+// can be guessed).
+//
 // # Snapshots
 //
 // With Config.SnapshotEvery set to N, a Save whose new version crosses a

@@ -286,8 +286,8 @@ func TestIdempotentUpdate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) != 2 || recs[1].Metadata[aggregate.CommandMetadataKey] != "take-1" || recs[1].ID == "" {
-			t.Errorf("stored events %+v: want 2, the second with an ID and command take-1", recs)
+		if len(recs) != 2 || recs[1].Metadata[aggregate.CommandMetadataKey] != aggregate.CommandDigest(nil, "take-1") || recs[1].ID == "" {
+			t.Errorf("stored events %+v: want 2, the second with an ID and the digest of command take-1", recs)
 		}
 	})
 }
@@ -327,7 +327,7 @@ func TestIdempotentSave(t *testing.T) {
 			t.Fatalf("%d events stored, want 2", len(recs))
 		}
 		for _, r := range recs {
-			if diff := cmp.Diff(map[string]string{"user": "u1", aggregate.CommandMetadataKey: "cmd-9"}, r.Metadata); diff != "" {
+			if diff := cmp.Diff(map[string]string{"user": "u1", aggregate.CommandMetadataKey: aggregate.CommandDigest(nil, "cmd-9")}, r.Metadata); diff != "" {
 				t.Errorf("event %d metadata (-want +got):\n%s", r.Version, diff)
 			}
 		}
