@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 )
 
 // A command ID is often a client's idempotency key, which may be personal
@@ -52,10 +53,7 @@ func (r *Repository[S, E]) commandDigest(commandID string) string {
 // unrecognisable (set it before the first command, or when no retry of an
 // older command can still come).
 func (r *Repository[S, E]) commandIDBase(streamID, commandID string) string {
-	var h interface {
-		Write([]byte) (int, error)
-		Sum([]byte) []byte
-	}
+	var h hash.Hash
 	if r.cfg.CommandKey != nil {
 		h = hmac.New(sha256.New, r.cfg.CommandKey)
 	} else {

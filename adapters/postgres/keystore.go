@@ -37,7 +37,12 @@ var _ codec.KeyStore = (*keyTable)(nil)
 //	VACUUM FULL esv2.subject_keys;  -- the schema of WithSchema
 //
 // It locks the table for the moment it takes (key look-ups wait), so run
-// it after a batch of Forgets rather than after each. Write-ahead log
+// it after a batch of Forgets rather than after each. Like every VACUUM it
+// keeps the rows a transaction still running might see: a transaction
+// that began before the Forget, anywhere in the database (or a replication
+// slot or a standby's hot_standby_feedback holding the same horizon back),
+// keeps the key in the new file too; run it again once that transaction
+// has ended. Write-ahead log
 // segments (until recycled after the next checkpoints), WAL archives,
 // replicas until they replay the delete, and backups hold the key until
 // they are gone too.
