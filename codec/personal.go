@@ -294,6 +294,43 @@ var errRedacted = errors.New("codec: redacted")
 type crypter struct {
 	ks  KeyStore
 	enc Encoding
+
+	// ciphers caches the AEAD and fingerprint of recent keys: deriving
+	// them was a third of the time of opening a value. It is looked up
+	// only with a key the key store has just returned, so a forgotten
+	// key is never used from it.
+	mu      sync.Mutex
+	ciphers map[string]*keyCipher
+}
+
+type keyCipher struct {
+	aead cipher.AEAD
+	fp   []byte
+}
+
+// maxCiphers bounds crypter.ciphers; when full it is emptied.
+const maxCiphers = 1024
+
+// cipherFor returns the AEAD and fingerprint of key.
+func (c *crypter) cipherFor(key []byte) (*keyCipher, error) {
+	c.mu.Lock()
+	kc, ok := c.ciphers[string(key)]
+	c.mu.Unlock()
+	if ok {
+		return kc, nil
+	}
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	kc = &keyCipher{aead: aead, fp: fingerprint(key)}
+	c.mu.Lock()
+	if c.ciphers == nil || len(c.ciphers) >= maxCiphers {
+		c.ciphers = make(map[string]*keyCipher)
+	}
+	c.ciphers[string(key)] = kc
+	c.mu.Unlock()
+	return kc, nil
 }
 
 // fingerprint names a key without revealing it, so that data sealed under
@@ -321,13 +358,14 @@ func (c *crypter) seal(ctx context.Context, subject string, plain []byte) ([]byt
 	if err != nil {
 		return nil, &keyStoreError{fmt.Errorf("codec: key of subject %q: %w", subject, err)}
 	}
-	aead, err := newAEAD(key)
+	kc, err := c.cipherFor(key)
 	if err != nil {
 		return nil, &keyStoreError{err}
 	}
+	aead := kc.aead
 	env := make([]byte, headerSize, headerSize+len(plain)+aead.Overhead())
 	env[0] = envelopeVersion
-	copy(env[1:], fingerprint(key))
+	copy(env[1:], kc.fp)
 	if _, err := rand.Read(env[1+fingerprintSize : headerSize]); err != nil {
 		return nil, err
 	}
@@ -342,15 +380,11 @@ func (c *crypter) open(ctx context.Context, subject string, env []byte) ([]byte,
 	if len(env) < headerSize || env[0] != envelopeVersion {
 		return nil, fmt.Errorf("codec: personal data of subject %q: not a sealed value (%d bytes)", subject, len(env))
 	}
-	key, err := c.key(ctx, subject, env[1:1+fingerprintSize])
+	kc, err := c.key(ctx, subject, env[1:1+fingerprintSize])
 	if err != nil {
 		return nil, err
 	}
-	aead, err := newAEAD(key)
-	if err != nil {
-		return nil, &keyStoreError{err}
-	}
-	plain, err := aead.Open(nil, env[1+fingerprintSize:headerSize], env[headerSize:], additionalData(env[:1+fingerprintSize], subject))
+	plain, err := kc.aead.Open(nil, env[1+fingerprintSize:headerSize], env[headerSize:], additionalData(env[:1+fingerprintSize], subject))
 	if err != nil {
 		// The key is the one it was sealed with (the fingerprints
 		// match): the bytes were altered.
@@ -359,9 +393,9 @@ func (c *crypter) open(ctx context.Context, subject string, env []byte) ([]byte,
 	return plain, nil
 }
 
-// key returns the key of subject whose fingerprint is fp, or errRedacted
-// when the key store has no such key.
-func (c *crypter) key(ctx context.Context, subject string, fp []byte) ([]byte, error) {
+// key returns the cipher of subject's key whose fingerprint is fp, or
+// errRedacted when the key store has no such key.
+func (c *crypter) key(ctx context.Context, subject string, fp []byte) (*keyCipher, error) {
 	for attempt := 0; ; attempt++ {
 		key, err := c.ks.Key(ctx, subject)
 		switch {
@@ -369,8 +403,13 @@ func (c *crypter) key(ctx context.Context, subject string, fp []byte) ([]byte, e
 			return nil, errRedacted
 		case err != nil:
 			return nil, &keyStoreError{fmt.Errorf("codec: key of subject %q: %w", subject, err)}
-		case hmac.Equal(fingerprint(key), fp):
-			return key, nil
+		}
+		kc, err := c.cipherFor(key)
+		if err != nil {
+			return nil, &keyStoreError{err}
+		}
+		if hmac.Equal(kc.fp, fp) {
+			return kc, nil
 		}
 		// Another key: the one it was sealed with was forgotten and a new
 		// one created, or a cache holds an older key than the one another

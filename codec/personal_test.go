@@ -301,6 +301,10 @@ func TestPersonalState(t *testing.T) {
 			if err := codec.CheckState(reg.Encoding(), State{}); err != nil {
 				t.Fatalf("CheckState: %v", err)
 			}
+			var se *codec.StateError
+			if err := codec.CheckState(enc, State{}); !errors.As(err, &se) || se.Field != "Name" {
+				t.Fatalf("CheckState of a state with a Personal field, without a key store: %v, want a StateError naming Name", err)
+			}
 			st := State{Name: codec.NewPersonal("cust-9", marker), Count: 3}
 			data, err := codec.EncodeStateContext(t.Context(), reg.Encoding(), st)
 			if err != nil {
