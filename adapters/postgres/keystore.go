@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -23,7 +24,8 @@ var _ codec.KeyStore = (*keyTable)(nil)
 //
 // and forget a data subject with store.KeyStore().Forget(ctx, subject).
 // Every call returns the same key store, with a [codec.KeyCache] in front
-// of the table (keys kept up to [codec.DefaultKeyCacheTTL]): a Forget
+// of the table (keys kept up to [codec.DefaultKeyCacheTTL], or as
+// [WithKeyCacheTTL] says): a Forget
 // through it is seen by this Store at once, by other processes' stores when
 // their cached key expires.
 //
@@ -139,4 +141,16 @@ func keyError(ctx context.Context, err error, op string) error {
 		return ctx.Err()
 	}
 	return translateError(err, opErr(op))
+}
+
+// WithKeyCacheTTL sets how long the store's [Store.KeyStore] keeps a
+// subject's key in memory after reading it: 0 (the default) means
+// [codec.DefaultKeyCacheTTL], a negative value no cache at all, so that a
+// Forget by another process is seen at the next read (each personal value
+// decoded then reads its key from the database).
+func WithKeyCacheTTL(d time.Duration) Option {
+	return func(o *config) error {
+		o.keyCacheTTL = d
+		return nil
+	}
 }

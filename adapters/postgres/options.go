@@ -71,6 +71,7 @@ type config struct {
 	// connection failed (see resolveGroup); tests lower it.
 	resolveTimeout time.Duration
 	closeTimeout   time.Duration
+	keyCacheTTL    time.Duration // see WithKeyCacheTTL (keystore.go)
 }
 
 func defaultConfig() config {

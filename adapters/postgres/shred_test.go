@@ -129,3 +129,29 @@ func tableFile(t *testing.T, s *Store) []byte {
 	}
 	return b
 }
+
+// TestForgetAcrossStores: a Forget through one store is seen by another
+// store of the same schema (another process) at its next read when that
+// one keeps no keys cached (WithKeyCacheTTL(-1)).
+func TestForgetAcrossStores(t *testing.T) {
+	schema := freshSchema(t)
+	a, b := openStore(t, schema), openStore(t, schema, WithKeyCacheTTL(-1))
+	ctx := t.Context()
+	type ev struct{ Email codec.Personal[string] }
+	enc := func(ks codec.KeyStore) codec.Encoding { return codec.PersonalEncoding(codec.JSON{}, ks) }
+	data, err := codec.EncodeStateContext(ctx, enc(a.KeyStore()), ev{codec.NewPersonal("ann", "ann@example.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := codec.DecodeStateContext[ev](ctx, enc(b.KeyStore()), data)
+	if err != nil || got.Email.Value() != "ann@example.com" {
+		t.Fatalf("before Forget: %v, %v", got.Email, err)
+	}
+	if err := a.KeyStore().Forget(ctx, "ann"); err != nil {
+		t.Fatal(err)
+	}
+	got, err = codec.DecodeStateContext[ev](ctx, enc(b.KeyStore()), data)
+	if err != nil || !got.Email.Redacted() {
+		t.Fatalf("after Forget through another store: %v, %v; want redacted", got.Email, err)
+	}
+}

@@ -188,7 +188,7 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, cfg config) (*
 	// it, starts.
 	front := driver.New(d, driver.Config{MaxEventSize: cfg.maxEventSize, MaxPageRows: maxReadPage, ReadAhead: true})
 	d.bg.Go(d.writer.run)
-	return &Store{Front: front, d: d, subs: newSubBackend(d), keys: codec.NewKeyCache(newKeyTable(d), 0, 0)}, nil
+	return &Store{Front: front, d: d, subs: newSubBackend(d), keys: codec.NewKeyCache(newKeyTable(d), cfg.keyCacheTTL, 0)}, nil
 }
 
 // Stats counts what a Store has done since it was opened; see

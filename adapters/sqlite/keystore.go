@@ -23,7 +23,8 @@ var _ codec.KeyStore = keyTable{}
 //
 // and forget a data subject with store.KeyStore().Forget(ctx, subject).
 // Every call returns the same key store, with a [codec.KeyCache] in front
-// of the table (keys kept up to [codec.DefaultKeyCacheTTL]): a Forget
+// of the table (keys kept up to [codec.DefaultKeyCacheTTL], or as
+// [WithKeyCacheTTL] says): a Forget
 // through it is seen by this Store at once, by other processes sharing the
 // file when their cached key expires.
 //
@@ -133,4 +134,16 @@ func keyCall(ctx context.Context, subject string) error {
 		return err
 	}
 	return codec.CheckSubject(subject)
+}
+
+// WithKeyCacheTTL sets how long the store's [Store.KeyStore] keeps a
+// subject's key in memory after reading it: 0 (the default) means
+// [codec.DefaultKeyCacheTTL], a negative value no cache at all, so that a
+// Forget by another process is seen at the next read (each personal value
+// decoded then reads its key from the database).
+func WithKeyCacheTTL(d time.Duration) Option {
+	return func(o *options) error {
+		o.keyCacheTTL = d
+		return nil
+	}
 }

@@ -16,6 +16,7 @@ type options struct {
 	pollInterval time.Duration
 	busyTimeout  time.Duration
 	maxGroup     int
+	keyCacheTTL  time.Duration // see WithKeyCacheTTL (keystore.go)
 }
 
 func defaultOptions() options {

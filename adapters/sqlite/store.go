@@ -82,7 +82,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// OwnNotices: the writer wakes the watchers of a group's streams at
 	// its commit (append.go).
 	f := driver.New(d, driver.Config{MaxEventSize: o.maxEventSize, MaxPageRows: readPageSize, OwnNotices: true})
-	return &Store{Front: f, d: d, keys: codec.NewKeyCache(keyTable{d}, 0, 0)}, nil
+	return &Store{Front: f, d: d, keys: codec.NewKeyCache(keyTable{d}, o.keyCacheTTL, 0)}, nil
 }
 
 // drv is the SQLite driver under the front: the database's connections,
