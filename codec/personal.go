@@ -54,6 +54,14 @@ import (
 // and a misconfigured reader is not mistaken for a forgotten subject.
 // Formatting a Personal with the fmt package prints its subject, never its
 // value.
+//
+// Stored, a Personal is a map (msgpack) or object (JSON) of two fields:
+// "subject", in plain text, and "sealed", the ciphertext (base64 in JSON):
+// a version byte, an 8-byte fingerprint of the key (so that a value sealed
+// under a forgotten key is told apart from a damaged one when the subject
+// has a new key), the 12-byte nonce, and the AES-GCM ciphertext and tag.
+// Bytes that fail authentication decode as an error wrapping
+// [ErrMalformed], never as redacted.
 type Personal[T any] struct {
 	c *personalCell[T]
 }

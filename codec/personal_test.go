@@ -429,3 +429,14 @@ func TestKeyCache(t *testing.T) {
 		t.Fatalf("a value under a key created behind the cache: %v, %v", got, err)
 	}
 }
+
+// TestPersonalNotPrinted: printing an event (a log line, an error) shows
+// the subject, never the personal value.
+func TestPersonalNotPrinted(t *testing.T) {
+	ev := signed("cust-1")
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if got := fmt.Sprintf(verb, ev); strings.Contains(got, marker) {
+			t.Errorf("%s prints the personal value: %s", verb, got)
+		}
+	}
+}
