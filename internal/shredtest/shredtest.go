@@ -183,6 +183,9 @@ func Run[Tx any](t *testing.T, tg Target[Tx]) {
 			t.Fatalf("load %s after Forget: %v", name, err)
 		}
 		checkRedacted(t, "load "+name, a.State(), subject, control, 1)
+		if want := map[bool]uint64{true: 2, false: 0}[r == repo]; a.SnapshotVersion() != want {
+			t.Errorf("load %s: started from the snapshot at version %d, want %d", name, a.SnapshotVersion(), want)
+		}
 	}
 	// A command after Forget still works on the redacted aggregate.
 	if _, err := repo.Update(ctx, customerID, func(c Customer) ([]CustomerEvent, error) {
