@@ -104,7 +104,9 @@
 //
 // Which fields are personal is the application's decision; mark them when
 // the event type is first written, since old events whose fields were not
-// marked hold the plain values and are not rewritten.
+// marked hold the plain values and are not rewritten. Keep personal data
+// in Personal fields in aggregate states too: a state that copies
+// p.Value() into a plain string stores it in plain text in its snapshots.
 //
 // # Decoding errors
 //
