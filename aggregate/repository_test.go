@@ -334,8 +334,8 @@ func TestIdempotentUpdate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) != 2 || recs[1].Metadata[aggregate.CommandMetadataKey] != "take-1" || recs[1].ID == "" {
-			t.Errorf("stored events %+v: want 2, the second with an ID and command take-1", recs)
+		if len(recs) != 2 || recs[1].Metadata[aggregate.CommandMetadataKey] != aggregate.CommandDigest(nil, "take-1") || recs[1].ID == "" {
+			t.Errorf("stored events %+v: want 2, the second with an ID and the digest of command take-1", recs)
 		}
 	})
 }
@@ -375,8 +375,9 @@ func TestIdempotentSave(t *testing.T) {
 			t.Fatalf("%d events stored, want 2", len(recs))
 		}
 		for _, r := range recs {
-			want := map[string]string{"user": "u1", aggregate.CommandMetadataKey: "cmd-9",
-				eventstore.CausationIDKey: "cmd-9", eventstore.CorrelationIDKey: "cmd-9"}
+			d := aggregate.CommandDigest(nil, "cmd-9")
+			want := map[string]string{"user": "u1", aggregate.CommandMetadataKey: d,
+				eventstore.CausationIDKey: d, eventstore.CorrelationIDKey: d}
 			if diff := cmp.Diff(want, r.Metadata); diff != "" {
 				t.Errorf("event %d metadata (-want +got):\n%s", r.Version, diff)
 			}
