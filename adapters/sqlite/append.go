@@ -143,7 +143,7 @@ func (w *writer) prepare(ctx context.Context, c *sql.Conn) error {
 		{&w.savepoint, "SAVEPOINT req"},
 		{&w.release, "RELEASE req"},
 		{&w.rollbackTo, "ROLLBACK TO req"},
-		{&w.streamVersion, "SELECT version FROM streams WHERE stream_id = ?"},
+		{&w.streamVersion, "SELECT version, deleted FROM streams WHERE stream_id = ?"},
 		{&w.findIDs, "SELECT event_id, stream_id, version FROM events WHERE event_id IN (SELECT value FROM json_each(?))"},
 		{&w.upsertStream, `INSERT INTO streams (stream_id, version, last_time) VALUES (?, ?, ?)
 			ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_time = excluded.last_time`},
@@ -453,13 +453,18 @@ func (d *drv) commitGroup(group []*request) {
 // check, expected-version check, multi-row insert, stream row upsert.
 func (w *writer) apply(ctx context.Context, r *request) (eventstore.AppendResult, int64, error) {
 	var cur uint64
-	var v int64
-	switch err := w.streamVersion.QueryRowContext(ctx, r.streamID).Scan(&v); err {
+	var v, deleted int64
+	switch err := w.streamVersion.QueryRowContext(ctx, r.streamID).Scan(&v, &deleted); err {
 	case nil:
 		cur = uint64(v)
 	case sql.ErrNoRows:
 	default:
 		return eventstore.AppendResult{}, 0, translateError(err, nil)
+	}
+	if deleted != 0 {
+		// Before the IDs: the deleted events' IDs went with them, and a
+		// retry of a command on a deleted stream must not pass for new.
+		return eventstore.AppendResult{}, 0, &eventstore.StreamDeletedError{StreamID: r.streamID, Version: cur}
 	}
 
 	dups, err := w.duplicates(ctx, r)

@@ -68,6 +68,17 @@ var mutants = map[string]struct {
 	"noSizeLimit":            {bugs{noSizeLimit: true}, "Append/InvalidInput/HugeData"},
 	"findReturnsLast":        {bugs{findReturnsLast: true}, "FindEvent/Found"},
 	"findMissingIsZero":      {bugs{findMissingIsZero: true}, "FindEvent/NotFound"},
+
+	"positionReuse":        {bugs{positionReuse: true}, "Lifecycle/Delete/NewestPositionsNotReused"},
+	"positionReuseTrunc":   {bugs{positionReuse: true}, "Lifecycle/Truncate/NewestPositionsNotReused"},
+	"deleteKeepsSnapshots": {bugs{deleteKeepsSnapshots: true}, "Lifecycle/Delete/RemovesEventsAndSnapshots"},
+	"appendAfterDelete":    {bugs{appendAfterDelete: true}, "Lifecycle/Delete/AppendRefused"},
+	"deletedIDRetry":       {bugs{deletedIDRetry: true}, "Lifecycle/Delete/IDRetryRefused"},
+	"deleteIgnoresExpect":  {bugs{deleteIgnoresExpect: true}, "Lifecycle/Delete/ExpectedVersionConflict"},
+	"truncateAllResets":    {bugs{truncateAllResets: true}, "Lifecycle/Truncate/All"},
+	"truncateOffByOne":     {bugs{truncateOffByOne: true}, "Lifecycle/Truncate/KeepsTail"},
+	"deleteSnapsIgnoresNm": {bugs{deleteSnapsIgnoresNm: true}, "Lifecycle/DeleteSnapshots/One"},
+	"infoCountsRemoved":    {bugs{infoCountsRemoved: true}, "Lifecycle/Truncate/KeepsTail"},
 }
 
 // TestConformance runs the suite on the in-memory reference store: a
