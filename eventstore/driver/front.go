@@ -558,7 +558,20 @@ func (f *Front) DeleteStream(ctx context.Context, streamID string, expected even
 	if f.deleter == nil {
 		return unsupported("delete streams")
 	}
-	return f.deleter.DeleteStream(ctx, streamID, expected)
+	err := f.deleter.DeleteStream(ctx, streamID, expected)
+	f.removed(streamID, err)
+	return err
+}
+
+// removed wakes the watchers of streamID (and of AllStreams) after a
+// deletion or truncation: a subscription waiting at the head then reads
+// it again, and its checkpoint passes the positions removed (WaitFor on
+// one of them returns) instead of waiting for the next append. A wake
+// finds no event it has not had: removing only takes events away.
+func (f *Front) removed(streamID string, err error) {
+	if err == nil {
+		f.hub.Notify([]string{streamID})
+	}
 }
 
 // TruncateStream removes a stream's events below a version; see
@@ -575,7 +588,9 @@ func (f *Front) TruncateStream(ctx context.Context, streamID string, before uint
 	if f.deleter == nil {
 		return unsupported("truncate streams")
 	}
-	return f.deleter.TruncateStream(ctx, streamID, before)
+	err := f.deleter.TruncateStream(ctx, streamID, before)
+	f.removed(streamID, err)
+	return err
 }
 
 // DeleteSnapshots removes snapshots; see
