@@ -28,6 +28,10 @@ type request struct {
 	// run, when not nil, makes the request a transaction of its own
 	// (writeTx) instead of an append or a snapshot save.
 	run func(ctx context.Context, tx *sql.Tx) error
+	// raw, when not nil (with run set too, so that the writer takes it
+	// alone), runs on the writer's connection outside any transaction
+	// (Purge's checkpoint).
+	raw func(ctx context.Context, c *sql.Conn) error
 
 	done chan result // buffered: the writer never blocks on it
 }
