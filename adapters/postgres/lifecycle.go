@@ -75,7 +75,7 @@ func (d *pgDriver) removeEvents(ctx context.Context, tx pgx.Tx, streamID string,
 // DeleteStream removes a stream's events and snapshots and leaves its row
 // as a tombstone with its version; see [driver.Deleter]. The rows are
 // gone for every reader at commit; their bytes stay in the table's pages
-// until VACUUM reclaims them (see doc.go, "Deletion and erasure").
+// until VACUUM reclaims them ([Store.Purge], [Store.PurgeFull]).
 func (d *pgDriver) DeleteStream(ctx context.Context, streamID string, expected eventstore.ExpectedVersion) error {
 	return d.lifecycleTx(ctx, "delete stream", func(ctx context.Context, tx pgx.Tx) error {
 		v, _, deleted, err := d.streamState(ctx, tx, streamID)

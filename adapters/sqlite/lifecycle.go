@@ -45,7 +45,7 @@ func removed(ctx context.Context, tx *sql.Tx, res sql.Result) error {
 // writer (writeTx), so no append interleaves with it. The rows' bytes are
 // overwritten with zeros in the pages that held them (the writer's
 // connection has secure_delete on); the write-ahead log keeps the old
-// pages until a checkpoint (see [Store.Erase]).
+// pages until a checkpoint (see [Store.Purge]).
 func (d *drv) DeleteStream(ctx context.Context, streamID string, expected eventstore.ExpectedVersion) error {
 	return d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		v, _, deleted, err := streamState(ctx, tx, streamID)
