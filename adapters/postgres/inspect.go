@@ -47,9 +47,10 @@ func (s *Store) ListStreams(ctx context.Context, prefix, after string, limit int
 	sc := s.d.schema
 	var out []eventstore.StreamSummary
 	err := s.inspectTx(ctx, "list streams", func(tx pgx.Tx) error {
-		// The streams table has no version: each row's last event comes
-		// from the (stream_id, version) index.
-		rows, err := tx.Query(ctx, `SELECT s.stream_id, coalesce(e.version, 0), e.occurred_at
+		// Each row's last event comes from the (stream_id, version)
+		// index; a stream whose events were removed keeps its version
+		// in its row (migration 7).
+		rows, err := tx.Query(ctx, `SELECT s.stream_id, greatest(coalesce(e.version, 0), s.last_version), e.occurred_at
 			FROM `+sc+`.streams s LEFT JOIN LATERAL (SELECT version, occurred_at FROM `+sc+`.events ev
 				WHERE ev.stream_id = s.stream_id ORDER BY version DESC LIMIT 1) e ON true
 			WHERE s.stream_id COLLATE "C" > $1 AND starts_with(s.stream_id, $2)
@@ -81,7 +82,7 @@ func (s *Store) Summary(ctx context.Context) (eventstore.StoreSummary, error) {
 	var sum eventstore.StoreSummary
 	err := s.inspectTx(ctx, "summary", func(tx pgx.Tx) error {
 		var oldest, newest *time.Time
-		err := tx.QueryRow(ctx, `SELECT coalesce(max(position), 0), count(*),
+		err := tx.QueryRow(ctx, `SELECT greatest(coalesce(max(position), 0), (SELECT position FROM `+sc+`.high_water)), count(*),
 			(SELECT occurred_at FROM `+sc+`.events ORDER BY position LIMIT 1),
 			(SELECT occurred_at FROM `+sc+`.events ORDER BY position DESC LIMIT 1),
 			(SELECT count(*) FROM `+sc+`.streams), (SELECT count(*) FROM `+sc+`.snapshots),

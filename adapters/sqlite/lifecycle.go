@@ -27,7 +27,7 @@ func streamState(ctx context.Context, tx *sql.Tx, streamID string) (version, fir
 	return uint64(v), uint64(f), del != 0, nil
 }
 
-// removed subtracts n removed events from the store's count.
+// removed subtracts the events res removed from the store's count.
 func removed(ctx context.Context, tx *sql.Tx, res sql.Result) error {
 	n, err := res.RowsAffected()
 	if err != nil {
@@ -36,7 +36,11 @@ func removed(ctx context.Context, tx *sql.Tx, res sql.Result) error {
 	if n == 0 {
 		return nil
 	}
-	_, err = tx.ExecContext(ctx, "UPDATE head SET count = count - ? WHERE id = 1", n)
+	// The head keeps its position (the highest handed out); its time is
+	// the last event's still stored, as Info(AllStreams) reports it on
+	// PostgreSQL too.
+	_, err = tx.ExecContext(ctx, `UPDATE head SET count = count - ?,
+		last_time = coalesce((SELECT time FROM events ORDER BY position DESC LIMIT 1), 0) WHERE id = 1`, n)
 	return translateError(err, nil)
 }
 

@@ -14,7 +14,7 @@ func lifecycleTests(f Features) []test {
 	if f.NoLifecycle {
 		return []test{{"Unsupported", leaf(testLifecycleUnsupported)}}
 	}
-	return []test{
+	tests := []test{
 		{"Delete/RemovesEventsAndSnapshots", leaf(func(t *testing.T, s eventstore.Store) { testDeleteRemoves(t, s, f) })},
 		{"Delete/ExpectedVersionConflict", leaf(testDeleteConflict)},
 		{"Delete/MissingStream", leaf(testDeleteMissing)},
@@ -36,6 +36,31 @@ func lifecycleTests(f Features) []test {
 		{"Watch/AcrossDeletion", leaf(testWatchAcrossDeletion)},
 		{"Watch/CatchUpSkipsRemoved", leaf(testWatchCatchUpSkipsRemoved)},
 		{"Watch/DeletedStream", leaf(testWatchDeletedStream)},
+	}
+	if f.NewPair != nil {
+		tests = append(tests, test{"Shared/DeletedForOtherStore", func(t *testing.T, _ Factory) {
+			a, b := f.NewPair(t)
+			testDeleteSharedStores(t, a, b)
+		}})
+	}
+	return tests
+}
+
+// testDeleteSharedStores: a deletion made through one store holds for
+// another on the same database (another process): it refuses appends to
+// the deleted stream, and its positions go on above the deleted ones.
+func testDeleteSharedStores(t *testing.T, a, b eventstore.Store) {
+	mustAppend(t, a, "x", eventstore.NoStream, numbered(2, "t", "x")...)
+	top := mustAppend(t, b, "y", eventstore.NoStream, numbered(2, "t", "y")...).Position
+	mustDelete(t, a, "y", eventstore.Exact(2))
+	_, err := b.Append(ctxTimeout(t), "y", eventstore.Any, ev("t", "again"))
+	wantDeleted(t, "append through the other store", err, "y", 2)
+	wantInfo(t, b, "y", 2, 0, true)
+	if res := mustAppend(t, b, "z", eventstore.NoStream, ev("t", "z")); res.Position <= top {
+		t.Errorf("append through the other store after the deletion: position %d, want above %d", res.Position, top)
+	}
+	if got := readAll(t, b, eventstore.AllStreams, eventstore.ReadOptions{}); len(got) != 3 {
+		t.Errorf("the other store reads %d events, want 3 (x's 2, z's 1)", len(got))
 	}
 }
 
@@ -229,6 +254,13 @@ func testDeleteNewestPositions(t *testing.T, s eventstore.Store) {
 	ai := info(t, s, eventstore.AllStreams)
 	if ai.Count != 5 || ai.Position <= next.Position {
 		t.Errorf("Info(AllStreams): count %d, position %d; want 5 and above %d", ai.Count, ai.Position, next.Position)
+	}
+	// The store's last time is its last stored event's, not a deleted
+	// one's.
+	mustDelete(t, s, "old", eventstore.Exact(4))
+	all = readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	if ai = info(t, s, eventstore.AllStreams); ai.Count != 1 || !ai.LastTime.Equal(all[0].Time) {
+		t.Errorf("Info(AllStreams) after deleting the newest: count %d, last time %v; want 1 and %v", ai.Count, ai.LastTime, all[0].Time)
 	}
 }
 
