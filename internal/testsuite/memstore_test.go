@@ -109,6 +109,7 @@ type bugs struct {
 	truncateOffByOne     bool // TruncateStream removes version before too
 	deleteSnapsIgnoresNm bool // DeleteSnapshots removes every snapshot of the stream whatever the name
 	infoCountsRemoved    bool // Info's Count includes the removed events
+	watchWaitsRemoved    bool // a watch waits for the next key to come even when its event was removed
 }
 
 func newMemStore(b bugs) *memStore {
@@ -476,6 +477,9 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 		if m.bugs.liveIgnoresMetadata && live {
 			filter.Metadata = nil
 		}
+		if m.bugs.watchWaitsRemoved && m.nextRemoved(streamID, from) {
+			return nil, nil // as if the next key were still to commit
+		}
 		var out []eventstore.Recorded
 		var found int
 		for _, r := range m.list(streamID) {
@@ -795,4 +799,23 @@ func (m *memStore) DeleteSnapshots(ctx context.Context, streamID, name string) e
 		}
 	}
 	return nil
+}
+
+// nextRemoved reports whether the first event (removed ones included)
+// with a key past after was removed; m.db.mu is held.
+func (m *memStore) nextRemoved(streamID string, after uint64) bool {
+	idxs := m.db.streams[streamID]
+	if streamID == eventstore.AllStreams {
+		idxs = make([]int, len(m.db.events))
+		for i := range idxs {
+			idxs[i] = i
+		}
+	}
+	k := key(streamID)
+	for _, idx := range idxs {
+		if k(m.db.events[idx]) > after {
+			return m.db.gone[idx]
+		}
+	}
+	return false
 }
