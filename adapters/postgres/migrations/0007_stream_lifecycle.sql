@@ -64,14 +64,20 @@ BEGIN
 	                (SELECT hw.position FROM {schema}.high_water hw))
 	INTO v_start;
 	v_head := v_start;
-	-- A stream's version is its last event's, or the one its row keeps
-	-- when the events holding it were removed (deleted, truncated).
-	SELECT array_agg(greatest(coalesce((SELECT max(ev.version) FROM {schema}.events ev WHERE ev.stream_id = d.s), 0),
-	                          coalesce(st.last_version, 0)) ORDER BY d.k),
-	       array_agg(coalesce(st.deleted, false) ORDER BY d.k)
+	-- A stream's version is its last event's, or, when it has no event,
+	-- the one its row keeps if the events holding it were removed
+	-- (deleted, truncated). A stream with events is neither deleted nor
+	-- truncated to nothing, so its row is read only when it has none:
+	-- COALESCE and CASE evaluate those subqueries only then, and appends
+	-- to existing streams pay nothing for the lifecycle. (A join with
+	-- streams instead was planned as a hash join over all of it.)
+	SELECT array_agg(coalesce(v.mv, (SELECT r.last_version FROM {schema}.streams r WHERE r.stream_id = d.s), 0) ORDER BY d.k),
+	       array_agg(CASE WHEN v.mv IS NULL
+	                 THEN coalesce((SELECT r.deleted FROM {schema}.streams r WHERE r.stream_id = d.s), false)
+	                 ELSE false END ORDER BY d.k)
 	INTO d_ver, d_del
 	FROM unnest(d_stream) WITH ORDINALITY AS d(s, k)
-	LEFT JOIN {schema}.streams st ON st.stream_id = d.s;
+	CROSS JOIN LATERAL (SELECT max(ev.version) AS mv FROM {schema}.events ev WHERE ev.stream_id = d.s) v;
 	d_created := array_fill(false, ARRAY[cardinality(d_stream)]);
 	IF p_ids THEN
 		SELECT coalesce(array_agg(x.ord ORDER BY x.ord), '{}'),
