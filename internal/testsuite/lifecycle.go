@@ -2,7 +2,12 @@ package testsuite
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
+	"sync"
 	"testing"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/esv2/esv2/eventstore"
 )
@@ -36,6 +41,7 @@ func lifecycleTests(f Features) []test {
 		{"Watch/AcrossDeletion", leaf(testWatchAcrossDeletion)},
 		{"Watch/CatchUpSkipsRemoved", leaf(testWatchCatchUpSkipsRemoved)},
 		{"Watch/DeletedStream", leaf(testWatchDeletedStream)},
+		{"Delete/ConcurrentWithAppends", leaf(testDeleteConcurrent)},
 	}
 	if f.NewPair != nil {
 		tests = append(tests, test{"Shared/DeletedForOtherStore", func(t *testing.T, _ Factory) {
@@ -516,4 +522,83 @@ func testWatchDeletedStream(t *testing.T, s eventstore.Store) {
 	from.stop(t)
 	end.stop(t)
 	all.stop(t)
+}
+
+// testDeleteConcurrent: deletions racing appends to the same streams. An
+// append either lands before the deletion (and is removed with the
+// stream) or is refused with ErrStreamDeleted; no position is handed out
+// twice; nothing is stored in a deleted stream; the log stays in order.
+func testDeleteConcurrent(t *testing.T, s eventstore.Store) {
+	const writers, perWriter, streams = 6, 25, 6
+	var (
+		mu        sync.Mutex
+		positions = map[uint64]string{}
+	)
+	g, ctx := errgroup.WithContext(ctxTimeout(t))
+	for w := range writers {
+		g.Go(func() error {
+			for i := range perWriter {
+				stream := fmt.Sprintf("c-%d", (w+i)%streams)
+				res, err := s.Append(ctx, stream, eventstore.Any, ev("t", fmt.Sprintf("w%d-%d", w, i)), ev("t", "second"))
+				if errors.Is(err, eventstore.ErrStreamDeleted) {
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("append to %s: %w", stream, err)
+				}
+				mu.Lock()
+				other, reused := positions[res.Position]
+				positions[res.Position] = stream
+				mu.Unlock()
+				if reused {
+					return fmt.Errorf("position %d handed out twice: to %s and %s", res.Position, other, stream)
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		l := lc(t, s)
+		for i := range streams / 2 {
+			stream := fmt.Sprintf("c-%d", i)
+			for {
+				err := l.DeleteStream(ctx, stream, eventstore.Any)
+				if errors.Is(err, eventstore.ErrNotFound) {
+					runtime.Gosched() // no append has reached it yet
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("delete %s: %w", stream, err)
+				}
+				break
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range streams / 2 {
+		stream := fmt.Sprintf("c-%d", i)
+		if got := readAll(t, s, stream, eventstore.ReadOptions{}); len(got) != 0 {
+			t.Errorf("deleted stream %s holds %d events", stream, len(got))
+		}
+		if !info(t, s, stream).Deleted {
+			t.Errorf("stream %s is not deleted", stream)
+		}
+	}
+	all := readAll(t, s, eventstore.AllStreams, eventstore.ReadOptions{})
+	checkPositions(t, all, false)
+	for _, r := range all {
+		if len(r.StreamID) > 2 && r.StreamID[2]-'0' < streams/2 {
+			t.Errorf("event of deleted stream %s at position %d", r.StreamID, r.Position)
+		}
+	}
+	for i := streams / 2; i < streams; i++ {
+		stream := fmt.Sprintf("c-%d", i)
+		got := readAll(t, s, stream, eventstore.ReadOptions{})
+		if v := info(t, s, stream); v.Count != uint64(len(got)) || v.Version != uint64(len(got)) {
+			t.Errorf("stream %s: Info %+v, %d events read", stream, v, len(got))
+		}
+	}
 }
