@@ -20,7 +20,10 @@ type CallInfo struct {
 	Op string
 	// StreamID is the aggregate's stream.
 	StreamID string
-	// CommandID is the call's command ID ([WithCommandID]), if any.
+	// CommandID is the digest of the call's command ID ([WithCommandID];
+	// [CommandDigest] under Config.CommandKey), if any: what the events'
+	// metadata holds. The ID itself, a client's idempotency key that may
+	// be personal data, is not handed on to traces or logs.
 	CommandID string
 }
 
@@ -44,6 +47,9 @@ type CallResult struct {
 func (r *Repository[S, E]) call(ctx context.Context, op, id, commandID string) (context.Context, func(CallResult)) {
 	if r.cfg.Hooks.Call == nil || ctx == nil {
 		return ctx, noDone
+	}
+	if commandID != "" {
+		commandID = r.commandDigest(commandID)
 	}
 	cctx, done := r.cfg.Hooks.Call(ctx, CallInfo{Op: op, StreamID: id, CommandID: commandID})
 	if cctx == nil {

@@ -258,6 +258,11 @@ func TestTracesAndMetrics(t *testing.T) {
 	if v, _ := attr(update, esotel.AttrAttempts); v.AsInt64() != 1 {
 		t.Errorf("update span: attempts %v, want 1", v.AsInt64())
 	}
+	// The command is named by its digest, as in the events' metadata: the
+	// client's key itself never reaches a trace (issue 12).
+	if v, _ := attr(update, esotel.AttrCommandID); v.AsString() != aggregate.CommandDigest(nil, "cmd-1") {
+		t.Errorf("update span: command %q, want the digest %q", v.AsString(), aggregate.CommandDigest(nil, "cmd-1"))
+	}
 	if v, _ := attr(update, esotel.AttrPosition); uint64(v.AsInt64()) != acc1.Position() {
 		t.Errorf("update span: position %d, want %d", v.AsInt64(), acc1.Position())
 	}
