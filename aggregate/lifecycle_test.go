@@ -101,5 +101,16 @@ func TestLoadDeletedStream(t *testing.T) {
 		if err := repo.Save(ctx, a); !errors.Is(err, eventstore.ErrStreamDeleted) {
 			t.Errorf("Save of an aggregate loaded before the deletion: error %v, want ErrStreamDeleted", err)
 		}
+		calls := 0
+		_, err = repo.Update(ctx, "gone", func(Counter) ([]CounterEvent, error) {
+			calls++
+			return []CounterEvent{Added{By: 4}}, nil
+		})
+		if !errors.Is(err, eventstore.ErrStreamDeleted) || calls != 1 {
+			t.Errorf("Update of a deleted stream: error %v after %d decisions, want ErrStreamDeleted after 1 (not retried)", err, calls)
+		}
+		if info, err := store.Info(ctx, "gone"); err != nil || !info.Deleted || info.Count != 0 {
+			t.Errorf("Info after the refused writes: %+v, %v", info, err)
+		}
 	})
 }
