@@ -97,7 +97,12 @@ func RunInspector(t *testing.T, newStore Factory) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := eventstore.StoreSummary{Events: 6, Streams: 5, Snapshots: 1, Position: 6, Oldest: at(1), Newest: at(6),
+		// Positions increase but need not be dense: the head is Info's.
+		head, err := s.Info(ctx, eventstore.AllStreams)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := eventstore.StoreSummary{Events: 6, Streams: 5, Snapshots: 1, Position: head.Position, Oldest: at(1), Newest: at(6),
 			SizeBytes: got.SizeBytes, SchemaVersion: empty.SchemaVersion}
 		if diff := cmp.Diff(want, got); diff != "" || got.SizeBytes <= 0 {
 			t.Errorf("Summary (-want +got):\n%s(size %d)", diff, got.SizeBytes)

@@ -112,6 +112,12 @@ type bugs struct {
 	deleteSnapsIgnoresNm bool // DeleteSnapshots removes every snapshot of the stream whatever the name
 	infoCountsRemoved    bool // Info's Count includes the removed events
 	watchWaitsRemoved    bool // a watch waits for the next key to come even when its event was removed
+
+	// Bugs of the Inspector (issue 15: what the esv2 command reads).
+	listPrefixIsLike   bool // ListStreams matches its prefix with LIKE, '_' a wildcard
+	summaryNoOldest    bool // Summary's Oldest is the newest event's time
+	snapshotsByVersion bool // ListSnapshots orders by version, not by name
+	verifyFromOne      bool // Verify takes every stream to start at version 1 (truncation unknown to it)
 }
 
 func newMemStore(b bugs) *memStore {

@@ -83,6 +83,11 @@ var mutants = map[string]struct {
 	"infoCountsRemoved":     {bugs{infoCountsRemoved: true}, "Lifecycle/Truncate/KeepsTail"},
 	"watchWaitsRemoved":     {bugs{watchWaitsRemoved: true}, "Lifecycle/Watch/CatchUpSkipsRemoved"},
 	"watchWaitsRemovedLive": {bugs{watchWaitsRemoved: true}, "Lifecycle/Watch/AcrossDeletion"},
+
+	"listPrefixIsLike":   {bugs{listPrefixIsLike: true}, "Inspector/ListStreams"},
+	"summaryNoOldest":    {bugs{summaryNoOldest: true}, "Inspector/Summary"},
+	"snapshotsByVersion": {bugs{snapshotsByVersion: true}, "Inspector/ListSnapshots"},
+	"verifyFromOne":      {bugs{verifyFromOne: true}, "Inspector/VerifyAfterLifecycle"},
 }
 
 // TestConformance runs the suite on the in-memory reference store: a
@@ -119,6 +124,7 @@ func TestConformance(t *testing.T) {
 			return s1, s2
 		},
 	})
+	testsuite.RunInspector(t, newStore)
 }
 
 // TestSuiteCatchesMutants runs the suite on deliberately broken stores, in
