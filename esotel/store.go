@@ -168,12 +168,15 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 	if ctx == nil {
 		return s.inner.Read(ctx, streamID, opts)
 	}
+	// Called now, not when the iteration begins: the store checks its
+	// arguments and context when called (see eventstore.Store).
+	seq := s.inner.Read(ctx, streamID, opts)
 	return func(yield func(eventstore.Recorded, error) bool) {
-		ctx, span := s.start(ctx, "esv2.read", trace.SpanKindClient, AttrStream.String(streamID))
+		_, span := s.start(ctx, "esv2.read", trace.SpanKindClient, AttrStream.String(streamID))
 		defer span.End()
 		n, size := 0, 0
 		defer func() { span.SetAttributes(AttrEvents.Int(n), AttrBytes.Int(size)) }()
-		for e, err := range s.inner.Read(ctx, streamID, opts) {
+		for e, err := range seq {
 			if err != nil {
 				fail(span, err)
 			} else {
@@ -193,13 +196,14 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 	if ctx == nil {
 		return s.inner.Watch(ctx, streamID, opts)
 	}
+	seq := s.inner.Watch(ctx, streamID, opts) // now: see Read
 	return func(yield func(eventstore.Recorded, error) bool) {
 		ctx, span := s.start(ctx, "esv2.watch", trace.SpanKindConsumer, AttrStream.String(streamID))
 		defer span.End()
 		n := 0
 		defer func() { span.SetAttributes(AttrEvents.Int(n)) }()
 		lagAttrs := metric.WithAttributes(s.attrs...)
-		for e, err := range s.inner.Watch(ctx, streamID, opts) {
+		for e, err := range seq {
 			if err != nil {
 				fail(span, err)
 			} else {
