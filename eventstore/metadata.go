@@ -82,8 +82,12 @@ func CausedBy(ctx context.Context, e Recorded) context.Context {
 }
 
 // MetadataFrom returns the metadata ctx adds to appended events (see
-// [WithMetadata]), nil when none. The map must not be modified.
+// [WithMetadata]), nil when none (or when ctx is nil). The map must not be
+// modified.
 func MetadataFrom(ctx context.Context) map[string]string {
+	if ctx == nil {
+		return nil
+	}
 	md, _ := ctx.Value(metadataKey{}).(map[string]string)
 	return md
 }
