@@ -81,8 +81,8 @@ func TestCorrelationThroughUpdate(t *testing.T) {
 	}
 	want := map[string]string{
 		eventstore.CorrelationIDKey:  "request-7",
-		eventstore.CausationIDKey:    "command-1",
-		aggregate.CommandMetadataKey: "command-1",
+		eventstore.CausationIDKey:    aggregate.CommandDigest(nil, "command-1"),
+		aggregate.CommandMetadataKey: aggregate.CommandDigest(nil, "command-1"),
 		"user":                       "alice",
 	}
 	for _, e := range mine {

@@ -65,6 +65,12 @@
 // Config.Logger logs retries and give-ups; Config.Hooks lets package
 // esotel trace Load, Save and Update.
 //
+// A command ID is often a client's idempotency key, which may be personal
+// data: the store never keeps it. Event IDs are derived from a hash of it,
+// and the events' metadata holds its digest ([CommandDigest]), an
+// HMAC-SHA256 under Config.CommandKey (set a secret key when command IDs
+// can be guessed).
+//
 // # Snapshots
 //
 // With Config.SnapshotEvery set to N, a Save whose new version crosses a

@@ -2,8 +2,6 @@ package aggregate
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +15,8 @@ import (
 )
 
 // CommandMetadataKey is the metadata key under which Save and Update store
-// the command ID given with [WithCommandID], on every event of the command.
+// the digest of the command ID given with [WithCommandID] ([CommandDigest]),
+// on every event of the command; the ID itself is never stored.
 const CommandMetadataKey = "esv2.command"
 
 // Defaults of Config.
@@ -80,6 +79,16 @@ type Config[S, E any] struct {
 	// failed attempt took or RetryDelay, whichever is longer. 0 means
 	// DefaultRetryDelay; a negative value retries at once.
 	RetryDelay time.Duration
+
+	// CommandKey is the secret HMAC key of the command IDs given with
+	// [WithCommandID]: the store keeps their digests, never the IDs
+	// (see [CommandDigest]). Nil means [DefaultCommandKey], which is
+	// public: set a key of 32 random bytes, kept as other secrets are,
+	// when command IDs can be guessed. Do not change it while retries
+	// of commands stored under the old key may still come: they would
+	// not be recognised (see WithCommandID). It must not be modified
+	// after NewRepository.
+	CommandKey []byte
 }
 
 // Repository loads and saves the aggregates of one type, kept as event
@@ -90,6 +99,7 @@ type Repository[S, E any] struct {
 	cfg      Config[S, E]
 	snapEnc  codec.Encoding
 	snapName string
+	updates  streamLocks // one Update at a time per aggregate
 }
 
 // NewRepository returns a repository of the aggregates described by cfg,
@@ -183,13 +193,14 @@ type callOptions struct {
 // message) stores nothing more and still succeeds. Each event of the
 // command gets an event ID derived from the stream, the command ID and the
 // event's index, so the store's idempotency rule turns a repeat into a
-// no-op; the command ID is also kept in the events' metadata under
-// [CommandMetadataKey], for readers, and is their cause
+// no-op; a digest of the command ID (never the ID: it may be personal
+// data) is also kept in the events' metadata under [CommandMetadataKey],
+// for readers ([CommandDigest]), and is their cause
 // ([eventstore.CausationIDKey]); their correlation ID
 // ([eventstore.CorrelationIDKey]) is the context's (see
-// [eventstore.WithCorrelationID]), or the command ID when the context has
+// [eventstore.WithCorrelationID]), or the digest when the context has
 // none, as the first command of a chain. Metadata given with [WithMetadata]
-// wins over both. One command ID stands for one batch of
+// wins over all three. One command ID stands for one batch of
 // events per stream: reuse it on another stream freely (a transfer's two
 // legs), but not for a second batch on the same stream.
 //
@@ -358,7 +369,7 @@ func (r *Repository[S, E]) fold(ctx context.Context, a *Aggregate[S, E], check u
 			}
 			continue
 		}
-		e, err := reg.DecodeRecorded(&rec)
+		e, err := reg.DecodeRecordedContext(ctx, &rec)
 		if err != nil {
 			return false, fmt.Errorf("aggregate: load %q: %w", a.id, err)
 		}
@@ -389,7 +400,7 @@ func (r *Repository[S, E]) loadSnapshot(ctx context.Context, a *Aggregate[S, E])
 			Err: fmt.Errorf("%w: want %q", ErrSnapshotSchema, r.cfg.SnapshotSchema)})
 		return snap, nil
 	}
-	state, err := codec.DecodeState[S](r.snapEnc, snap.Data)
+	state, err := codec.DecodeStateContext[S](ctx, r.snapEnc, snap.Data)
 	if err != nil {
 		r.report(ctx, &SnapshotError{Op: "load", StreamID: a.id, Version: snap.Version, Schema: snap.Schema, Err: err})
 		return snap, nil //nolint:nilerr // a snapshot that does not decode is reported, then ignored (see above)
@@ -463,20 +474,22 @@ func (r *Repository[S, E]) save(ctx context.Context, a *Aggregate[S, E], o callO
 		for k, v := range o.metadata {
 			md[k] = v
 		}
-		md[CommandMetadataKey] = o.commandID
+		digest := r.commandDigest(o.commandID)
+		md[CommandMetadataKey] = digest
 		// The command caused these events; the conversation it belongs
-		// to is the context's (the store adds it), or starts here.
+		// to is the context's (the store adds it), or starts here. Both
+		// name the command by its digest, as CommandMetadataKey does.
 		if _, ok := md[eventstore.CausationIDKey]; !ok {
-			md[eventstore.CausationIDKey] = o.commandID
+			md[eventstore.CausationIDKey] = digest
 		}
 		if _, ok := md[eventstore.CorrelationIDKey]; !ok && eventstore.MetadataFrom(ctx)[eventstore.CorrelationIDKey] == "" {
-			md[eventstore.CorrelationIDKey] = o.commandID
+			md[eventstore.CorrelationIDKey] = digest
 		}
-		idBase = commandIDBase(a.id, o.commandID)
+		idBase = r.commandIDBase(a.id, o.commandID)
 	}
 	events := make([]eventstore.Event, len(a.pending))
 	for i, e := range a.pending {
-		ev, err := r.cfg.Codec.Event(e)
+		ev, err := r.cfg.Codec.EventContext(ctx, e)
 		if err != nil {
 			return fmt.Errorf("aggregate: save %q: event %d: %w", a.id, i, err)
 		}
@@ -569,20 +582,8 @@ func (r *Repository[S, E]) stored(ctx context.Context, streamID, idBase string) 
 	}
 }
 
-// commandIDBase derives the event-ID prefix of a command on a stream. The
-// stream is part of it because event IDs are unique across the store and
-// one command may write to several streams.
-func commandIDBase(streamID, commandID string) string {
-	h := sha256.New()
-	h.Write([]byte(streamID))
-	h.Write([]byte{0})
-	h.Write([]byte(commandID))
-	var sum [sha256.Size]byte
-	return "cmd-" + hex.EncodeToString(h.Sum(sum[:0])[:16]) + "-"
-}
-
 func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E]) {
-	data, err := codec.EncodeState(r.snapEnc, a.state)
+	data, err := codec.EncodeStateContext(ctx, r.snapEnc, a.state)
 	if err == nil {
 		err = r.store.SaveSnapshot(ctx, eventstore.Snapshot{
 			StreamID: a.id, Name: r.snapName, Version: a.version, Schema: r.cfg.SnapshotSchema, Data: data,
@@ -594,7 +595,12 @@ func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E])
 }
 
 // Update runs a command against the aggregate id: it loads it, calls decide
-// with its state, records the events decide returns and saves them. When
+// with its state, records the events decide returns and saves them.
+//
+// Updates of one aggregate through one Repository run one at a time (a
+// waiting Update's ctx ends its wait), so the goroutines of a process never make each other's saves conflict: each
+// command is decided on the state the one before it saved. Conflicts come
+// only from other processes or Repositories writing the stream. When
 // the save meets a concurrency conflict it pauses briefly (a random time
 // that grows with each attempt) and starts again from the load, up to
 // Config.MaxAttempts times, so decide always judges the latest state and
@@ -637,6 +643,14 @@ func (r *Repository[S, E]) Update(ctx context.Context, id string, decide func(S)
 // update is Update, unhooked: it returns the number of attempts made, and
 // counts the events saved into events when not nil.
 func (r *Repository[S, E]) update(ctx context.Context, id string, decide func(S) ([]E, error), o callOptions, saved *int) (*Aggregate[S, E], int, error) {
+	if err := validate.Context(ctx); err != nil {
+		return nil, 0, fmt.Errorf("aggregate: update %q: %w", id, err)
+	}
+	unlock, err := r.updates.lock(ctx, id)
+	if err != nil {
+		return nil, 0, fmt.Errorf("aggregate: update %q: %w", id, err)
+	}
+	defer unlock()
 	start := time.Now()
 	a, err := r.Load(ctx, id)
 	if err != nil {
@@ -653,7 +667,7 @@ func (r *Repository[S, E]) update(ctx context.Context, id string, decide func(S)
 			}
 			// A repeat may fail to decide again (a retried withdrawal
 			// now finds too little money): then it is a success.
-			done, lerr := r.stored(ctx, id, commandIDBase(id, o.commandID))
+			done, lerr := r.stored(ctx, id, r.commandIDBase(id, o.commandID))
 			if lerr != nil {
 				return nil, attempt, fmt.Errorf("aggregate: update %q: %w; look up command %q: %w", id, err, o.commandID, lerr)
 			}

@@ -56,6 +56,58 @@
 // be plugged in. [EncodeState] and [DecodeState] encode snapshot state with
 // the same encodings.
 //
+// # Personal data (crypto-shredding)
+//
+// An event log is append-only, yet a data subject (a customer, a user) may
+// ask to be forgotten. Mark the fields that hold personal data with
+// [Personal], naming the subject each value belongs to:
+//
+//	type Registered struct {
+//		CustomerID string                 // the subject's pseudonymous ID: not personal
+//		Email      codec.Personal[string] // personal data of that subject
+//	}
+//	Registered{CustomerID: id, Email: codec.NewPersonal(id, "ann@example.com")}
+//
+// and give the registry a [KeyStore] with [WithKeyStore]; the adapters keep
+// the keys in the event store's own database:
+//
+//	reg := codec.New[Event](codec.WithKeyStore(store.KeyStore()))
+//
+// Encoding then seals each Personal value with its subject's key (created
+// on first use): AES-256-GCM from the standard library, a random nonce per
+// value, the subject ID authenticated with it, so that a value cannot be
+// moved to another subject. Decoding opens it. Snapshot states encoded
+// with [Registry.Encoding] (as the aggregate package does) are sealed the
+// same way. [KeyStore].Forget deletes the subject's key, and from then on
+// the subject's values decode as redacted: [Personal.Redacted] reports
+// true and [Personal.Value] returns the zero value, without error, so that
+// aggregates still load (from events or snapshots) and subscriptions keep
+// running. The events are never rewritten: their ciphertext stays, and no
+// one can read it any more. This is crypto-shredding.
+//
+// What it guarantees, and what it does not:
+//   - Personal values never reach the database in plain text, in events or
+//     in snapshots; the subject ID, which names the key, does: use a
+//     pseudonymous ID, never an e-mail address.
+//   - After Forget and the database's housekeeping (SQLite: PRAGMA
+//     wal_checkpoint(TRUNCATE); PostgreSQL: VACUUM FULL on subject_keys;
+//     see each adapter's KeyStore), the key is gone from the database's
+//     files. Backups, replicas, and copies made before (exports, logs of
+//     decoded events, read models built from them) still hold the key or
+//     the plain values: delete or rebuild them too.
+//   - A key store that fails (its database is down) is an error wrapping
+//     [ErrKeyStore], never a redacted value; a registry without a key store
+//     refuses to encode or decode a Personal value ([ErrNoKeyStore]), so
+//     that a misconfigured reader is not taken for a forgotten subject.
+//   - Keys are cached ([KeyCache]) for a minute: a Forget through the same
+//     key store is seen at once, another process's when its cache expires.
+//
+// Which fields are personal is the application's decision; mark them when
+// the event type is first written, since old events whose fields were not
+// marked hold the plain values and are not rewritten. Keep personal data
+// in Personal fields in aggregate states too: a state that copies
+// p.Value() into a plain string stores it in plain text in its snapshots.
+//
 // # Decoding errors
 //
 // Decoding reads what the database holds and never panics, whatever the

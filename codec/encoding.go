@@ -2,6 +2,7 @@ package codec
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,11 +119,20 @@ var (
 // marshal calls enc.Marshal and turns a panic into an error, so that a
 // value an encoding cannot handle is reported rather than crashing.
 func marshal(enc Encoding, v any) (data []byte, err error) {
+	return marshalContext(context.Background(), enc, v)
+}
+
+// marshalContext is marshal with the context passed to a
+// [ContextEncoding].
+func marshalContext(ctx context.Context, enc Encoding, v any) (data []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			data, err = nil, fmt.Errorf("%s encoding panicked: %v", enc.Name(), r)
 		}
 	}()
+	if ce, ok := enc.(ContextEncoding); ok {
+		return ce.MarshalContext(ctx, v)
+	}
 	return enc.Marshal(v)
 }
 
@@ -137,11 +147,42 @@ func unmarshal(enc Encoding, data []byte, v any) (err error) {
 	return enc.Unmarshal(data, v)
 }
 
+// unmarshalContext is unmarshal with the context passed to a
+// [ContextEncoding], for registered events and states: when enc has no key
+// store, a decoded [Personal] value is an error (ErrNoKeyStore) rather
+// than a value that looks forgotten.
+func unmarshalContext(ctx context.Context, enc Encoding, data []byte, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s decoding panicked: %v", enc.Name(), r)
+		}
+	}()
+	if pe, ok := enc.(*personalEncoding); ok {
+		return pe.UnmarshalContext(ctx, data, v)
+	}
+	if ce, ok := enc.(ContextEncoding); ok {
+		err = ce.UnmarshalContext(ctx, data, v)
+	} else {
+		err = enc.Unmarshal(data, v)
+	}
+	if err != nil {
+		return err
+	}
+	return checkOpened(v)
+}
+
 // EncodeState encodes a snapshot state with enc (the registry's
 // [Registry.Encoding], typically). The aggregate package uses it for
-// snapshots.
+// snapshots. It is [EncodeStateContext] with context.Background().
 func EncodeState[S any](enc Encoding, s S) ([]byte, error) {
-	data, err := marshal(enc, s)
+	return EncodeStateContext(context.Background(), enc, s)
+}
+
+// EncodeStateContext is [EncodeState] with a context, passed to enc when
+// it is a [ContextEncoding] (a registry's encoding with a key store, whose
+// [Personal] fields fetch keys).
+func EncodeStateContext[S any](ctx context.Context, enc Encoding, s S) ([]byte, error) {
+	data, err := marshalContext(ctx, enc, s)
 	if err != nil {
 		return nil, fmt.Errorf("codec: encode state %T: %w", s, err)
 	}
@@ -149,12 +190,26 @@ func EncodeState[S any](enc Encoding, s S) ([]byte, error) {
 }
 
 // DecodeState decodes a snapshot state encoded by [EncodeState]. It never
-// panics: bad bytes return an error wrapping [ErrMalformed].
+// panics: bad bytes return an error wrapping [ErrMalformed], a key store
+// that fails one wrapping [ErrKeyStore]. [Personal] fields whose subject
+// was forgotten decode as redacted, without error. It is
+// [DecodeStateContext] with context.Background().
 func DecodeState[S any](enc Encoding, data []byte) (S, error) {
+	return DecodeStateContext[S](context.Background(), enc, data)
+}
+
+// DecodeStateContext is [DecodeState] with a context, passed to enc when it
+// is a [ContextEncoding].
+func DecodeStateContext[S any](ctx context.Context, enc Encoding, data []byte) (S, error) {
 	var s S
-	if err := unmarshal(enc, data, &s); err != nil {
+	if err := unmarshalContext(ctx, enc, data, &s); err != nil {
 		var zero S
-		return zero, fmt.Errorf("codec: decode state %T with %s: %w: %w", zero, enc.Name(), ErrMalformed, err)
+		kind := ErrMalformed
+		var ke *keyStoreError
+		if errors.As(err, &ke) {
+			kind = ErrKeyStore
+		}
+		return zero, fmt.Errorf("codec: decode state %T with %s: %w: %w", zero, enc.Name(), kind, err)
 	}
 	return s, nil
 }

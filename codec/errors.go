@@ -29,8 +29,8 @@ var (
 )
 
 // DecodeError describes an event that could not be decoded. It unwraps to
-// one of [ErrUnknownType], [ErrMalformed] or [ErrUpcast], and to the
-// encoding's own error when there is one.
+// one of [ErrUnknownType], [ErrMalformed], [ErrUpcast] or [ErrKeyStore],
+// and to the encoding's (or key store's) own error when there is one.
 type DecodeError struct {
 	// StreamID and Version locate the event; they are empty when the
 	// caller decoded bare bytes with [Registry.Decode].
@@ -38,7 +38,7 @@ type DecodeError struct {
 	Version  uint64
 	// Type is the stored type name.
 	Type string
-	// Kind is ErrUnknownType, ErrMalformed or ErrUpcast.
+	// Kind is ErrUnknownType, ErrMalformed, ErrUpcast or ErrKeyStore.
 	Kind error
 	// Cause is the encoding's or upcaster's error, or nil.
 	Cause error

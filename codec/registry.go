@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -31,15 +32,27 @@ type table[E any] struct {
 	names    map[reflect.Type]string  // concrete Go type -> current name
 }
 
-type decodeFunc[E any] func(enc Encoding, data []byte) (E, error)
+type decodeFunc[E any] func(ctx context.Context, enc Encoding, data []byte) (E, error)
 
 // Option configures a [Registry].
 type Option func(*options)
 
-type options struct{ enc Encoding }
+type options struct {
+	enc Encoding
+	ks  KeyStore
+}
 
 // WithEncoding sets the registry's encoding. The default is [Msgpack].
 func WithEncoding(enc Encoding) Option { return func(o *options) { o.enc = enc } }
+
+// WithKeyStore gives the registry a key store for [Personal] values: its
+// encoding becomes [PersonalEncoding] of the encoding set by
+// [WithEncoding] (the order of the options does not matter), so that
+// personal fields of events, and of snapshot states encoded with
+// [Registry.Encoding], are encrypted with their subjects' keys. Without
+// one, encoding or decoding a Personal value fails with [ErrNoKeyStore].
+// A nil ks is no key store.
+func WithKeyStore(ks KeyStore) Option { return func(o *options) { o.ks = ks } }
 
 // New returns an empty registry for event type E.
 func New[E any](opts ...Option) *Registry[E] {
@@ -49,11 +62,18 @@ func New[E any](opts ...Option) *Registry[E] {
 			opt(&o)
 		}
 	}
+	if o.enc == nil {
+		o.enc = Msgpack{}
+	}
+	if o.ks != nil {
+		o.enc = PersonalEncoding(o.enc, o.ks)
+	}
 	return &Registry[E]{enc: o.enc}
 }
 
 // Encoding returns the registry's encoding, for encoding snapshot state
-// with [EncodeState] and [DecodeState].
+// with [EncodeState] and [DecodeState]. With [WithKeyStore] it seals and
+// opens [Personal] values.
 func (r *Registry[E]) Encoding() Encoding {
 	if r.enc == nil {
 		return Msgpack{}
@@ -83,9 +103,9 @@ func Register[T, E any](r *Registry[E], name string) error {
 	if err := checkImplements[T, E](name); err != nil {
 		return err
 	}
-	return r.add(name, reflect.TypeFor[T](), func(enc Encoding, data []byte) (E, error) {
+	return r.add(name, reflect.TypeFor[T](), func(ctx context.Context, enc Encoding, data []byte) (E, error) {
 		var t T
-		if err := unmarshal(enc, data, &t); err != nil {
+		if err := unmarshalContext(ctx, enc, data, &t); err != nil {
 			var zero E
 			return zero, err
 		}
@@ -111,9 +131,9 @@ func Upcast[Old, E any](r *Registry[E], oldName string, up func(Old) (E, error))
 	if up == nil {
 		return fmt.Errorf("codec: upcast %q: nil function", oldName)
 	}
-	return r.add(oldName, nil, func(enc Encoding, data []byte) (E, error) {
+	return r.add(oldName, nil, func(ctx context.Context, enc Encoding, data []byte) (E, error) {
 		var old Old
-		if err := unmarshal(enc, data, &old); err != nil {
+		if err := unmarshalContext(ctx, enc, data, &old); err != nil {
 			var zero E
 			return zero, err
 		}
@@ -182,13 +202,20 @@ func (r *Registry[E]) Name(e E) (string, bool) {
 
 // Encode returns e's type name and encoded bytes. An event whose concrete
 // type was not registered (or a nil event) returns an error wrapping
-// [ErrNotRegistered].
+// [ErrNotRegistered]. It is [Registry.EncodeContext] with
+// context.Background().
 func (r *Registry[E]) Encode(e E) (typ string, data []byte, err error) {
+	return r.EncodeContext(context.Background(), e)
+}
+
+// EncodeContext is [Registry.Encode] with a context, which a registry with
+// a key store ([WithKeyStore]) passes to it to seal [Personal] fields.
+func (r *Registry[E]) EncodeContext(ctx context.Context, e E) (typ string, data []byte, err error) {
 	name, ok := r.Name(e)
 	if !ok {
 		return "", nil, fmt.Errorf("codec: encode %T: %w", e, ErrNotRegistered)
 	}
-	data, err = marshal(r.Encoding(), e)
+	data, err = marshalContext(ctx, r.Encoding(), e)
 	if err != nil {
 		return "", nil, fmt.Errorf("codec: encode %q: %w", name, err)
 	}
@@ -198,19 +225,33 @@ func (r *Registry[E]) Encode(e E) (typ string, data []byte, err error) {
 // Event encodes e into an [eventstore.Event] ready to append (Type and
 // Data set, the other fields left for the caller).
 func (r *Registry[E]) Event(e E) (eventstore.Event, error) {
-	typ, data, err := r.Encode(e)
+	return r.EventContext(context.Background(), e)
+}
+
+// EventContext is [Registry.Event] with a context; see
+// [Registry.EncodeContext].
+func (r *Registry[E]) EventContext(ctx context.Context, e E) (eventstore.Event, error) {
+	typ, data, err := r.EncodeContext(ctx, e)
 	return eventstore.Event{Type: typ, Data: data}, err
 }
 
 // Decode decodes data stored under type name typ. It never panics: an
-// unknown name or bytes that do not decode return a [*DecodeError].
+// unknown name or bytes that do not decode return a [*DecodeError], as
+// does a key store that fails (Kind [ErrKeyStore]). [Personal] fields
+// whose subject was forgotten decode as redacted, without error.
 func (r *Registry[E]) Decode(typ string, data []byte) (E, error) {
+	return r.DecodeContext(context.Background(), typ, data)
+}
+
+// DecodeContext is [Registry.Decode] with a context, which a registry with
+// a key store passes to it to open [Personal] fields.
+func (r *Registry[E]) DecodeContext(ctx context.Context, typ string, data []byte) (E, error) {
 	dec, ok := r.table().decoders[typ]
 	if !ok {
 		var zero E
 		return zero, &DecodeError{Type: typ, Kind: ErrUnknownType}
 	}
-	e, err := dec(r.Encoding(), data)
+	e, err := dec(ctx, r.Encoding(), data)
 	if err != nil {
 		var zero E
 		return zero, decodeError(typ, err)
@@ -222,8 +263,12 @@ func (r *Registry[E]) Decode(typ string, data []byte) (E, error) {
 func decodeError(typ string, err error) *DecodeError {
 	kind := ErrMalformed
 	var u *upcastError
-	if errors.As(err, &u) {
+	var k *keyStoreError
+	switch {
+	case errors.As(err, &u):
 		kind, err = ErrUpcast, u.err
+	case errors.As(err, &k):
+		kind = ErrKeyStore
 	}
 	return &DecodeError{Type: typ, Kind: kind, Cause: err}
 }
@@ -231,7 +276,13 @@ func decodeError(typ string, err error) *DecodeError {
 // DecodeRecorded decodes a stored event. Its errors are like those of
 // [Registry.Decode] and also name the event's stream and version.
 func (r *Registry[E]) DecodeRecorded(rec *eventstore.Recorded) (E, error) {
-	e, err := r.Decode(rec.Type, rec.Data)
+	return r.DecodeRecordedContext(context.Background(), rec)
+}
+
+// DecodeRecordedContext is [Registry.DecodeRecorded] with a context; see
+// [Registry.DecodeContext].
+func (r *Registry[E]) DecodeRecordedContext(ctx context.Context, rec *eventstore.Recorded) (E, error) {
+	e, err := r.DecodeContext(ctx, rec.Type, rec.Data)
 	if err != nil {
 		var de *DecodeError
 		if errors.As(err, &de) {

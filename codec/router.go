@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -48,7 +49,7 @@ type Routable interface {
 // anyDecoder decodes one name's bytes into the registered Go type. It
 // returns a *DecodeError rather than an error so that the router can add
 // the stream and version without errors.As.
-type anyDecoder func(data []byte) (any, *DecodeError)
+type anyDecoder func(ctx context.Context, data []byte) (any, *DecodeError)
 
 // index is an immutable view of where each name is decoded.
 type index struct {
@@ -170,6 +171,12 @@ func (rt *Router) current() *index {
 // allocates nothing beyond what the registry's own decoding does (with a
 // concrete E, returning it as an any may allocate).
 func (rt *Router) Decode(rec eventstore.Recorded) (any, error) {
+	return rt.DecodeContext(context.Background(), rec)
+}
+
+// DecodeContext is [Router.Decode] with a context, passed to the
+// registries' key stores ([WithKeyStore]) to open [Personal] fields.
+func (rt *Router) DecodeContext(ctx context.Context, rec eventstore.Recorded) (any, error) {
 	var routes map[string]route
 	if ix := rt.current(); ix != nil {
 		routes = ix.routes
@@ -181,7 +188,7 @@ func (rt *Router) Decode(rec eventstore.Recorded) (any, error) {
 	if r.err != nil {
 		return nil, fmt.Errorf("codec: decode stream %q version %d: %w", rec.StreamID, rec.Version, r.err)
 	}
-	e, de := r.dec(rec.Data)
+	e, de := r.dec(ctx, rec.Data)
 	if de != nil {
 		de.StreamID, de.Version = rec.StreamID, rec.Version
 		return nil, de
@@ -203,8 +210,8 @@ func (r *Registry[E]) routes(add func(name string, dec anyDecoder)) int {
 	t := r.table()
 	enc := r.Encoding()
 	for name, dec := range t.decoders {
-		add(name, func(data []byte) (any, *DecodeError) {
-			e, err := dec(enc, data)
+		add(name, func(ctx context.Context, data []byte) (any, *DecodeError) {
+			e, err := dec(ctx, enc, data)
 			if err != nil {
 				return nil, decodeError(name, err)
 			}

@@ -45,7 +45,9 @@ func (e *StateError) Unwrap() error { return ErrState }
 // For [Msgpack] and [JSON] it walks S's type through structs, pointers,
 // slices, arrays and maps, and refuses unexported fields, fields the
 // encoding skips by tag (`msgpack:"-"`, `json:"-"`), interfaces (their
-// dynamic type cannot be restored) and channels and functions. A type with
+// dynamic type cannot be restored) and channels and functions, and
+// [Personal] fields unless enc has a key store ([PersonalEncoding], or the
+// Encoding of a registry made with [WithKeyStore]). A type with
 // its own marshaling for that encoding (msgpack.CustomEncoder,
 // msgpack.Marshaler, json.Marshaler, encoding.BinaryMarshaler or
 // encoding.TextMarshaler, as the encoding honours them; time.Time among
@@ -56,14 +58,19 @@ func (e *StateError) Unwrap() error { return ErrState }
 func CheckState[S any](enc Encoding, samples ...S) error {
 	typ := reflect.TypeFor[S]()
 	var rules *encodingRules
-	switch enc.(type) {
+	inner := enc
+	if pe, ok := enc.(*personalEncoding); ok {
+		inner = pe.c.enc // Personal fields marshal themselves
+	}
+	switch inner.(type) {
 	case Msgpack, *Msgpack:
 		rules = &msgpackRules
 	case JSON, *JSON:
 		rules = &jsonRules
 	}
+	_, sealing := enc.(*personalEncoding)
 	if rules != nil {
-		c := stateChecker{rules: rules, root: typ.String(), seen: make(map[reflect.Type]bool)}
+		c := stateChecker{rules: rules, root: typ.String(), seen: make(map[reflect.Type]bool), personalOK: sealing}
 		if err := c.walk(typ, ""); err != nil {
 			return err
 		}
@@ -127,6 +134,10 @@ type stateChecker struct {
 	rules *encodingRules
 	root  string
 	seen  map[reflect.Type]bool
+	// personalOK: the encoding has a key store, so Personal fields are
+	// sealed; without one, every snapshot of a state holding personal
+	// data would fail to encode.
+	personalOK bool
 }
 
 func (c *stateChecker) fail(path, format string, args ...any) error {
@@ -134,6 +145,12 @@ func (c *stateChecker) fail(path, format string, args ...any) error {
 }
 
 func (c *stateChecker) walk(t reflect.Type, path string) error {
+	if t.Kind() == reflect.Struct && t.Implements(personalType) {
+		if !c.personalOK {
+			return c.fail(path, "personal data (%s): the encoding has no key store, so a snapshot cannot be encoded; encode snapshots with the registry's Encoding (codec.WithKeyStore) or codec.PersonalEncoding", t)
+		}
+		return nil
+	}
 	if c.rules.marshalsItself(t) {
 		return nil
 	}

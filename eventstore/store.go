@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"strings"
 )
 
 // Store is an event store. Adapters (adapters/sqlite, adapters/postgres)
@@ -160,12 +161,18 @@ func (s Start) String() string {
 // Filter restricts reads and watches. Conditions combine with AND; an
 // empty Filter matches every event.
 type Filter struct {
-	// Types, when not empty, keeps events whose Type is one of these.
+	// Types, when not empty, keeps events whose Type is one of these. A
+	// read of all streams by one type is served by an index of types in
+	// global order on both adapters.
 	Types []string
 	// Metadata keeps events whose metadata satisfies every condition.
 	Metadata []MetadataFilter
 	// StreamPrefix keeps events whose stream ID starts with it. It applies
-	// to AllStreams only.
+	// to AllStreams only. A prefix that holds a '-' fixes the streams'
+	// [Category] ("order-", "order-42"): both adapters then read it from
+	// an index of the category in global order, never scanning other
+	// categories' events. A prefix without one ("ord") is tested on every
+	// event in the range read.
 	StreamPrefix string
 	// Partitions, when its Count is not 0, keeps events of streams in some
 	// partitions: a consumer group's member reads its share of the log
@@ -186,6 +193,16 @@ type Partitions struct {
 
 // MaxPartitions is the largest Partitions.Count.
 const MaxPartitions = 1024
+
+// Category returns the category of a stream: its ID up to the first '-',
+// or the whole ID when it has none ("order-42" is in category "order"), as
+// message-db and KurrentDB define it. See [Filter.StreamPrefix].
+func Category(streamID string) string {
+	if i := strings.IndexByte(streamID, '-'); i >= 0 {
+		return streamID[:i]
+	}
+	return streamID
+}
 
 // IsZero reports whether f has no condition, and so matches every event.
 func (f Filter) IsZero() bool {

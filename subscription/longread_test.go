@@ -85,9 +85,10 @@ func TestLongReadOfOthersEventsKeepsTheLease(t *testing.T) {
 	s := &acquireLogStore{memStore: m, b: &acquireLog{Backend: m.b, member: "a"}}
 	// A TTL long enough that one page read, under the race detector on a
 	// loaded machine, stays well within it (at 150ms a CI run under load
-	// saw 202ms between renewals), and short next to the whole Read
-	// (about 1.2s for 40,000 events here before the fix, without one).
-	const name, ttl = "long-read", 400 * time.Millisecond
+	// saw 202ms between renewals; at 400ms, with a load average of 15 on
+	// 2 cores, 496ms), and short next to the whole Read (at least 3s of
+	// the simulated database's work for 100,000 events).
+	const name, ttl = "long-read", time.Second
 	// Member "b" holds partition 1, where every event goes, for the whole
 	// test, and never handles anything; "a" gets partition 0.
 	if _, err := m.b.Register(ctx, name, 2, 0); err != nil {
@@ -101,7 +102,7 @@ func TestLongReadOfOthersEventsKeepsTheLease(t *testing.T) {
 	}
 	stream := streamIn(t, 1, 2)
 	var head uint64
-	for range 6 {
+	for range 10 {
 		head = appendN(t, m, stream, 10_000, "X")
 	}
 	sub, err := subscription.New(s, name, func(context.Context, []eventstore.Recorded) error {

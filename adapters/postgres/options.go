@@ -73,6 +73,7 @@ type config struct {
 	resolveTimeout time.Duration
 	closeTimeout   time.Duration
 	logger         *slog.Logger
+	keyCacheTTL    time.Duration // see WithKeyCacheTTL (keystore.go)
 }
 
 func defaultConfig() config {

@@ -21,7 +21,7 @@ import (
 
 // SchemaVersion is the version of the database schema this package writes
 // and reads.
-const SchemaVersion = 6
+const SchemaVersion = 8
 
 // ErrSchemaVersion reports a database schema this package cannot use: not
 // created yet, older than SchemaVersion without WithMigrate, or newer than

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/esv2/esv2/codec"
 	"github.com/esv2/esv2/eventstore"
 	"github.com/esv2/esv2/eventstore/driver"
 	"github.com/esv2/esv2/internal/validate"
@@ -38,6 +39,7 @@ type Store struct {
 	*driver.Front
 	d    *pgDriver
 	subs *subBackend
+	keys *codec.KeyCache // see KeyStore
 }
 
 // pgDriver is the PostgreSQL driver under the front: it talks to the
@@ -186,7 +188,7 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, cfg config) (*
 	// it, starts.
 	front := driver.New(d, driver.Config{MaxEventSize: cfg.maxEventSize, MaxPageRows: maxReadPage, ReadAhead: true, Logger: cfg.logger})
 	d.bg.Go(d.writer.run)
-	return &Store{Front: front, d: d, subs: newSubBackend(d)}, nil
+	return &Store{Front: front, d: d, subs: newSubBackend(d), keys: codec.NewKeyCache(newKeyTable(d), cfg.keyCacheTTL, 0)}, nil
 }
 
 // Stats counts what a Store has done since it was opened; see

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 
+	"github.com/esv2/esv2/codec"
 	"github.com/esv2/esv2/eventstore"
 )
 
@@ -51,3 +52,6 @@ func (d TestDriver) StartAppend(ctx context.Context, streamID string, events ...
 	go func() { out <- d.submit(ctx, r).err }()
 	return func() bool { return r.state.Load() == reqTaken }, out
 }
+
+// RawKeyStore returns s's key table without the cache in front of it.
+func RawKeyStore(s *Store) codec.KeyStore { return keyTable{s.d} }

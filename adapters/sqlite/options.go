@@ -18,6 +18,7 @@ type options struct {
 	busyTimeout  time.Duration
 	maxGroup     int
 	logger       *slog.Logger
+	keyCacheTTL  time.Duration // see WithKeyCacheTTL (keystore.go)
 }
 
 func defaultOptions() options {

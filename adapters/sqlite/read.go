@@ -70,6 +70,14 @@ func buildQuery(streamID string, backwards bool, f eventstore.Filter) (*readQuer
 			hi[len(hi)-1]++
 			b.WriteString(" AND stream_id >= ? AND stream_id < ?")
 			q.filter = append(q.filter, f.StreamPrefix, string(hi))
+			if strings.Contains(f.StreamPrefix, "-") {
+				// The prefix fixes the category: its index lists the
+				// category's events in position order (migration 4),
+				// where the range above would gather them from every
+				// stream of the prefix and sort them, page after page.
+				b.WriteString(" AND category = ?")
+				q.filter = append(q.filter, eventstore.Category(f.StreamPrefix))
+			}
 		}
 	} else {
 		b.WriteString("SELECT position, version, coalesce(event_id, ''), type, data, metadata, time FROM events WHERE stream_id = ? AND version >= ? AND version <= ?")

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/esv2/esv2/codec"
 	"github.com/esv2/esv2/eventstore"
 	"github.com/esv2/esv2/eventstore/driver"
 	"github.com/esv2/esv2/internal/validate"
@@ -26,7 +27,8 @@ import (
 // adds what only SQLite has ([Store.Stats]).
 type Store struct {
 	*driver.Front
-	d *drv
+	d    *drv
+	keys *codec.KeyCache // see KeyStore
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -80,7 +82,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// OwnNotices: the writer wakes the watchers of a group's streams at
 	// its commit (append.go).
 	f := driver.New(d, driver.Config{MaxEventSize: o.maxEventSize, MaxPageRows: readPageSize, OwnNotices: true, Logger: o.logger})
-	return &Store{Front: f, d: d}, nil
+	return &Store{Front: f, d: d, keys: codec.NewKeyCache(keyTable{d}, o.keyCacheTTL, 0)}, nil
 }
 
 // drv is the SQLite driver under the front: the database's connections,

@@ -56,6 +56,9 @@ type config struct {
 	groupBatch      int           // sub_group: the members' batch size
 	groupCost       time.Duration // sub_group: the handler's cost per batch
 	groupLease      time.Duration // sub_group: lease TTL; 0 for the library's default
+	hotWriters      int           // update_hot: goroutines on the one aggregate
+	hotPer          int           // update_hot: Updates per goroutine
+	mpPer           int           // append_multiprocess: appends per goroutine
 
 	progress io.Writer // nil: quiet
 }
@@ -70,6 +73,7 @@ func defaultConfig() config {
 		subEvents: 100_000, subBatch: subscription.DefaultBatchSize, subReps: 2,
 		liveAppends: 4000, liveRate: 1000,
 		groupEvents: 1_000_000, groupMembers: 3, groupPartitions: 12, groupBatch: 20, groupCost: time.Millisecond,
+		hotWriters: 64, hotPer: 20, mpPer: 300,
 	}
 }
 
@@ -99,6 +103,12 @@ func (c *config) check() error {
 		return fmt.Errorf("-group-batch %d: want 1 to %d", c.groupBatch, subscription.MaxBatchSize)
 	case c.groupCost < 0 || c.groupLease < 0:
 		return fmt.Errorf("-group-cost %v -group-lease %v: want durations of at least 0", c.groupCost, c.groupLease)
+	}
+	if c.mpPer < 1 {
+		return fmt.Errorf("-mp-per %d: want at least 1", c.mpPer)
+	}
+	if c.hotWriters < 1 || c.hotPer < 1 {
+		return fmt.Errorf("-hot-writers %d -hot-per %d: want at least 1", c.hotWriters, c.hotPer)
 	}
 	if c.fanWatchers < 1 || c.fanRounds < 1 {
 		return fmt.Errorf("-fanout-watchers %d -fanout-rounds %d: want at least 1", c.fanWatchers, c.fanRounds)
@@ -140,6 +150,9 @@ type Result struct {
 	// ReplayRatio (load_snapshot) is the snapshot load's median latency
 	// over the full replay's time.
 	ReplayRatio *float64 `json:"replay_ratio,omitempty"`
+	// GiveUps (update_hot) is how many Updates gave up after their
+	// last attempt.
+	GiveUps *int `json:"give_ups,omitempty"`
 	// Count is how many operations were timed (appends, loads,
 	// deliveries to watchers).
 	Count int `json:"count,omitempty"`
@@ -224,8 +237,8 @@ func run(ctx context.Context, cfg config, emit func(Result)) (err error) {
 		run func(context.Context) error
 	}{
 		{"append_batch", b.appendBatch}, {"read_stream", b.readStream}, {"load_aggregate", b.loadAggregate},
-		{"load_snapshot", b.loadSnapshot}, {"append_concurrent", b.appendConcurrent}, {"watch_latency", b.watchLatency},
-		{"watch_fanout", b.watchFanout},
+		{"load_snapshot", b.loadSnapshot}, {"append_concurrent", b.appendConcurrent}, {"append_multiprocess", b.appendMultiprocess}, {"watch_latency", b.watchLatency},
+		{"watch_fanout", b.watchFanout}, {"update_hot", b.updateHot}, {"read_category", b.readCategory},
 		{"read_large", b.readLarge}, {"watch_large", b.watchLarge},
 		{"sub_catchup", b.subCatchup}, {"sub_tx", b.subTx}, {"sub_live", b.subLive}, {"sub_group", b.subGroup},
 	} {

@@ -50,6 +50,28 @@
 //     woken by one channel close, the time from the close (a round of it
 //     before or after each round of watchers); the target is a p99 at
 //     most 3 times the ideal's.
+//   - append_multiprocess (PostgreSQL only, issue 13 item 4): 4 child
+//     processes of -writers/4 goroutines each append single events to
+//     streams of their own, -mp-per (300) appends per goroutine; driver:
+//     this one process with -writers goroutines doing as many. Twice each,
+//     alternating. Target: ratio >= 0.8 (several application instances
+//     write about as fast as one).
+//   - update_hot (issue 13 item 3): -hot-writers (64) goroutines run
+//     -hot-per (20) Repository.Update calls each on one counter aggregate
+//     (snapshots every 100 events, the default attempts); the driver side
+//     is one goroutine running as many Updates uncontended on a counter of
+//     its own. Target: ratio >= 0.5 and no Update giving up (give_ups in
+//     -json). On PostgreSQL, update_hot/2proc runs them as 2 child
+//     processes of half the goroutines each on one aggregate: conflicts
+//     between processes remain, and the target is no give-ups.
+//   - read_category (issue 13 item 2): -events events more, in streams of
+//     100 over 1,000 categories (cat<c>-<s>, a category's streams spread
+//     over the log), and one stream as long as a category (1,000 events
+//     at 1,000,000). Library: a category read through Read of all streams
+//     with Filter.StreamPrefix "cat<c>-"; driver: that single stream read
+//     by the library. 20 reads each, every timed read after an untimed
+//     one of the same events. Target: ratio >= 0.5 (a category costs at
+//     most twice a stream of its size).
 //   - read_large and watch_large (issue 9 item 3): 1,200 events of 1 MiB
 //     (-large-events, -large-size) read whole, and caught up on by a watch
 //     from the start. The figure is peak RSS, not speed: the target is a

@@ -22,14 +22,21 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-var allOps = []string{"append_batch", "read_stream", "load_aggregate", "load_snapshot", "append_concurrent", "watch_latency", "watch_fanout/1", "watch_fanout/100", "read_large", "watch_large",
+var allOps = []string{"append_batch", "read_stream", "load_aggregate", "load_snapshot", "append_concurrent", "watch_latency", "watch_fanout/1", "watch_fanout/100", "update_hot", "read_category", "read_large", "watch_large",
 	"sub_catchup", "sub_tx", "sub_live"}
 
 // wantOps returns the operations a run of backend reports, of ops:
-// sub_group only on PostgreSQL.
+// update_hot/2proc and sub_group only on PostgreSQL.
 func wantOps(backend string, ops []string) []string {
 	if backend == "postgres" {
-		return append(slices.Clone(ops), "sub_group")
+		ops = slices.Clone(ops)
+		if i := slices.Index(ops, "append_concurrent"); i >= 0 {
+			ops = slices.Insert(ops, i+1, "append_multiprocess")
+		}
+		if i := slices.Index(ops, "update_hot"); i >= 0 {
+			ops = slices.Insert(ops, i+1, "update_hot/2proc")
+		}
+		return append(ops, "sub_group")
 	}
 	return ops
 }
@@ -43,6 +50,7 @@ func smallConfig(backend string) config {
 	cfg.watchers, cfg.watchStreams, cfg.watchPer = 20, 5, 2
 	cfg.watchEvery = time.Millisecond
 	cfg.fanWatchers, cfg.fanRounds = 200, 2
+	cfg.hotWriters, cfg.hotPer, cfg.mpPer = 8, 4, 4
 	cfg.snapLoads, cfg.readReps = 10, 2
 	cfg.largeEvents, cfg.largeSize = 20, 64<<10
 	cfg.subEvents, cfg.liveAppends, cfg.groupEvents = 2000, 200, 2000
@@ -64,9 +72,12 @@ func runSmall(t *testing.T, cfg config, want []string) {
 		if r.Backend != cfg.backend || r.Events <= 0 || r.LibraryPerS <= 0 || r.DriverPerS <= 0 || r.Ratio <= 0 || r.PeakRSSMB <= 0 || r.Target == "" {
 			t.Errorf("%s: a figure is missing or not positive: %+v", r.Op, r)
 		}
-		latency := r.Op == "load_snapshot" || r.Op == "append_concurrent" || r.Op == "watch_latency" || strings.HasPrefix(r.Op, "watch_fanout/") || r.Op == "sub_live"
+		latency := r.Op == "load_snapshot" || r.Op == "append_concurrent" || r.Op == "watch_latency" || strings.HasPrefix(r.Op, "watch_fanout/") || r.Op == "sub_live" || r.Op == "update_hot"
 		if latency && (r.P50Ms == nil || r.P99Ms == nil || r.DriverP50Ms == nil || r.DriverP99Ms == nil || *r.P99Ms < *r.P50Ms) {
 			t.Errorf("%s: latencies missing or inconsistent: %+v", r.Op, r)
+		}
+		if strings.HasPrefix(r.Op, "update_hot") && (r.GiveUps == nil || r.P99Ms == nil) {
+			t.Errorf("%s: give-ups or latency missing: %+v", r.Op, r)
 		}
 		if r.Op == "load_snapshot" && (r.ReplayRatio == nil || *r.ReplayRatio <= 0) {
 			t.Errorf("load_snapshot: no replay_ratio: %+v", r)

@@ -103,8 +103,13 @@ func runChild(ctx context.Context, env []string, op, stream string, events int) 
 // childMain is the child's side of runChild.
 func childMain(op string) int {
 	run := child
-	if op == "sub-member" {
+	switch op {
+	case "sub-member":
 		run = func(ctx context.Context, _ string) error { return subMember(ctx) }
+	case "update-hot":
+		run = func(ctx context.Context, _ string) error { return hotMember(ctx) }
+	case "append-mp":
+		run = func(ctx context.Context, _ string) error { return mpMember(ctx) }
 	}
 	if err := run(context.Background(), op); err != nil {
 		fmt.Fprintln(os.Stderr, "esbench child:", err)

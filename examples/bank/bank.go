@@ -24,6 +24,7 @@ const snapshotEvery = 5
 type bank struct {
 	store eventstore.Store
 	repo  *aggregate.Repository[Account, AccountEvent]
+	other *aggregate.Repository[Account, AccountEvent] // another instance's, for step 4
 	out   *output
 	watch *watcher
 	rm    *readModel // nil on PostgreSQL
@@ -52,7 +53,7 @@ func run(ctx context.Context, w io.Writer, store eventstore.Store, where string)
 		return err
 	}
 	out := &output{w: w}
-	repo, err := aggregate.NewRepository(store, aggregate.Config[Account, AccountEvent]{
+	cfg := aggregate.Config[Account, AccountEvent]{
 		Evolve:         evolve,
 		Codec:          events,
 		SnapshotEvery:  snapshotEvery,
@@ -60,14 +61,23 @@ func run(ctx context.Context, w io.Writer, store eventstore.Store, where string)
 		OnSnapshotError: func(_ context.Context, stream string, err error) {
 			out.printf("  (snapshot of %s not used: %v)\n", stream, err)
 		},
-	})
+	}
+	repo, err := aggregate.NewRepository(store, cfg)
+	if err != nil {
+		return err
+	}
+	// The Updates of one aggregate through one Repository take turns, so
+	// only another Repository (another instance of the service, usually
+	// another process) can make a save conflict: step 4's second teller
+	// works through this one.
+	other, err := aggregate.NewRepository(store, cfg)
 	if err != nil {
 		return err
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b := &bank{store: store, repo: repo, out: out}
+	b := &bank{store: store, repo: repo, other: other, out: out}
 	b.watch = startWatcher(ctx, store, events, out)
 	defer b.watch.stop(cancel)
 	if s, ok := store.(*sqlite.Store); ok {
@@ -151,13 +161,14 @@ func (b *bank) overdraft(ctx context.Context) error {
 	return b.settle(ctx)
 }
 
-// tellers has two tellers update carol's account at the same moment. Both
-// load version 2; teller 1 saves first, so teller 2's save meets a
+// tellers has two tellers, in two instances of the service (two
+// Repositories), update carol's account at the same moment. Both load
+// version 2; teller 1 saves first, so teller 2's save meets a
 // concurrency conflict, and Update loads the account again, decides again
 // and saves. The channels only pin down who saves first, so that every run
 // tells the same story.
 func (b *bank) tellers(ctx context.Context) error {
-	b.out.printf("\n4. Two tellers serve carol at once: teller 1 deposits 40, teller 2 withdraws 25.\n")
+	b.out.printf("\n4. Two tellers, in two instances of the service, serve carol at once: teller 1 deposits 40,\n   teller 2 withdraws 25.\n")
 	loaded1, loaded2, saved1 := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	wait := func(ch <-chan struct{}) error {
 		select {
@@ -187,7 +198,7 @@ func (b *bank) tellers(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		_, err2 = b.repo.Update(ctx, "account-carol", func(a Account) ([]AccountEvent, error) {
+		_, err2 = b.other.Update(ctx, "account-carol", func(a Account) ([]AccountEvent, error) {
 			decisions2++
 			if decisions2 == 1 {
 				if err := wait(loaded1); err != nil {

@@ -144,7 +144,8 @@ A watcher follows all streams ($all) and prints each event as it is stored:
 3. Bob tries to withdraw 80 with 50 in his account.
   refused by the decide function (aggregate: update "account-bob": balance 50, asked 80: insufficient funds); nothing stored.
 
-4. Two tellers serve carol at once: teller 1 deposits 40, teller 2 withdraws 25.
+4. Two tellers, in two instances of the service, serve carol at once: teller 1 deposits 40,
+   teller 2 withdraws 25.
   event  7 account-carol v3 account.deposited         {Amount:40}
   event  8 account-carol v4 account.withdrawn         {Amount:25}
   teller 1 decided once and saved first.

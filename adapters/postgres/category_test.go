@@ -1,0 +1,79 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/eventstore/driver"
+)
+
+// TestCategoryAndTypePlans: a read of all streams by a prefix that fixes a
+// category, or by one type, reads that index (issue 13 item 2), in the
+// custom plan and in the generic one PostgreSQL may switch a prepared
+// statement to, never scanning the log. (The planner gathers a small
+// category's matches with a bitmap and sorts those few rows; for a
+// category that holds a large share of the log it walks the position
+// index instead, filtering, which costs about as much per row kept.)
+func TestCategoryAndTypePlans(t *testing.T) {
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
+	ctx := t.Context()
+	if _, err := s.d.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %[1]s.events (position, stream_id, stream_hash, version, type, data, occurred_at)
+		SELECT g, 'c' || (g %% 1000) || '-' || (g %% 7), 0, g, 't' || (g %% 100), '\x00', now()
+		FROM generate_series(1, 200000) AS g`, s.d.schema)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.d.pool.Exec(ctx, "ANALYZE "+s.d.schema+".events"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.d.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+		if _, err := conn.Exec(ctx, "SET plan_cache_mode = "+mode); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name   string
+			filter eventstore.Filter
+			index  string
+		}{
+			{"category", eventstore.Filter{StreamPrefix: "c7-"}, "events_category"},
+			{"stream prefix within a category", eventstore.Filter{StreamPrefix: "c7-3"}, "events_category"},
+			{"one type", eventstore.Filter{Types: []string{"t5"}}, "events_type"},
+		} {
+			q := &driver.Query{StreamID: eventstore.AllStreams, Filter: c.filter}
+			sql, args := s.d.prepare(q).query(driver.Range{From: 1, To: math.MaxInt64, Limit: maxReadPage}, false)
+			// A prepared statement, as pgx runs the page query, so that the
+			// plan cache mode applies.
+			if _, err := conn.Conn().Prepare(ctx, "plan", "EXPLAIN "+sql); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := conn.Query(ctx, "plan", args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.Conn().Deallocate(ctx, "plan"); err != nil {
+				t.Fatal(err)
+			}
+			p := strings.Join(plan, "\n")
+			if !strings.Contains(p, " "+c.index) || strings.Contains(p, "Seq Scan") || strings.Contains(p, "events_pkey") {
+				t.Errorf("%s, %s: the page does not read %s:\n%s", mode, c.name, c.index, p)
+			}
+		}
+	}
+	if _, err := conn.Exec(context.WithoutCancel(ctx), "RESET plan_cache_mode"); err != nil {
+		t.Error(err)
+	}
+}
