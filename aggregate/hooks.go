@@ -20,8 +20,10 @@ type CallInfo struct {
 	Op string
 	// StreamID is the aggregate's stream.
 	StreamID string
-	// CommandID is the call's command ID ([WithCommandID]), if any.
-	CommandID string
+	// Command is the digest of the call's command ID ([WithCommandID],
+	// [CommandDigest]), if any: the ID itself may be personal data, and
+	// hooks pass what they get to traces and logs.
+	Command string
 }
 
 // CallResult is the outcome of a repository call, for [Hooks].Call.
@@ -45,7 +47,11 @@ func (r *Repository[S, E]) call(ctx context.Context, op, id, commandID string) (
 	if r.cfg.Hooks.Call == nil || ctx == nil {
 		return ctx, noDone
 	}
-	cctx, done := r.cfg.Hooks.Call(ctx, CallInfo{Op: op, StreamID: id, CommandID: commandID})
+	info := CallInfo{Op: op, StreamID: id}
+	if commandID != "" {
+		info.Command = r.commandDigest(commandID)
+	}
+	cctx, done := r.cfg.Hooks.Call(ctx, info)
 	if cctx == nil {
 		cctx = ctx
 	}

@@ -30,7 +30,7 @@ const (
 	AttrAttempts        = attribute.Key("esv2.attempts")
 	AttrAttempt         = attribute.Key("esv2.attempt")
 	AttrGaveUp          = attribute.Key("esv2.gave_up")
-	AttrCommandID       = attribute.Key("esv2.command_id")
+	AttrCommand         = attribute.Key("esv2.command") // the command ID's digest, as stored
 	AttrSubscription    = attribute.Key("esv2.subscription")
 	AttrMember          = attribute.Key("esv2.member")
 	AttrFirstPosition   = attribute.Key("esv2.first_position")

@@ -261,6 +261,16 @@ func TestTracesAndMetrics(t *testing.T) {
 	if v, _ := attr(update, esotel.AttrPosition); uint64(v.AsInt64()) != acc1.Position() {
 		t.Errorf("update span: position %d, want %d", v.AsInt64(), acc1.Position())
 	}
+	if v, _ := attr(update, esotel.AttrCommand); v.AsString() != aggregate.CommandDigest(nil, "cmd-1") {
+		t.Errorf("update span: command %q, want the command ID's digest", v.AsString())
+	}
+	for _, s := range tel.spans.Ended() {
+		for _, kv := range s.Attributes() {
+			if strings.Contains(kv.Value.String(), "cmd-1") {
+				t.Errorf("span %s: attribute %s holds the raw command ID", s.Name(), kv.Key)
+			}
+		}
+	}
 	loads := tel.childrenOf(update.SpanContext(), "esv2.load")
 	if len(loads) != 1 || len(tel.childrenOf(loads[0].SpanContext(), "esv2.read")) != 1 {
 		t.Errorf("update span has %d load children (want 1), each with one read", len(loads))
