@@ -17,11 +17,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
+	"github.com/esv2/esv2/adapters/postgres"
 	"github.com/esv2/esv2/adapters/sqlite"
 	"github.com/esv2/esv2/aggregate"
 	"github.com/esv2/esv2/codec"
 	"github.com/esv2/esv2/esotel"
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/pgtest"
 	"github.com/esv2/esv2/subscription"
 )
 
@@ -143,20 +145,47 @@ func (tel *telemetry) metrics(t *testing.T) map[string]int64 {
 // from the subscription's batches to the appending spans (through the
 // trace context stored in event metadata), and the metric values.
 func TestTracesAndMetrics(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "events.db")
+		writer, err := sqlite.Open(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer writer.Close()
+		reader, err := sqlite.Open(t.Context(), path) // another store on the database, as another process would have
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer reader.Close()
+		testTracesAndMetrics(t, "sqlite", writer, func(h subscription.Handler, opts ...subscription.Option) (*subscription.Subscription, error) {
+			return subscription.New(reader, "projection", h, opts...)
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		schema := pgtest.FreshSchema(t, "esv2_esotel_test_")
+		dsn := pgtest.DSN(t)
+		writer, err := postgres.Open(t.Context(), dsn, postgres.WithSchema(schema), postgres.WithMigrate())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer writer.Close()
+		reader, err := postgres.Open(t.Context(), dsn, postgres.WithSchema(schema))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer reader.Close()
+		testTracesAndMetrics(t, "postgres", writer, func(h subscription.Handler, opts ...subscription.Option) (*subscription.Subscription, error) {
+			return subscription.New(reader, "projection", h, opts...)
+		})
+	})
+}
+
+// testTracesAndMetrics runs the workload through writer, and the
+// subscription that newSub makes on a second store of the same database.
+func testTracesAndMetrics(t *testing.T, adapter string, writer eventstore.Store,
+	newSub func(subscription.Handler, ...subscription.Option) (*subscription.Subscription, error)) {
 	tel := newTelemetry(t)
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "events.db")
-	writer, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-	reader, err := sqlite.Open(ctx, path) // another store on the database, as another process would have
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-
 	traced := esotel.WrapStore(writer, tel.opts()...)
 	repo, err := aggregate.NewRepository(traced, aggregate.Config[Counter, CounterEvent]{
 		Evolve: evolve, Codec: counterCodec(t), Hooks: esotel.RepositoryHooks(tel.opts()...),
@@ -181,7 +210,7 @@ func TestTracesAndMetrics(t *testing.T) {
 	handlerTracer := tel.tp.Tracer("handler")
 	var mu sync.Mutex
 	handled := map[uint64]eventstore.Recorded{}
-	sub, err := subscription.New(reader, "projection", func(ctx context.Context, events []eventstore.Recorded) error {
+	sub, err := newSub(func(ctx context.Context, events []eventstore.Recorded) error {
 		_, span := handlerTracer.Start(ctx, "project")
 		defer span.End()
 		mu.Lock()
@@ -284,7 +313,7 @@ func TestTracesAndMetrics(t *testing.T) {
 		t.Errorf("append span kind %v, want producer", app.SpanKind())
 	}
 	for key, want := range map[attribute.Key]string{
-		esotel.AttrStream: "acc-1", esotel.AttrAdapter: "sqlite", esotel.AttrExpectedVersion: "no stream",
+		esotel.AttrStream: "acc-1", esotel.AttrAdapter: adapter, esotel.AttrExpectedVersion: "no stream",
 		esotel.AttrEvents: "2", esotel.AttrVersion: "2", esotel.AttrConflict: "false",
 	} {
 		if v, ok := attr(app, key); !ok || v.String() != want {
