@@ -384,3 +384,58 @@ func testTracesAndMetrics(t *testing.T, adapter string, writer eventstore.Store,
 		t.Error("no esv2.subscription.lag recorded")
 	}
 }
+
+// TestWatchAndSnapshotSpans: a watch through the wrapper is one span for
+// its whole life, with the events it yielded, and records each event's
+// lag; snapshot saves and loads are spans, a missing snapshot not an error.
+func TestWatchAndSnapshotSpans(t *testing.T) {
+	tel := newTelemetry(t)
+	s, err := sqlite.Open(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := esotel.WrapStore(s, tel.opts()...)
+	defer w.Close()
+	ctx := t.Context()
+	if _, err := w.Append(ctx, "s", eventstore.NoStream, eventstore.Event{Type: "a"}, eventstore.Event{Type: "b"}, eventstore.Event{Type: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, err := range w.Watch(ctx, "s", eventstore.WatchOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; n == 3 {
+			break
+		}
+	}
+	if _, err := w.LoadSnapshot(ctx, "s", ""); err == nil {
+		t.Fatal("LoadSnapshot of a missing snapshot succeeded")
+	}
+	if err := w.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: "s", Version: 3, Schema: "v1", Data: []byte("state")}); err != nil {
+		t.Fatal(err)
+	}
+	watches := tel.named("esv2.watch")
+	if len(watches) != 1 {
+		t.Fatalf("%d watch spans, want 1", len(watches))
+	}
+	if v, _ := attr(watches[0], esotel.AttrEvents); v.AsInt64() != 3 {
+		t.Errorf("watch span: %d events, want 3", v.AsInt64())
+	}
+	loads := tel.named("esv2.snapshot.load")
+	if len(loads) != 1 || loads[0].Status().Code.String() == "Error" {
+		t.Errorf("snapshot load spans %d, want 1 without an error", len(loads))
+	} else if v, _ := attr(loads[0], esotel.AttrFound); v.AsBool() {
+		t.Error("snapshot load span: found is true for a missing snapshot")
+	}
+	saves := tel.named("esv2.snapshot.save")
+	if len(saves) != 1 {
+		t.Fatalf("%d snapshot save spans, want 1", len(saves))
+	}
+	if v, _ := attr(saves[0], esotel.AttrBytes); v.AsInt64() != 5 {
+		t.Errorf("snapshot save span: %d bytes, want 5", v.AsInt64())
+	}
+	if got := tel.metrics(t)["esv2.watch.lag"]; got != 3 {
+		t.Errorf("esv2.watch.lag recorded %d times, want 3", got)
+	}
+}
