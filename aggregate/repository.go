@@ -362,12 +362,19 @@ func (r *Repository[S, E]) fold(ctx context.Context, a *Aggregate[S, E], check u
 		if err != nil {
 			return false, fmt.Errorf("aggregate: load %q: %w", a.id, err)
 		}
-		if first && check > 0 {
+		if first {
 			first = false
-			if rec.Version != check {
-				return true, nil
+			if check > 0 && rec.Version == check {
+				continue
 			}
-			continue
+			// The first event read must follow a's version: a gap means
+			// a truncation removed events the state needs (issue 12).
+			// (With a snapshot, a.version is check: its own event may
+			// have been removed, the next one may not.)
+			if want := a.version + 1; rec.Version > want {
+				return false, fmt.Errorf("aggregate: load %q: %w", a.id,
+					&eventstore.TruncatedError{StreamID: a.id, Need: want, First: rec.Version})
+			}
 		}
 		e, err := reg.DecodeRecordedContext(ctx, &rec)
 		if err != nil {
@@ -377,7 +384,34 @@ func (r *Repository[S, E]) fold(ctx context.Context, a *Aggregate[S, E], check u
 		a.version = rec.Version
 		a.position = rec.Position
 	}
-	return first && check > 0, nil
+	if first && (check > 0 || a.version == 0) {
+		return r.foldNothing(ctx, a, check)
+	}
+	return false, nil
+}
+
+// foldNothing tells, for a load that read no event, a new stream from a
+// deleted one or one whose events were all removed by a truncation, by
+// the stream's Info: one more query, for loads that found nothing. A
+// deleted stream fails the load with *eventstore.StreamDeletedError; one
+// whose events the state needs were all removed, with
+// *eventstore.TruncatedError.
+func (r *Repository[S, E]) foldNothing(ctx context.Context, a *Aggregate[S, E], check uint64) (ahead bool, err error) {
+	info, err := r.store.Info(ctx, a.id)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("aggregate: load %q: %w", a.id, err)
+	case info.Deleted:
+		return false, fmt.Errorf("aggregate: load %q: %w", a.id, &eventstore.StreamDeletedError{StreamID: a.id, Version: info.Version})
+	case check > 0 && info.Version < check:
+		return true, nil // the stream ends before the snapshot
+	case info.Version > a.version && info.Count == 0:
+		// (Events stored now were appended since the read: a Save then
+		// conflicts and a retry reads them.)
+		return false, fmt.Errorf("aggregate: load %q: %w", a.id,
+			&eventstore.TruncatedError{StreamID: a.id, Need: a.version + 1})
+	}
+	return false, nil
 }
 
 // loadSnapshot starts a from its stream's snapshot when there is a usable

@@ -53,10 +53,19 @@
 // FromStart (the zero value), After the version or position a consumer last
 // processed (exclusive), or FromEnd (a watch then yields only new events).
 //
+// # Deleting and truncating
+//
+// Stores that can remove what they hold implement [Lifecycle] (both
+// adapters of this module do; the [Stream] handle's Delete, Truncate and
+// DeleteSnapshots find it by type assertion): a deleted stream keeps a
+// tombstone and refuses appends with [ErrStreamDeleted]; a truncation keeps
+// the tail; no version or position is ever given out again. A load that
+// needs truncated events fails with [ErrTruncated].
+//
 // # Errors
 //
 // Adapters translate database errors; callers only ever see the sentinels
-// [ErrConcurrency], [ErrIdempotency], [ErrInvalidInput], [ErrClosed] and
-// [ErrNotFound] (wrapped in richer types where there is more to say), or a
+// [ErrConcurrency], [ErrIdempotency], [ErrInvalidInput], [ErrClosed],
+// [ErrNotFound] and [ErrStreamDeleted] (wrapped in richer types where there is more to say), or a
 // context error, or a wrapped I/O error from the database.
 package eventstore

@@ -139,13 +139,21 @@ type StreamInfo struct {
 	// Version is the stream's current version, 0 when it has no events.
 	// AllStreams has positions, not versions: its Version is 0.
 	Version uint64
-	// Position is the global position of the stream's last event (for
-	// AllStreams, of the last event in the store), 0 when there is none.
+	// Position is the global position of the stream's last event, 0
+	// when there is none. For AllStreams it is the highest position the
+	// store has handed out, which a deleted event may have held: every
+	// event appended later gets a higher one.
 	Position uint64
-	// Count is the number of events in the stream.
+	// Count is the number of events stored in the stream. Versions are
+	// dense from the first event kept, so a truncated stream's first
+	// stored version is Version - Count + 1 (see [Lifecycle]).
 	Count uint64
 	// LastTime is the time of the last event, zero when there is none.
 	LastTime time.Time
+	// Deleted reports a deleted stream ([Lifecycle.DeleteStream]): it
+	// keeps its last Version, has no events (Count 0, Position 0) and
+	// refuses appends with ErrStreamDeleted.
+	Deleted bool
 }
 
 // Snapshot is a saved state of a stream (or of a read model over it) at a

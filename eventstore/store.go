@@ -32,7 +32,9 @@ type Store interface {
 	//
 	// Errors: *ConflictError (ErrConcurrency) when expected does not match;
 	// *IdempotencyError (ErrIdempotency) when an event ID is stored in
-	// another stream; *ValidationError (ErrInvalidInput); ErrClosed;
+	// another stream; *StreamDeletedError (ErrStreamDeleted) when the
+	// stream was deleted (see [Lifecycle]); *ValidationError
+	// (ErrInvalidInput); ErrClosed;
 	// ErrUnknownOutcome when the connection to the database was lost
 	// while the append committed and the store could not find out whether
 	// it did. A conflict always means nothing was written; a nil error,
@@ -52,7 +54,8 @@ type Store interface {
 	Watch(ctx context.Context, streamID string, opts WatchOptions) iter.Seq2[Recorded, error]
 
 	// Info describes a stream. A stream without events has Version 0 and
-	// is not an error.
+	// is not an error; a deleted one reports Deleted and keeps its last
+	// Version (see [Lifecycle]).
 	Info(ctx context.Context, streamID string) (StreamInfo, error)
 
 	// SaveSnapshot stores s as the latest snapshot of (s.StreamID, s.Name),

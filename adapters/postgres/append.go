@@ -397,6 +397,7 @@ const (
 	statusOK       = 0
 	statusConflict = 1
 	statusIDInUse  = 2
+	statusDeleted  = 3 // the stream is deleted (migrations/0007)
 )
 
 func (g *groupRow) result(r *appendReq) appendResp {
@@ -405,6 +406,8 @@ func (g *groupRow) result(r *appendReq) appendResp {
 		return appendResp{err: &eventstore.ConflictError{StreamID: r.stream, Expected: r.expected, Actual: uint64(g.version)}}
 	case statusIDInUse:
 		return appendResp{err: &eventstore.IdempotencyError{EventID: g.otherID.String, StreamID: r.stream, StoredIn: g.otherStream.String}}
+	case statusDeleted:
+		return appendResp{err: &eventstore.StreamDeletedError{StreamID: r.stream, Version: uint64(g.version)}}
 	case statusOK:
 	default:
 		return appendResp{err: fmt.Errorf("postgres: append: unexpected status %d", g.status)}

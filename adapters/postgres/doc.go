@@ -271,4 +271,15 @@
 // the listener and the poller, cuts short the calls still waiting on the
 // database (they get ErrClosed), and closes the pool if [Open] made it.
 // It is idempotent.
+//
+// # Deletion and erasure
+//
+// DeleteStream, TruncateStream and DeleteSnapshots (eventstore.Lifecycle)
+// take the append lock, raise the high-water mark to the last position
+// handed out (migration 6) and remove rows in one transaction; a deleted
+// stream's streams row is its tombstone (migration 9). The rows leave the
+// tables' files only through VACUUM: [Store.Purge] (online; frees the
+// space, which later rows overwrite) or [Store.PurgeFull] (VACUUM FULL:
+// new files, locks). See concepts.md, "Deletion, truncation and erasure",
+// for what neither can reach (WAL, archives, backups, replicas).
 package postgres

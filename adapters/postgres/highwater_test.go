@@ -52,3 +52,45 @@ func TestHighWaterMark(t *testing.T) {
 		t.Errorf("append through the version-2 signature: position %d, want 2001", pos)
 	}
 }
+
+// TestHighWaterAfterDelete (issue 12): deleting the newest events raises
+// the high-water mark to the last position handed out, and counts the
+// removed events, so that Info(AllStreams) keeps its position and counts
+// what is stored.
+func TestHighWaterAfterDelete(t *testing.T) {
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
+	ctx := t.Context()
+	if _, err := s.Append(ctx, "a", eventstore.NoStream, evt("1"), evt("2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "b", eventstore.NoStream, evt("3"), evt("4"), evt("5")); err != nil {
+		t.Fatal(err)
+	}
+	hw := func() (pos, removed int64) {
+		t.Helper()
+		if err := s.d.pool.QueryRow(ctx, "SELECT position, removed FROM "+s.d.schema+".high_water").Scan(&pos, &removed); err != nil {
+			t.Fatal(err)
+		}
+		return pos, removed
+	}
+	if err := s.DeleteStream(ctx, "b", eventstore.Exact(3)); err != nil {
+		t.Fatal(err)
+	}
+	if pos, removed := hw(); pos != 5 || removed != 3 {
+		t.Errorf("after deleting the newest 3 events: high water %d, removed %d; want 5, 3", pos, removed)
+	}
+	if err := s.TruncateStream(ctx, "a", 3); err != nil {
+		t.Fatal(err)
+	}
+	if pos, removed := hw(); pos != 5 || removed != 5 {
+		t.Errorf("after truncating the rest: high water %d, removed %d; want 5, 5", pos, removed)
+	}
+	info, err := s.Info(ctx, eventstore.AllStreams)
+	if err != nil || info.Position != 5 || info.Count != 0 {
+		t.Errorf("Info(AllStreams): %+v, %v; want position 5, count 0", info, err)
+	}
+	res, err := s.Append(ctx, "a", eventstore.Exact(2), evt("6"))
+	if err != nil || res.Position != 6 || res.Version != 3 {
+		t.Errorf("append after: %+v, %v; want position 6, version 3", res, err)
+	}
+}

@@ -47,9 +47,10 @@ func (s *Store) ListStreams(ctx context.Context, prefix, after string, limit int
 	sc := s.d.schema
 	var out []eventstore.StreamSummary
 	err := s.inspectTx(ctx, "list streams", func(tx pgx.Tx) error {
-		// The streams table has no version: each row's last event comes
-		// from the (stream_id, version) index.
-		rows, err := tx.Query(ctx, `SELECT s.stream_id, coalesce(e.version, 0), e.occurred_at
+		// Each row's last event comes from the (stream_id, version)
+		// index; a stream whose events were removed keeps its version
+		// in its row (migration 9).
+		rows, err := tx.Query(ctx, `SELECT s.stream_id, greatest(coalesce(e.version, 0), s.last_version), e.occurred_at
 			FROM `+sc+`.streams s LEFT JOIN LATERAL (SELECT version, occurred_at FROM `+sc+`.events ev
 				WHERE ev.stream_id = s.stream_id ORDER BY version DESC LIMIT 1) e ON true
 			WHERE s.stream_id COLLATE "C" > $1 AND starts_with(s.stream_id, $2)
@@ -81,7 +82,7 @@ func (s *Store) Summary(ctx context.Context) (eventstore.StoreSummary, error) {
 	var sum eventstore.StoreSummary
 	err := s.inspectTx(ctx, "summary", func(tx pgx.Tx) error {
 		var oldest, newest *time.Time
-		err := tx.QueryRow(ctx, `SELECT coalesce(max(position), 0), count(*),
+		err := tx.QueryRow(ctx, `SELECT greatest(coalesce(max(position), 0), (SELECT position FROM `+sc+`.high_water)), count(*),
 			(SELECT occurred_at FROM `+sc+`.events ORDER BY position LIMIT 1),
 			(SELECT occurred_at FROM `+sc+`.events ORDER BY position DESC LIMIT 1),
 			(SELECT count(*) FROM `+sc+`.streams), (SELECT count(*) FROM `+sc+`.snapshots),
@@ -124,8 +125,9 @@ func (s *Store) ListSnapshots(ctx context.Context, streamID string) ([]eventstor
 
 // Verify checks the invariants named by the eventstore.Check* constants
 // that this schema can break and returns what is broken; see
-// [eventstore.Inspector]. Not checked here: CheckHead (the head is the
-// events' highest position, not a row of its own) and CheckIntegrity
+// [eventstore.Inspector]. CheckHead checks the count of the high-water
+// row (the head is the greater of the events' highest position and the
+// high-water mark). Not checked here: CheckIntegrity
 // (PostgreSQL's amcheck is an extension that may not be installed).
 func (s *Store) Verify(ctx context.Context) ([]eventstore.Problem, error) {
 	sc := s.d.schema
@@ -135,11 +137,12 @@ func (s *Store) Verify(ctx context.Context) ([]eventstore.Problem, error) {
 		// lag() over the (stream_id, version) index: a version that is
 		// not its predecessor's plus one is a gap (or a repeat).
 		{eventstore.CheckVersions, `SELECT stream_id, position,
-				CASE WHEN prev IS NULL THEN 'first version is ' || version || ', want 1'
+				CASE WHEN prev IS NULL THEN 'first version is ' || version || ', want ' || first
 				ELSE 'version ' || version || ' follows version ' || prev END
-			FROM (SELECT stream_id, version, position, lag(version) OVER w AS prev
-				FROM ` + sc + `.events WINDOW w AS (PARTITION BY stream_id ORDER BY version)) x
-			WHERE version != coalesce(prev, 0) + 1`},
+			FROM (SELECT e.stream_id, e.version, e.position, lag(e.version) OVER w AS prev, coalesce(s.first_version, 1) AS first
+				FROM ` + sc + `.events e LEFT JOIN ` + sc + `.streams s ON s.stream_id = e.stream_id
+				WINDOW w AS (PARTITION BY e.stream_id ORDER BY e.version)) x
+			WHERE version != coalesce(prev, first - 1) + 1`},
 		{eventstore.CheckPositions, `SELECT stream_id, position,
 				'version ' || version || ' at position ' || position || ' is not after version ' || prev || ' at position ' || prevpos
 			FROM (SELECT stream_id, version, position, lag(version) OVER w AS prev, lag(position) OVER w AS prevpos
@@ -148,8 +151,19 @@ func (s *Store) Verify(ctx context.Context) ([]eventstore.Problem, error) {
 		{eventstore.CheckStreams, `SELECT e.stream_id, min(e.position), 'no streams row; the events end at version ' || max(e.version)
 			FROM ` + sc + `.events e WHERE NOT EXISTS (SELECT 1 FROM ` + sc + `.streams s WHERE s.stream_id = e.stream_id)
 			GROUP BY e.stream_id`},
+		// Rows without events are tombstones of deleted streams, or of
+		// streams truncated to nothing (issue 12).
 		{eventstore.CheckStreams, `SELECT s.stream_id, 0::bigint, 'streams row has no events'
-			FROM ` + sc + `.streams s WHERE NOT EXISTS (SELECT 1 FROM ` + sc + `.events e WHERE e.stream_id = s.stream_id)`},
+			FROM ` + sc + `.streams s WHERE NOT s.deleted AND (s.last_version = 0 OR s.first_version <= s.last_version)
+				AND NOT EXISTS (SELECT 1 FROM ` + sc + `.events e WHERE e.stream_id = s.stream_id)`},
+		{eventstore.CheckStreams, `SELECT s.stream_id, 0::bigint, 'stream is deleted but has events'
+			FROM ` + sc + `.streams s WHERE s.deleted AND EXISTS (SELECT 1 FROM ` + sc + `.events e WHERE e.stream_id = s.stream_id)`},
+		// Positions are gapless as allocated: the events stored are the
+		// head minus those removed (migration 9), which Info counts.
+		{eventstore.CheckHead, `SELECT '', h, 'head ' || h || ' minus ' || hw.removed || ' events removed is ' || (h - hw.removed) || ', the events number ' || e.n
+			FROM (SELECT coalesce(max(position), 0) AS m, count(*) AS n FROM ` + sc + `.events) e, ` + sc + `.high_water hw,
+				LATERAL (SELECT greatest(e.m, hw.position) AS h) x
+			WHERE h - hw.removed != e.n`},
 		{eventstore.CheckEventIDs, `SELECT '', 0::bigint, 'the unique index ` + constraintEventID + ` is missing, not unique or not valid'
 			WHERE NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 				JOIN pg_namespace n ON n.oid = c.relnamespace

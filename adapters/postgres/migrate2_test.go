@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -138,5 +139,71 @@ func TestMigrationFiles(t *testing.T) {
 		if strings.Contains(m, "esv2.") {
 			t.Errorf("migration %d names a schema directly", i+1)
 		}
+	}
+}
+
+// TestMigrateFromV6: a schema at version 6 (before issue 12) migrates to
+// the current version (the lifecycle's is 9) with its streams as they were, and its streams can then be deleted and
+// truncated; an instance still calling the older append_batch signature
+// is refused on a deleted stream (status 3) rather than writing to it.
+func TestMigrateFromV6(t *testing.T) {
+	schema := freshSchema(t)
+	other := newTestStore(t, WithoutListen(), WithoutPoll()) // for its pool
+	ctx := t.Context()
+	sane := pgx.Identifier{schema}.Sanitize()
+	setup := []string{
+		"CREATE SCHEMA " + sane,
+		"CREATE TABLE " + sane + ".schema_version (version int NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+	}
+	for v := range 6 {
+		setup = append(setup, strings.ReplaceAll(migrations[v], "{schema}", sane), fmt.Sprintf("INSERT INTO %s.schema_version (version) VALUES (%d)", sane, v+1))
+	}
+	for _, q := range setup {
+		if _, err := other.d.pool.Exec(ctx, q); err != nil {
+			t.Fatalf("set up version 6: %v", err)
+		}
+	}
+	v6 := &pgDriver{pool: other.d.pool, schema: sane, lockKey: advisoryKey("append", schema), channel: channelName(schema), q: buildQueries(sane)}
+	call := func(stream string, n int) int32 {
+		t.Helper()
+		evs := make([]eventstore.Event, n)
+		for i := range evs {
+			evs[i] = evt(fmt.Sprint(i))
+		}
+		a, err := buildGroupArgs([]*appendReq{{stream: stream, expected: eventstore.Any, events: evs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var status int32
+		if err := other.d.pool.QueryRow(ctx, "SELECT o_status FROM "+sane+".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+			a.params(v6, "", 0)...).Scan(&status); err != nil {
+			t.Fatal(err)
+		}
+		return status
+	}
+	call("old", 3)
+	call("newest", 2)
+	s := openStore(t, schema, WithoutListen(), WithoutPoll())
+	if info, err := s.Info(ctx, "old"); err != nil || info.Version != 3 || info.Count != 3 {
+		t.Errorf("Info(old) after migrating: %+v, %v", info, err)
+	}
+	if err := s.TruncateStream(ctx, "old", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteStream(ctx, "newest", eventstore.Exact(2)); err != nil {
+		t.Fatal(err)
+	}
+	if got := call("newest", 1); got != statusDeleted {
+		t.Errorf("append_batch to a deleted stream: status %d, want %d", got, statusDeleted)
+	}
+	res, err := s.Append(ctx, "c", eventstore.NoStream, evt("c"))
+	if err != nil || res.Position != 6 {
+		t.Errorf("append after deleting the newest: %+v, %v; want position 6", res, err)
+	}
+	if info, err := s.Info(ctx, eventstore.AllStreams); err != nil || info.Count != 2 || info.Position != 6 {
+		t.Errorf("Info(AllStreams): %+v, %v; want count 2 (old's version 3 and c's event), position 6", info, err)
+	}
+	if problems, err := s.Verify(ctx); err != nil || len(problems) != 0 {
+		t.Errorf("Verify: %v, %v", problems, err)
 	}
 }

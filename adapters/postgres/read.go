@@ -361,9 +361,11 @@ func (d *pgDriver) Head(ctx context.Context, streamID string) (uint64, error) {
 }
 
 // Info describes streamID, or the whole store for eventstore.AllStreams
-// (Version 0, Position the head). A stream without events has
-// Version 0 and is not an error. Count equals Version: versions and
-// positions are gapless (see doc.go).
+// (Version 0, Position the head). A stream without events has Version 0
+// and is not an error. Versions are dense from the first kept
+// (first_version), and positions gapless as allocated, so both counts are
+// read without a scan: a stream's is its version minus the versions
+// truncated, the store's its head minus the events removed (high_water).
 func (d *pgDriver) Info(ctx context.Context, streamID string) (eventstore.StreamInfo, error) {
 	if d.closed.Load() {
 		return eventstore.StreamInfo{}, eventstore.ErrClosed
@@ -372,15 +374,25 @@ func (d *pgDriver) Info(ctx context.Context, streamID string) (eventstore.Stream
 	defer done()
 	info := eventstore.StreamInfo{StreamID: streamID}
 	var (
-		v, p int64
-		at   time.Time
-		err  error
+		v, p, first int64
+		at          pgtype.Timestamptz
+		deleted     bool
+		err         error
 	)
 	if streamID == eventstore.AllStreams {
-		err = d.pool.QueryRow(ctx, d.q.allHead).Scan(&p, &at)
-		v = p // positions are gapless (see doc.go): the head is the count
+		var removed int64
+		err = d.pool.QueryRow(ctx, d.q.allHead).Scan(&p, &removed, &at)
+		if err == nil {
+			info.Position, info.Count = uint64(p), uint64(max(p-removed, 0))
+		}
 	} else {
-		err = d.pool.QueryRow(ctx, d.q.streamHead, streamID).Scan(&v, &p, &at)
+		err = d.pool.QueryRow(ctx, d.q.streamHead, streamID).Scan(&v, &p, &at, &first, &deleted)
+		if err == nil {
+			info.Version, info.Position, info.Deleted = uint64(v), uint64(p), deleted
+			if p > 0 {
+				info.Count = uint64(v - first + 1)
+			}
+		}
 	}
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -388,9 +400,8 @@ func (d *pgDriver) Info(ctx context.Context, streamID string) (eventstore.Stream
 	case err != nil:
 		return eventstore.StreamInfo{}, d.callErr(ctx, err, "info")
 	}
-	info.Position, info.Count, info.LastTime = uint64(p), uint64(v), at.UTC()
-	if streamID != eventstore.AllStreams {
-		info.Version = uint64(v)
+	if at.Valid && info.Count > 0 {
+		info.LastTime = at.Time.UTC()
 	}
 	return info, nil
 }

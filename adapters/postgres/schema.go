@@ -21,7 +21,7 @@ import (
 
 // SchemaVersion is the version of the database schema this package writes
 // and reads.
-const SchemaVersion = 8
+const SchemaVersion = 9
 
 // ErrSchemaVersion reports a database schema this package cannot use: not
 // created yet, older than SchemaVersion without WithMigrate, or newer than
@@ -251,11 +251,20 @@ type queries struct {
 func buildQueries(schema string) queries {
 	const cols = "position, stream_id, version, event_id, type, data, metadata, occurred_at"
 	return queries{
-		head:          "SELECT coalesce(max(position), 0) FROM " + schema + ".events",
-		appendCall:    "SELECT o_status, o_version, o_position, o_dup_index, o_dup_version, o_other_id, o_other_stream FROM " + schema + ".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-		streamHead:    "SELECT version, position, occurred_at FROM " + schema + ".events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1",
-		streamVersion: "SELECT coalesce(max(version), 0) FROM " + schema + ".events WHERE stream_id = $1",
-		allHead:       "SELECT position, occurred_at FROM " + schema + ".events ORDER BY position DESC LIMIT 1",
+		// The head is never below the high-water mark: the newest events
+		// may have been deleted (issue 12), their positions not reused.
+		head:       "SELECT greatest(coalesce(max(position), 0), (SELECT position FROM " + schema + ".high_water)) FROM " + schema + ".events",
+		appendCall: "SELECT o_status, o_version, o_position, o_dup_index, o_dup_version, o_other_id, o_other_stream FROM " + schema + ".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+		// A stream's version is its last event's, or the one its row
+		// keeps when that event was removed (migrations/0007).
+		streamHead: "SELECT greatest(coalesce(e.version, 0), coalesce(st.last_version, 0)), coalesce(e.position, 0), e.occurred_at, " +
+			"coalesce(st.first_version, 1), coalesce(st.deleted, false) FROM (SELECT $1::text AS id) x " +
+			"LEFT JOIN " + schema + ".streams st ON st.stream_id = x.id " +
+			"LEFT JOIN LATERAL (SELECT version, position, occurred_at FROM " + schema + ".events WHERE stream_id = x.id ORDER BY version DESC LIMIT 1) e ON true",
+		streamVersion: "SELECT greatest(coalesce((SELECT max(version) FROM " + schema + ".events WHERE stream_id = $1), 0), " +
+			"coalesce((SELECT last_version FROM " + schema + ".streams WHERE stream_id = $1), 0))",
+		allHead: "SELECT greatest(coalesce(e.position, 0), hw.position), hw.removed, e.occurred_at FROM " + schema + ".high_water hw " +
+			"LEFT JOIN LATERAL (SELECT position, occurred_at FROM " + schema + ".events ORDER BY position DESC LIMIT 1) e ON true",
 		// See lookupOutcome and migrations/0003.
 		fenceOutcome: "INSERT INTO " + schema + ".append_outcomes AS o (writer_id, token, updated_at) VALUES ($1, $2, now()) " +
 			"ON CONFLICT (writer_id) DO UPDATE SET token = excluded.token, statuses = NULL, versions = NULL, positions = NULL, extras = NULL, updated_at = excluded.updated_at " +
@@ -280,8 +289,9 @@ func buildQueries(schema string) queries {
 		// refusal can say so (issue 9 item 7). Versions only grow, so a
 		// head seen by the statement cannot be undone by a concurrent
 		// change.
-		saveSnap: "WITH head AS (SELECT CASE WHEN $6::boolean THEN (SELECT coalesce(max(position), 0) FROM " + schema + ".events) " +
-			"ELSE (SELECT coalesce(max(version), 0) FROM " + schema + ".events WHERE stream_id = $1) END AS v), " +
+		saveSnap: "WITH head AS (SELECT CASE WHEN $6::boolean THEN (SELECT greatest(coalesce(max(position), 0), (SELECT position FROM " + schema + ".high_water)) FROM " + schema + ".events) " +
+			"ELSE greatest(coalesce((SELECT max(version) FROM " + schema + ".events WHERE stream_id = $1), 0), " +
+			"coalesce((SELECT last_version FROM " + schema + ".streams WHERE stream_id = $1), 0)) END AS v), " +
 			"saved AS (INSERT INTO " + schema + ".snapshots AS sn (stream_id, name, version, schema_tag, data, saved_at) " +
 			"SELECT $1, $2, $3, $4, $5, now() FROM head WHERE head.v >= $3 " +
 			"ON CONFLICT (stream_id, name) DO UPDATE SET version = excluded.version, schema_tag = excluded.schema_tag, data = excluded.data, saved_at = excluded.saved_at " +

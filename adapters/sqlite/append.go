@@ -28,6 +28,10 @@ type request struct {
 	// run, when not nil, makes the request a transaction of its own
 	// (writeTx) instead of an append or a snapshot save.
 	run func(ctx context.Context, tx *sql.Tx) error
+	// raw, when not nil (with run set too, so that the writer takes it
+	// alone), runs on the writer's connection outside any transaction
+	// (Purge's checkpoint).
+	raw func(ctx context.Context, c *sql.Conn) error
 
 	done chan result // buffered: the writer never blocks on it
 }
@@ -143,7 +147,7 @@ func (w *writer) prepare(ctx context.Context, c *sql.Conn) error {
 		{&w.savepoint, "SAVEPOINT req"},
 		{&w.release, "RELEASE req"},
 		{&w.rollbackTo, "ROLLBACK TO req"},
-		{&w.streamVersion, "SELECT version FROM streams WHERE stream_id = ?"},
+		{&w.streamVersion, "SELECT version, deleted FROM streams WHERE stream_id = ?"},
 		{&w.findIDs, "SELECT event_id, stream_id, version FROM events WHERE event_id IN (SELECT value FROM json_each(?))"},
 		{&w.upsertStream, `INSERT INTO streams (stream_id, version, last_time) VALUES (?, ?, ?)
 			ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_time = excluded.last_time`},
@@ -453,13 +457,18 @@ func (d *drv) commitGroup(group []*request) {
 // check, expected-version check, multi-row insert, stream row upsert.
 func (w *writer) apply(ctx context.Context, r *request) (eventstore.AppendResult, int64, error) {
 	var cur uint64
-	var v int64
-	switch err := w.streamVersion.QueryRowContext(ctx, r.streamID).Scan(&v); err {
+	var v, deleted int64
+	switch err := w.streamVersion.QueryRowContext(ctx, r.streamID).Scan(&v, &deleted); err {
 	case nil:
 		cur = uint64(v)
 	case sql.ErrNoRows:
 	default:
 		return eventstore.AppendResult{}, 0, translateError(err, nil)
+	}
+	if deleted != 0 {
+		// Before the IDs: the deleted events' IDs went with them, and a
+		// retry of a command on a deleted stream must not pass for new.
+		return eventstore.AppendResult{}, 0, &eventstore.StreamDeletedError{StreamID: r.streamID, Version: cur}
 	}
 
 	dups, err := w.duplicates(ctx, r)

@@ -106,4 +106,14 @@
 // past the busy timeout becomes [ErrBusy], and any other SQLite error is
 // wrapped in [ErrDatabase]. Calls on a closed Store, and calls that
 // Close cut short, return [eventstore.ErrClosed].
+//
+// # Deletion and erasure
+//
+// DeleteStream, TruncateStream and DeleteSnapshots (eventstore.Lifecycle)
+// run through the writer, in a transaction of their own; a deleted
+// stream's streams row is its tombstone (schema 6), and AUTOINCREMENT
+// never hands a position out again. The writer's connection has
+// secure_delete on, so removed rows are overwritten with zeros in the
+// database; [Store.Purge] checkpoints and empties the WAL, which held them
+// still. See concepts.md, "Deletion, truncation and erasure".
 package sqlite

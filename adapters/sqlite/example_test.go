@@ -159,3 +159,93 @@ func ExampleOpen() {
 	// Output:
 	// events: 1 commits: 1
 }
+
+// Delete a stream: its events and snapshots are removed, a tombstone keeps
+// its last version, and appending to it is refused for good. Positions are
+// never handed out again.
+func ExampleStore_DeleteStream() {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	if _, err := store.Append(ctx, "customer-7", eventstore.NoStream,
+		eventstore.Event{Type: "registered", Data: []byte(`{"name":"Ada"}`)},
+		eventstore.Event{Type: "moved", Data: []byte(`{"city":"Paris"}`)},
+	); err != nil {
+		log.Fatal(err)
+	}
+	if err := store.DeleteStream(ctx, "customer-7", eventstore.Exact(2)); err != nil {
+		log.Fatal(err)
+	}
+	info, err := store.Info(ctx, "customer-7")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("deleted %v, version %d, events %d\n", info.Deleted, info.Version, info.Count)
+
+	_, err = store.Append(ctx, "customer-7", eventstore.Any, eventstore.Event{Type: "moved"})
+	fmt.Println("append refused:", errors.Is(err, eventstore.ErrStreamDeleted))
+
+	res, err := store.Append(ctx, "customer-8", eventstore.NoStream, eventstore.Event{Type: "registered"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("next position:", res.Position)
+
+	// The housekeeping that takes the deleted bytes out of the files
+	// (nothing to do in memory).
+	if err := store.Purge(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// deleted true, version 2, events 0
+	// append refused: true
+	// next position: 3
+}
+
+// Truncate a long stream kept short by snapshots: the events before a
+// version are removed, the tail stays, and versions go on.
+func ExampleStore_TruncateStream() {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	stream := store.Stream("sensor-1")
+	for i := 1; i <= 5; i++ {
+		if _, err := stream.Append(ctx, eventstore.Any, eventstore.Event{Type: "measured", Data: []byte(fmt.Sprint(i * 10))}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := stream.SaveSnapshot(ctx, "", 4, "v1", []byte("sum=100")); err != nil {
+		log.Fatal(err)
+	}
+	// Keep version 4 (the snapshot's) and after.
+	if err := stream.Truncate(ctx, 4); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := stream.Append(ctx, eventstore.Exact(5), eventstore.Event{Type: "measured", Data: []byte("60")}); err != nil {
+		log.Fatal(err)
+	}
+	for r, err := range stream.Read(ctx, eventstore.ReadOptions{}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(r.Version, string(r.Data))
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("version %d, events %d\n", info.Version, info.Count)
+	// Output:
+	// 4 40
+	// 5 50
+	// 6 60
+	// version 6, events 3
+}

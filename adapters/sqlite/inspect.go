@@ -142,12 +142,13 @@ var sqliteChecks = []struct{ check, query string }{
 	{eventstore.CheckIntegrity, `SELECT '', 0, integrity_check FROM pragma_integrity_check() WHERE integrity_check != 'ok'`},
 	// lag() over the unique (stream_id, version) index: a version that
 	// is not its predecessor's plus one is a gap (or a repeat).
+	// A truncated stream starts at its first_version (issue 12).
 	{eventstore.CheckVersions, `SELECT stream_id, position,
-			CASE WHEN prev IS NULL THEN 'first version is ' || version || ', want 1'
+			CASE WHEN prev IS NULL THEN 'first version is ' || version || ', want ' || first
 			ELSE 'version ' || version || ' follows version ' || prev END
-		FROM (SELECT stream_id, version, position, lag(version) OVER w AS prev
-			FROM events WINDOW w AS (PARTITION BY stream_id ORDER BY version))
-		WHERE version != coalesce(prev, 0) + 1`},
+		FROM (SELECT e.stream_id, e.version, e.position, lag(e.version) OVER w AS prev, coalesce(s.first_version, 1) AS first
+			FROM events e LEFT JOIN streams s ON s.stream_id = e.stream_id WINDOW w AS (PARTITION BY e.stream_id ORDER BY e.version))
+		WHERE version != coalesce(prev, first - 1) + 1`},
 	{eventstore.CheckPositions, `SELECT stream_id, position,
 			'version ' || version || ' at position ' || position || ' is not after version ' || prev || ' at position ' || prevpos
 		FROM (SELECT stream_id, version, position, lag(version) OVER w AS prev, lag(position) OVER w AS prevpos
@@ -166,14 +167,24 @@ var sqliteChecks = []struct{ check, query string }{
 		JOIN events e ON e.stream_id = m.stream_id AND e.version = m.v
 		LEFT JOIN streams s ON s.stream_id = m.stream_id
 		WHERE s.stream_id IS NULL OR s.version != m.v OR s.last_time != e.time`},
+	{eventstore.CheckStreams, `SELECT s.stream_id, 0, 'stream is deleted but has events'
+		FROM streams s WHERE s.deleted != 0 AND EXISTS (SELECT 1 FROM events e WHERE e.stream_id = s.stream_id)`},
+	// Rows without events are tombstones of deleted streams, or of
+	// streams truncated to nothing (issue 12).
 	{eventstore.CheckStreams, `SELECT s.stream_id, 0, 'streams row at version ' || s.version || ' has no events'
-		FROM streams s WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = s.stream_id)`},
+		FROM streams s WHERE s.deleted = 0 AND s.first_version <= s.version
+			AND NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = s.stream_id)`},
 	{eventstore.CheckHead, `SELECT '', coalesce(e.p, 0), 'head has position ' || h.position || ', count ' || h.count ||
 			', last time ' || ` + sqlTime("h.last_time") + ` || '; the events have last position ' || coalesce(e.p, 0) ||
 			', count ' || e.n || ', last time ' || ` + sqlTime("coalesce(l.time, 0)") + `
 		FROM head h, (SELECT max(position) AS p, count(*) AS n FROM events) e
 		LEFT JOIN events l ON l.position = e.p
-		WHERE h.id = 1 AND (h.position != coalesce(e.p, 0) OR h.count != e.n OR h.last_time != coalesce(l.time, 0))`},
+		WHERE h.id = 1 AND (h.position < coalesce(e.p, 0) OR h.count != e.n
+			OR (h.position = coalesce(e.p, 0) AND h.last_time != coalesce(l.time, 0)))`},
+	// The head may be past the last event (the newest were deleted), not
+	// past AUTOINCREMENT's high-water mark.
+	{eventstore.CheckHead, `SELECT '', h.position, 'head has position ' || h.position || ', past the high-water mark ' || coalesce(q.seq, 0)
+		FROM head h LEFT JOIN sqlite_sequence q ON q.name = 'events' WHERE h.id = 1 AND h.position > coalesce(q.seq, 0)`},
 	{eventstore.CheckHead, `SELECT '', 0, 'no head row' WHERE NOT EXISTS (SELECT 1 FROM head WHERE id = 1)`},
 	{eventstore.CheckEventIDs, `SELECT '', 0, 'the unique index events_event_id is missing'
 		WHERE NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'events_event_id')`},

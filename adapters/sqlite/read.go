@@ -426,15 +426,17 @@ func (d *drv) Head(ctx context.Context, streamID string) (uint64, error) {
 // Position the head); see [driver.Driver.Info].
 func (d *drv) Info(ctx context.Context, streamID string) (eventstore.StreamInfo, error) {
 	info := eventstore.StreamInfo{StreamID: streamID}
-	var v, p, n, t int64
+	var v, p, n, del, t int64
 	var err error
 	unlock := d.readLock()
 	if streamID == eventstore.AllStreams {
 		err = d.queryRow(ctx, "SELECT 0, position, count, last_time FROM head WHERE id = 1").Scan(&v, &p, &n, &t)
 	} else {
 		// The last event's row, through the unique (stream_id, version)
-		// index, for its position.
-		err = d.queryRow(ctx, "SELECT s.version, e.position, s.version, s.last_time FROM streams s JOIN events e ON e.stream_id = s.stream_id AND e.version = s.version WHERE s.stream_id = ?", streamID).Scan(&v, &p, &n, &t)
+		// index, for its position; versions are dense from first_version
+		// (raised by truncation, past version by deletion).
+		err = d.queryRow(ctx, `SELECT s.version, coalesce(e.position, 0), s.version - s.first_version + 1, s.deleted, s.last_time
+			FROM streams s LEFT JOIN events e ON e.stream_id = s.stream_id AND e.version = s.version WHERE s.stream_id = ?`, streamID).Scan(&v, &p, &n, &del, &t)
 	}
 	unlock()
 	switch {
@@ -443,7 +445,7 @@ func (d *drv) Info(ctx context.Context, streamID string) (eventstore.StreamInfo,
 	case err != nil:
 		return eventstore.StreamInfo{}, d.readError(ctx, err)
 	}
-	info.Version, info.Position, info.Count = uint64(v), uint64(p), uint64(n)
+	info.Version, info.Position, info.Count, info.Deleted = uint64(v), uint64(p), uint64(n), del != 0
 	if n > 0 {
 		info.LastTime = time.Unix(0, t).UTC()
 	}

@@ -27,7 +27,7 @@ func (d *drv) SaveSnapshot(ctx context.Context, sn eventstore.Snapshot) error {
 // or the last position for the all-streams log. It runs in the writer's
 // transaction, before the save, so nothing can append or remove between
 // the check and the write.
-const snapshotHead = `SELECT CASE WHEN ?1 THEN (SELECT coalesce(max(position), 0) FROM events)
+const snapshotHead = `SELECT CASE WHEN ?1 THEN (SELECT position FROM head WHERE id = 1)
 	ELSE coalesce((SELECT version FROM streams WHERE stream_id = ?2), 0) END`
 
 // saveSnapshot runs one snapshot save inside the writer's transaction.

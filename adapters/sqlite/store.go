@@ -189,6 +189,10 @@ func (d *drv) open(ctx context.Context) error {
 	// could not wait for the lock, and would fail with SQLITE_BUSY when
 	// another process had written since its read.
 	writerPragmas += "&_txlock=immediate"
+	// Deleted rows are overwritten with zeros in their pages (issue 12:
+	// erasure must reach the file, not only the index). Only the writer
+	// deletes; appends rarely free space, so it costs them little.
+	writerPragmas += "&_pragma=secure_delete(1)"
 
 	common := fmt.Sprintf("&_pragma=busy_timeout(%d)&_pragma=foreign_keys(0)", busy)
 	readerPragmas = "&_pragma=query_only(1)"

@@ -59,6 +59,10 @@ func (d *drv) runTx(r *request) {
 		d.memMu.Lock()
 		defer d.memMu.Unlock()
 	}
+	if r.raw != nil {
+		r.done <- result{err: r.raw(r.ctx, d.wconn)}
+		return
+	}
 	r.done <- d.execTx(r.ctx, r.run)
 }
 

@@ -99,7 +99,8 @@ func (a *app) infoCommand() *cobra.Command {
 		Short: "Show a stream's version, event count, last position and time",
 		Long: `Show a stream's version, number of events, the position of its last event
 and that event's time; or, for $all, the store's last position, number of
-events and last time. A stream without events is not found (exit status 3).`,
+events and last time. A stream without events is not found (exit status 3);
+a deleted stream shows its last version, no events, and "(deleted)".`,
 		Example: `  esv2 --db app.db info order-42
   esv2 --db app.db info '$all' --json`,
 		Args: args(1, 1),
@@ -114,13 +115,21 @@ events and last time. A stream without events is not found (exit status 3).`,
 					return streamNotFound(id)
 				}
 				if a.json {
-					return printJSON(a.stdout, map[string]any{
+					out := map[string]any{
 						"stream": id, "version": info.Version, "events": info.Count,
 						"position": info.Position, "last_time": formatTime(info.LastTime),
-					})
+					}
+					if info.Deleted {
+						out["deleted"] = true
+					}
+					return printJSON(a.stdout, out)
+				}
+				last := formatTime(info.LastTime)
+				if info.Deleted {
+					last = "(deleted)" // a tombstone: the events are gone, the version stays
 				}
 				t := newTable(a.stdout, "STREAM", "VERSION", "EVENTS", "POSITION", "LAST EVENT")
-				t.row(id, u(info.Version), u(info.Count), u(info.Position), formatTime(info.LastTime))
+				t.row(id, u(info.Version), u(info.Count), u(info.Position), last)
 				return t.flush()
 			})
 		},

@@ -154,6 +154,9 @@ as base64 ("encoding" says which).
 		a.migrateCommand(),
 		a.tailCommand(),
 		a.subscriptionsCommand(),
+		a.deleteCommand(),
+		a.truncateCommand(),
+		a.purgeCommand(),
 	)
 	return root
 }

@@ -44,7 +44,29 @@ func TestMain(m *testing.M) {
 				os.Exit(1)
 			}
 		},
+		// esv2-lifecycle FILE deletes and truncates streams of the demo
+		// store through the API, as an application would (issue 12).
+		"esv2-lifecycle": func() {
+			if len(os.Args) != 2 {
+				fmt.Fprintln(os.Stderr, "usage: esv2-lifecycle FILE")
+				os.Exit(2)
+			}
+			if err := lifecycle(context.Background(), os.Args[1]); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		},
 	})
+}
+
+// lifecycle truncates order-1 of the demo store before version 3 and
+// deletes order-2.
+func lifecycle(ctx context.Context, path string) error {
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(s.TruncateStream(ctx, "order-1", 3), s.DeleteStream(ctx, "order-2", eventstore.Any), s.Close())
 }
 
 // seedTime is the time of the demo store's first event; each next event

@@ -204,6 +204,41 @@ type EventFinder interface {
 	FindEvent(ctx context.Context, eventID string) (eventstore.Recorded, error)
 }
 
+// Deleter is implemented by drivers that can remove what they store: the
+// front's [eventstore.Lifecycle] methods answer errors.ErrUnsupported
+// without it. Each method runs atomically, with the front's arguments
+// checked (valid IDs, never AllStreams for a stream's events, before >= 1),
+// under the same lock or transaction order as Append, so that no append
+// interleaves with it; none may make a global position or a version be
+// handed out again. A driver that implements Deleter also refuses, in
+// Append, a batch (even of stored IDs) for a deleted stream with a
+// *eventstore.StreamDeletedError, and reports Deleted in Info: the rules
+// are [eventstore.Lifecycle]'s.
+type Deleter interface {
+	// DeleteStream removes the stream's events and snapshots and keeps a
+	// tombstone with its version, if expected matches that version; a
+	// deleted stream whose tombstone's version matches is left as it is
+	// (nil). Errors: *eventstore.ConflictError, an error satisfying
+	// errors.Is(err, eventstore.ErrNotFound) for a stream without events
+	// and tombstone.
+	DeleteStream(ctx context.Context, streamID string, expected eventstore.ExpectedVersion) error
+	// TruncateStream removes the stream's events below version before.
+	// Errors: *eventstore.ValidationError when before is past the
+	// stream's version + 1 (see [TruncatePastHead]),
+	// *eventstore.StreamDeletedError, ErrNotFound as for DeleteStream.
+	TruncateStream(ctx context.Context, streamID string, before uint64) error
+	// DeleteSnapshots removes the snapshot (streamID, name), or every
+	// snapshot of streamID when name is "".
+	DeleteSnapshots(ctx context.Context, streamID, name string) error
+}
+
+// TruncatePastHead returns the *eventstore.ValidationError a driver's
+// TruncateStream returns for a before past the stream's version + 1 (read
+// in the truncating transaction), or nil.
+func TruncatePastHead(streamID string, before, version uint64) error {
+	return validate.TruncateHead(streamID, before, version)
+}
+
 // SnapshotPastHead returns the *eventstore.ValidationError a driver's
 // SaveSnapshot returns for a snapshot past the stream's head, or nil: head
 // is the stream's version (the last position for AllStreams), read in the
@@ -217,7 +252,8 @@ func SnapshotPastHead(s eventstore.Snapshot, head uint64) error {
 
 // Translated reports whether err is already one of the errors a store
 // answers with: a *eventstore.ConflictError, *IdempotencyError or
-// *ValidationError, eventstore.ErrClosed, ErrNotFound or ErrUnknownOutcome,
+// *ValidationError or *StreamDeletedError, eventstore.ErrClosed, ErrNotFound
+// or ErrUnknownOutcome,
 // or a context error. A driver's error translation passes these on as they
 // are and translates the rest (its database's own errors).
 func Translated(err error) bool {
@@ -228,6 +264,6 @@ func Translated(err error) bool {
 	)
 	return errors.As(err, &conflict) || errors.As(err, &idem) || errors.As(err, &valid) ||
 		errors.Is(err, eventstore.ErrClosed) || errors.Is(err, eventstore.ErrNotFound) ||
-		errors.Is(err, eventstore.ErrUnknownOutcome) ||
+		errors.Is(err, eventstore.ErrUnknownOutcome) || errors.Is(err, eventstore.ErrStreamDeleted) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -53,8 +53,9 @@ const (
 // only then does it call the driver. Reads and watches make the same checks
 // when they are called, and yield the error as their only element.
 type Front struct {
-	d      Driver
-	finder EventFinder // nil when the driver has no such ability
+	d       Driver
+	finder  EventFinder // nil when the driver has no such ability
+	deleter Deleter     // nil when the driver has no such ability
 	// partitions: the driver applies Filter.Partitions (PartitionReader).
 	partitions bool
 	cfg        Config
@@ -65,7 +66,10 @@ type Front struct {
 	closeErr  error
 }
 
-var _ eventstore.Store = (*Front)(nil)
+var (
+	_ eventstore.Store     = (*Front)(nil)
+	_ eventstore.Lifecycle = (*Front)(nil)
+)
 
 // New returns the front over d. If d is a [Listener], New calls its Listen
 // before it returns.
@@ -78,6 +82,7 @@ func New(d Driver, cfg Config) *Front {
 	}
 	f := &Front{d: d, cfg: cfg, hub: watch.NewHub()}
 	f.finder, _ = d.(EventFinder)
+	f.deleter, _ = d.(Deleter)
 	if pr, ok := d.(PartitionReader); ok {
 		f.partitions = pr.ReadsPartitions()
 	}
@@ -133,7 +138,7 @@ func (f *Front) Append(ctx context.Context, streamID string, expected eventstore
 		return eventstore.AppendResult{}, err
 	}
 	if len(events) == 0 {
-		v, err := f.d.Head(ctx, streamID)
+		v, err := f.emptyAppendHead(ctx, streamID)
 		if err != nil {
 			return eventstore.AppendResult{}, err
 		}
@@ -202,6 +207,22 @@ func (f *Front) duplicatePosition(ctx context.Context, streamID string, dups []e
 		return 0, nil
 	}
 	return page[0].Position, nil
+}
+
+// emptyAppendHead is the version an empty append checks its expectation
+// against; a deleted stream refuses it, as it refuses any append.
+func (f *Front) emptyAppendHead(ctx context.Context, streamID string) (uint64, error) {
+	if f.deleter == nil {
+		return f.d.Head(ctx, streamID)
+	}
+	info, err := f.d.Info(ctx, streamID)
+	if err != nil {
+		return 0, err
+	}
+	if info.Deleted {
+		return 0, &eventstore.StreamDeletedError{StreamID: streamID, Version: info.Version}
+	}
+	return info.Version, nil
 }
 
 // Read streams events; see [eventstore.Store.Read]. It reads pages by key
@@ -592,6 +613,75 @@ func (f *Front) FindEvent(ctx context.Context, eventID string) (eventstore.Recor
 		return eventstore.Recorded{}, fmt.Errorf("eventstore: find event: %w: the driver cannot look events up by ID", errors.ErrUnsupported)
 	}
 	return f.finder.FindEvent(ctx, eventID)
+}
+
+// DeleteStream deletes a stream; see [eventstore.Lifecycle.DeleteStream].
+// Over a driver without the [Deleter] ability it returns an error
+// satisfying errors.Is(err, errors.ErrUnsupported).
+func (f *Front) DeleteStream(ctx context.Context, streamID string, expected eventstore.ExpectedVersion) error {
+	if err := f.check(ctx); err != nil {
+		return err
+	}
+	if err := validate.Delete(streamID, expected); err != nil {
+		return err
+	}
+	if f.deleter == nil {
+		return unsupported("delete streams")
+	}
+	err := f.deleter.DeleteStream(ctx, streamID, expected)
+	f.removed(streamID, err)
+	return err
+}
+
+// removed wakes the watchers of streamID (and of AllStreams) after a
+// deletion or truncation: a subscription waiting at the head then reads
+// it again, and its checkpoint passes the positions removed (WaitFor on
+// one of them returns) instead of waiting for the next append. A wake
+// finds no event it has not had: removing only takes events away.
+func (f *Front) removed(streamID string, err error) {
+	if err == nil {
+		f.hub.Notify([]string{streamID})
+	}
+}
+
+// TruncateStream removes a stream's events below a version; see
+// [eventstore.Lifecycle.TruncateStream]. Over a driver without the
+// [Deleter] ability it returns an error satisfying errors.Is(err,
+// errors.ErrUnsupported).
+func (f *Front) TruncateStream(ctx context.Context, streamID string, before uint64) error {
+	if err := f.check(ctx); err != nil {
+		return err
+	}
+	if err := validate.Truncate(streamID, before); err != nil {
+		return err
+	}
+	if f.deleter == nil {
+		return unsupported("truncate streams")
+	}
+	err := f.deleter.TruncateStream(ctx, streamID, before)
+	f.removed(streamID, err)
+	return err
+}
+
+// DeleteSnapshots removes snapshots; see
+// [eventstore.Lifecycle.DeleteSnapshots]. Over a driver without the
+// [Deleter] ability it returns an error satisfying errors.Is(err,
+// errors.ErrUnsupported).
+func (f *Front) DeleteSnapshots(ctx context.Context, streamID, name string) error {
+	if err := f.check(ctx); err != nil {
+		return err
+	}
+	if err := validate.Snapshot(eventstore.Snapshot{StreamID: streamID, Name: name}, 0); err != nil {
+		return err
+	}
+	if f.deleter == nil {
+		return unsupported("delete snapshots")
+	}
+	return f.deleter.DeleteSnapshots(ctx, streamID, name)
+}
+
+func unsupported(what string) error {
+	return fmt.Errorf("eventstore: %s: %w: the driver cannot", what, errors.ErrUnsupported)
 }
 
 // Close closes the store: watchers end with eventstore.ErrClosed, every

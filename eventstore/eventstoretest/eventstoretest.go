@@ -118,6 +118,12 @@ type Features struct {
 	// that passes the usual checks to fail with errors.ErrUnsupported,
 	// instead of finding the event.
 	NoFindEvent bool
+
+	// NoLifecycle declares stores that cannot delete (a front over a
+	// driver without the Deleter ability of package eventstore/driver):
+	// the Lifecycle subtests then expect errors.ErrUnsupported from
+	// deletion, truncation and snapshot deletion instead of their effect.
+	NoLifecycle bool
 }
 
 // RunFeatures is [Run] with the abilities f declares; see [Features].
@@ -126,5 +132,6 @@ func RunFeatures(t *testing.T, newStore func(t *testing.T) eventstore.Store, f F
 	testsuite.RunFeatures(t, newStore, testsuite.Features{
 		NewPair:     f.NewPair,
 		NoFindEvent: f.NoFindEvent,
+		NoLifecycle: f.NoLifecycle,
 	})
 }

@@ -157,6 +157,43 @@ func RunInspector(t *testing.T, newStore Factory) {
 		}
 	})
 
+	// A store after deletions and truncations (issue 12) is sound: gaps
+	// in positions, streams starting past version 1, tombstones and a
+	// head above the last event are what those leave.
+	t.Run("Inspector/VerifyAfterLifecycle", func(t *testing.T) {
+		t.Parallel()
+		s, insp := open(t)
+		ctx := t.Context()
+		fill(t, s)
+		l, ok := s.(eventstore.Lifecycle)
+		if !ok {
+			t.Fatalf("%T does not implement eventstore.Lifecycle", s)
+		}
+		for _, id := range []string{"long", "gone", "empty", "newest"} {
+			if _, err := s.Append(ctx, id, eventstore.NoStream, eventstore.Event{ID: id + "-1", Type: "T"}, eventstore.Event{Type: "T"}, eventstore.Event{Type: "T"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		steps := []error{
+			l.TruncateStream(ctx, "long", 3),
+			l.TruncateStream(ctx, "empty", 4),
+			l.DeleteStream(ctx, "gone", eventstore.Exact(3)),
+			l.DeleteStream(ctx, "newest", eventstore.Any),
+		}
+		if err := errors.Join(steps...); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := insp.Verify(ctx); err != nil || len(got) != 0 {
+			t.Fatalf("store after deletions and truncations: %v, %v", got, err)
+		}
+		if _, err := s.Append(ctx, "long", eventstore.Exact(3), eventstore.Event{Type: "T"}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := insp.Verify(ctx); err != nil || len(got) != 0 {
+			t.Fatalf("store after an append to a truncated stream: %v, %v", got, err)
+		}
+	})
+
 	t.Run("Inspector/Closed", func(t *testing.T) {
 		t.Parallel()
 		s, insp := open(t)

@@ -39,6 +39,11 @@ type memDB struct {
 	ids     map[string]stored     // event ID -> where it is stored
 	snaps   map[[2]string]eventstore.Snapshot
 	stores  []*memStore // to wake their watchers, as a poller would
+	// gone marks the indexes of removed events (deleted, truncated):
+	// their positions stay taken.
+	gone    map[int]bool
+	deleted map[string]bool // tombstones
+	live    int             // events not removed
 }
 
 type stored struct {
@@ -95,6 +100,18 @@ type bugs struct {
 	noSizeLimit       bool // events over the size limit are stored
 	findReturnsLast   bool // FindEvent returns the last event of the stream that holds the ID
 	findMissingIsZero bool // FindEvent of an unknown ID returns a zero event and no error
+
+	// Bugs of the stream lifecycle (issue 12).
+	positionReuse        bool // positions are allocated from the number of events stored, as max(position)+1 was
+	deleteKeepsSnapshots bool // DeleteStream leaves the stream's snapshots
+	appendAfterDelete    bool // a deleted stream takes appends again
+	deletedIDRetry       bool // the IDs of a deleted stream's events stay, and their append passes for a retry
+	deleteIgnoresExpect  bool // DeleteStream never conflicts
+	truncateAllResets    bool // a stream truncated to nothing starts again at version 0
+	truncateOffByOne     bool // TruncateStream removes version before too
+	deleteSnapsIgnoresNm bool // DeleteSnapshots removes every snapshot of the stream whatever the name
+	infoCountsRemoved    bool // Info's Count includes the removed events
+	watchWaitsRemoved    bool // a watch waits for the next key to come even when its event was removed
 }
 
 func newMemStore(b bugs) *memStore {
@@ -102,6 +119,8 @@ func newMemStore(b bugs) *memStore {
 		streams: make(map[string][]int),
 		ids:     make(map[string]stored),
 		snaps:   make(map[[2]string]eventstore.Snapshot),
+		gone:    make(map[int]bool),
+		deleted: make(map[string]bool),
 	}
 	return db.open(b)
 }
@@ -115,7 +134,10 @@ func (db *memDB) open(b bugs) *memStore {
 	return m
 }
 
-var _ eventstore.Store = (*memStore)(nil)
+var (
+	_ eventstore.Store     = (*memStore)(nil)
+	_ eventstore.Lifecycle = (*memStore)(nil)
+)
 
 // enter makes the checks every method starts with, in the order of
 // eventstore/driver.Front: a nil context (a *ValidationError), an ended
@@ -203,7 +225,10 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 	if m.closed { // closed since the check: Close cut the call short
 		return eventstore.AppendResult{}, eventstore.ErrClosed
 	}
-	cur := uint64(len(m.db.streams[streamID]))
+	cur := m.version(streamID)
+	if m.db.deleted[streamID] && !m.bugs.appendAfterDelete && !m.bugs.deletedIDRetry {
+		return eventstore.AppendResult{}, &eventstore.StreamDeletedError{StreamID: streamID, Version: cur}
+	}
 	var dups []eventstore.Duplicate
 	isDup := make(map[int]bool)
 	for i, e := range events {
@@ -231,6 +256,9 @@ func (m *memStore) Append(ctx context.Context, streamID string, expected eventst
 			}
 		}
 		return res, nil
+	}
+	if m.db.deleted[streamID] && !m.bugs.appendAfterDelete {
+		return eventstore.AppendResult{}, &eventstore.StreamDeletedError{StreamID: streamID, Version: cur}
 	}
 	if len(events) == 0 && m.bugs.emptyUnchecked {
 		return eventstore.AppendResult{Version: cur}, nil
@@ -261,7 +289,12 @@ func (m *memStore) write(streamID string, events []eventstore.Event, isDup map[i
 		}
 		e.Time = m.storedTime(e.Time)
 		idx := len(m.db.events)
-		r := eventstore.Recorded{Event: e, StreamID: streamID, Version: uint64(len(m.db.streams[streamID]) + 1), Position: position(idx)}
+		pos := position(idx)
+		if m.bugs.positionReuse {
+			pos = position(m.db.live)
+		}
+		r := eventstore.Recorded{Event: e, StreamID: streamID, Version: m.version(streamID) + 1, Position: pos}
+		m.db.live++
 		m.db.events = append(m.db.events, r)
 		m.db.streams[streamID] = append(m.db.streams[streamID], idx)
 		if e.ID != "" {
@@ -272,7 +305,7 @@ func (m *memStore) write(streamID string, events []eventstore.Event, isDup map[i
 			res.Position = r.Position
 		}
 	}
-	res.Version = uint64(len(m.db.streams[streamID]))
+	res.Version = m.version(streamID)
 	if res.Appended > 0 {
 		for _, other := range m.db.stores {
 			if other == m || !m.bugs.noCrossWake {
@@ -334,11 +367,19 @@ func (m *memStore) matches(r eventstore.Recorded, f eventstore.Filter) bool {
 // list returns the events of a stream in order; m.db.mu is held.
 func (m *memStore) list(streamID string) []eventstore.Recorded {
 	if streamID == eventstore.AllStreams {
-		return slices.Clone(m.db.events)
+		out := make([]eventstore.Recorded, 0, m.db.live)
+		for idx, r := range m.db.events {
+			if !m.db.gone[idx] {
+				out = append(out, r)
+			}
+		}
+		return out
 	}
 	out := make([]eventstore.Recorded, 0, len(m.db.streams[streamID]))
 	for _, idx := range m.db.streams[streamID] {
-		out = append(out, m.db.events[idx])
+		if !m.db.gone[idx] {
+			out = append(out, m.db.events[idx])
+		}
 	}
 	return out
 }
@@ -447,6 +488,9 @@ func (m *memStore) Watch(ctx context.Context, streamID string, opts eventstore.W
 		if m.bugs.liveIgnoresMetadata && live {
 			filter.Metadata = nil
 		}
+		if m.bugs.watchWaitsRemoved && m.nextRemoved(streamID, from) {
+			return nil, nil // as if the next key were still to commit
+		}
 		var out []eventstore.Recorded
 		var found int
 		for _, r := range m.list(streamID) {
@@ -513,8 +557,17 @@ func (m *memStore) present(streamID string) (uint64, error) {
 	if m.closed {
 		return 0, eventstore.ErrClosed
 	}
+	if streamID == eventstore.AllStreams {
+		if n := len(m.db.events); n > 0 {
+			return m.db.events[n-1].Position, nil
+		}
+		return 0, nil
+	}
 	list := m.list(streamID)
 	k := key(streamID)
+	if len(list) == 0 || m.db.deleted[streamID] {
+		return m.version(streamID), nil
+	}
 	switch {
 	case len(list) == 0:
 		return 0, nil
@@ -538,14 +591,22 @@ func (m *memStore) Info(ctx context.Context, streamID string) (eventstore.Stream
 	if len(list) == 0 && m.bugs.missingInfoError {
 		return info, eventstore.ErrNotFound
 	}
+	if streamID != eventstore.AllStreams {
+		info.Version = m.version(streamID)
+		info.Deleted = m.db.deleted[streamID]
+	} else if n := len(m.db.events); n > 0 {
+		info.Position = m.db.events[n-1].Position // the highest handed out
+	}
 	if len(list) > 0 {
 		last := list[len(list)-1]
 		if streamID != eventstore.AllStreams {
-			info.Version = last.Version
+			info.Position = last.Position
 		}
-		info.Position = last.Position
 		info.Count = uint64(len(list))
 		info.LastTime = last.Time
+	}
+	if m.bugs.infoCountsRemoved && streamID != eventstore.AllStreams {
+		info.Count = uint64(len(m.db.streams[streamID]))
 	}
 	return info, nil
 }
@@ -566,10 +627,12 @@ func (m *memStore) SaveSnapshot(ctx context.Context, s eventstore.Snapshot) erro
 	if m.closed {
 		return eventstore.ErrClosed
 	}
-	if list := m.list(s.StreamID); !m.bugs.snapshotPastHead {
+	if !m.bugs.snapshotPastHead {
 		var head uint64
-		if len(list) > 0 {
-			head = key(s.StreamID)(list[len(list)-1])
+		if s.StreamID != eventstore.AllStreams {
+			head = m.version(s.StreamID)
+		} else if n := len(m.db.events); n > 0 {
+			head = m.db.events[n-1].Position
 		}
 		if err := validate.SnapshotHead(s, head); err != nil {
 			return err
@@ -623,6 +686,9 @@ func (m *memStore) FindEvent(ctx context.Context, eventID string) (eventstore.Re
 	if m.bugs.findReturnsLast {
 		return m.db.events[list[len(list)-1]], nil
 	}
+	if m.db.gone[list[in.version-1]] { // kept by deletedIDRetry only
+		return eventstore.Recorded{}, fmt.Errorf("event %q: %w", eventID, eventstore.ErrNotFound)
+	}
 	return m.db.events[list[in.version-1]], nil
 }
 
@@ -634,4 +700,133 @@ func (m *memStore) Close() error {
 		m.n.Close()
 	}
 	return nil
+}
+
+// version returns a stream's version: its number of events ever stored
+// (removed ones included: versions are never given out again), or 0 after
+// a truncation to nothing under truncateAllResets; m.db.mu is held.
+func (m *memStore) version(streamID string) uint64 {
+	idxs := m.db.streams[streamID]
+	if m.bugs.truncateAllResets && !m.db.deleted[streamID] {
+		n := 0
+		for _, idx := range idxs {
+			if !m.db.gone[idx] {
+				n++
+			}
+		}
+		if n == 0 {
+			return 0
+		}
+	}
+	return uint64(len(idxs))
+}
+
+// remove marks a stream's events with versions below before (all when
+// before is 0) removed; m.db.mu is held.
+func (m *memStore) remove(streamID string, before uint64) {
+	for i, idx := range m.db.streams[streamID] {
+		v := uint64(i + 1)
+		limit := v < before
+		if m.bugs.truncateOffByOne {
+			limit = v <= before
+		}
+		if m.db.gone[idx] || (before > 0 && !limit) {
+			continue
+		}
+		m.db.gone[idx] = true
+		m.db.live--
+		if id := m.db.events[idx].ID; id != "" && !m.bugs.deletedIDRetry {
+			delete(m.db.ids, id)
+		}
+	}
+}
+
+// lifecycleEnter is enter plus the closed check made under the lock; on
+// success m.db.mu is held.
+func (m *memStore) lifecycleEnter(ctx context.Context, valid func() error) error {
+	if err := m.enter(ctx, valid); err != nil {
+		return err
+	}
+	m.db.mu.Lock()
+	if m.closed {
+		m.db.mu.Unlock()
+		return eventstore.ErrClosed
+	}
+	return nil
+}
+
+func (m *memStore) DeleteStream(ctx context.Context, streamID string, expected eventstore.ExpectedVersion) error {
+	if err := m.lifecycleEnter(ctx, func() error { return validate.Delete(streamID, expected) }); err != nil {
+		return err
+	}
+	defer m.db.mu.Unlock()
+	v := m.version(streamID)
+	if v == 0 {
+		return fmt.Errorf("stream %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	if !expected.Matches(v) && !m.bugs.deleteIgnoresExpect {
+		return &eventstore.ConflictError{StreamID: streamID, Expected: expected, Actual: v}
+	}
+	m.remove(streamID, 0)
+	m.db.deleted[streamID] = true
+	if !m.bugs.deleteKeepsSnapshots {
+		for k := range m.db.snaps {
+			if k[0] == streamID {
+				delete(m.db.snaps, k)
+			}
+		}
+	}
+	return nil
+}
+
+func (m *memStore) TruncateStream(ctx context.Context, streamID string, before uint64) error {
+	if err := m.lifecycleEnter(ctx, func() error { return validate.Truncate(streamID, before) }); err != nil {
+		return err
+	}
+	defer m.db.mu.Unlock()
+	v := m.version(streamID)
+	if len(m.db.streams[streamID]) == 0 {
+		return fmt.Errorf("stream %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	if m.db.deleted[streamID] {
+		return &eventstore.StreamDeletedError{StreamID: streamID, Version: v}
+	}
+	if err := validate.TruncateHead(streamID, before, v); err != nil {
+		return err
+	}
+	m.remove(streamID, before)
+	return nil
+}
+
+func (m *memStore) DeleteSnapshots(ctx context.Context, streamID, name string) error {
+	err := m.lifecycleEnter(ctx, func() error { return validate.Snapshot(eventstore.Snapshot{StreamID: streamID, Name: name}, 0) })
+	if err != nil {
+		return err
+	}
+	defer m.db.mu.Unlock()
+	for k := range m.db.snaps {
+		if k[0] == streamID && (name == "" || k[1] == name || m.bugs.deleteSnapsIgnoresNm) {
+			delete(m.db.snaps, k)
+		}
+	}
+	return nil
+}
+
+// nextRemoved reports whether the first event (removed ones included)
+// with a key past after was removed; m.db.mu is held.
+func (m *memStore) nextRemoved(streamID string, after uint64) bool {
+	idxs := m.db.streams[streamID]
+	if streamID == eventstore.AllStreams {
+		idxs = make([]int, len(m.db.events))
+		for i := range idxs {
+			idxs[i] = i
+		}
+	}
+	k := key(streamID)
+	for _, idx := range idxs {
+		if k(m.db.events[idx]) > after {
+			return m.db.gone[idx]
+		}
+	}
+	return false
 }

@@ -31,7 +31,32 @@ type call struct {
 	// watch marks Watch, which may also end quietly when its context has
 	// ended (its iteration "just stops").
 	watch bool
-	do    func(ctx context.Context, s eventstore.Store) error
+	// lifecycle marks a call of eventstore.Lifecycle, made only on
+	// stores that implement it (see callsFor).
+	lifecycle bool
+	do        func(ctx context.Context, s eventstore.Store) error
+}
+
+// lifecycleCall is a call of eventstore.Lifecycle's.
+func lifecycleCall(name string, do func(ctx context.Context, l eventstore.Lifecycle) error) call {
+	return call{name: name, lifecycle: true, do: func(ctx context.Context, s eventstore.Store) error {
+		return do(ctx, s.(eventstore.Lifecycle)) // callsFor keeps it for Lifecycles only
+	}}
+}
+
+// callsFor keeps the calls s can take: the Lifecycle ones only when s
+// implements it.
+func callsFor(s eventstore.Store, calls []call) []call {
+	if _, ok := s.(eventstore.Lifecycle); ok {
+		return calls
+	}
+	var out []call
+	for _, c := range calls {
+		if !c.lifecycle {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // errYielded is what seqErr reports for an iterator that yielded an event
@@ -94,6 +119,15 @@ func validCalls() []call {
 			_, err := s.FindEvent(ctx, "e1")
 			return err
 		}},
+		lifecycleCall("DeleteStream", func(ctx context.Context, l eventstore.Lifecycle) error {
+			return l.DeleteStream(ctx, "s", eventstore.Any)
+		}),
+		lifecycleCall("TruncateStream", func(ctx context.Context, l eventstore.Lifecycle) error {
+			return l.TruncateStream(ctx, "s", 2)
+		}),
+		lifecycleCall("DeleteSnapshots", func(ctx context.Context, l eventstore.Lifecycle) error {
+			return l.DeleteSnapshots(ctx, "s", "")
+		}),
 	}
 }
 
@@ -162,6 +196,18 @@ func invalidCalls() []call {
 			_, err := s.FindEvent(ctx, strings.Repeat("e", eventstore.MaxIDLength+1))
 			return err
 		}},
+		lifecycleCall("DeleteStream(AllStreams)", func(ctx context.Context, l eventstore.Lifecycle) error {
+			return l.DeleteStream(ctx, eventstore.AllStreams, eventstore.Any)
+		}),
+		lifecycleCall("DeleteStream(undefined expected version)", func(ctx context.Context, l eventstore.Lifecycle) error {
+			return l.DeleteStream(ctx, "s", eventstore.ExpectedVersion(-3))
+		}),
+		lifecycleCall("TruncateStream(before 0)", func(ctx context.Context, l eventstore.Lifecycle) error {
+			return l.TruncateStream(ctx, "s", 0)
+		}),
+		lifecycleCall("DeleteSnapshots(NUL in name)", func(ctx context.Context, l eventstore.Lifecycle) error {
+			return l.DeleteSnapshots(ctx, "s", "a\x00")
+		}),
 	}
 }
 
@@ -221,7 +267,7 @@ func closeOrFail(t *testing.T, s eventstore.Store) {
 func testNilContext(t *testing.T, s eventstore.Store) {
 	prepareCalls(t, s)
 	var nilCtx context.Context // a nil interface, as a careless caller passes it
-	calls := append(validCalls(), invalidCalls()...)
+	calls := callsFor(s, append(validCalls(), invalidCalls()...))
 	for _, c := range calls {
 		wantValidation(t, c.name+" with a nil context", within(t, nilCtx, s, c))
 	}
@@ -261,14 +307,14 @@ func testEndedContext(t *testing.T, s eventstore.Store) {
 		}
 	}
 	for _, e := range ended {
-		for _, c := range invalidCalls() {
+		for _, c := range callsFor(s, invalidCalls()) {
 			check(c, e.ctx, e.err, e.name)
 		}
 	}
 	wantUntouched(t, s)
 	closeOrFail(t, s)
 	for _, e := range ended {
-		for _, c := range append(validCalls(), invalidCalls()...) {
+		for _, c := range callsFor(s, append(validCalls(), invalidCalls()...)) {
 			check(c, e.ctx, e.err, e.name+" on a closed store")
 		}
 	}
@@ -280,7 +326,7 @@ func testClosedBeforeArguments(t *testing.T, s eventstore.Store) {
 	prepareCalls(t, s)
 	closeOrFail(t, s)
 	ctx := ctxTimeout(t)
-	for _, c := range invalidCalls() {
+	for _, c := range callsFor(s, invalidCalls()) {
 		err := within(t, ctx, s, c)
 		wantErr(t, c.name+" on a closed store", err, eventstore.ErrClosed)
 		if errors.Is(err, eventstore.ErrInvalidInput) {

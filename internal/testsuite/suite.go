@@ -51,6 +51,11 @@ type Features struct {
 	// FindEvent cases then expect errors.ErrUnsupported from every lookup
 	// that passes the usual checks, instead of the events.
 	NoFindEvent bool
+	// NoLifecycle declares stores that cannot delete (a front over a
+	// driver without the Deleter ability): the Lifecycle cases then
+	// expect errors.ErrUnsupported from the Stream handle's Delete,
+	// Truncate and DeleteSnapshots.
+	NoLifecycle bool
 }
 
 // Run runs the conformance suite against the stores newStore returns.
@@ -84,6 +89,7 @@ func RunFeatures(t *testing.T, newStore Factory, f Features) {
 		{"FindEvent", findEventTests(f)},
 		{"Stream", []test{{"Handle", leaf(testStreamHandle)}}},
 		{"LargeEvents", largeEventTests()},
+		{"Lifecycle", lifecycleTests(f)},
 	}
 	if f.NewPair != nil {
 		groups = append(groups, group{"Shared", sharedTests(f.NewPair)})

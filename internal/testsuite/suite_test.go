@@ -19,9 +19,9 @@ import (
 const mutantEnv = "ESV2_TESTSUITE_MUTANT"
 
 // Each mutant is caught by what its bug makes the store do, at once,
-// except closeKeepsWatches and noCrossWake: their only symptom is a watch
-// that is never woken, which no check can see before a wait times out
-// (the 2 s waitTimeout of TestConformance's mutant runs).
+// except closeKeepsWatches, noCrossWake and watchWaitsRemoved: their only
+// symptom is a watch that never yields, which no check can see before a
+// wait times out (the 2 s waitTimeout of TestConformance's mutant runs).
 var mutants = map[string]struct {
 	bugs bugs
 	// fails is a subtest that must fail with this bug.
@@ -70,6 +70,19 @@ var mutants = map[string]struct {
 	"noSizeLimit":            {bugs{noSizeLimit: true}, "Append/InvalidInput/HugeData"},
 	"findReturnsLast":        {bugs{findReturnsLast: true}, "FindEvent/Found"},
 	"findMissingIsZero":      {bugs{findMissingIsZero: true}, "FindEvent/NotFound"},
+
+	"positionReuse":         {bugs{positionReuse: true}, "Lifecycle/Delete/NewestPositionsNotReused"},
+	"positionReuseTrunc":    {bugs{positionReuse: true}, "Lifecycle/Truncate/NewestPositionsNotReused"},
+	"deleteKeepsSnapshots":  {bugs{deleteKeepsSnapshots: true}, "Lifecycle/Delete/RemovesEventsAndSnapshots"},
+	"appendAfterDelete":     {bugs{appendAfterDelete: true}, "Lifecycle/Delete/AppendRefused"},
+	"deletedIDRetry":        {bugs{deletedIDRetry: true}, "Lifecycle/Delete/IDRetryRefused"},
+	"deleteIgnoresExpect":   {bugs{deleteIgnoresExpect: true}, "Lifecycle/Delete/ExpectedVersionConflict"},
+	"truncateAllResets":     {bugs{truncateAllResets: true}, "Lifecycle/Truncate/All"},
+	"truncateOffByOne":      {bugs{truncateOffByOne: true}, "Lifecycle/Truncate/KeepsTail"},
+	"deleteSnapsIgnoresNm":  {bugs{deleteSnapsIgnoresNm: true}, "Lifecycle/DeleteSnapshots/One"},
+	"infoCountsRemoved":     {bugs{infoCountsRemoved: true}, "Lifecycle/Truncate/KeepsTail"},
+	"watchWaitsRemoved":     {bugs{watchWaitsRemoved: true}, "Lifecycle/Watch/CatchUpSkipsRemoved"},
+	"watchWaitsRemovedLive": {bugs{watchWaitsRemoved: true}, "Lifecycle/Watch/AcrossDeletion"},
 }
 
 // TestConformance runs the suite on the in-memory reference store: a

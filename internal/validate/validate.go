@@ -224,3 +224,45 @@ func invalid(field string, index int, format string, args ...any) error {
 func EventID(id string) error {
 	return checkName("event ID", -1, id, true)
 }
+
+// Delete checks the arguments of a DeleteStream.
+func Delete(streamID string, expected eventstore.ExpectedVersion) error {
+	if err := lifecycleStream(streamID, "deleted"); err != nil {
+		return err
+	}
+	if !expected.Valid() {
+		return invalid("expected version", -1, "%d is not eventstore.Any, eventstore.NoStream, eventstore.StreamExists or a version", int64(expected))
+	}
+	return nil
+}
+
+// Truncate checks the arguments of a TruncateStream (before's upper
+// bound, the stream's version + 1, is the store's to check).
+func Truncate(streamID string, before uint64) error {
+	if err := lifecycleStream(streamID, "truncated"); err != nil {
+		return err
+	}
+	if before == 0 || before > 1<<63-1 {
+		return invalid("truncate before", -1, "%d is not a version (1 or more)", before)
+	}
+	return nil
+}
+
+// TruncateHead refuses a truncation before a version past the stream's
+// version + 1, or nil.
+func TruncateHead(streamID string, before, version uint64) error {
+	if before > version+1 {
+		return invalid("truncate before", -1, "%d is past the stream %q's version %d + 1", before, streamID, version)
+	}
+	return nil
+}
+
+func lifecycleStream(streamID, what string) error {
+	if err := checkName("stream ID", -1, streamID, true); err != nil {
+		return err
+	}
+	if streamID == eventstore.AllStreams {
+		return invalid("stream ID", -1, "%q is the all-streams log and cannot be %s", eventstore.AllStreams, what)
+	}
+	return nil
+}

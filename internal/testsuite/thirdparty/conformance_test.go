@@ -25,6 +25,7 @@ func TestConformance(t *testing.T) {
 		closeAll(t, s)
 		return s
 	}, eventstoretest.Features{
+		NoLifecycle: true,
 		// Two stores on one database, as two processes would open it.
 		NewPair: func(t *testing.T) (eventstore.Store, eventstore.Store) {
 			db := thirdparty.NewDB()

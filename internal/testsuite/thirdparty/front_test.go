@@ -22,7 +22,7 @@ type plain struct{ driver.Driver }
 func TestConformanceWithoutAbilities(t *testing.T) {
 	eventstoretest.RunFeatures(t, func(t *testing.T) eventstore.Store {
 		return withClose(t, driver.New(plain{&memDriver{db: NewDB()}}, driver.Config{}))
-	}, eventstoretest.Features{NoFindEvent: true})
+	}, eventstoretest.Features{NoFindEvent: true, NoLifecycle: true})
 }
 
 // TestConformanceReadAhead runs the suite with tiny pages read ahead: after
@@ -34,6 +34,7 @@ func TestConformanceReadAhead(t *testing.T) {
 	eventstoretest.RunFeatures(t, func(t *testing.T) eventstore.Store {
 		return withClose(t, driver.New(&memDriver{db: NewDB()}, cfg))
 	}, eventstoretest.Features{
+		NoLifecycle: true,
 		NewPair: func(t *testing.T) (eventstore.Store, eventstore.Store) {
 			db := NewDB()
 			return withClose(t, driver.New(&memDriver{db: db}, cfg)), withClose(t, driver.New(&memDriver{db: db}, cfg))
