@@ -166,3 +166,25 @@ func TestNilContext(t *testing.T) {
 		t.Errorf("hooks called %d times, want 1", hooked)
 	}
 }
+
+// TestDeletedIsNotNotFound: a deleted aggregate is told apart from one that
+// never existed (410 rather than 404).
+func TestDeletedIsNotNotFound(t *testing.T) {
+	store := openSQLite(t, "")
+	repo := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{})
+	ctx := t.Context()
+	if _, err := repo.Update(ctx, "c", func(Counter) ([]CounterEvent, error) { return []CounterEvent{Added{By: 1}}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.(eventstore.Lifecycle).DeleteStream(ctx, "c", eventstore.Any); err != nil {
+		t.Fatal(err)
+	}
+	_, err := repo.LoadExisting(ctx, "c")
+	if !errors.Is(err, eventstore.ErrStreamDeleted) || errors.Is(err, aggregate.ErrNotFound) {
+		t.Errorf("LoadExisting of a deleted aggregate: %v, want ErrStreamDeleted and not ErrNotFound", err)
+	}
+	_, err = repo.Update(ctx, "c", func(Counter) ([]CounterEvent, error) { return nil, nil }, aggregate.MustExist())
+	if !errors.Is(err, eventstore.ErrStreamDeleted) {
+		t.Errorf("Update with MustExist of a deleted aggregate: %v, want ErrStreamDeleted", err)
+	}
+}

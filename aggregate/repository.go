@@ -281,7 +281,9 @@ func (r *Repository[S, E]) loadNew(ctx context.Context, id string) (*Aggregate[S
 // LoadExisting is [Repository.Load] for an aggregate that must exist: when
 // its stream has no events it returns an error satisfying
 // errors.Is(err, [ErrNotFound]) (and errors.Is(err, eventstore.ErrNotFound))
-// instead of the initial state at version 0. Its other errors are Load's.
+// instead of the initial state at version 0. Its other errors are Load's:
+// a deleted stream gives an error satisfying errors.Is(err,
+// eventstore.ErrStreamDeleted), not ErrNotFound (HTTP 410 rather than 404).
 func (r *Repository[S, E]) LoadExisting(ctx context.Context, id string) (*Aggregate[S, E], error) {
 	ctx, done := r.call(ctx, "load", id, "")
 	a, err := r.loadNew(ctx, id)
