@@ -20,10 +20,11 @@ type CallInfo struct {
 	Op string
 	// StreamID is the aggregate's stream.
 	StreamID string
-	// Command is the digest of the call's command ID ([WithCommandID],
-	// [CommandDigest]), if any: the ID itself may be personal data, and
-	// hooks pass what they get to traces and logs.
-	Command string
+	// CommandID is the digest of the call's command ID ([WithCommandID];
+	// [CommandDigest] under Config.CommandKey), if any: what the events'
+	// metadata holds. The ID itself, a client's idempotency key that may
+	// be personal data, is not handed on to traces or logs.
+	CommandID string
 }
 
 // CallResult is the outcome of a repository call, for [Hooks].Call.
@@ -47,11 +48,10 @@ func (r *Repository[S, E]) call(ctx context.Context, op, id, commandID string) (
 	if r.cfg.Hooks.Call == nil || ctx == nil {
 		return ctx, noDone
 	}
-	info := CallInfo{Op: op, StreamID: id}
 	if commandID != "" {
-		info.Command = r.commandDigest(commandID)
+		commandID = r.commandDigest(commandID)
 	}
-	cctx, done := r.cfg.Hooks.Call(ctx, info)
+	cctx, done := r.cfg.Hooks.Call(ctx, CallInfo{Op: op, StreamID: id, CommandID: commandID})
 	if cctx == nil {
 		cctx = ctx
 	}

@@ -30,7 +30,7 @@ func TestLoadAfterTruncation(t *testing.T) {
 		}
 		want := a.State()
 		h := eventstore.NewStream(store, "c")
-		for _, before := range []uint64{3, 6, 7} { // removes 1-2, then 1-5, then 1-6 (everything)
+		for _, before := range []uint64{3, 6} { // removes 1-2, then 1-5 (a truncation keeps the last event)
 			if err := h.Truncate(ctx, before); err != nil {
 				t.Fatalf("Truncate(%d): %v", before, err)
 			}
@@ -65,14 +65,15 @@ func TestLoadAfterTruncation(t *testing.T) {
 		}
 		_, err = snapRepo.Load(ctx, "c")
 		var te *eventstore.TruncatedError
-		if !errors.As(err, &te) || te.Need != 1 || te.First != 7 {
-			t.Errorf("load after the snapshot was deleted: error %v, want a TruncatedError{Need 1, First 7}", err)
+		if !errors.As(err, &te) || te.Need != 1 || te.First != 6 {
+			t.Errorf("load after the snapshot was deleted: error %v, want a TruncatedError{Need 1, First 6}", err)
 		}
 	})
 }
 
-// TestLoadDeletedStream: loading a deleted aggregate fails with
-// ErrStreamDeleted, and Update does not recreate it.
+// TestLoadDeletedStream: a deleted aggregate loads as a new one (its
+// stream has no events), and saving to it fails with ErrStreamDeleted:
+// neither Save nor Update recreates it.
 func TestLoadDeletedStream(t *testing.T) {
 	eachStore(t, func(t *testing.T, store eventstore.Store) {
 		ctx := t.Context()
@@ -88,12 +89,28 @@ func TestLoadDeletedStream(t *testing.T) {
 		if err := eventstore.NewStream(store, "gone").Delete(ctx, eventstore.Exact(1)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := repo.Load(ctx, "gone"); !errors.Is(err, eventstore.ErrStreamDeleted) {
-			t.Errorf("Load of a deleted stream: error %v, want ErrStreamDeleted", err)
+		b, err := repo.Load(ctx, "gone")
+		if err != nil || b.Version() != 0 {
+			t.Fatalf("Load of a deleted stream: version %v, %v; want a new aggregate", b, err)
 		}
-		a.Record(Added{By: 2})
-		if err := repo.Save(ctx, a); !errors.Is(err, eventstore.ErrStreamDeleted) {
+		b.Record(Added{By: 2})
+		if err := repo.Save(ctx, b); !errors.Is(err, eventstore.ErrStreamDeleted) {
 			t.Errorf("Save to a deleted stream: error %v, want ErrStreamDeleted", err)
+		}
+		a.Record(Added{By: 3})
+		if err := repo.Save(ctx, a); !errors.Is(err, eventstore.ErrStreamDeleted) {
+			t.Errorf("Save of an aggregate loaded before the deletion: error %v, want ErrStreamDeleted", err)
+		}
+		calls := 0
+		_, err = repo.Update(ctx, "gone", func(Counter) ([]CounterEvent, error) {
+			calls++
+			return []CounterEvent{Added{By: 4}}, nil
+		})
+		if !errors.Is(err, eventstore.ErrStreamDeleted) || calls != 1 {
+			t.Errorf("Update of a deleted stream: error %v after %d decisions, want ErrStreamDeleted after 1 (not retried)", err, calls)
+		}
+		if info, err := store.Info(ctx, "gone"); err != nil || !info.Deleted || info.Count != 0 {
+			t.Errorf("Info after the refused writes: %+v, %v", info, err)
 		}
 	})
 }

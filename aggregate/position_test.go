@@ -167,24 +167,24 @@ func TestNilContext(t *testing.T) {
 	}
 }
 
-// TestDeletedIsNotNotFound: a deleted aggregate is told apart from one that
-// never existed (410 rather than 404).
-func TestDeletedIsNotNotFound(t *testing.T) {
+// TestDeleted: a deleted aggregate has no events, so LoadExisting says
+// ErrNotFound; an Update that would write to it is refused with
+// ErrStreamDeleted (HTTP 410 in examples/service).
+func TestDeleted(t *testing.T) {
 	store := openSQLite(t, "")
 	repo := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{})
 	ctx := t.Context()
-	if _, err := repo.Update(ctx, "c", func(Counter) ([]CounterEvent, error) { return []CounterEvent{Added{By: 1}}, nil }); err != nil {
+	add := func(Counter) ([]CounterEvent, error) { return []CounterEvent{Added{By: 1}}, nil }
+	if _, err := repo.Update(ctx, "c", add); err != nil {
 		t.Fatal(err)
 	}
 	if err := store.(eventstore.Lifecycle).DeleteStream(ctx, "c", eventstore.Any); err != nil {
 		t.Fatal(err)
 	}
-	_, err := repo.LoadExisting(ctx, "c")
-	if !errors.Is(err, eventstore.ErrStreamDeleted) || errors.Is(err, aggregate.ErrNotFound) {
-		t.Errorf("LoadExisting of a deleted aggregate: %v, want ErrStreamDeleted and not ErrNotFound", err)
+	if _, err := repo.LoadExisting(ctx, "c"); !errors.Is(err, aggregate.ErrNotFound) {
+		t.Errorf("LoadExisting of a deleted aggregate: %v, want ErrNotFound", err)
 	}
-	_, err = repo.Update(ctx, "c", func(Counter) ([]CounterEvent, error) { return nil, nil }, aggregate.MustExist())
-	if !errors.Is(err, eventstore.ErrStreamDeleted) {
-		t.Errorf("Update with MustExist of a deleted aggregate: %v, want ErrStreamDeleted", err)
+	if _, err := repo.Update(ctx, "c", add); !errors.Is(err, eventstore.ErrStreamDeleted) {
+		t.Errorf("Update of a deleted aggregate: %v, want ErrStreamDeleted", err)
 	}
 }

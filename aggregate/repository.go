@@ -281,9 +281,8 @@ func (r *Repository[S, E]) loadNew(ctx context.Context, id string) (*Aggregate[S
 // LoadExisting is [Repository.Load] for an aggregate that must exist: when
 // its stream has no events it returns an error satisfying
 // errors.Is(err, [ErrNotFound]) (and errors.Is(err, eventstore.ErrNotFound))
-// instead of the initial state at version 0. Its other errors are Load's:
-// a deleted stream gives an error satisfying errors.Is(err,
-// eventstore.ErrStreamDeleted), not ErrNotFound (HTTP 410 rather than 404).
+// instead of the initial state at version 0; so does a deleted stream,
+// which has no events either. Its other errors are Load's.
 func (r *Repository[S, E]) LoadExisting(ctx context.Context, id string) (*Aggregate[S, E], error) {
 	ctx, done := r.call(ctx, "load", id, "")
 	a, err := r.loadNew(ctx, id)
@@ -386,34 +385,11 @@ func (r *Repository[S, E]) fold(ctx context.Context, a *Aggregate[S, E], check u
 		a.version = rec.Version
 		a.position = rec.Position
 	}
-	if first && (check > 0 || a.version == 0) {
-		return r.foldNothing(ctx, a, check)
-	}
-	return false, nil
-}
-
-// foldNothing tells, for a load that read no event, a new stream from a
-// deleted one or one whose events were all removed by a truncation, by
-// the stream's Info: one more query, for loads that found nothing. A
-// deleted stream fails the load with *eventstore.StreamDeletedError; one
-// whose events the state needs were all removed, with
-// *eventstore.TruncatedError.
-func (r *Repository[S, E]) foldNothing(ctx context.Context, a *Aggregate[S, E], check uint64) (ahead bool, err error) {
-	info, err := r.store.Info(ctx, a.id)
-	switch {
-	case err != nil:
-		return false, fmt.Errorf("aggregate: load %q: %w", a.id, err)
-	case info.Deleted:
-		return false, fmt.Errorf("aggregate: load %q: %w", a.id, &eventstore.StreamDeletedError{StreamID: a.id, Version: info.Version})
-	case check > 0 && info.Version < check:
-		return true, nil // the stream ends before the snapshot
-	case info.Version > a.version && info.Count == 0:
-		// (Events stored now were appended since the read: a Save then
-		// conflicts and a retry reads them.)
-		return false, fmt.Errorf("aggregate: load %q: %w", a.id,
-			&eventstore.TruncatedError{StreamID: a.id, Need: a.version + 1})
-	}
-	return false, nil
+	// Nothing read: a new stream, or a deleted one (whose appends are
+	// refused: Save says so), or one that ends before the snapshot. A
+	// truncation always keeps the last event, so a truncated stream is
+	// never read empty: its gap shows in the first event read, above.
+	return first && check > 0, nil
 }
 
 // loadSnapshot starts a from its stream's snapshot when there is a usable

@@ -79,10 +79,10 @@ func TestWrapperSeesTheTruth(t *testing.T) {
 			run  func() error
 			want string
 		}{
-			// A load that reads no event asks Info whether the stream is
-			// new, deleted or truncated (issue 12): one more read, never
-			// an append.
-			{"update", func() error { _, err := repo.Update(ctx, "c", one); return err }, "read info append"},
+			// A load that reads no event asks nothing more: a truncation
+			// keeps the last event, so only a new or deleted stream reads
+			// empty, and a deleted one refuses the append (issue 12).
+			{"update", func() error { _, err := repo.Update(ctx, "c", one); return err }, "read append"},
 			{"one-event command", func() error { _, err := repo.Update(ctx, "c", one, aggregate.WithCommandID("a")); return err }, "read append"},
 			{"its repeat", func() error { _, err := repo.Update(ctx, "c", one, aggregate.WithCommandID("a")); return err }, "read append:duplicate read"},
 			{"two-event command", func() error { _, err := repo.Update(ctx, "c", two, aggregate.WithCommandID("b")); return err }, "read find append"},

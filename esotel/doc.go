@@ -23,8 +23,10 @@
 // # Spans
 //
 // The wrapper makes a span for each Append ("esv2.append", kind producer),
-// Read, Watch (for the whole watch), Info, FindEvent and snapshot save and
-// load, with the attributes an operator needs: esv2.stream,
+// Read, Watch (for the whole watch), Info, FindEvent, snapshot save and
+// load, and the eventstore.Lifecycle calls ("esv2.stream.delete",
+// "esv2.stream.truncate", "esv2.snapshot.delete"; the wrapper has that
+// ability when the wrapped store has it), with the attributes an operator needs: esv2.stream,
 // esv2.expected_version, esv2.version (the actual one, after an append or
 // on a conflict), esv2.position, esv2.events, esv2.bytes, esv2.conflict,
 // esv2.adapter. The repository hooks make "esv2.load", "esv2.save" and

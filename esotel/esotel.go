@@ -30,7 +30,7 @@ const (
 	AttrAttempts        = attribute.Key("esv2.attempts")
 	AttrAttempt         = attribute.Key("esv2.attempt")
 	AttrGaveUp          = attribute.Key("esv2.gave_up")
-	AttrCommand         = attribute.Key("esv2.command") // the command ID's digest, as stored
+	AttrCommandID       = attribute.Key("esv2.command_id")
 	AttrSubscription    = attribute.Key("esv2.subscription")
 	AttrMember          = attribute.Key("esv2.member")
 	AttrFirstPosition   = attribute.Key("esv2.first_position")

@@ -12,69 +12,73 @@ import (
 
 var _ eventstore.Lifecycle = (*Store)(nil)
 
-// lifecycle returns the wrapped store's Lifecycle, or an error satisfying
-// errors.Is(err, errors.ErrUnsupported) when it has none.
-func (s *Store) lifecycle(op string) (eventstore.Lifecycle, error) {
+// lifecycle returns the wrapped store's deletion ability.
+func (s *Store) lifecycle() (eventstore.Lifecycle, error) {
 	l, ok := s.inner.(eventstore.Lifecycle)
 	if !ok {
-		return nil, fmt.Errorf("esotel: %s: the wrapped %T %w", op, s.inner, errors.ErrUnsupported)
+		return nil, fmt.Errorf("esotel: %T cannot delete: %w", s.inner, errors.ErrUnsupported)
 	}
 	return l, nil
 }
 
-// DeleteStream deletes a stream through the wrapped store (see
-// [eventstore.Lifecycle]), in an "esv2.delete_stream" span.
+// DeleteStream deletes a stream through the wrapped store, in an
+// "esv2.stream.delete" span; see [eventstore.Lifecycle]. A wrapped store
+// without that ability answers errors.ErrUnsupported.
 func (s *Store) DeleteStream(ctx context.Context, streamID string, expected eventstore.ExpectedVersion) error {
-	l, err := s.lifecycle("delete stream")
+	l, err := s.lifecycle()
 	if err != nil || ctx == nil {
-		if err == nil {
-			err = l.DeleteStream(ctx, streamID, expected)
+		if err != nil {
+			return err
 		}
-		return err
+		return l.DeleteStream(ctx, streamID, expected)
 	}
-	ctx, span := s.start(ctx, "esv2.delete_stream", trace.SpanKindClient, AttrStream.String(streamID), AttrExpectedVersion.String(expected.String()))
+	ctx, span := s.start(ctx, "esv2.stream.delete", trace.SpanKindClient, AttrStream.String(streamID), AttrExpectedVersion.String(expected.String()))
 	defer span.End()
-	if err := l.DeleteStream(ctx, streamID, expected); err != nil {
+	err = l.DeleteStream(ctx, streamID, expected)
+	var conflict *eventstore.ConflictError
+	switch {
+	case errors.As(err, &conflict):
+		span.SetAttributes(AttrConflict.Bool(true), AttrVersion.Int64(int64(conflict.Actual)))
 		fail(span, err)
-		return err
+	case err != nil:
+		fail(span, err)
 	}
-	return nil
+	return err
 }
 
 // TruncateStream truncates a stream through the wrapped store, in an
-// "esv2.truncate_stream" span.
+// "esv2.stream.truncate" span (esv2.version is before); see
+// [eventstore.Lifecycle].
 func (s *Store) TruncateStream(ctx context.Context, streamID string, before uint64) error {
-	l, err := s.lifecycle("truncate stream")
+	l, err := s.lifecycle()
 	if err != nil || ctx == nil {
-		if err == nil {
-			err = l.TruncateStream(ctx, streamID, before)
+		if err != nil {
+			return err
 		}
-		return err
+		return l.TruncateStream(ctx, streamID, before)
 	}
-	ctx, span := s.start(ctx, "esv2.truncate_stream", trace.SpanKindClient, AttrStream.String(streamID), AttrVersion.Int64(int64(before)))
+	ctx, span := s.start(ctx, "esv2.stream.truncate", trace.SpanKindClient, AttrStream.String(streamID), AttrVersion.Int64(int64(min(before, 1<<63-1))))
 	defer span.End()
-	if err := l.TruncateStream(ctx, streamID, before); err != nil {
+	if err = l.TruncateStream(ctx, streamID, before); err != nil {
 		fail(span, err)
-		return err
 	}
-	return nil
+	return err
 }
 
 // DeleteSnapshots deletes snapshots through the wrapped store, in an
-// "esv2.snapshot.delete" span.
+// "esv2.snapshot.delete" span; see [eventstore.Lifecycle].
 func (s *Store) DeleteSnapshots(ctx context.Context, streamID, name string) error {
-	l, err := s.lifecycle("delete snapshots")
+	l, err := s.lifecycle()
 	if err != nil || ctx == nil {
-		if err == nil {
-			err = l.DeleteSnapshots(ctx, streamID, name)
+		if err != nil {
+			return err
 		}
-		return err
+		return l.DeleteSnapshots(ctx, streamID, name)
 	}
 	ctx, span := s.start(ctx, "esv2.snapshot.delete", trace.SpanKindClient, AttrStream.String(streamID), AttrSnapshot.String(name))
 	defer span.End()
-	if err := l.DeleteSnapshots(ctx, streamID, name); err != nil {
+	if err = l.DeleteSnapshots(ctx, streamID, name); err != nil {
 		fail(span, err)
-		return err
 	}
-	return nil
+	return err
 }

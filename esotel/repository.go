@@ -32,8 +32,8 @@ func RepositoryHooks(opts ...Option) aggregate.Hooks {
 	return aggregate.Hooks{
 		Call: func(ctx context.Context, c aggregate.CallInfo) (context.Context, func(aggregate.CallResult)) {
 			attrs := []attribute.KeyValue{AttrStream.String(c.StreamID)}
-			if c.Command != "" {
-				attrs = append(attrs, AttrCommand.String(c.Command))
+			if c.CommandID != "" {
+				attrs = append(attrs, AttrCommandID.String(c.CommandID))
 			}
 			ctx, span := tracer.Start(ctx, "esv2."+c.Op, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
 			return ctx, func(r aggregate.CallResult) {

@@ -35,12 +35,15 @@ import (
 //     position). Deleting a deleted stream again succeeds and does nothing
 //     when the expectation matches its last version (or is Any).
 //   - TruncateStream(before) removes the events with versions below
-//     before and keeps the rest (KurrentDB's $tb). Versions continue from
+//     before and keeps the rest (KurrentDB's $tb), the last event always:
+//     before may be at most the stream's version. Versions continue from
 //     the last one; reads and watches from the start, or from a removed
 //     version, begin at the first event kept; Info's Count is the number
 //     of events kept. Snapshots are kept: a load from a snapshot at or
 //     after before - 1 still works, and one that needs removed events
-//     fails with ErrTruncated (package aggregate checks it).
+//     fails with ErrTruncated (package aggregate checks it, at no cost:
+//     the first event it reads does not follow the state's version). To
+//     remove every event, delete the stream.
 //   - DeleteSnapshots removes the snapshots of a stream under one name, or
 //     all of them.
 //
@@ -58,10 +61,10 @@ type Lifecycle interface {
 
 	// TruncateStream removes the events of a stream whose versions are
 	// below before, keeping the others. before may be at most the
-	// stream's version + 1 (which removes every event and keeps the
-	// version); a before at or below the first kept version does nothing.
-	// Errors: *ValidationError for AllStreams, before above version + 1
-	// or a before of 0; *StreamDeletedError for a deleted stream;
+	// stream's version: the last event is always kept (DeleteStream
+	// removes them all); a before at or below the first kept version does
+	// nothing. Errors: *ValidationError for AllStreams, before above the
+	// version or a before of 0; *StreamDeletedError for a deleted stream;
 	// ErrNotFound for a stream that never had an event; ErrClosed.
 	TruncateStream(ctx context.Context, streamID string, before uint64) error
 

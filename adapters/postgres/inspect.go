@@ -151,10 +151,10 @@ func (s *Store) Verify(ctx context.Context) ([]eventstore.Problem, error) {
 		{eventstore.CheckStreams, `SELECT e.stream_id, min(e.position), 'no streams row; the events end at version ' || max(e.version)
 			FROM ` + sc + `.events e WHERE NOT EXISTS (SELECT 1 FROM ` + sc + `.streams s WHERE s.stream_id = e.stream_id)
 			GROUP BY e.stream_id`},
-		// Rows without events are tombstones of deleted streams, or of
-		// streams truncated to nothing (issue 12).
+		// Rows without events are tombstones of deleted streams (issue 12;
+		// a truncation keeps the last event).
 		{eventstore.CheckStreams, `SELECT s.stream_id, 0::bigint, 'streams row has no events'
-			FROM ` + sc + `.streams s WHERE NOT s.deleted AND (s.last_version = 0 OR s.first_version <= s.last_version)
+			FROM ` + sc + `.streams s WHERE NOT s.deleted
 				AND NOT EXISTS (SELECT 1 FROM ` + sc + `.events e WHERE e.stream_id = s.stream_id)`},
 		{eventstore.CheckStreams, `SELECT s.stream_id, 0::bigint, 'stream is deleted but has events'
 			FROM ` + sc + `.streams s WHERE s.deleted AND EXISTS (SELECT 1 FROM ` + sc + `.events e WHERE e.stream_id = s.stream_id)`},

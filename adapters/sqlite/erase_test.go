@@ -3,10 +3,12 @@ package sqlite_test
 import (
 	"bytes"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/esv2/esv2/adapters/sqlite"
 	"github.com/esv2/esv2/eventstore"
@@ -112,5 +114,46 @@ func TestPurgeMemory(t *testing.T) {
 	_ = f.Close()
 	if err := f.Purge(t.Context()); !errors.Is(err, eventstore.ErrClosed) {
 		t.Errorf("Purge of a closed store: %v, want ErrClosed", err)
+	}
+}
+
+// TestPurgeBusy: while another connection reads an older snapshot of the
+// file, Purge cannot empty the WAL and says so with ErrBusy; once the
+// reader is done, it can.
+func TestPurgeBusy(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "events.db")
+	s, err := sqlite.Open(ctx, path, sqlite.WithBusyTimeout(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Append(ctx, "a", eventstore.NoStream, eventstore.Event{Type: "T"}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM events").Scan(&n); err != nil { // the read snapshot starts here
+		t.Fatal(err)
+	}
+	if err := s.DeleteStream(ctx, "a", eventstore.Any); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(ctx); !errors.Is(err, sqlite.ErrBusy) {
+		t.Errorf("Purge while a reader holds an older snapshot: %v, want ErrBusy", err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(ctx); err != nil {
+		t.Errorf("Purge once the reader is done: %v", err)
 	}
 }

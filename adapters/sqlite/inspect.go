@@ -169,10 +169,10 @@ var sqliteChecks = []struct{ check, query string }{
 		WHERE s.stream_id IS NULL OR s.version != m.v OR s.last_time != e.time`},
 	{eventstore.CheckStreams, `SELECT s.stream_id, 0, 'stream is deleted but has events'
 		FROM streams s WHERE s.deleted != 0 AND EXISTS (SELECT 1 FROM events e WHERE e.stream_id = s.stream_id)`},
-	// Rows without events are tombstones of deleted streams, or of
-	// streams truncated to nothing (issue 12).
+	// Rows without events are tombstones of deleted streams (issue 12; a
+	// truncation keeps the last event).
 	{eventstore.CheckStreams, `SELECT s.stream_id, 0, 'streams row at version ' || s.version || ' has no events'
-		FROM streams s WHERE s.deleted = 0 AND s.first_version <= s.version
+		FROM streams s WHERE s.deleted = 0
 			AND NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = s.stream_id)`},
 	{eventstore.CheckHead, `SELECT '', coalesce(e.p, 0), 'head has position ' || h.position || ', count ' || h.count ||
 			', last time ' || ` + sqlTime("h.last_time") + ` || '; the events have last position ' || coalesce(e.p, 0) ||

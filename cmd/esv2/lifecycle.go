@@ -53,7 +53,8 @@ func (a *app) truncateCommand() *cobra.Command {
 		Use:   "truncate STREAM --before VERSION",
 		Short: "Remove a stream's events below a version, keeping the rest",
 		Long: `Remove the events of STREAM whose versions are below VERSION; the others
-stay, and versions go on. VERSION may be at most the stream's version + 1.
+stay, and versions go on. VERSION may be at most the stream's version (the
+last event is always kept; delete removes them all).
 Run purge afterwards so that the removed bytes leave the database files.`,
 		Example: `  esv2 --db app.db truncate sensor-1 --before 1000`,
 		Args:    args(1, 1),

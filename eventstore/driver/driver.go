@@ -224,7 +224,7 @@ type Deleter interface {
 	DeleteStream(ctx context.Context, streamID string, expected eventstore.ExpectedVersion) error
 	// TruncateStream removes the stream's events below version before.
 	// Errors: *eventstore.ValidationError when before is past the
-	// stream's version + 1 (see [TruncatePastHead]),
+	// stream's version (see [TruncatePastHead]),
 	// *eventstore.StreamDeletedError, ErrNotFound as for DeleteStream.
 	TruncateStream(ctx context.Context, streamID string, before uint64) error
 	// DeleteSnapshots removes the snapshot (streamID, name), or every
@@ -233,8 +233,8 @@ type Deleter interface {
 }
 
 // TruncatePastHead returns the *eventstore.ValidationError a driver's
-// TruncateStream returns for a before past the stream's version + 1 (read
-// in the truncating transaction), or nil.
+// TruncateStream returns for a before past the stream's version (read in
+// the truncating transaction), or nil: a truncation keeps the last event.
 func TruncatePastHead(streamID string, before, version uint64) error {
 	return validate.TruncateHead(streamID, before, version)
 }

@@ -169,14 +169,14 @@ func RunInspector(t *testing.T, newStore Factory) {
 		if !ok {
 			t.Fatalf("%T does not implement eventstore.Lifecycle", s)
 		}
-		for _, id := range []string{"long", "gone", "empty", "newest"} {
+		for _, id := range []string{"long", "gone", "short", "newest"} {
 			if _, err := s.Append(ctx, id, eventstore.NoStream, eventstore.Event{ID: id + "-1", Type: "T"}, eventstore.Event{Type: "T"}, eventstore.Event{Type: "T"}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		steps := []error{
 			l.TruncateStream(ctx, "long", 3),
-			l.TruncateStream(ctx, "empty", 4),
+			l.TruncateStream(ctx, "short", 3),
 			l.DeleteStream(ctx, "gone", eventstore.Exact(3)),
 			l.DeleteStream(ctx, "newest", eventstore.Any),
 		}

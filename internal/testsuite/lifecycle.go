@@ -30,7 +30,7 @@ func lifecycleTests(f Features) []test {
 		{"Delete/InvalidInput", leaf(testDeleteInvalid)},
 		{"Delete/StreamHandle", leaf(testDeleteHandle)},
 		{"Truncate/KeepsTail", leaf(testTruncateKeepsTail)},
-		{"Truncate/All", leaf(testTruncateAll)},
+		{"Truncate/KeepsLastEvent", leaf(testTruncateKeepsLast)},
 		{"Truncate/PastHead", leaf(testTruncatePastHead)},
 		{"Truncate/LowerDoesNothing", leaf(testTruncateLower)},
 		{"Truncate/Refused", leaf(testTruncateRefused)},
@@ -345,25 +345,29 @@ func equalU(a, b []uint64) bool {
 	return true
 }
 
-func testTruncateAll(t *testing.T, s eventstore.Store) {
+// testTruncateKeepsLast: a truncation keeps the stream's last event, so
+// that a truncated stream is never empty (deletion empties a stream).
+func testTruncateKeepsLast(t *testing.T, s eventstore.Store) {
 	mustAppend(t, s, "a", eventstore.NoStream, numbered(3, "t", "a")...)
-	mustTruncate(t, s, "a", 4)
-	if got := readAll(t, s, "a", eventstore.ReadOptions{}); len(got) != 0 {
-		t.Errorf("Read after truncating everything: %d events", len(got))
+	wantValidation(t, "TruncateStream before version + 1", lc(t, s).TruncateStream(ctxTimeout(t), "a", 4))
+	wantInfo(t, s, "a", 3, 3, false)
+	mustTruncate(t, s, "a", 3)
+	if got := versions(readAll(t, s, "a", eventstore.ReadOptions{})); !equalU(got, []uint64{3}) {
+		t.Errorf("after TruncateStream(3) of 3 events: versions %v, want [3]", got)
 	}
-	wantInfo(t, s, "a", 3, 0, false)
+	wantInfo(t, s, "a", 3, 1, false)
 	_, err := s.Append(ctxTimeout(t), "a", eventstore.NoStream, ev("t", "x"))
-	wantErr(t, "Append(NoStream) to a stream truncated to nothing", err, eventstore.ErrConcurrency)
+	wantErr(t, "Append(NoStream) to a truncated stream", err, eventstore.ErrConcurrency)
 	res := mustAppend(t, s, "a", eventstore.Exact(3), ev("t", "a-4"))
 	if res.Version != 4 {
-		t.Errorf("append after truncating everything: version %d, want 4", res.Version)
+		t.Errorf("append after the truncation: version %d, want 4", res.Version)
 	}
-	wantInfo(t, s, "a", 4, 1, false)
+	wantInfo(t, s, "a", 4, 2, false)
 }
 
 func testTruncatePastHead(t *testing.T, s eventstore.Store) {
 	mustAppend(t, s, "a", eventstore.NoStream, numbered(3, "t", "a")...)
-	wantValidation(t, "TruncateStream past version + 1", lc(t, s).TruncateStream(ctxTimeout(t), "a", 5))
+	wantValidation(t, "TruncateStream past the version", lc(t, s).TruncateStream(ctxTimeout(t), "a", 5))
 	wantInfo(t, s, "a", 3, 3, false)
 }
 
@@ -398,15 +402,15 @@ func testTruncateKeepsSnapshots(t *testing.T, s eventstore.Store) {
 
 func testTruncateNewestPositions(t *testing.T, s eventstore.Store) {
 	mustAppend(t, s, "old", eventstore.NoStream, numbered(2, "t", "old")...)
-	res := mustAppend(t, s, "new", eventstore.NoStream, numbered(2, "t", "new")...)
+	res := mustAppend(t, s, "new", eventstore.NoStream, numbered(3, "t", "new")...)
 	mustTruncate(t, s, "new", 3)
 	next := mustAppend(t, s, "other", eventstore.NoStream, ev("t", "o"))
 	if next.Position <= res.Position {
-		t.Errorf("append after truncating the newest events away: position %d, want above %d", next.Position, res.Position)
+		t.Errorf("append after truncating the newest stream: position %d, want above %d", next.Position, res.Position)
 	}
-	res = mustAppend(t, s, "new", eventstore.Exact(2), ev("t", "new-3"))
-	if res.Version != 3 || res.Position <= next.Position {
-		t.Errorf("append to the truncated stream: version %d, position %d; want 3 and above %d", res.Version, res.Position, next.Position)
+	res = mustAppend(t, s, "new", eventstore.Exact(3), ev("t", "new-4"))
+	if res.Version != 4 || res.Position <= next.Position {
+		t.Errorf("append to the truncated stream: version %d, position %d; want 4 and above %d", res.Version, res.Position, next.Position)
 	}
 }
 

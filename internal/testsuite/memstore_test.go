@@ -107,7 +107,7 @@ type bugs struct {
 	appendAfterDelete    bool // a deleted stream takes appends again
 	deletedIDRetry       bool // the IDs of a deleted stream's events stay, and their append passes for a retry
 	deleteIgnoresExpect  bool // DeleteStream never conflicts
-	truncateAllResets    bool // a stream truncated to nothing starts again at version 0
+	truncateTakesAll     bool // TruncateStream may remove the last event too
 	truncateOffByOne     bool // TruncateStream removes version before too
 	deleteSnapsIgnoresNm bool // DeleteSnapshots removes every snapshot of the stream whatever the name
 	infoCountsRemoved    bool // Info's Count includes the removed events
@@ -703,22 +703,10 @@ func (m *memStore) Close() error {
 }
 
 // version returns a stream's version: its number of events ever stored
-// (removed ones included: versions are never given out again), or 0 after
-// a truncation to nothing under truncateAllResets; m.db.mu is held.
+// (removed ones included: versions are never given out again); m.db.mu is
+// held.
 func (m *memStore) version(streamID string) uint64 {
-	idxs := m.db.streams[streamID]
-	if m.bugs.truncateAllResets && !m.db.deleted[streamID] {
-		n := 0
-		for _, idx := range idxs {
-			if !m.db.gone[idx] {
-				n++
-			}
-		}
-		if n == 0 {
-			return 0
-		}
-	}
-	return uint64(len(idxs))
+	return uint64(len(m.db.streams[streamID]))
 }
 
 // remove marks a stream's events with versions below before (all when
@@ -791,7 +779,11 @@ func (m *memStore) TruncateStream(ctx context.Context, streamID string, before u
 	if m.db.deleted[streamID] {
 		return &eventstore.StreamDeletedError{StreamID: streamID, Version: v}
 	}
-	if err := validate.TruncateHead(streamID, before, v); err != nil {
+	head := v
+	if m.bugs.truncateTakesAll {
+		head = v + 1
+	}
+	if err := validate.TruncateHead(streamID, before, head); err != nil {
 		return err
 	}
 	m.remove(streamID, before)

@@ -77,7 +77,7 @@ var mutants = map[string]struct {
 	"appendAfterDelete":     {bugs{appendAfterDelete: true}, "Lifecycle/Delete/AppendRefused"},
 	"deletedIDRetry":        {bugs{deletedIDRetry: true}, "Lifecycle/Delete/IDRetryRefused"},
 	"deleteIgnoresExpect":   {bugs{deleteIgnoresExpect: true}, "Lifecycle/Delete/ExpectedVersionConflict"},
-	"truncateAllResets":     {bugs{truncateAllResets: true}, "Lifecycle/Truncate/All"},
+	"truncateTakesAll":      {bugs{truncateTakesAll: true}, "Lifecycle/Truncate/KeepsLastEvent"},
 	"truncateOffByOne":      {bugs{truncateOffByOne: true}, "Lifecycle/Truncate/KeepsTail"},
 	"deleteSnapsIgnoresNm":  {bugs{deleteSnapsIgnoresNm: true}, "Lifecycle/DeleteSnapshots/One"},
 	"infoCountsRemoved":     {bugs{infoCountsRemoved: true}, "Lifecycle/Truncate/KeepsTail"},

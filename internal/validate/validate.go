@@ -237,7 +237,7 @@ func Delete(streamID string, expected eventstore.ExpectedVersion) error {
 }
 
 // Truncate checks the arguments of a TruncateStream (before's upper
-// bound, the stream's version + 1, is the store's to check).
+// bound, the stream's version, is the store's to check).
 func Truncate(streamID string, before uint64) error {
 	if err := lifecycleStream(streamID, "truncated"); err != nil {
 		return err
@@ -249,10 +249,10 @@ func Truncate(streamID string, before uint64) error {
 }
 
 // TruncateHead refuses a truncation before a version past the stream's
-// version + 1, or nil.
+// version (a truncation keeps the last event), or nil.
 func TruncateHead(streamID string, before, version uint64) error {
-	if before > version+1 {
-		return invalid("truncate before", -1, "%d is past the stream %q's version %d + 1", before, streamID, version)
+	if before > version {
+		return invalid("truncate before", -1, "%d is past the stream %q's version %d: a truncation keeps the last event", before, streamID, version)
 	}
 	return nil
 }

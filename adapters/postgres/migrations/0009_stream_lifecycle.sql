@@ -1,11 +1,12 @@
 -- 9: stream lifecycle (issue 12): deletion, truncation, snapshot deletion.
 --
 -- A deleted stream keeps its streams row as a tombstone: deleted = true,
--- last_version its last version. last_version also keeps the version of a
--- stream truncated to nothing, so that a stream's version is
+-- last_version its last version, so that a stream's version is
 -- greatest(max(events.version), last_version) and is never given out
--- again; first_version is the first version that may still be stored
--- (raised by a truncation), so that Info counts the events kept.
+-- again (a truncation keeps the last event, so only a deleted stream has
+-- a version without events); first_version is the first version that may
+-- still be stored (raised by a truncation), so that Info counts the events
+-- kept.
 -- high_water.removed counts the events removed, so that the store's count
 -- stays one index probe: positions are gapless as allocated (under the
 -- append lock, from the high-water mark of migration 6), so the events
@@ -65,9 +66,8 @@ BEGIN
 	INTO v_start;
 	v_head := v_start;
 	-- A stream's version is its last event's, or, when it has no event,
-	-- the one its row keeps if the events holding it were removed
-	-- (deleted, truncated). A stream with events is neither deleted nor
-	-- truncated to nothing, so its row is read only when it has none:
+	-- the one its row keeps if the stream was deleted. A stream with
+	-- events is not deleted, so its row is read only when it has none:
 	-- COALESCE and CASE evaluate those subqueries only then, and appends
 	-- to existing streams pay nothing for the lifecycle. (A join with
 	-- streams instead was planned as a hash join over all of it.)
