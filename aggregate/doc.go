@@ -60,8 +60,9 @@
 // every attempt fails with [ErrGaveUp] (503: the stream is contended, try
 // again). After Save or Update, [Aggregate.Position] is the global position
 // of the events stored: wait for a subscription to reach it to read your
-// own write. A command ID is the causation of its events
-// (eventstore.CausationIDKey), and the context's correlation ID is kept.
+// own write. A command is the causation of its events
+// (eventstore.CausationIDKey, holding the command's digest,
+// [CommandDigest]), and the context's correlation ID is kept.
 // Config.Logger logs retries and give-ups; Config.Hooks lets package
 // esotel trace Load, Save and Update.
 //

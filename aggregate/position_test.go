@@ -1,6 +1,7 @@
 package aggregate_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -132,4 +133,58 @@ func TestNotFound(t *testing.T) {
 			t.Errorf("LoadExisting(\"\"): %v, want ErrInvalidInput", err)
 		}
 	})
+}
+
+// TestNilContext: a nil context is invalid input for every call, with or
+// without a command ID and hooks, never a panic.
+func TestNilContext(t *testing.T) {
+	store := openSQLite(t, "")
+	hooked := 0
+	repo := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{Hooks: aggregate.Hooks{
+		Call: func(ctx context.Context, _ aggregate.CallInfo) (context.Context, func(aggregate.CallResult)) {
+			hooked++
+			return ctx, nil
+		},
+	}})
+	var nilCtx context.Context
+	a := mustLoad(t, t.Context(), repo, "c")
+	a.Record(Added{By: 1}, Added{By: 2})
+	for name, err := range map[string]error{
+		"Save":         repo.Save(nilCtx, a, aggregate.WithCommandID("x")),
+		"Load":         func() error { _, err := repo.Load(nilCtx, "c"); return err }(),
+		"LoadExisting": func() error { _, err := repo.LoadExisting(nilCtx, "c"); return err }(),
+		"Update": func() error {
+			_, err := repo.Update(nilCtx, "c", func(Counter) ([]CounterEvent, error) { return nil, nil }, aggregate.WithCommandID("y"))
+			return err
+		}(),
+	} {
+		if !errors.Is(err, eventstore.ErrInvalidInput) {
+			t.Errorf("%s with a nil context: %v, want ErrInvalidInput", name, err)
+		}
+	}
+	if hooked != 1 { // mustLoad's; a nil context is not handed to hooks
+		t.Errorf("hooks called %d times, want 1", hooked)
+	}
+}
+
+// TestDeleted: a deleted aggregate has no events, so LoadExisting says
+// ErrNotFound; an Update that would write to it is refused with
+// ErrStreamDeleted (HTTP 410 in examples/service).
+func TestDeleted(t *testing.T) {
+	store := openSQLite(t, "")
+	repo := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{})
+	ctx := t.Context()
+	add := func(Counter) ([]CounterEvent, error) { return []CounterEvent{Added{By: 1}}, nil }
+	if _, err := repo.Update(ctx, "c", add); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.(eventstore.Lifecycle).DeleteStream(ctx, "c", eventstore.Any); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.LoadExisting(ctx, "c"); !errors.Is(err, aggregate.ErrNotFound) {
+		t.Errorf("LoadExisting of a deleted aggregate: %v, want ErrNotFound", err)
+	}
+	if _, err := repo.Update(ctx, "c", add); !errors.Is(err, eventstore.ErrStreamDeleted) {
+		t.Errorf("Update of a deleted aggregate: %v, want ErrStreamDeleted", err)
+	}
 }

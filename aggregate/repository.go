@@ -281,7 +281,8 @@ func (r *Repository[S, E]) loadNew(ctx context.Context, id string) (*Aggregate[S
 // LoadExisting is [Repository.Load] for an aggregate that must exist: when
 // its stream has no events it returns an error satisfying
 // errors.Is(err, [ErrNotFound]) (and errors.Is(err, eventstore.ErrNotFound))
-// instead of the initial state at version 0. Its other errors are Load's.
+// instead of the initial state at version 0; so does a deleted stream,
+// which has no events either. Its other errors are Load's.
 func (r *Repository[S, E]) LoadExisting(ctx context.Context, id string) (*Aggregate[S, E], error) {
 	ctx, done := r.call(ctx, "load", id, "")
 	a, err := r.loadNew(ctx, id)

@@ -60,4 +60,7 @@
 //   - esv2.subscription.lag (gauge): positions between the head and the
 //     last event of the latest batch, by esv2.subscription
 //   - esv2.subscription.parked (counter): events parked
+//   - esv2.commits, esv2.commit.appends (counters) and
+//     esv2.commit.group_size (gauge): group commit, from the adapter's
+//     Stats, with [ObserveCommits]
 package esotel

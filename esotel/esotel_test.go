@@ -17,11 +17,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
+	"github.com/esv2/esv2/adapters/postgres"
 	"github.com/esv2/esv2/adapters/sqlite"
 	"github.com/esv2/esv2/aggregate"
 	"github.com/esv2/esv2/codec"
 	"github.com/esv2/esv2/esotel"
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/pgtest"
 	"github.com/esv2/esv2/subscription"
 )
 
@@ -143,20 +145,47 @@ func (tel *telemetry) metrics(t *testing.T) map[string]int64 {
 // from the subscription's batches to the appending spans (through the
 // trace context stored in event metadata), and the metric values.
 func TestTracesAndMetrics(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "events.db")
+		writer, err := sqlite.Open(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer writer.Close()
+		reader, err := sqlite.Open(t.Context(), path) // another store on the database, as another process would have
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer reader.Close()
+		testTracesAndMetrics(t, "sqlite", writer, func(h subscription.Handler, opts ...subscription.Option) (*subscription.Subscription, error) {
+			return subscription.New(reader, "projection", h, opts...)
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		schema := pgtest.FreshSchema(t, "esv2_esotel_test_")
+		dsn := pgtest.DSN(t)
+		writer, err := postgres.Open(t.Context(), dsn, postgres.WithSchema(schema), postgres.WithMigrate())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer writer.Close()
+		reader, err := postgres.Open(t.Context(), dsn, postgres.WithSchema(schema))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer reader.Close()
+		testTracesAndMetrics(t, "postgres", writer, func(h subscription.Handler, opts ...subscription.Option) (*subscription.Subscription, error) {
+			return subscription.New(reader, "projection", h, opts...)
+		})
+	})
+}
+
+// testTracesAndMetrics runs the workload through writer, and the
+// subscription that newSub makes on a second store of the same database.
+func testTracesAndMetrics(t *testing.T, adapter string, writer eventstore.Store,
+	newSub func(subscription.Handler, ...subscription.Option) (*subscription.Subscription, error)) {
 	tel := newTelemetry(t)
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "events.db")
-	writer, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-	reader, err := sqlite.Open(ctx, path) // another store on the database, as another process would have
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-
 	traced := esotel.WrapStore(writer, tel.opts()...)
 	repo, err := aggregate.NewRepository(traced, aggregate.Config[Counter, CounterEvent]{
 		Evolve: evolve, Codec: counterCodec(t), Hooks: esotel.RepositoryHooks(tel.opts()...),
@@ -181,7 +210,7 @@ func TestTracesAndMetrics(t *testing.T) {
 	handlerTracer := tel.tp.Tracer("handler")
 	var mu sync.Mutex
 	handled := map[uint64]eventstore.Recorded{}
-	sub, err := subscription.New(reader, "projection", func(ctx context.Context, events []eventstore.Recorded) error {
+	sub, err := newSub(func(ctx context.Context, events []eventstore.Recorded) error {
 		_, span := handlerTracer.Start(ctx, "project")
 		defer span.End()
 		mu.Lock()
@@ -266,6 +295,13 @@ func TestTracesAndMetrics(t *testing.T) {
 	if v, _ := attr(update, esotel.AttrPosition); uint64(v.AsInt64()) != acc1.Position() {
 		t.Errorf("update span: position %d, want %d", v.AsInt64(), acc1.Position())
 	}
+	for _, s := range tel.spans.Ended() {
+		for _, kv := range s.Attributes() {
+			if strings.Contains(kv.Value.String(), "cmd-1") {
+				t.Errorf("span %s: attribute %s holds the raw command ID", s.Name(), kv.Key)
+			}
+		}
+	}
 	loads := tel.childrenOf(update.SpanContext(), "esv2.load")
 	if len(loads) != 1 || len(tel.childrenOf(loads[0].SpanContext(), "esv2.read")) != 1 {
 		t.Errorf("update span has %d load children (want 1), each with one read", len(loads))
@@ -279,7 +315,7 @@ func TestTracesAndMetrics(t *testing.T) {
 		t.Errorf("append span kind %v, want producer", app.SpanKind())
 	}
 	for key, want := range map[attribute.Key]string{
-		esotel.AttrStream: "acc-1", esotel.AttrAdapter: "sqlite", esotel.AttrExpectedVersion: "no stream",
+		esotel.AttrStream: "acc-1", esotel.AttrAdapter: adapter, esotel.AttrExpectedVersion: "no stream",
 		esotel.AttrEvents: "2", esotel.AttrVersion: "2", esotel.AttrConflict: "false",
 	} {
 		if v, ok := attr(app, key); !ok || v.String() != want {
@@ -348,5 +384,60 @@ func TestTracesAndMetrics(t *testing.T) {
 	}
 	if _, ok := got["esv2.subscription.lag"]; !ok {
 		t.Error("no esv2.subscription.lag recorded")
+	}
+}
+
+// TestWatchAndSnapshotSpans: a watch through the wrapper is one span for
+// its whole life, with the events it yielded, and records each event's
+// lag; snapshot saves and loads are spans, a missing snapshot not an error.
+func TestWatchAndSnapshotSpans(t *testing.T) {
+	tel := newTelemetry(t)
+	s, err := sqlite.Open(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := esotel.WrapStore(s, tel.opts()...)
+	defer w.Close()
+	ctx := t.Context()
+	if _, err := w.Append(ctx, "s", eventstore.NoStream, eventstore.Event{Type: "a"}, eventstore.Event{Type: "b"}, eventstore.Event{Type: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, err := range w.Watch(ctx, "s", eventstore.WatchOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; n == 3 {
+			break
+		}
+	}
+	if _, err := w.LoadSnapshot(ctx, "s", ""); err == nil {
+		t.Fatal("LoadSnapshot of a missing snapshot succeeded")
+	}
+	if err := w.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: "s", Version: 3, Schema: "v1", Data: []byte("state")}); err != nil {
+		t.Fatal(err)
+	}
+	watches := tel.named("esv2.watch")
+	if len(watches) != 1 {
+		t.Fatalf("%d watch spans, want 1", len(watches))
+	}
+	if v, _ := attr(watches[0], esotel.AttrEvents); v.AsInt64() != 3 {
+		t.Errorf("watch span: %d events, want 3", v.AsInt64())
+	}
+	loads := tel.named("esv2.snapshot.load")
+	if len(loads) != 1 || loads[0].Status().Code.String() == "Error" {
+		t.Errorf("snapshot load spans %d, want 1 without an error", len(loads))
+	} else if v, _ := attr(loads[0], esotel.AttrFound); v.AsBool() {
+		t.Error("snapshot load span: found is true for a missing snapshot")
+	}
+	saves := tel.named("esv2.snapshot.save")
+	if len(saves) != 1 {
+		t.Fatalf("%d snapshot save spans, want 1", len(saves))
+	}
+	if v, _ := attr(saves[0], esotel.AttrBytes); v.AsInt64() != 5 {
+		t.Errorf("snapshot save span: %d bytes, want 5", v.AsInt64())
+	}
+	if got := tel.metrics(t)["esv2.watch.lag"]; got != 3 {
+		t.Errorf("esv2.watch.lag recorded %d times, want 3", got)
 	}
 }

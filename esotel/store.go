@@ -29,6 +29,10 @@ type Store struct {
 	appended       metric.Int64Counter
 	conflicts      metric.Int64Counter
 	watchLag       metric.Float64Histogram
+	// Measurement options made once: an append records with one of them
+	// and allocates none (the wrapper costs little with no SDK installed).
+	adapterSet metric.MeasurementOption
+	outcomeSet map[string]metric.MeasurementOption
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -63,6 +67,11 @@ func WrapStore(s eventstore.Store, opts ...Option) *Store {
 	hist, err = m.Float64Histogram("esv2.watch.lag", metric.WithUnit("s"),
 		metric.WithDescription("Time from an event's time to its delivery by a watch."))
 	w.watchLag = must[metric.Float64Histogram](hist, err, noopHist(nm))
+	w.adapterSet = metric.WithAttributeSet(attribute.NewSet(w.attrs...))
+	w.outcomeSet = map[string]metric.MeasurementOption{}
+	for _, o := range []string{"ok", "conflict", "error"} {
+		w.outcomeSet[o] = metric.WithAttributeSet(attribute.NewSet(append([]attribute.KeyValue{AttrOutcome.String(o)}, w.attrs...)...))
+	}
 	return w
 }
 
@@ -92,8 +101,15 @@ func adapterName(s eventstore.Store) string {
 // Unwrap returns the wrapped store.
 func (s *Store) Unwrap() eventstore.Store { return s.inner }
 
+// start starts a span; its attributes are set only when it records, so
+// that with no SDK installed a call allocates next to nothing for them.
 func (s *Store) start(ctx context.Context, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	return s.tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(append(attrs, s.attrs...)...))
+	ctx, span := s.tracer.Start(ctx, name, trace.WithSpanKind(kind))
+	if span.IsRecording() {
+		span.SetAttributes(attrs...)
+		span.SetAttributes(s.attrs...)
+	}
+	return ctx, span
 }
 
 // Append appends through the wrapped store in an "esv2.append" span, and
@@ -102,14 +118,18 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventstore
 	if ctx == nil {
 		return s.inner.Append(ctx, streamID, expected, events...)
 	}
-	size := 0
-	for i := range events {
-		size += eventstore.EventSize(events[i])
-	}
-	ctx, span := s.start(ctx, "esv2.append", trace.SpanKindProducer,
-		AttrStream.String(streamID), AttrExpectedVersion.String(expected.String()),
-		AttrEvents.Int(len(events)), AttrBytes.Int(size))
+	ctx, span := s.tracer.Start(ctx, "esv2.append", trace.WithSpanKind(trace.SpanKindProducer))
 	defer span.End()
+	recording := span.IsRecording()
+	if recording {
+		size := 0
+		for i := range events {
+			size += eventstore.EventSize(events[i])
+		}
+		span.SetAttributes(AttrStream.String(streamID), AttrExpectedVersion.String(expected.String()),
+			AttrEvents.Int(len(events)), AttrBytes.Int(size))
+		span.SetAttributes(s.attrs...)
+	}
 	if sc := span.SpanContext(); sc.IsValid() {
 		ctx = eventstore.WithMetadata(ctx, s.traceMetadata(ctx))
 	}
@@ -120,21 +140,23 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventstore
 	var conflict *eventstore.ConflictError
 	switch {
 	case err == nil:
-		span.SetAttributes(AttrVersion.Int64(int64(res.Version)), AttrPosition.Int64(int64(res.Position)),
-			AttrAppended.Int(res.Appended), AttrDuplicates.Int(len(res.Duplicates)), AttrConflict.Bool(false))
+		if recording {
+			span.SetAttributes(AttrVersion.Int64(int64(res.Version)), AttrPosition.Int64(int64(res.Position)),
+				AttrAppended.Int(res.Appended), AttrDuplicates.Int(len(res.Duplicates)), AttrConflict.Bool(false))
+		}
 		if res.Appended > 0 {
-			s.appended.Add(ctx, int64(res.Appended), metric.WithAttributes(s.attrs...))
+			s.appended.Add(ctx, int64(res.Appended), s.adapterSet)
 		}
 	case errors.As(err, &conflict):
 		outcome = "conflict"
 		span.SetAttributes(AttrConflict.Bool(true), AttrVersion.Int64(int64(conflict.Actual)))
-		s.conflicts.Add(ctx, 1, metric.WithAttributes(s.attrs...))
+		s.conflicts.Add(ctx, 1, s.adapterSet)
 		fail(span, err)
 	default:
 		outcome = "error"
 		fail(span, err)
 	}
-	s.appendDuration.Record(ctx, took, metric.WithAttributes(append([]attribute.KeyValue{AttrOutcome.String(outcome)}, s.attrs...)...))
+	s.appendDuration.Record(ctx, took, s.outcomeSet[outcome])
 	return res, err
 }
 
@@ -168,12 +190,15 @@ func (s *Store) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 	if ctx == nil {
 		return s.inner.Read(ctx, streamID, opts)
 	}
+	// Called now, not when the iteration begins: the store checks its
+	// arguments and context when called (see eventstore.Store).
+	seq := s.inner.Read(ctx, streamID, opts)
 	return func(yield func(eventstore.Recorded, error) bool) {
-		ctx, span := s.start(ctx, "esv2.read", trace.SpanKindClient, AttrStream.String(streamID))
+		_, span := s.start(ctx, "esv2.read", trace.SpanKindClient, AttrStream.String(streamID))
 		defer span.End()
 		n, size := 0, 0
 		defer func() { span.SetAttributes(AttrEvents.Int(n), AttrBytes.Int(size)) }()
-		for e, err := range s.inner.Read(ctx, streamID, opts) {
+		for e, err := range seq {
 			if err != nil {
 				fail(span, err)
 			} else {
@@ -193,13 +218,14 @@ func (s *Store) Watch(ctx context.Context, streamID string, opts eventstore.Watc
 	if ctx == nil {
 		return s.inner.Watch(ctx, streamID, opts)
 	}
+	seq := s.inner.Watch(ctx, streamID, opts) // now: see Read
 	return func(yield func(eventstore.Recorded, error) bool) {
 		ctx, span := s.start(ctx, "esv2.watch", trace.SpanKindConsumer, AttrStream.String(streamID))
 		defer span.End()
 		n := 0
 		defer func() { span.SetAttributes(AttrEvents.Int(n)) }()
-		lagAttrs := metric.WithAttributes(s.attrs...)
-		for e, err := range s.inner.Watch(ctx, streamID, opts) {
+		lagAttrs := s.adapterSet
+		for e, err := range seq {
 			if err != nil {
 				fail(span, err)
 			} else {

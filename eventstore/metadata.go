@@ -14,7 +14,8 @@ const (
 	CorrelationIDKey = "esv2.correlation_id"
 	// CausationIDKey holds the ID of what directly caused an event: the
 	// command (aggregate.Repository.Update with aggregate.WithCommandID
-	// sets it to the command ID) or the event a handler reacted to. Set it
+	// sets it to the command ID's digest, aggregate.CommandDigest) or the
+	// event a handler reacted to. Set it
 	// with [WithCausationID].
 	CausationIDKey = "esv2.causation_id"
 	// TraceParentKey and TraceStateKey hold the W3C trace context
@@ -82,8 +83,12 @@ func CausedBy(ctx context.Context, e Recorded) context.Context {
 }
 
 // MetadataFrom returns the metadata ctx adds to appended events (see
-// [WithMetadata]), nil when none. The map must not be modified.
+// [WithMetadata]), nil when none (or when ctx is nil). The map must not be
+// modified.
 func MetadataFrom(ctx context.Context) map[string]string {
+	if ctx == nil {
+		return nil
+	}
 	md, _ := ctx.Value(metadataKey{}).(map[string]string)
 	return md
 }

@@ -56,6 +56,8 @@ func status(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, aggregate.ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, eventstore.ErrStreamDeleted): // erased on request
+		return http.StatusGone
 	case errors.Is(err, aggregate.ErrGaveUp), errors.Is(err, eventstore.ErrUnknownOutcome):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, eventstore.ErrConcurrency):
