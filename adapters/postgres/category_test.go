@@ -77,3 +77,42 @@ func TestCategoryAndTypePlans(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestReadToEndPlanWithoutStatistics: a page of a read to the end (and of
+// a backward read from the start) walks the position index even on a
+// table PostgreSQL has no statistics of yet, as right after a large
+// import. With the range written "BETWEEN $1 AND $2" the planner took it
+// to keep 0.5% of the rows and chose a bitmap scan of every event after
+// $1 and a sort, for every page (issue 11: a subscription catching up on
+// fresh events ran at half the driver's rate).
+func TestReadToEndPlanWithoutStatistics(t *testing.T) {
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
+	ctx := t.Context()
+	if _, err := s.d.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %[1]s.events (position, stream_id, stream_hash, version, type, data, occurred_at)
+		SELECT g, 's-' || (g %% 1000), 0, g, 't', '\x00', now() FROM generate_series(1, 100000) AS g`, s.d.schema)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		backwards bool
+		r         driver.Range
+	}{
+		{"forwards to the end", false, driver.Range{From: 1000, To: math.MaxInt64, Limit: maxReadPage}},
+		{"backwards from the end", true, driver.Range{From: 1, To: 99000, Limit: maxReadPage}},
+	} {
+		q := &driver.Query{StreamID: eventstore.AllStreams, Backwards: c.backwards}
+		sql, args := s.d.prepare(q).query(c.r, false)
+		rows, err := s.d.pool.Query(ctx, "EXPLAIN "+sql, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := strings.Join(plan, "\n")
+		if !strings.Contains(p, "Index Scan") || strings.Contains(p, "Sort") || strings.Contains(p, "Bitmap") {
+			t.Errorf("%s: the page does not walk the position index:\n%s", c.name, p)
+		}
+	}
+}
