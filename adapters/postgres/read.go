@@ -42,8 +42,12 @@ type readState struct {
 	// sql holds the page query without, and with, the server's cut
 	// ([0], [1]), each with its key range written four ways: bounded on
 	// both sides, or open at the start, the end or both (see keyRange).
+	// Each is built from the template the first time a page needs it: a
+	// read uses one or two of the eight.
 	sql  [2][4]string
 	args []any // its arguments after $1-$3: stream, filter values
+
+	from, cols, key, order string // the template and its parts
 
 	pages      int // pages read so far
 	largest    int // size of the largest event of the last page
@@ -97,10 +101,21 @@ func (st *readState) query(r driver.Range, cut bool) (string, []any) {
 	if r.To >= math.MaxInt64 {
 		shape |= openEnd
 	}
+	c := 0
 	if cut {
-		return st.sql[1][shape], args
+		c = 1
 	}
-	return st.sql[0][shape], args
+	if st.sql[c][shape] == "" {
+		from := strings.Replace(st.from, keyRangeMark, keyRange(st.key, shape), 1)
+		if cut {
+			st.sql[c][shape] = "SELECT " + st.cols + " FROM (SELECT " + st.cols + ", sum(" + eventSizeSQL + ") OVER (ORDER BY " + st.order +
+				" ROWS UNBOUNDED PRECEDING) - (" + eventSizeSQL + ") AS bytes_before" + from +
+				") AS page WHERE bytes_before < " + strconv.Itoa(eventstore.PageBytes) + " ORDER BY " + st.order
+		} else {
+			st.sql[c][shape] = "SELECT " + st.cols + from
+		}
+	}
+	return st.sql[c][shape], args
 }
 
 // The shapes of a page's key range, as indexes of readState.sql.
@@ -252,14 +267,7 @@ func (d *pgDriver) prepare(q *driver.Query) *readState {
 	b.WriteString(" LIMIT $3")
 	from := b.String()
 	cols := d.q.cols
-	st := &readState{args: args[3:]}
-	for shape := range 4 {
-		from := strings.Replace(from, keyRangeMark, keyRange(key, shape), 1)
-		st.sql[0][shape] = "SELECT " + cols + from
-		st.sql[1][shape] = "SELECT " + cols + " FROM (SELECT " + cols + ", sum(" + eventSizeSQL + ") OVER (ORDER BY " + order +
-			" ROWS UNBOUNDED PRECEDING) - (" + eventSizeSQL + ") AS bytes_before" + from +
-			") AS page WHERE bytes_before < " + strconv.Itoa(eventstore.PageBytes) + " ORDER BY " + order
-	}
+	st := &readState{args: args[3:], from: from, cols: cols, key: key, order: order}
 	q.Prepared = st
 	return st
 }
