@@ -26,6 +26,7 @@ type config struct {
 	events  int
 	quiet   bool
 	only    string // comma-separated operations; empty means all
+	chunk   int    // lockstep: events per turn; 0 runs each side whole
 
 	batch        int           // append_batch: events per Append
 	writers      int           // append_concurrent: goroutines
@@ -68,7 +69,7 @@ func defaultConfig() config {
 		backend: "sqlite", events: 1_000_000,
 		batch: 1000, writers: 64, watchers: 1000, watchStreams: 100,
 		watchEvery: 5 * time.Millisecond, fanWatchers: 10_000, fanRounds: 10, snapLoads: 200, snapEvery: 1000, snapTail: 100,
-		readReps: 4, loadReps: 4, childRSS: true,
+		readReps: 4, loadReps: 4, childRSS: true, chunk: 4096,
 		largeEvents: defaultLargeEvents, largeSize: defaultLargeSize,
 		subEvents: 100_000, subBatch: subscription.DefaultBatchSize, subReps: 2,
 		liveAppends: 4000, liveRate: 1000,
@@ -89,6 +90,9 @@ func (c *config) check() error {
 	}
 	if c.largeEvents < 1 || c.largeSize < 1 || c.largeSize > eventstore.DefaultMaxEventSize {
 		return fmt.Errorf("-large-events %d -large-size %d: want at least one event of 1 to %d bytes", c.largeEvents, c.largeSize, eventstore.DefaultMaxEventSize)
+	}
+	if c.chunk < 0 {
+		return fmt.Errorf("-lockstep-chunk %d: want 0 (each side whole) or more", c.chunk)
 	}
 	switch {
 	case c.subEvents < 1 || c.liveAppends < 2 || c.groupEvents < 1:
@@ -399,7 +403,7 @@ func (b *bench) readStream(ctx context.Context) error {
 					if err != nil {
 						return err
 					}
-					if n++; n%lockstepChunk == 0 {
+					if n++; b.cfg.turnEnds(n) {
 						pause()
 					}
 				}
@@ -424,11 +428,11 @@ func (b *bench) readStream(ctx context.Context) error {
 }
 
 // driverRead reads the library's stream whole with the driver, calling
-// pause every lockstepChunk events.
+// pause every -lockstep-chunk events.
 func (b *bench) driverRead(ctx context.Context, pause func()) error {
 	k := 0
 	n, err := b.env.drv.read(ctx, b.libStream, 1, func(uint64, string, []byte) error {
-		if k++; k%lockstepChunk == 0 {
+		if k++; b.cfg.turnEnds(k) {
 			pause()
 		}
 		return nil
@@ -436,12 +440,16 @@ func (b *bench) driverRead(ctx context.Context, pause func()) error {
 	return countErr(n, b.cfg.events, err)
 }
 
-// lockstepChunk is how many events one side of lockstep handles before
-// handing over to the other: a few milliseconds of work.
-const lockstepChunk = 4096
+// turnEnds says whether the k-th event (from 1) of a lockstep side ends its
+// turn: every chunk events (-lockstep-chunk; 4,096 by default, a few
+// milliseconds of work), never when chunk is 0, so that each side then
+// runs whole, the two alternating which goes first.
+func (c *config) turnEnds(k int) bool {
+	return c.chunk > 0 && k%c.chunk == 0
+}
 
 // lockstep runs the library's side (sides[0]) and the driver's (sides[1])
-// taking turns, sides[first] first: each calls pause every lockstepChunk
+// taking turns, sides[first] first: each calls pause every -lockstep-chunk
 // events, which stops its clock and lets the other side run its next
 // chunk. Both sides then meet the same load on a shared, noisy machine,
 // chunk by chunk, which whole-run alternation cannot promise. It returns
@@ -505,7 +513,7 @@ func (s *steps) add(o steps) {
 }
 
 // rates returns each side's events per second over its total time, and
-// the ratio of the sides' median full chunks (of lockstepChunk events) for
+// the ratio of the sides' median full chunks (of -lockstep-chunk events) for
 // comparison; nil with fewer than 8 full chunks per side. The median
 // resists a burst of load from another process, but on PostgreSQL it
 // mostly measures the client: while one side is paused its server keeps
@@ -572,7 +580,7 @@ func (b *bench) childRSS(ctx context.Context, r *Result, libOp, drvOp string) er
 
 // loadAggregate loads the counter over the library's whole stream with
 // Repository.Load, in lockstep with the driver's read: the counter's
-// reducer calls pause every lockstepChunk events.
+// reducer calls pause every -lockstep-chunk events.
 func (b *bench) loadAggregate(ctx context.Context) error {
 	cfg := b.cfg
 	cfg.logf("load_aggregate: %d loads per side, in lockstep", cfg.loadReps)
@@ -582,7 +590,7 @@ func (b *bench) loadAggregate(ctx context.Context) error {
 			func(pause func()) error {
 				k := 0
 				repo, err := newCounterRepoWith(b.env.store, 0, func(s Counter, e CounterEvent) Counter {
-					if k++; k%lockstepChunk == 0 {
+					if k++; b.cfg.turnEnds(k) {
 						pause()
 					}
 					return evolve(s, e)

@@ -18,7 +18,12 @@
 // warm-up read; ratio_median compares the sides' median 4,096-event chunks
 // too, which a burst of load from another process cannot sway (on
 // PostgreSQL it mostly compares the clients: a paused side's server keeps
-// filling its socket).
+// filling its socket). Lockstep favours a side that reads ahead: on
+// PostgreSQL the library fetches its next page on a goroutine of its own,
+// and that fetch goes on while the library's clock is stopped for the
+// driver's turn. -lockstep-chunk 0 runs each side whole instead (the two
+// alternating which goes first), which is fair to read-ahead but lets
+// bursts of load from other processes fall on one side.
 //
 //   - append_batch: events appended to one stream in batches of 1,000.
 //     Driver: one transaction per batch holding one multi-row INSERT

@@ -214,11 +214,39 @@ func TestFlags(t *testing.T) {
 		{[]string{"-backend", "postgres", "-dsn", ""}, "needs -dsn"},
 		{[]string{"-events", "10"}, "at least 1000"},
 		{[]string{"-sub-batch", "0"}, "-sub-batch 0"},
+		{[]string{"-lockstep-chunk", "-1"}, "-lockstep-chunk -1"},
 		{[]string{"-group-partitions", "2000"}, "-group-partitions 2000"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := realMain(tc.args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("realMain(%q) = %d, stderr %q; want 2 and %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+}
+
+// TestLockstepChunk checks that -lockstep-chunk sets the sides' turns: with
+// turns of 250 events the reads are timed chunk by chunk (ratio_median
+// needs at least 8 chunks a side), with 0 each side runs whole and there
+// are no chunks to compare.
+func TestLockstepChunk(t *testing.T) {
+	for _, chunk := range []int{250, 0} {
+		cfg := smallConfig("sqlite")
+		cfg.path = filepath.Join(t.TempDir(), "bench.db")
+		cfg.only, cfg.chunk, cfg.childRSS = "append_batch,read_stream,load_aggregate", chunk, false
+		var got []Result
+		if err := run(t.Context(), cfg, func(r Result) { got = append(got, r) }); err != nil {
+			t.Fatalf("-lockstep-chunk %d: run: %v", chunk, err)
+		}
+		for _, r := range got {
+			if r.Op == "append_batch" {
+				continue
+			}
+			if chunked := r.RatioMedian != nil; chunked != (chunk > 0) || r.Ratio <= 0 {
+				t.Errorf("-lockstep-chunk %d: %s: ratio %v, ratio_median %v; want a ratio, and a median only when chunked", chunk, r.Op, r.Ratio, r.RatioMedian)
+			}
+		}
+		if len(got) != 3 {
+			t.Errorf("-lockstep-chunk %d: %d results, want 3", chunk, len(got))
 		}
 	}
 }

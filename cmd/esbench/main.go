@@ -46,6 +46,7 @@ func realMain(args []string, stdout, stderr io.Writer) (code int) {
 	fs.IntVar(&cfg.hotWriters, "hot-writers", cfg.hotWriters, "update_hot: goroutines updating the one aggregate (on PostgreSQL, update_hot/2proc splits them over 2 processes)")
 	fs.IntVar(&cfg.hotPer, "hot-per", cfg.hotPer, "update_hot: Updates per goroutine")
 	fs.IntVar(&cfg.mpPer, "mp-per", cfg.mpPer, "append_multiprocess: appends per goroutine (-writers goroutines, over 4 processes and then in this one)")
+	fs.IntVar(&cfg.chunk, "lockstep-chunk", cfg.chunk, "read_stream, load_aggregate, sub_catchup: events per turn of the two sides; 0 runs each side whole, alternating which goes first (fair to a side that reads ahead)")
 	jsonOut := fs.Bool("json", false, "print one JSON object per line")
 	fs.BoolVar(&cfg.quiet, "q", false, "no progress on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")

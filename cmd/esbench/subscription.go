@@ -145,7 +145,7 @@ func (b *bench) subCatchup(ctx context.Context) error {
 	drvRead := func(pause func()) error {
 		k := 0
 		n, err := b.env.drv.readAll(ctx, b.subBefore, 0, func(uint64, string, uint64, []byte) error {
-			if k++; k%lockstepChunk == 0 {
+			if k++; b.cfg.turnEnds(k) {
 				pause()
 			}
 			return nil
@@ -165,7 +165,7 @@ func (b *bench) subCatchup(ctx context.Context) error {
 				k := 0
 				sub, err := b.env.subs.newSub(name, func(_ context.Context, events []eventstore.Recorded) error {
 					for range events {
-						if k++; k%lockstepChunk == 0 {
+						if k++; b.cfg.turnEnds(k) {
 							pause()
 						}
 					}
