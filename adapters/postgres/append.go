@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/esv2/esv2/eventstore"
 	"github.com/esv2/esv2/eventstore/driver"
@@ -183,14 +184,33 @@ func (w *writer) run() {
 // appends sends the second to the next group. Appends whose context
 // ended are answered with its error and not sent.
 func (w *writer) take() []*appendReq {
+	return w.takeAfter(nil)
+}
+
+// takeAfter is take for a group that already holds group: what it takes
+// joins group within the same limits (see execGroup). Unlike take it
+// returns nil, not an empty group, when it takes nothing to send.
+func (w *writer) takeAfter(group []*appendReq) []*appendReq {
 	w.mu.Lock()
 	n, size, bytes := 0, 0, 0
 	var ids map[string]struct{}
+	for _, r := range group {
+		size += max(len(r.events), 1)
+		bytes += r.size
+		for i := range r.events {
+			if id := r.events[i].ID; id != "" {
+				if ids == nil {
+					ids = make(map[string]struct{})
+				}
+				ids[id] = struct{}{}
+			}
+		}
+	}
 scan:
 	for n < len(w.queue) {
 		r := w.queue[n]
 		k := max(len(r.events), 1)
-		if n > 0 && (size+k > w.d.cfg.groupEvents || bytes+r.size > w.d.cfg.groupBytes) {
+		if (n > 0 || len(group) > 0) && (size+k > w.d.cfg.groupEvents || bytes+r.size > w.d.cfg.groupBytes) {
 			break
 		}
 		for i := range r.events {
@@ -224,18 +244,18 @@ scan:
 	}
 	w.mu.Unlock()
 
-	group := make([]*appendReq, 0, len(taken))
+	out := make([]*appendReq, 0, len(taken))
 	for _, r := range taken {
 		if err := r.ctx.Err(); err != nil {
 			r.done <- appendResp{err: err}
 			continue
 		}
-		group = append(group, r)
+		out = append(out, r)
 	}
-	if len(group) == 0 {
+	if len(out) == 0 && group == nil {
 		return []*appendReq{} // not nil: the queue may hold more
 	}
-	return group
+	return out
 }
 
 // close refuses new appends, fails the queued ones with ErrClosed and
@@ -302,7 +322,7 @@ func (d *pgDriver) commitGroup(group []*appendReq) {
 	for attempt := 1; ; attempt++ {
 		d.commitMu.Lock()
 		token := d.tokens.Add(1)
-		rows, oc, err = d.execGroup(d.bgCtx, group, token)
+		rows, oc, err = d.execGroup(d.bgCtx, &group, token)
 		if oc == unknown {
 			d.commitMu.Unlock()
 			rows, oc, err = d.resolveGroup(group, token, err)
@@ -340,6 +360,7 @@ func (d *pgDriver) commitGroup(group []*appendReq) {
 			// and is no news: report its appends here, as changes to
 			// unknown streams. (This group's own watchers are woken by
 			// the front when each Append returns.)
+			d.sawOthers()
 			d.othersAppended()
 		}
 	}
@@ -504,25 +525,50 @@ type querier interface {
 // (false conflicts for Any, duplicate positions). The BEGIN, the call and
 // the COMMIT are sent as one pipelined batch: one round trip, as the bare
 // statement took.
-func (d *pgDriver) execGroup(ctx context.Context, group []*appendReq, token uint64) ([]groupRow, outcome, error) {
-	a, err := buildGroupArgs(group)
-	if err != nil {
-		return nil, notWritten, err
-	}
+//
+// While other processes append to the schema (seen within lockFirstWindow),
+// the group waits for the ordering lock first, in a round trip of its own,
+// and then takes in every append queued meanwhile (group grows): the wait
+// is the time other processes' commits take, and a group chosen before it
+// would leave the appends that arrive during it to a transaction of their
+// own. Alone, the lock is free and the one round trip is kept.
+func (d *pgDriver) execGroup(ctx context.Context, group *[]*appendReq, token uint64) ([]groupRow, outcome, error) {
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return nil, notWritten, err
 	}
 	defer conn.Release()
+	lockFirst := d.othersActive()
+	if lockFirst {
+		// Nothing is written before the append call is sent: any error
+		// until then leaves the group not written.
+		lb := &pgx.Batch{}
+		lb.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+		lb.Queue("SELECT pg_advisory_xact_lock($1)", d.lockKey)
+		if err := conn.SendBatch(ctx, lb).Close(); err != nil {
+			d.rollback(conn)
+			return nil, notWritten, err
+		}
+		if d.writer != nil {
+			*group = append(*group, d.writer.takeAfter(*group)...)
+		}
+	}
+	a, err := buildGroupArgs(*group)
+	if err != nil {
+		d.rollback(conn)
+		return nil, notWritten, err
+	}
 	b := &pgx.Batch{}
-	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	if !lockFirst {
+		b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	}
 	b.Queue(d.q.appendCall, a.params(d, d.writerID, int64(token))...)
 	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
 	if h := d.hooks; h != nil && h.sent != nil {
 		h.sent(conn.Conn().PgConn())
 	}
-	out, beforeCommit, err := batchGroup(br, len(group))
+	out, beforeCommit, err := batchGroup(br, len(*group), !lockFirst)
 	cerr := br.Close()
 	if h := d.hooks; err == nil && h != nil && h.committed != nil {
 		cerr = h.committed(conn.Conn().PgConn(), cerr)
@@ -539,18 +585,41 @@ func (d *pgDriver) execGroup(ctx context.Context, group []*appendReq, token uint
 	if pgconn.SafeToRetry(err) || (beforeCommit && statementError(err)) {
 		oc = notWritten
 	}
+	// Failed inside the transaction: end it. If the outcome was unknown,
+	// the group is now certainly not committed by this connection; the
+	// look-up still decides.
+	d.rollback(conn)
+	return nil, oc, err
+}
+
+// rollback ends the transaction conn is in, if any, so that the connection
+// goes back to the pool idle (the pool would otherwise drop it). It is
+// bounded, so that a connection dying now cannot hold Close up.
+func (d *pgDriver) rollback(conn *pgxpool.Conn) {
 	if pc := conn.Conn().PgConn(); !pc.IsClosed() && pc.TxStatus() != 'I' {
-		// Failed inside the transaction: end it, so that the
-		// connection goes back to the pool idle (the pool would
-		// otherwise drop it). If the outcome was unknown, the group
-		// is now certainly not committed by this connection; the
-		// look-up still decides.
-		// Bounded, so that a connection dying now cannot hold Close up.
 		rctx, cancel := context.WithTimeout(d.stopCtx, time.Second)
 		_, _ = conn.Exec(rctx, "ROLLBACK")
 		cancel()
 	}
-	return nil, oc, err
+}
+
+// lockFirstWindow is how long after another process's append was last
+// seen (sawOthers) the writer takes the ordering lock before it chooses
+// the rest of its group (see execGroup).
+const lockFirstWindow = time.Second
+
+// sawOthers records that another process appended to the schema: its
+// positions came between this store's, or the listener or the poll saw
+// the head move.
+func (d *pgDriver) sawOthers() {
+	d.othersAt.Store(time.Now().UnixNano())
+}
+
+// othersActive reports whether another process appended within
+// lockFirstWindow.
+func (d *pgDriver) othersActive() bool {
+	t := d.othersAt.Load()
+	return t != 0 && time.Since(time.Unix(0, t)) < lockFirstWindow
 }
 
 // batchGroup reads the results of execGroup's batch. Only a nil error
@@ -558,9 +627,11 @@ func (d *pgDriver) execGroup(ctx context.Context, group []*appendReq, token uint
 // from the BEGIN or the call, before the COMMIT's result was awaited:
 // with a server error there, the server skips the rest of the pipeline
 // and the COMMIT never runs.
-func batchGroup(br pgx.BatchResults, n int) (out []groupRow, beforeCommit bool, err error) {
-	if _, err := br.Exec(); err != nil {
-		return nil, true, err
+func batchGroup(br pgx.BatchResults, n int, begin bool) (out []groupRow, beforeCommit bool, err error) {
+	if begin {
+		if _, err := br.Exec(); err != nil {
+			return nil, true, err
+		}
 	}
 	rows, err := br.Query()
 	if err != nil {

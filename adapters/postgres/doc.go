@@ -103,7 +103,12 @@
 // load (3 ms and 3,200 appends/s in an earlier, busier run), the appends
 // per transaction do not. Several
 // processes appending to one schema share that ceiling: a group commit
-// cannot span processes.
+// cannot span processes. While other processes append (their positions
+// came between this store's, or the listener or the poll saw the head
+// move, within the last second), the writer takes the lock in a round
+// trip of its own before it chooses the rest of its group, so that the
+// appends that queue up while it waits for the others' commits join the
+// group rather than wait for the next one.
 //
 // # Appending and group commit
 //

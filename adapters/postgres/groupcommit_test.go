@@ -94,3 +94,67 @@ func TestReadBreakReleasesConnection(t *testing.T) {
 		t.Errorf("after break: %d connections acquired, want 0", got)
 	}
 }
+
+// TestGroupWaitsForTheLockFirst: while other processes append (here: the
+// ordering lock is held by another session and another process's append
+// was seen), the writer takes the lock before it chooses its group, so
+// the appends that queue up during the wait commit with the one that
+// started it, in one transaction, instead of a transaction each side of
+// the wait (issue 13 item 4: 4 processes × 16 goroutines put 8 appends in
+// a transaction, against 33 for one process × 64).
+func TestGroupWaitsForTheLockFirst(t *testing.T) {
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
+	ctx := t.Context()
+	holder, err := s.d.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Release()
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", s.d.lockKey); err != nil {
+		t.Fatal(err)
+	}
+	s.d.sawOthers()
+	before := s.Stats()
+	const appends = 10
+	var g errgroup.Group
+	g.Go(func() error {
+		_, err := s.Append(ctx, "first", eventstore.NoStream, evt("x"))
+		return err
+	})
+	// The first append's group is waiting for the lock when the others
+	// arrive.
+	waitFor(t, "the writer to wait for the ordering lock", func() (bool, error) {
+		var waiting bool
+		err := s.d.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND ((classid::bigint << 32) | objid::bigint) = $1)`, s.d.lockKey).Scan(&waiting)
+		return waiting, err
+	})
+	for i := 1; i < appends; i++ {
+		g.Go(func() error {
+			_, err := s.Append(ctx, fmt.Sprintf("later-%d", i), eventstore.NoStream, evt("x"))
+			return err
+		})
+	}
+	waitFor(t, "the later appends to queue", func() (bool, error) {
+		s.d.writer.mu.Lock()
+		defer s.d.writer.mu.Unlock()
+		return len(s.d.writer.queue) == appends-1, nil
+	})
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", s.d.lockKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	after := s.Stats()
+	if got := after.Commits - before.Commits; got != 1 {
+		t.Errorf("%d appends made while the lock was held took %d transactions, want 1", appends, got)
+	}
+	info, err := s.Info(ctx, eventstore.AllStreams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Count != appends || info.Position != appends {
+		t.Errorf("store holds %d events up to position %d, want %d", info.Count, info.Position, appends)
+	}
+}

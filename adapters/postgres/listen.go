@@ -86,6 +86,7 @@ func (d *pgDriver) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 		d.notes.Add(1)
 		h, err := strconv.ParseUint(n.Payload, 10, 64)
 		if err != nil || d.advanceHeadAfterCommit(h) {
+			d.sawOthers()
 			d.othersAppended()
 		}
 	}
@@ -111,6 +112,7 @@ func (d *pgDriver) poll(ctx context.Context, interval time.Duration) {
 			continue // transient; the next tick tries again
 		}
 		if d.advanceHeadAfterCommit(uint64(h)) {
+			d.sawOthers()
 			d.othersAppended()
 		}
 	}

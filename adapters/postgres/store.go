@@ -63,6 +63,9 @@ type pgDriver struct {
 	listenCfg *pgx.ConnConfig
 
 	head atomic.Uint64 // highest position known committed
+	// othersAt is when another process's append was last seen, in Unix
+	// nanoseconds (see sawOthers).
+	othersAt atomic.Int64
 	// commitMu is held by the writer from sending a group until it has
 	// recorded the group's head (see commitGroup), and by the listener
 	// and the poll around their head checks.
