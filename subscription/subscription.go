@@ -81,6 +81,8 @@ type core interface {
 	Leave(ctx context.Context, name, member string) error
 	Park(ctx context.Context, name string, p Parked) error
 	Parked(ctx context.Context, name string) ([]Parked, error)
+	RequestReplay(ctx context.Context, name string, position uint64) (int, error)
+	ReplayRequests(ctx context.Context, name string) ([]Parked, error)
 	Partitions(ctx context.Context, name string) ([]Partition, error)
 	Reset(ctx context.Context, name string, position uint64) error
 	Delete(ctx context.Context, name string) error
