@@ -2,6 +2,7 @@ package subscription
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/esv2/esv2/eventstore"
@@ -215,18 +216,32 @@ func (s *Subscription) ReplayParked(ctx context.Context, position uint64) error 
 	if !found {
 		return fmt.Errorf("subscription %q: no parked event at position %d: %w", s.name, position, eventstore.ErrNotFound)
 	}
+	e, err := s.readEvent(ctx, position)
+	if err != nil {
+		return err
+	}
+	err = s.replay(ctx, e)
+	if hf := (*handlerError)(nil); errors.As(err, &hf) {
+		return hf.err
+	}
+	return err
+}
+
+// readEvent reads the event at position, or returns an error satisfying
+// errors.Is(err, errNotStored) when it is no longer stored.
+func (s *Subscription) readEvent(ctx context.Context, position uint64) (eventstore.Recorded, error) {
 	var e eventstore.Recorded
 	n := 0
 	for r, err := range s.store.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(position - 1), Limit: 1}) {
 		if err != nil {
-			return err
+			return e, err
 		}
 		e, n = r, 1
 	}
 	if n == 0 || e.Position != position {
-		return fmt.Errorf("subscription %q: parked event at position %d is no longer stored: %w", s.name, position, eventstore.ErrNotFound)
+		return e, fmt.Errorf("subscription %q: parked event at position %d %w", s.name, position, errNotStored)
 	}
-	return s.replay(ctx, e)
+	return e, nil
 }
 
 func backendOf[Tx any](ctx context.Context, store Store[Tx]) (core, error) {

@@ -112,7 +112,8 @@ type Subscription struct {
 	deliver func(ctx context.Context, member string, cps []Lease, events []eventstore.Recorded, commit bool) error
 	// txn: made by NewTx, every batch commits its checkpoint.
 	txn bool
-	// replay hands a parked event to the handler and unparks it.
+	// replay hands a parked event to the handler and unparks it. The
+	// handler's error comes back as a *handlerError.
 	replay func(ctx context.Context, e eventstore.Recorded) error
 
 	running atomic.Bool
@@ -149,7 +150,7 @@ func New[Tx any](store Store[Tx], name string, h Handler, opts ...Option) (*Subs
 	}
 	s.replay = func(ctx context.Context, e eventstore.Recorded) error {
 		if err := h(ctx, []eventstore.Recorded{e}); err != nil {
-			return err
+			return &handlerError{err}
 		}
 		return b.Unpark(ctx, name, e.Position, nil)
 	}
@@ -183,7 +184,10 @@ func NewTx[Tx any](store Store[Tx], name string, h TxHandler[Tx], opts ...Option
 	}
 	s.replay = func(ctx context.Context, e eventstore.Recorded) error {
 		return b.Unpark(ctx, name, e.Position, func(ctx context.Context, tx Tx) error {
-			return h(ctx, tx, []eventstore.Recorded{e})
+			if err := h(ctx, tx, []eventstore.Recorded{e}); err != nil {
+				return &handlerError{err}
+			}
+			return nil
 		})
 	}
 	return s, nil
