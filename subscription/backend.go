@@ -111,6 +111,14 @@ type Backend[Tx any] interface {
 	// none.
 	ReplayRequests(ctx context.Context, name string) ([]Parked, error)
 
+	// ClearReplay records that a requested replay of p, as ReplayRequests
+	// returned it, failed: it sets the Error, Attempts and Time of name's
+	// parked event at p.Position to p's and clears its request, provided
+	// the event is still parked and its ReplayRequested still equals p's
+	// (a request made again meanwhile is kept, and an event discarded
+	// meanwhile is not parked again). It reports whether it did.
+	ClearReplay(ctx context.Context, name string, p Parked) (bool, error)
+
 	// Parked returns name's parked events, in position order.
 	Parked(ctx context.Context, name string) ([]Parked, error)
 

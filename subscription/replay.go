@@ -29,7 +29,9 @@ const maxReplaysPerSync = 100
 //
 // An event the handler takes is forgotten (in the handler's transaction,
 // for NewTx); one it fails on again stays parked with the new error and
-// time, its request cleared so that it is not tried in a loop. The
+// time, its request cleared so that it is not tried in a loop (unless it
+// was requested again meanwhile: ClearReplay keeps a newer request, and
+// does not park again an event discarded meanwhile). The
 // request is cleared too for an event no longer stored. A backend error
 // ends the round and is returned; the requests left are tried at the
 // next sync.
@@ -101,8 +103,7 @@ func (r *run) replayOne(ctx context.Context, p Parked) error {
 	p.Error = text
 	p.Attempts++
 	p.Time = time.Now().Truncate(eventstore.TimePrecision)
-	p.ReplayRequested = time.Time{}
-	if err := s.b.Park(ctx, s.name, p); err != nil {
+	if _, err := s.b.ClearReplay(ctx, s.name, p); err != nil {
 		return err
 	}
 	s.count(func(st *Status) { st.ReplayFailed++ })

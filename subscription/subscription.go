@@ -83,6 +83,7 @@ type core interface {
 	Parked(ctx context.Context, name string) ([]Parked, error)
 	RequestReplay(ctx context.Context, name string, position uint64) (int, error)
 	ReplayRequests(ctx context.Context, name string) ([]Parked, error)
+	ClearReplay(ctx context.Context, name string, p Parked) (bool, error)
 	Partitions(ctx context.Context, name string) ([]Partition, error)
 	Reset(ctx context.Context, name string, position uint64) error
 	Delete(ctx context.Context, name string) error

@@ -49,6 +49,7 @@ type subQueries struct {
 	checkpoint, exists                 string
 	park, parked, unpark               string
 	replayRequests, requestReplay      string
+	clearReplay                        string
 	partitionsAll, partitionsOf        string
 	reset                              string
 	deleteSub, deleteMembers           string
@@ -148,6 +149,15 @@ LEFT JOIN ` + parked + ` p ON s.ok AND p.name = $1 AND p.replay_requested IS NOT
 ORDER BY p.position`,
 		// ok false when the subscription does not exist; position 0
 		// marks all of its parked events.
+		// ok false when the subscription does not exist; the row
+		// changes only under the request the member saw.
+		clearReplay: `WITH sub AS (SELECT EXISTS (SELECT 1 FROM ` + subs + ` WHERE name = $1 AND partition = 0) AS ok),
+cleared AS (
+	UPDATE ` + parked + ` p SET error = $3, attempts = $4, parked_at = coalesce($5, clock_timestamp()), replay_requested = NULL
+	FROM sub WHERE sub.ok AND p.name = $1 AND p.position = $2 AND p.replay_requested = $6
+	RETURNING 1
+)
+SELECT sub.ok, (SELECT count(*) FROM cleared) FROM sub`,
 		requestReplay: `WITH sub AS (SELECT EXISTS (SELECT 1 FROM ` + subs + ` WHERE name = $1 AND partition = 0) AS ok),
 marked AS (
 	UPDATE ` + parked + ` p SET replay_requested = clock_timestamp()
@@ -526,6 +536,34 @@ func (b *subBackend) RequestReplay(ctx context.Context, name string, position ui
 		return 0, fmt.Errorf("postgres: %s: subscription %q has no parked event at position %d: %w", op, name, position, eventstore.ErrNotFound)
 	}
 	return int(n), nil
+}
+
+// ClearReplay records a failed replay of p and clears its request, if the
+// request is still p's.
+func (b *subBackend) ClearReplay(ctx context.Context, name string, p subscription.Parked) (bool, error) {
+	if err := checkText("subscription name", name); err != nil {
+		return false, err
+	}
+	ctx, done, err := b.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	const op = "clear replay request"
+	if p.Position > math.MaxInt64 {
+		return false, nil
+	}
+	at := pgtype.Timestamptz{Time: p.Time, Valid: !p.Time.IsZero()}
+	var ok bool
+	var n int64
+	if err := b.d.pool.QueryRow(ctx, b.q.clearReplay, name, int64(p.Position), cleanError(p.Error), int64(p.Attempts), at,
+		p.ReplayRequested).Scan(&ok, &n); err != nil {
+		return false, b.d.callErr(ctx, err, op)
+	}
+	if !ok {
+		return false, notFound(op, name)
+	}
+	return n > 0, nil
 }
 
 // parked runs query, which lists name's parked events, or some of them.

@@ -400,6 +400,32 @@ func (b subscriptions) RequestReplay(ctx context.Context, name string, position 
 	return int(n), nil
 }
 
+// ClearReplay records a failed replay of p and clears its request, if the
+// request is still p's; see [subscription.Backend].
+func (b subscriptions) ClearReplay(ctx context.Context, name string, p subscription.Parked) (bool, error) {
+	var n int64
+	err := b.d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if err := mustExist(ctx, tx, name); err != nil {
+			return err
+		}
+		t := nanos(p.Time)
+		if t == 0 {
+			t = now()
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE subscription_parked SET error = ?, attempts = ?, time = ?, replay_requested = 0
+			WHERE name = ? AND position = ? AND replay_requested = ? AND replay_requested != 0`,
+			p.Error, p.Attempts, t, name, int64(p.Position), nanos(p.ReplayRequested))
+		if err != nil {
+			return txError(ctx, err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return txError(ctx, err)
+		}
+		return nil
+	})
+	return n > 0, err
+}
+
 // Unpark runs fn and deletes the parked event of name at position in one
 // transaction; see [subscription.Backend]. fn is not run when there is no
 // such event.

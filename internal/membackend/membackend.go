@@ -95,6 +95,7 @@ type Faults struct {
 	ReplayMissingOK       bool // RequestReplay of a position with no parked event marks none, without error
 	ReplayRequestsAll     bool // ReplayRequests lists every parked event, requested or not
 	ParkKeepsRequest      bool // Park of a parked position keeps its replay request
+	ClearReplayAny        bool // ClearReplay clears a request made again since, and parks again a discarded event
 	PartitionsUnordered   bool // Partitions("") lists subscriptions in reverse name order
 	ResetKeepsEpochs      bool // Reset ends leases but leaves epochs
 	ResetKeepsOwners      bool // Reset sets positions only
@@ -400,6 +401,26 @@ func (b *Backend[Tx]) RequestReplay(ctx context.Context, name string, position u
 		}
 	}
 	return n, nil
+}
+
+// ClearReplay implements [subscription.Backend].
+func (b *Backend[Tx]) ClearReplay(ctx context.Context, name string, p subscription.Parked) (bool, error) {
+	if err := b.lock(ctx); err != nil {
+		return false, err
+	}
+	defer b.db.mu.Unlock()
+	s, err := b.get(name)
+	if err != nil {
+		return false, err
+	}
+	old, ok := s.parked[p.Position]
+	if !b.db.faults.ClearReplayAny && (!ok || old.ReplayRequested.IsZero() || !old.ReplayRequested.Equal(p.ReplayRequested)) {
+		return false, nil
+	}
+	old.Position, old.StreamID, old.Version, old.Type, old.EventID = p.Position, p.StreamID, p.Version, p.Type, p.EventID
+	old.Error, old.Attempts, old.Time, old.ReplayRequested = p.Error, p.Attempts, p.Time, time.Time{}
+	s.parked[p.Position] = old
+	return true, nil
 }
 
 // ReplayRequests implements [subscription.Backend].

@@ -54,6 +54,8 @@ var backendMutants = map[string]struct {
 	"replayMissingOK":       {membackend.Faults{ReplayMissingOK: true}, "Backend/RequestReplay/NotFound"},
 	"replayRequestsAll":     {membackend.Faults{ReplayRequestsAll: true}, "Backend/ReplayRequests/OnlyRequestedInOrder"},
 	"parkKeepsRequest":      {membackend.Faults{ParkKeepsRequest: true}, "Backend/Park/ClearsReplayRequest"},
+	"clearReplayNewer":      {membackend.Faults{ClearReplayAny: true}, "Backend/ClearReplay/KeepsNewerRequest"},
+	"clearReplayDiscarded":  {membackend.Faults{ClearReplayAny: true}, "Backend/ClearReplay/DiscardedStaysGone"},
 	"partitionsUnordered":   {membackend.Faults{PartitionsUnordered: true}, "Backend/Partitions/AllOrdered"},
 	"resetKeepsEpochs":      {membackend.Faults{ResetKeepsEpochs: true}, "Backend/Reset/GrowsEpochs"},
 	"resetKeepsOwners":      {membackend.Faults{ResetKeepsOwners: true}, "Backend/Reset/OldHolderLosesLease"},

@@ -127,6 +127,12 @@ func RunBackendFeatures[Tx any](t *testing.T, newBackend func(t *testing.T) subs
 			{"MarksAll", leaf(testRequestReplayAll[Tx])},
 			{"NotFound", leaf(testRequestReplayNotFound[Tx])},
 		}},
+		{"ClearReplay", []bt{
+			{"UpdatesAndClears", leaf(testClearReplayUpdates[Tx])},
+			{"KeepsNewerRequest", leaf(testClearReplayKeepsNewer[Tx])},
+			{"DiscardedStaysGone", leaf(testClearReplayDiscarded[Tx])},
+			{"UnknownSubscription", leaf(testClearReplayUnknown[Tx])},
+		}},
 		{"ReplayRequests", []bt{
 			{"OnlyRequestedInOrder", leaf(testReplayRequestsOnly[Tx])},
 			{"UnparkForgets", leaf(testReplayRequestsUnpark[Tx])},
@@ -1183,6 +1189,80 @@ func testReplayRequestsUnpark[Tx any](t *testing.T, b subscription.Backend[Tx]) 
 	}
 }
 
+// requestedOne parks the event at position 10, requests its replay, and
+// returns it as ReplayRequests does.
+func requestedOne[Tx any](t *testing.T, b subscription.Backend[Tx]) subscription.Parked {
+	t.Helper()
+	mustRegister(t, b, sub, 1, 0)
+	mustPark(t, b, sub, parked(10, "a", 1), parked(20, "b", 1))
+	mustRequestReplay(t, b, sub, 10, 1)
+	reqs := mustReplayRequests(t, b, sub)
+	if len(reqs) != 1 || reqs[0].Position != 10 {
+		t.Fatalf("ReplayRequests: %+v, want position 10", reqs)
+	}
+	return reqs[0]
+}
+
+func mustClearReplay[Tx any](t *testing.T, b subscription.Backend[Tx], p subscription.Parked, want bool) {
+	t.Helper()
+	got, err := b.ClearReplay(ctxTimeout(t), sub, p)
+	if err != nil {
+		t.Fatalf("ClearReplay(%d): %v", p.Position, err)
+	}
+	if got != want {
+		t.Errorf("ClearReplay(%d) reported %v, want %v", p.Position, got, want)
+	}
+}
+
+func testClearReplayUpdates[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	p := requestedOne(t, b)
+	p.Error, p.Attempts, p.Time = "failed again", 2, p.Time.Add(time.Hour)
+	mustClearReplay(t, b, p, true)
+	want := parked(10, "failed again", 2)
+	want.Time = want.Time.Add(time.Hour)
+	wantParked(t, b, sub, "after ClearReplay", []subscription.Parked{want, parked(20, "b", 1)})
+	if got := mustReplayRequests(t, b, sub); len(got) != 0 {
+		t.Errorf("ReplayRequests after ClearReplay: %+v, want none", got)
+	}
+	// Cleared already: nothing more to do.
+	p.Error = "a third time"
+	mustClearReplay(t, b, p, false)
+	wantParked(t, b, sub, "after a second ClearReplay", []subscription.Parked{want, parked(20, "b", 1)})
+}
+
+func testClearReplayKeepsNewer[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	p := requestedOne(t, b)
+	// The clock must move past the first request's time, at the stored
+	// precision, for the second to differ from it.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(p.ReplayRequested.Add(10*time.Millisecond)) && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	mustRequestReplay(t, b, sub, 10, 1)
+	p.Error, p.Attempts = "failed again", 2
+	mustClearReplay(t, b, p, false)
+	ps := mustParked(t, b, sub)
+	if len(ps) != 2 || ps[0].Error != "a" || ps[0].ReplayRequested.IsZero() || !ps[0].ReplayRequested.After(p.ReplayRequested) {
+		t.Errorf("after ClearReplay of an older request: %+v, want position 10 unchanged, with the newer request (after %v)", ps, p.ReplayRequested)
+	}
+}
+
+func testClearReplayDiscarded[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	p := requestedOne(t, b)
+	if err := b.Unpark(ctxTimeout(t), sub, 10, nil); err != nil {
+		t.Fatalf("Unpark: %v", err)
+	}
+	p.Error = "failed again"
+	mustClearReplay(t, b, p, false)
+	wantParked(t, b, sub, "after ClearReplay of a discarded event", []subscription.Parked{parked(20, "b", 1)})
+}
+
+func testClearReplayUnknown[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	p := parked(10, "a", 1)
+	p.ReplayRequested = parkTime
+	_, err := b.ClearReplay(ctxTimeout(t), "nosuch", p)
+	wantErr(t, "ClearReplay in an unknown subscription", err, eventstore.ErrNotFound)
+}
+
 func testReplayRequestsUnknown[Tx any](t *testing.T, b subscription.Backend[Tx]) {
 	_, err := b.ReplayRequests(ctxTimeout(t), "nosuch")
 	wantErr(t, "ReplayRequests of an unknown subscription", err, eventstore.ErrNotFound)
@@ -1466,6 +1546,7 @@ func testCloseEveryMethod[Tx any](t *testing.T, b subscription.Backend[Tx], clos
 		{"Unpark", func() error { return b.Unpark(ctx, sub, 1, calls.fn) }},
 		{"RequestReplay", func() error { _, err := b.RequestReplay(ctx, sub, 0); return err }},
 		{"ReplayRequests", func() error { _, err := b.ReplayRequests(ctx, sub); return err }},
+		{"ClearReplay", func() error { _, err := b.ClearReplay(ctx, sub, parked(1, "x", 1)); return err }},
 		{"Partitions", func() error { _, err := b.Partitions(ctx, ""); return err }},
 		{"Reset", func() error { return b.Reset(ctx, sub, 0) }},
 		{"Delete", func() error { return b.Delete(ctx, sub) }},
