@@ -86,6 +86,9 @@ func (r *run) replayOne(ctx context.Context, p Parked) error {
 		s.count(func(st *Status) { st.Replayed++ })
 		s.log(ctx, slog.LevelInfo, "esv2: subscription replayed a parked event at a request",
 			slog.Uint64("position", p.Position), slog.String("stream", p.StreamID), slog.Uint64("version", p.Version))
+		if s.o.hooks.Replayed != nil {
+			s.o.hooks.Replayed(ctx, s.name, p, nil)
+		}
 		return nil
 	case errors.Is(err, errNotStored):
 		hf = &handlerError{err}
@@ -110,5 +113,8 @@ func (r *run) replayOne(ctx context.Context, p Parked) error {
 	s.log(ctx, slog.LevelWarn, "esv2: subscription failed to replay a parked event at a request; it stays parked",
 		slog.Uint64("position", p.Position), slog.String("stream", p.StreamID), slog.Uint64("version", p.Version),
 		slog.String("error", hf.err.Error()))
+	if s.o.hooks.Replayed != nil {
+		s.o.hooks.Replayed(ctx, s.name, p, hf.err)
+	}
 	return nil
 }

@@ -105,10 +105,21 @@ func runRequestedReplay[Tx any](t *testing.T, s, other subscription.Store[Tx], t
 	appendN(t, s, streams[1], 1, "Bad")
 	head := appendN(t, s, "good", 1, "Good")
 
+	var hookOK, hookFailed atomic.Int64
+	hooks := subscription.Hooks{Replayed: func(_ context.Context, name string, _ subscription.Parked, err error) {
+		if name != "replay" {
+			t.Errorf("Replayed hook called for %q", name)
+		}
+		if err != nil {
+			hookFailed.Add(1)
+		} else {
+			hookOK.Add(1)
+		}
+	}}
 	var members []*subscription.Subscription
 	for _, m := range []string{"a", "b"} {
 		opts := []subscription.Option{subscription.WithPartitions(partitions), subscription.WithMember(m),
-			subscription.WithPolicy(subscription.Park), subscription.WithRetries(0, 0, 0)}
+			subscription.WithPolicy(subscription.Park), subscription.WithRetries(0, 0, 0), subscription.WithHooks(hooks)}
 		var sub *subscription.Subscription
 		var err error
 		if txn {
@@ -153,13 +164,18 @@ func runRequestedReplay[Tx any](t *testing.T, s, other subscription.Store[Tx], t
 	if again.Error == first.Error || again.Attempts != first.Attempts+1 || again.Time.Before(before.Truncate(time.Second)) {
 		t.Errorf("after a failed replay: %+v, want a new error, one more attempt and a new time than %+v", again, first)
 	}
-	failed := uint64(0)
-	for _, m := range members {
-		failed += m.Status().ReplayFailed
+	// The member counts after it wrote: wait for the counts too.
+	sum := func(f func(subscription.Status) uint64) func() uint64 {
+		return func() uint64 {
+			n := uint64(0)
+			for _, m := range members {
+				n += f(m.Status())
+			}
+			return n
+		}
 	}
-	if failed != 1 {
-		t.Errorf("Status().ReplayFailed over the members: %d, want 1", failed)
-	}
+	waitCount(t, "Status().ReplayFailed over the members", sum(func(st subscription.Status) uint64 { return st.ReplayFailed }), 1)
+	waitCount(t, "failures reported to the Replayed hook", func() uint64 { return uint64(hookFailed.Load()) }, 1)
 
 	// Fixed: every requested event is handled once and forgotten.
 	broken.Store(false)
@@ -167,6 +183,8 @@ func runRequestedReplay[Tx any](t *testing.T, s, other subscription.Store[Tx], t
 		t.Fatalf("RequestReplayAll: %d, %v; want 2 marked", n, err)
 	}
 	waitParked(t, other, "the replayed events forgotten", func(ps []subscription.Parked) bool { return len(ps) == 0 })
+	waitCount(t, "Status().Replayed over the members", sum(func(st subscription.Status) uint64 { return st.Replayed }), 2)
+	waitCount(t, "successes reported to the Replayed hook", func() uint64 { return uint64(hookOK.Load()) }, 2)
 	mu.Lock()
 	defer mu.Unlock()
 	replayed := uint64(0)
@@ -186,8 +204,28 @@ func runRequestedReplay[Tx any](t *testing.T, s, other subscription.Store[Tx], t
 	if len(handledBy) != 2 || replayed != 2 {
 		t.Errorf("replayed %v (Status().Replayed %d over the members), want both Bad events once", handledBy, replayed)
 	}
+	if hookOK.Load() != 2 || hookFailed.Load() != 1 {
+		t.Errorf("Replayed hook: %d successes, %d failures; want 2 and 1", hookOK.Load(), hookFailed.Load())
+	}
 	if _, err := subscription.RequestReplay(ctx, other, "replay", first.Position); !errors.Is(err, eventstore.ErrNotFound) {
 		t.Errorf("RequestReplay of a replayed event: %v, want ErrNotFound", err)
+	}
+}
+
+// waitCount waits, with a deadline, until count returns want, and fails
+// if it returns more.
+func waitCount(t *testing.T, what string, count func() uint64, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := count()
+		if got == want {
+			return
+		}
+		if got > want || time.Now().After(deadline) {
+			t.Fatalf("%s: %d, want %d", what, got, want)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

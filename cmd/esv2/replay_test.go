@@ -121,8 +121,16 @@ func TestReplayWait(t *testing.T) {
 	if got != "[1 3 2]" {
 		t.Errorf("handled %s, want [1 3 2] (2 at its replay)", got)
 	}
-	if st := sub.Status(); st.Replayed != 1 || st.ReplayFailed != 1 {
-		t.Errorf("Status: Replayed %d, ReplayFailed %d; want 1 and 1", st.Replayed, st.ReplayFailed)
+	// The member counts just after it wrote what the command saw.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		st := sub.Status()
+		if st.Replayed == 1 && st.ReplayFailed == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("Status: Replayed %d, ReplayFailed %d; want 1 and 1", st.Replayed, st.ReplayFailed)
+			break
+		}
 	}
 	stdout, _, code = esv2("subscriptions", "replay", "projector", "--all")
 	if code != exitOK || stdout != "subscription \"projector\" has no parked event to replay\n" {
