@@ -142,7 +142,7 @@ func DiscardParked[Tx any](ctx context.Context, store Store[Tx], name string, po
 // its parked event at position: it is for a process that has no handler
 // of its own, such as the esv2 command. The member that holds the event's
 // partition looks for requests at each of its lease renewals (every
-// third of the lease TTL, and at least every second) and replays each one
+// third of the lease TTL, at most a second apart) and replays each one
 // as [Subscription.ReplayParked] does: the event is handed to the handler
 // (in its transaction, for a subscription made by NewTx) and, if that
 // succeeds, forgotten. If the handler fails again, the event stays parked
