@@ -26,7 +26,9 @@ const maxLinks = 128
 // events' metadata, written by a store wrapped with [WrapStore], in this
 // process or another). Metrics: esv2.subscription.events,
 // esv2.subscription.lag and esv2.subscription.parked, by
-// esv2.subscription.
+// esv2.subscription, and esv2.subscription.replays (replays of parked
+// events made at a request) by esv2.subscription and esv2.outcome
+// ("replayed" or "failed").
 func SubscriptionHooks(opts ...Option) subscription.Hooks {
 	cfg := newConfig(opts)
 	tracer := cfg.tracer()
@@ -39,6 +41,9 @@ func SubscriptionHooks(opts ...Option) subscription.Hooks {
 	c, err = m.Int64Counter("esv2.subscription.parked", metric.WithUnit("{event}"),
 		metric.WithDescription("Events a subscription set aside (the Park policy)."))
 	parked := must[metric.Int64Counter](c, err, noopCounter(nm))
+	c, err = m.Int64Counter("esv2.subscription.replays", metric.WithUnit("{event}"),
+		metric.WithDescription("Parked events a subscription replayed at a request, by outcome."))
+	replays := must[metric.Int64Counter](c, err, noopCounter(nm))
 	g, err := m.Int64Gauge("esv2.subscription.lag", metric.WithUnit("{position}"),
 		metric.WithDescription("Positions between the store's head and the last event of a subscription's latest batch."))
 	lag := must[metric.Int64Gauge](g, err, func() metric.Int64Gauge { g, _ := nm.Int64Gauge("noop"); return g }())
@@ -70,6 +75,13 @@ func SubscriptionHooks(opts ...Option) subscription.Hooks {
 		},
 		Parked: func(ctx context.Context, name string, _ eventstore.Recorded, _ error) {
 			parked.Add(ctx, 1, metric.WithAttributes(AttrSubscription.String(name)))
+		},
+		Replayed: func(ctx context.Context, name string, _ subscription.Parked, err error) {
+			outcome := "replayed"
+			if err != nil {
+				outcome = "failed"
+			}
+			replays.Add(ctx, 1, metric.WithAttributes(AttrSubscription.String(name), AttrOutcome.String(outcome)))
 		},
 	}
 }

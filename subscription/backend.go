@@ -91,8 +91,33 @@ type Backend[Tx any] interface {
 	Commit(ctx context.Context, name, member string, cps []Lease, fn func(ctx context.Context, tx Tx) error) error
 
 	// Park stores p (an event the handler failed on) among name's parked
-	// events, replacing an entry at the same position.
+	// events, replacing an entry at the same position, its
+	// ReplayRequested included: a zero one clears a replay request.
 	Park(ctx context.Context, name string, p Parked) error
+
+	// RequestReplay asks the members of name to replay its parked event
+	// at position, or every one of its parked events when position is 0
+	// (no event has position 0): it sets their ReplayRequested to now
+	// (again, for one requested already) and returns how many it marked.
+	// A subscription that does not exist, or a position other than 0
+	// with no parked event, is an error satisfying errors.Is(err,
+	// eventstore.ErrNotFound), and nothing is marked; position 0 with no
+	// parked event marks none and is not an error.
+	RequestReplay(ctx context.Context, name string, position uint64) (int, error)
+
+	// ReplayRequests returns name's parked events whose replay is
+	// requested (ReplayRequested not zero), in position order: the query
+	// a running member makes at each lease renewal, cheap when there is
+	// none.
+	ReplayRequests(ctx context.Context, name string) ([]Parked, error)
+
+	// ClearReplay records that a requested replay of p, as ReplayRequests
+	// returned it, failed: it sets the Error, Attempts and Time of name's
+	// parked event at p.Position to p's and clears its request, provided
+	// the event is still parked and its ReplayRequested still equals p's
+	// (a request made again meanwhile is kept, and an event discarded
+	// meanwhile is not parked again). It reports whether it did.
+	ClearReplay(ctx context.Context, name string, p Parked) (bool, error)
 
 	// Parked returns name's parked events, in position order.
 	Parked(ctx context.Context, name string) ([]Parked, error)
@@ -157,8 +182,13 @@ type Parked struct {
 	Error string
 	// Attempts is how many times the handler was tried.
 	Attempts int
-	// Time is when the event was parked.
+	// Time is when the event was parked, or when a requested replay
+	// last failed on it.
 	Time time.Time
+	// ReplayRequested is when a replay of the event was requested
+	// ([RequestReplay]) and not yet tried by a running member; zero when
+	// none is.
+	ReplayRequested time.Time
 }
 
 // Limits of names and partitions.

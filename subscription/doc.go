@@ -47,7 +47,12 @@
 // the checkpoint before the batch; [Park] tries the batch's events one at
 // a time and sets aside each that still fails, with its error, then goes
 // on. [ListParked] lists them, [Subscription.ReplayParked] hands one to
-// the handler again, [DiscardParked] forgets one. A database error (a lost
+// the handler again, [DiscardParked] forgets one. A process without the
+// handler (the esv2 command, an admin tool) calls [RequestReplay] or
+// [RequestReplayAll] instead: the running member that holds the event's
+// partition replays it at its next lease renewal (within a second with
+// the default lease), and clears the request if the handler fails again.
+// A database error (a lost
 // connection) does not end Run: it shows in [Subscription.Status] and is
 // tried again after a pause.
 //

@@ -3,10 +3,13 @@ package subscription_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/esv2/esv2/adapters/sqlite"
 	"github.com/esv2/esv2/eventstore"
@@ -164,4 +167,70 @@ func ExampleNew() {
 	// order-1 order.shipped
 	// order-2 order.placed
 	// delivered 3, lag 0
+}
+
+// A process that has no handler (an admin tool, the esv2 command) asks
+// the running members to replay a parked event: the member holding its
+// partition replays it at its next lease renewal, within a second here,
+// and forgets it. The loop below is what such a tool does to wait for
+// the outcome (a request cleared with the event still parked means the
+// handler failed again).
+func ExampleRequestReplay() {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, "") // in memory
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	last := appendOrders(ctx, store)
+
+	var mailerUp atomic.Bool
+	sub, err := subscription.New(store, "mailer", func(_ context.Context, events []eventstore.Recorded) error {
+		for _, e := range events {
+			if e.Type == "order.shipped" && !mailerUp.Load() {
+				return errors.New("mail server down")
+			}
+		}
+		return nil
+	}, subscription.WithPolicy(subscription.Park), subscription.WithRetries(0, 0, 0))
+	if err != nil {
+		log.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sub.Run(runCtx) }()
+	if err := sub.WaitFor(ctx, last); err != nil {
+		log.Fatal(err)
+	}
+	parked, err := subscription.ListParked(ctx, store, "mailer")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("parked:", parked[0].Position, parked[0].Error)
+
+	mailerUp.Store(true)
+	n, err := subscription.RequestReplay(ctx, store, "mailer", parked[0].Position)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("requested:", n)
+	for {
+		if parked, err = subscription.ListParked(ctx, store, "mailer"); err != nil {
+			log.Fatal(err)
+		}
+		if len(parked) == 0 || parked[0].ReplayRequested.IsZero() {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fmt.Println("still parked:", len(parked), "replayed:", sub.Status().Replayed)
+
+	stop()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// parked: 2 mail server down
+	// requested: 1
+	// still parked: 0 replayed: 1
 }

@@ -19,6 +19,11 @@ type Hooks struct {
 	// Parked is called for each event set aside by the Park policy, with
 	// the handler's last error.
 	Parked func(ctx context.Context, subscription string, e eventstore.Recorded, err error)
+	// Replayed is called for each parked event a member replayed at a
+	// request ([RequestReplay]), with nil when the handler took it (it is
+	// forgotten) and the handler's error when it failed again (it stays
+	// parked).
+	Replayed func(ctx context.Context, subscription string, p Parked, err error)
 }
 
 // BatchInfo describes a call of the handler to [Hooks].Batch.

@@ -2,6 +2,7 @@ package subscription
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/esv2/esv2/eventstore"
@@ -137,6 +138,60 @@ func DiscardParked[Tx any](ctx context.Context, store Store[Tx], name string, po
 	return store.Subscriptions().Unpark(ctx, name, position, nil)
 }
 
+// RequestReplay asks the running members of subscription name to replay
+// its parked event at position: it is for a process that has no handler
+// of its own, such as the esv2 command. The member that holds the event's
+// partition looks for requests at each of its lease renewals (every
+// third of the lease TTL, at most a second apart) and replays each one
+// as [Subscription.ReplayParked] does: the event is handed to the handler
+// (in its transaction, for a subscription made by NewTx) and, if that
+// succeeds, forgotten. If the handler fails again, the event stays parked
+// with the new error and time, and its request is cleared, so that it is
+// not tried in a loop. Nothing happens while no member runs: the request
+// waits for one.
+//
+// It returns the number of events marked (1), or an error satisfying
+// errors.Is(err, eventstore.ErrNotFound) when there is no such
+// subscription or parked event. Requesting a requested event again
+// renews its request. ListParked shows the requests
+// (Parked.ReplayRequested).
+func RequestReplay[Tx any](ctx context.Context, store Store[Tx], name string, position uint64) (int, error) {
+	b, err := backendOf(ctx, store)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkName("subscription name", name); err != nil {
+		return 0, err
+	}
+	if position == 0 {
+		return 0, fmt.Errorf("subscription %q: no parked event at position 0: %w", name, eventstore.ErrNotFound)
+	}
+	n, err := b.RequestReplay(ctx, name, position)
+	if err != nil {
+		return 0, fmt.Errorf("subscription %q: request replay: %w", name, err)
+	}
+	return n, nil
+}
+
+// RequestReplayAll is [RequestReplay] for every event subscription name
+// has parked now. It returns how many it marked (0 when none is parked),
+// or an error satisfying errors.Is(err, eventstore.ErrNotFound) when
+// there is no such subscription.
+func RequestReplayAll[Tx any](ctx context.Context, store Store[Tx], name string) (int, error) {
+	b, err := backendOf(ctx, store)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkName("subscription name", name); err != nil {
+		return 0, err
+	}
+	n, err := b.RequestReplay(ctx, name, 0)
+	if err != nil {
+		return 0, fmt.Errorf("subscription %q: request replay: %w", name, err)
+	}
+	return n, nil
+}
+
 // ReplayParked hands the parked event at position to the subscription's
 // handler again and, if it succeeds, forgets it (in the handler's
 // transaction, for a subscription made by NewTx). The handler's error is
@@ -161,18 +216,32 @@ func (s *Subscription) ReplayParked(ctx context.Context, position uint64) error 
 	if !found {
 		return fmt.Errorf("subscription %q: no parked event at position %d: %w", s.name, position, eventstore.ErrNotFound)
 	}
+	e, err := s.readEvent(ctx, position)
+	if err != nil {
+		return err
+	}
+	err = s.replay(ctx, e)
+	if hf := (*handlerError)(nil); errors.As(err, &hf) {
+		return hf.err
+	}
+	return err
+}
+
+// readEvent reads the event at position, or returns an error satisfying
+// errors.Is(err, errNotStored) when it is no longer stored.
+func (s *Subscription) readEvent(ctx context.Context, position uint64) (eventstore.Recorded, error) {
 	var e eventstore.Recorded
 	n := 0
 	for r, err := range s.store.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(position - 1), Limit: 1}) {
 		if err != nil {
-			return err
+			return e, err
 		}
 		e, n = r, 1
 	}
 	if n == 0 || e.Position != position {
-		return fmt.Errorf("subscription %q: parked event at position %d is no longer stored: %w", s.name, position, eventstore.ErrNotFound)
+		return e, fmt.Errorf("subscription %q: parked event at position %d %w", s.name, position, errNotStored)
 	}
-	return s.replay(ctx, e)
+	return e, nil
 }
 
 func backendOf[Tx any](ctx context.Context, store Store[Tx]) (core, error) {

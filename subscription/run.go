@@ -104,6 +104,21 @@ func (r *run) loop(ctx context.Context) error {
 				backOff(err)
 				continue
 			}
+			if err := r.replayRequested(ctx); err != nil {
+				switch {
+				case fatal(err):
+					return err
+				case ctx.Err() != nil:
+					return nil
+				case errors.Is(err, ErrLeaseLost):
+					r.nextSync = time.Time{}
+					continue
+				}
+				// Tried again at the next sync.
+				s.log(ctx, slog.LevelWarn, "esv2: subscription could not replay parked events at a request",
+					slog.String("error", err.Error()))
+				r.setErr(err)
+			}
 		}
 		if len(r.leases) == 0 {
 			r.setState(Standby)

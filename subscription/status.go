@@ -57,6 +57,10 @@ type Status struct {
 	// Delivered counts the events handed to the handler successfully,
 	// Retries the batches tried again, Parked the events set aside.
 	Delivered, Retries, Parked uint64
+	// Replayed counts the parked events this member replayed at a
+	// request ([RequestReplay]) and forgot, ReplayFailed those the
+	// handler failed on again, which stay parked.
+	Replayed, ReplayFailed uint64
 	// Err is the last database error Run met and is trying past, nil once
 	// a batch succeeds again.
 	Err error

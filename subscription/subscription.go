@@ -81,6 +81,9 @@ type core interface {
 	Leave(ctx context.Context, name, member string) error
 	Park(ctx context.Context, name string, p Parked) error
 	Parked(ctx context.Context, name string) ([]Parked, error)
+	RequestReplay(ctx context.Context, name string, position uint64) (int, error)
+	ReplayRequests(ctx context.Context, name string) ([]Parked, error)
+	ClearReplay(ctx context.Context, name string, p Parked) (bool, error)
 	Partitions(ctx context.Context, name string) ([]Partition, error)
 	Reset(ctx context.Context, name string, position uint64) error
 	Delete(ctx context.Context, name string) error
@@ -110,7 +113,8 @@ type Subscription struct {
 	deliver func(ctx context.Context, member string, cps []Lease, events []eventstore.Recorded, commit bool) error
 	// txn: made by NewTx, every batch commits its checkpoint.
 	txn bool
-	// replay hands a parked event to the handler and unparks it.
+	// replay hands a parked event to the handler and unparks it. The
+	// handler's error comes back as a *handlerError.
 	replay func(ctx context.Context, e eventstore.Recorded) error
 
 	running atomic.Bool
@@ -147,7 +151,7 @@ func New[Tx any](store Store[Tx], name string, h Handler, opts ...Option) (*Subs
 	}
 	s.replay = func(ctx context.Context, e eventstore.Recorded) error {
 		if err := h(ctx, []eventstore.Recorded{e}); err != nil {
-			return err
+			return &handlerError{err}
 		}
 		return b.Unpark(ctx, name, e.Position, nil)
 	}
@@ -181,7 +185,10 @@ func NewTx[Tx any](store Store[Tx], name string, h TxHandler[Tx], opts ...Option
 	}
 	s.replay = func(ctx context.Context, e eventstore.Recorded) error {
 		return b.Unpark(ctx, name, e.Position, func(ctx context.Context, tx Tx) error {
-			return h(ctx, tx, []eventstore.Recorded{e})
+			if err := h(ctx, tx, []eventstore.Recorded{e}); err != nil {
+				return &handlerError{err}
+			}
+			return nil
 		})
 	}
 	return s, nil

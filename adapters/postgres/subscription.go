@@ -48,6 +48,8 @@ type subQueries struct {
 	lockOwned, release, forget         string
 	checkpoint, exists                 string
 	park, parked, unpark               string
+	replayRequests, requestReplay      string
+	clearReplay                        string
 	partitionsAll, partitionsOf        string
 	reset                              string
 	deleteSub, deleteMembers           string
@@ -128,18 +130,41 @@ RETURNING s.partition, s.epoch, s.position, s.owner IS NOT NULL`,
 			" WHERE name = $1 AND partition = $2 AND owner = $3 AND epoch = $5",
 		exists: "SELECT EXISTS (SELECT 1 FROM " + subs + " WHERE name = $1 AND partition = 0)",
 
-		park: `INSERT INTO ` + parked + ` (name, position, stream_id, version, type, event_id, error, attempts, parked_at)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, clock_timestamp())
+		park: `INSERT INTO ` + parked + ` (name, position, stream_id, version, type, event_id, error, attempts, parked_at, replay_requested)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, clock_timestamp()), $10
 FROM (SELECT 1 FROM ` + subs + ` WHERE name = $1 AND partition = 0 FOR KEY SHARE) sub
 ON CONFLICT (name, position) DO UPDATE SET stream_id = excluded.stream_id, version = excluded.version,
 	type = excluded.type, event_id = excluded.event_id, error = excluded.error, attempts = excluded.attempts,
-	parked_at = excluded.parked_at`,
+	parked_at = excluded.parked_at, replay_requested = excluded.replay_requested`,
 		// One row with NULLs when the subscription has no parked event;
 		// ok false when it does not exist.
-		parked: `SELECT s.ok, p.position, p.stream_id, p.version, p.type, p.event_id, p.error, p.attempts, p.parked_at
+		parked: `SELECT s.ok, p.position, p.stream_id, p.version, p.type, p.event_id, p.error, p.attempts, p.parked_at, p.replay_requested
 FROM (SELECT EXISTS (SELECT 1 FROM ` + subs + ` WHERE name = $1) AS ok) s
 LEFT JOIN ` + parked + ` p ON s.ok AND p.name = $1
 ORDER BY p.position`,
+		// As parked, by the partial index of migration 10.
+		replayRequests: `SELECT s.ok, p.position, p.stream_id, p.version, p.type, p.event_id, p.error, p.attempts, p.parked_at, p.replay_requested
+FROM (SELECT EXISTS (SELECT 1 FROM ` + subs + ` WHERE name = $1) AS ok) s
+LEFT JOIN ` + parked + ` p ON s.ok AND p.name = $1 AND p.replay_requested IS NOT NULL
+ORDER BY p.position`,
+		// ok false when the subscription does not exist; position 0
+		// marks all of its parked events.
+		// ok false when the subscription does not exist; the row
+		// changes only under the request the member saw.
+		clearReplay: `WITH sub AS (SELECT EXISTS (SELECT 1 FROM ` + subs + ` WHERE name = $1 AND partition = 0) AS ok),
+cleared AS (
+	UPDATE ` + parked + ` p SET error = $3, attempts = $4, parked_at = coalesce($5, clock_timestamp()), replay_requested = NULL
+	FROM sub WHERE sub.ok AND p.name = $1 AND p.position = $2 AND p.replay_requested = $6
+	RETURNING 1
+)
+SELECT sub.ok, (SELECT count(*) FROM cleared) FROM sub`,
+		requestReplay: `WITH sub AS (SELECT EXISTS (SELECT 1 FROM ` + subs + ` WHERE name = $1 AND partition = 0) AS ok),
+marked AS (
+	UPDATE ` + parked + ` p SET replay_requested = clock_timestamp()
+	FROM sub WHERE sub.ok AND p.name = $1 AND ($2::bigint = 0 OR p.position = $2::bigint)
+	RETURNING 1
+)
+SELECT sub.ok, (SELECT count(*) FROM marked) FROM sub`,
 		unpark: "DELETE FROM " + parked + " WHERE name = $1 AND position = $2",
 
 		partitionsAll: "SELECT name, partition, position, coalesce(owner, ''), lease_until, epoch, updated FROM " + subs +
@@ -461,8 +486,9 @@ func (b *subBackend) Park(ctx context.Context, name string, p subscription.Parke
 	defer done()
 	const op = "park event"
 	at := pgtype.Timestamptz{Time: p.Time, Valid: !p.Time.IsZero()}
+	requested := pgtype.Timestamptz{Time: p.ReplayRequested, Valid: !p.ReplayRequested.IsZero()}
 	tag, err := b.d.pool.Exec(ctx, b.q.park, name, int64(p.Position), p.StreamID, int64(p.Version), p.Type, p.EventID,
-		cleanError(p.Error), int64(p.Attempts), at)
+		cleanError(p.Error), int64(p.Attempts), at, requested)
 	if err != nil {
 		return b.d.callErr(ctx, err, op)
 	}
@@ -474,6 +500,74 @@ func (b *subBackend) Park(ctx context.Context, name string, p subscription.Parke
 
 // Parked returns name's parked events, in position order.
 func (b *subBackend) Parked(ctx context.Context, name string) ([]subscription.Parked, error) {
+	return b.parked(ctx, name, "read parked events", b.q.parked)
+}
+
+// ReplayRequests returns name's parked events whose replay is requested,
+// in position order.
+func (b *subBackend) ReplayRequests(ctx context.Context, name string) ([]subscription.Parked, error) {
+	return b.parked(ctx, name, "read replay requests", b.q.replayRequests)
+}
+
+// RequestReplay marks name's parked event at position (every one of them
+// for position 0) as to be replayed, and returns how many it marked.
+func (b *subBackend) RequestReplay(ctx context.Context, name string, position uint64) (int, error) {
+	if err := checkText("subscription name", name); err != nil {
+		return 0, err
+	}
+	const op = "request replay"
+	if position > math.MaxInt64 {
+		return 0, fmt.Errorf("postgres: %s: subscription %q has no parked event at position %d: %w", op, name, position, eventstore.ErrNotFound)
+	}
+	ctx, done, err := b.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	var ok bool
+	var n int64
+	if err := b.d.pool.QueryRow(ctx, b.q.requestReplay, name, int64(position)).Scan(&ok, &n); err != nil {
+		return 0, b.d.callErr(ctx, err, op)
+	}
+	switch {
+	case !ok:
+		return 0, notFound(op, name)
+	case n == 0 && position != 0:
+		return 0, fmt.Errorf("postgres: %s: subscription %q has no parked event at position %d: %w", op, name, position, eventstore.ErrNotFound)
+	}
+	return int(n), nil
+}
+
+// ClearReplay records a failed replay of p and clears its request, if the
+// request is still p's.
+func (b *subBackend) ClearReplay(ctx context.Context, name string, p subscription.Parked) (bool, error) {
+	if err := checkText("subscription name", name); err != nil {
+		return false, err
+	}
+	ctx, done, err := b.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	const op = "clear replay request"
+	if p.Position > math.MaxInt64 {
+		return false, nil
+	}
+	at := pgtype.Timestamptz{Time: p.Time, Valid: !p.Time.IsZero()}
+	var ok bool
+	var n int64
+	if err := b.d.pool.QueryRow(ctx, b.q.clearReplay, name, int64(p.Position), cleanError(p.Error), int64(p.Attempts), at,
+		p.ReplayRequested).Scan(&ok, &n); err != nil {
+		return false, b.d.callErr(ctx, err, op)
+	}
+	if !ok {
+		return false, notFound(op, name)
+	}
+	return n > 0, nil
+}
+
+// parked runs query, which lists name's parked events, or some of them.
+func (b *subBackend) parked(ctx context.Context, name, op, query string) ([]subscription.Parked, error) {
 	if err := checkText("subscription name", name); err != nil {
 		return nil, err
 	}
@@ -482,8 +576,7 @@ func (b *subBackend) Parked(ctx context.Context, name string) ([]subscription.Pa
 		return nil, err
 	}
 	defer done()
-	const op = "read parked events"
-	rows, err := b.d.pool.Query(ctx, b.q.parked, name)
+	rows, err := b.d.pool.Query(ctx, query, name)
 	if err != nil {
 		return nil, b.d.callErr(ctx, err, op)
 	}
@@ -491,14 +584,14 @@ func (b *subBackend) Parked(ctx context.Context, name string) ([]subscription.Pa
 		ok                            bool
 		pos, version, attempts        pgtype.Int8
 		stream, typ, eventID, errText pgtype.Text
-		at                            pgtype.Timestamptz
+		at, requested                 pgtype.Timestamptz
 		out                           []subscription.Parked
 		seen                          bool
 	)
-	_, err = pgx.ForEachRow(rows, []any{&ok, &pos, &stream, &version, &typ, &eventID, &errText, &attempts, &at}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&ok, &pos, &stream, &version, &typ, &eventID, &errText, &attempts, &at, &requested}, func() error {
 		seen = true
 		if pos.Valid {
-			out = append(out, subscription.Parked{
+			p := subscription.Parked{
 				Position: uint64(pos.Int64),
 				StreamID: stream.String,
 				Version:  uint64(version.Int64),
@@ -507,7 +600,11 @@ func (b *subBackend) Parked(ctx context.Context, name string) ([]subscription.Pa
 				Error:    errText.String,
 				Attempts: int(attempts.Int64),
 				Time:     at.Time.UTC(),
-			})
+			}
+			if requested.Valid {
+				p.ReplayRequested = requested.Time.UTC()
+			}
+			out = append(out, p)
 		}
 		return nil
 	})

@@ -14,7 +14,7 @@ import (
 // schemaVersion is the version of the schema this package creates and
 // reads, kept in PRAGMA user_version. Every schema change adds a numbered
 // migration file and bumps it.
-const schemaVersion = 6
+const schemaVersion = 7
 
 // migrationFiles holds the schema migrations, one numbered file per
 // version: migrations/000N_*.sql brings the schema from version N-1 to N

@@ -48,6 +48,15 @@ func after(ttl time.Duration) int64 {
 	return time.Now().Add(ttl).Truncate(eventstore.TimePrecision).UnixNano()
 }
 
+// nanos turns a time into its stored form, as fromNanos reads it: 0 for
+// the zero time.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Truncate(eventstore.TimePrecision).UnixNano()
+}
+
 // fromNanos turns a stored time back into a time.Time; 0 stands for none.
 func fromNanos(t int64) time.Time {
 	if t == 0 {
@@ -298,12 +307,12 @@ func (b subscriptions) Park(ctx context.Context, name string, p subscription.Par
 		if err := mustExist(ctx, tx, name); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO subscription_parked (name, position, stream_id, version, type, event_id, error, attempts, time)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO subscription_parked (name, position, stream_id, version, type, event_id, error, attempts, time, replay_requested)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (name, position) DO UPDATE SET stream_id = excluded.stream_id, version = excluded.version,
 				type = excluded.type, event_id = excluded.event_id, error = excluded.error,
-				attempts = excluded.attempts, time = excluded.time`,
-			name, int64(p.Position), p.StreamID, int64(p.Version), p.Type, p.EventID, p.Error, p.Attempts, t)
+				attempts = excluded.attempts, time = excluded.time, replay_requested = excluded.replay_requested`,
+			name, int64(p.Position), p.StreamID, int64(p.Version), p.Type, p.EventID, p.Error, p.Attempts, t, nanos(p.ReplayRequested))
 		if err != nil {
 			return txError(ctx, err)
 		}
@@ -314,6 +323,18 @@ func (b subscriptions) Park(ctx context.Context, name string, p subscription.Par
 // Parked returns name's parked events in position order; see
 // [subscription.Backend]. It reads through the reader pool.
 func (b subscriptions) Parked(ctx context.Context, name string) ([]subscription.Parked, error) {
+	return b.parked(ctx, name, "")
+}
+
+// ReplayRequests returns name's parked events whose replay is requested,
+// in position order; see [subscription.Backend]. It reads through the
+// reader pool, by the partial index of migration 7.
+func (b subscriptions) ReplayRequests(ctx context.Context, name string) ([]subscription.Parked, error) {
+	return b.parked(ctx, name, " AND replay_requested != 0")
+}
+
+// parked reads name's parked events that also match where.
+func (b subscriptions) parked(ctx context.Context, name, where string) ([]subscription.Parked, error) {
 	d := b.d
 	if d.closed.Load() {
 		return nil, eventstore.ErrClosed
@@ -326,19 +347,19 @@ func (b subscriptions) Parked(ctx context.Context, name string) ([]subscription.
 		if err := d.queryRow(ctx, "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE name = ?)", name).Scan(&found); err != nil || !found {
 			return err
 		}
-		rows, err := d.query(ctx, `SELECT position, stream_id, version, type, event_id, error, attempts, time
-			FROM subscription_parked WHERE name = ? ORDER BY position`, name)
+		rows, err := d.query(ctx, `SELECT position, stream_id, version, type, event_id, error, attempts, time, replay_requested
+			FROM subscription_parked WHERE name = ?`+where+` ORDER BY position`, name)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var p subscription.Parked
-			var pos, ver, t int64
-			if err := rows.Scan(&pos, &p.StreamID, &ver, &p.Type, &p.EventID, &p.Error, &p.Attempts, &t); err != nil {
+			var pos, ver, t, req int64
+			if err := rows.Scan(&pos, &p.StreamID, &ver, &p.Type, &p.EventID, &p.Error, &p.Attempts, &t, &req); err != nil {
 				return err
 			}
-			p.Position, p.Version, p.Time = uint64(pos), uint64(ver), fromNanos(t)
+			p.Position, p.Version, p.Time, p.ReplayRequested = uint64(pos), uint64(ver), fromNanos(t), fromNanos(req)
 			out = append(out, p)
 		}
 		return rows.Err()
@@ -350,6 +371,59 @@ func (b subscriptions) Parked(ctx context.Context, name string) ([]subscription.
 		return nil, notFound(name)
 	}
 	return out, nil
+}
+
+// RequestReplay marks name's parked event at position (every one of them
+// for position 0) as to be replayed; see [subscription.Backend].
+func (b subscriptions) RequestReplay(ctx context.Context, name string, position uint64) (int, error) {
+	var n int64
+	err := b.d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if err := mustExist(ctx, tx, name); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, "UPDATE subscription_parked SET replay_requested = ?1 WHERE name = ?2 AND (?3 = 0 OR position = ?3)",
+			now(), name, int64(position))
+		if err != nil {
+			return txError(ctx, err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return txError(ctx, err)
+		}
+		if n == 0 && position != 0 {
+			return fmt.Errorf("%w: no event parked at position %d by subscription %q", eventstore.ErrNotFound, position, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+// ClearReplay records a failed replay of p and clears its request, if the
+// request is still p's; see [subscription.Backend].
+func (b subscriptions) ClearReplay(ctx context.Context, name string, p subscription.Parked) (bool, error) {
+	var n int64
+	err := b.d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if err := mustExist(ctx, tx, name); err != nil {
+			return err
+		}
+		t := nanos(p.Time)
+		if t == 0 {
+			t = now()
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE subscription_parked SET error = ?, attempts = ?, time = ?, replay_requested = 0
+			WHERE name = ? AND position = ? AND replay_requested = ? AND replay_requested != 0`,
+			p.Error, p.Attempts, t, name, int64(p.Position), nanos(p.ReplayRequested))
+		if err != nil {
+			return txError(ctx, err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return txError(ctx, err)
+		}
+		return nil
+	})
+	return n > 0, err
 }
 
 // Unpark runs fn and deletes the parked event of name at position in one

@@ -30,8 +30,12 @@
 //   - verify: every invariant the adapter can check (see
 //     [eventstore.Inspector]), exit status 4 when one is broken
 //   - migrate: create or upgrade a PostgreSQL schema
-//   - subscriptions list|reset|parked|discard: operate durable
-//     subscriptions
+//   - subscriptions list|reset|parked|replay|discard: operate durable
+//     subscriptions. replay NAME (POSITION... | --all) cannot run the
+//     handler: it requests a replay, which the running member holding the
+//     event's partition makes at its next lease renewal; --wait DURATION
+//     waits for the outcome (exit status 1 if the handler failed again or
+//     the wait ran out)
 //
 // Tables are for people; --json prints one JSON object per line. Times are
 // RFC 3339 in UTC. Progress bars (export, import) show only when stderr is

@@ -88,15 +88,17 @@ func (a *app) subscriptionsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "subscriptions",
 		Aliases: []string{"subs"},
-		Short:   "List subscriptions, reset them, list and discard parked events",
+		Short:   "List subscriptions, reset them, list, replay and discard parked events",
 		Long: `Operate the durable subscriptions (package subscription) kept in the store's
 database: list them with their position and lag, move one to another
-position, and list or discard the events one has parked.
+position, and list, replay or discard the events one has parked.
 
-Replaying a parked event needs the subscription's handler, so it is done by
-the application (Subscription.ReplayParked), not by this command.`,
+Replaying a parked event needs the subscription's handler, which only the
+application has: "replay" stores a request, and a running member of the
+subscription replays the event at its next lease renewal (within a second
+with the default lease); --wait waits for the outcome.`,
 	}
-	cmd.AddCommand(a.subsListCommand(), a.subsResetCommand(), a.subsParkedCommand(), a.subsDiscardCommand())
+	cmd.AddCommand(a.subsListCommand(), a.subsResetCommand(), a.subsParkedCommand(), a.subsReplayCommand(), a.subsDiscardCommand())
 	return cmd
 }
 
@@ -107,6 +109,9 @@ type subOps struct {
 	reset   func(ctx context.Context, name string, from eventstore.Start) error
 	parked  func(ctx context.Context, name string) ([]subscription.Parked, error)
 	discard func(ctx context.Context, name string, position uint64) error
+	// replay requests a replay of the parked event at position, or of
+	// all of them for position 0.
+	replay func(ctx context.Context, name string, position uint64) (int, error)
 }
 
 func opsOf(c *conn) subOps {
@@ -119,6 +124,12 @@ func opsOf(c *conn) subOps {
 				return subscription.ListParked(ctx, s, n)
 			},
 			discard: func(ctx context.Context, n string, p uint64) error { return subscription.DiscardParked(ctx, s, n, p) },
+			replay: func(ctx context.Context, n string, p uint64) (int, error) {
+				if p == 0 {
+					return subscription.RequestReplayAll(ctx, s, n)
+				}
+				return subscription.RequestReplay(ctx, s, n, p)
+			},
 		}
 	}
 	s := c.pg
@@ -129,6 +140,12 @@ func opsOf(c *conn) subOps {
 			return subscription.ListParked(ctx, s, n)
 		},
 		discard: func(ctx context.Context, n string, p uint64) error { return subscription.DiscardParked(ctx, s, n, p) },
+		replay: func(ctx context.Context, n string, p uint64) (int, error) {
+			if p == 0 {
+				return subscription.RequestReplayAll(ctx, s, n)
+			}
+			return subscription.RequestReplay(ctx, s, n, p)
+		},
 	}
 }
 
@@ -211,8 +228,12 @@ Running members lose their leases and resume from the new position.`,
 
 func (a *app) subsParkedCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:     "parked NAME",
-		Short:   "List the events a subscription parked, with their errors",
+		Use:   "parked NAME",
+		Short: "List the events a subscription parked, with their errors",
+		Long: `List the events subscription NAME parked, in position order: the event, the
+handler's attempts and last error, when it was parked (or its requested
+replay last failed), and when a replay was requested that no running member
+has tried yet (REPLAY; "-" for none).`,
 		Example: `  esv2 --db app.db subscriptions parked projector --json`,
 		Args:    args(1, 1),
 		RunE: func(cmd *cobra.Command, argv []string) error {
@@ -226,15 +247,20 @@ func (a *app) subsParkedCommand() *cobra.Command {
 						if err := printJSON(a.stdout, map[string]any{
 							"position": p.Position, "stream": p.StreamID, "version": p.Version, "type": p.Type,
 							"id": p.EventID, "error": p.Error, "attempts": p.Attempts, "time": formatTime(p.Time),
+							"replay_requested": jsonTime(p.ReplayRequested),
 						}); err != nil {
 							return err
 						}
 					}
 					return nil
 				}
-				t := newTable(a.stdout, "POSITION", "STREAM", "VERSION", "TYPE", "ATTEMPTS", "PARKED", "ERROR")
+				t := newTable(a.stdout, "POSITION", "STREAM", "VERSION", "TYPE", "ATTEMPTS", "PARKED", "REPLAY", "ERROR")
 				for _, p := range list {
-					t.row(u(p.Position), p.StreamID, u(p.Version), p.Type, strconv.Itoa(p.Attempts), formatTime(p.Time), p.Error)
+					replay := "-"
+					if !p.ReplayRequested.IsZero() {
+						replay = formatTime(p.ReplayRequested)
+					}
+					t.row(u(p.Position), p.StreamID, u(p.Version), p.Type, strconv.Itoa(p.Attempts), formatTime(p.Time), replay, p.Error)
 				}
 				return t.flush()
 			})

@@ -91,6 +91,11 @@ type Faults struct {
 	ParkedUnordered       bool // Parked lists events in reverse position order
 	UnparkIgnoresFnError  bool // Unpark deletes the event and returns nil when fn fails
 	UnparkMissingOK       bool // Unpark of a position with no parked event is not an error
+	ReplayMarksAll        bool // RequestReplay of one position marks every parked event
+	ReplayMissingOK       bool // RequestReplay of a position with no parked event marks none, without error
+	ReplayRequestsAll     bool // ReplayRequests lists every parked event, requested or not
+	ParkKeepsRequest      bool // Park of a parked position keeps its replay request
+	ClearReplayAny        bool // ClearReplay clears a request made again since, and parks again a discarded event
 	PartitionsUnordered   bool // Partitions("") lists subscriptions in reverse name order
 	ResetKeepsEpochs      bool // Reset ends leases but leaves epochs
 	ResetKeepsOwners      bool // Reset sets positions only
@@ -362,8 +367,80 @@ func (b *Backend[Tx]) Park(ctx context.Context, name string, p subscription.Park
 	if _, ok := s.parked[p.Position]; ok && b.db.faults.ParkAppends {
 		return nil
 	}
+	if old, ok := s.parked[p.Position]; ok && b.db.faults.ParkKeepsRequest && p.ReplayRequested.IsZero() {
+		p.ReplayRequested = old.ReplayRequested
+	}
 	s.parked[p.Position] = p
 	return nil
+}
+
+// RequestReplay implements [subscription.Backend].
+func (b *Backend[Tx]) RequestReplay(ctx context.Context, name string, position uint64) (int, error) {
+	if err := b.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer b.db.mu.Unlock()
+	s, err := b.get(name)
+	if err != nil {
+		return 0, err
+	}
+	f := b.db.faults
+	if _, ok := s.parked[position]; position != 0 && !ok {
+		if f.ReplayMissingOK {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("subscription %q: no parked event at position %d: %w", name, position, eventstore.ErrNotFound)
+	}
+	now := b.now().Truncate(eventstore.TimePrecision)
+	n := 0
+	for pos, p := range s.parked {
+		if position == 0 || pos == position || f.ReplayMarksAll {
+			p.ReplayRequested = now
+			s.parked[pos] = p
+			n++
+		}
+	}
+	return n, nil
+}
+
+// ClearReplay implements [subscription.Backend].
+func (b *Backend[Tx]) ClearReplay(ctx context.Context, name string, p subscription.Parked) (bool, error) {
+	if err := b.lock(ctx); err != nil {
+		return false, err
+	}
+	defer b.db.mu.Unlock()
+	s, err := b.get(name)
+	if err != nil {
+		return false, err
+	}
+	old, ok := s.parked[p.Position]
+	if !b.db.faults.ClearReplayAny && (!ok || old.ReplayRequested.IsZero() || !old.ReplayRequested.Equal(p.ReplayRequested)) {
+		return false, nil
+	}
+	old.Position, old.StreamID, old.Version, old.Type, old.EventID = p.Position, p.StreamID, p.Version, p.Type, p.EventID
+	old.Error, old.Attempts, old.Time, old.ReplayRequested = p.Error, p.Attempts, p.Time, time.Time{}
+	s.parked[p.Position] = old
+	return true, nil
+}
+
+// ReplayRequests implements [subscription.Backend].
+func (b *Backend[Tx]) ReplayRequests(ctx context.Context, name string) ([]subscription.Parked, error) {
+	if err := b.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer b.db.mu.Unlock()
+	s, err := b.get(name)
+	if err != nil {
+		return nil, err
+	}
+	var out []subscription.Parked
+	for _, p := range s.parked {
+		if !p.ReplayRequested.IsZero() || b.db.faults.ReplayRequestsAll {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b subscription.Parked) int { return cmp.Compare(a.Position, b.Position) })
+	return out, nil
 }
 
 // Parked implements [subscription.Backend].

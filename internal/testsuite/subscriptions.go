@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -119,6 +120,23 @@ func RunBackendFeatures[Tx any](t *testing.T, newBackend func(t *testing.T) subs
 		{"Park", []bt{
 			{"Replaces", leaf(testParkReplaces[Tx])},
 			{"UnknownSubscription", leaf(testParkUnknown[Tx])},
+			{"ClearsReplayRequest", leaf(testParkClearsRequest[Tx])},
+		}},
+		{"RequestReplay", []bt{
+			{"MarksOne", leaf(testRequestReplayOne[Tx])},
+			{"MarksAll", leaf(testRequestReplayAll[Tx])},
+			{"NotFound", leaf(testRequestReplayNotFound[Tx])},
+		}},
+		{"ClearReplay", []bt{
+			{"UpdatesAndClears", leaf(testClearReplayUpdates[Tx])},
+			{"KeepsNewerRequest", leaf(testClearReplayKeepsNewer[Tx])},
+			{"DiscardedStaysGone", leaf(testClearReplayDiscarded[Tx])},
+			{"UnknownSubscription", leaf(testClearReplayUnknown[Tx])},
+		}},
+		{"ReplayRequests", []bt{
+			{"OnlyRequestedInOrder", leaf(testReplayRequestsOnly[Tx])},
+			{"UnparkForgets", leaf(testReplayRequestsUnpark[Tx])},
+			{"UnknownSubscription", leaf(testReplayRequestsUnknown[Tx])},
 		}},
 		{"Parked", []bt{
 			{"Order", leaf(testParkedOrder[Tx])},
@@ -1018,6 +1036,238 @@ func testParkedUnknown[Tx any](t *testing.T, b subscription.Backend[Tx]) {
 	wantErr(t, "Parked of an unknown subscription", err, eventstore.ErrNotFound)
 }
 
+// RequestReplay and ReplayRequests
+
+// mustRequestReplay requests the replay of name's parked event at position
+// (all for 0), checks that want were marked, and returns the times between
+// which the request was made.
+func mustRequestReplay[Tx any](t *testing.T, b subscription.Backend[Tx], name string, position uint64, want int) (lo, hi time.Time) {
+	t.Helper()
+	lo = time.Now()
+	n, err := b.RequestReplay(ctxTimeout(t), name, position)
+	hi = time.Now()
+	if err != nil {
+		t.Fatalf("RequestReplay(%q, %d): %v", name, position, err)
+	}
+	if n != want {
+		t.Errorf("RequestReplay(%q, %d) marked %d, want %d", name, position, n, want)
+	}
+	return lo, hi
+}
+
+// requested returns the positions of ps whose replay is requested, and
+// checks that each request was made in [lo, hi].
+func requested(t *testing.T, ps []subscription.Parked, lo, hi time.Time) []uint64 {
+	t.Helper()
+	var out []uint64
+	for _, p := range ps {
+		if p.ReplayRequested.IsZero() {
+			continue
+		}
+		checkTime(t, fmt.Sprintf("position %d ReplayRequested", p.Position), p.ReplayRequested, lo, hi)
+		out = append(out, p.Position)
+	}
+	return out
+}
+
+func mustReplayRequests[Tx any](t *testing.T, b subscription.Backend[Tx], name string) []subscription.Parked {
+	t.Helper()
+	ps, err := b.ReplayRequests(ctxTimeout(t), name)
+	if err != nil {
+		t.Fatalf("ReplayRequests(%q): %v", name, err)
+	}
+	return ps
+}
+
+func testParkClearsRequest[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	mustRegister(t, b, sub, 1, 0)
+	mustPark(t, b, sub, parked(10, "first", 1), parked(20, "other", 1))
+	mustRequestReplay(t, b, sub, 0, 2)
+	again := parked(10, "replay failed", 2)
+	mustPark(t, b, sub, again)
+	ps := mustParked(t, b, sub)
+	if len(ps) != 2 || ps[0].Error != "replay failed" || !ps[0].ReplayRequested.IsZero() || ps[1].ReplayRequested.IsZero() {
+		t.Errorf("after parking position 10 again with no request: %+v, want 10's request cleared (and its error replaced), 20's kept", ps)
+	}
+	if got := mustReplayRequests(t, b, sub); len(got) != 1 || got[0].Position != 20 {
+		t.Errorf("ReplayRequests after parking position 10 again: %+v, want position 20 only", got)
+	}
+}
+
+func testRequestReplayOne[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	mustRegister(t, b, sub, 1, 0)
+	mustRegister(t, b, "other", 1, 0)
+	mustPark(t, b, sub, parked(10, "a", 1), parked(20, "b", 1), parked(30, "c", 1))
+	mustPark(t, b, "other", parked(20, "b", 1))
+	wantParked(t, b, sub, "before any request", []subscription.Parked{parked(10, "a", 1), parked(20, "b", 1), parked(30, "c", 1)})
+	lo, hi := mustRequestReplay(t, b, sub, 20, 1)
+	ps := mustParked(t, b, sub)
+	if diff := cmp.Diff([]uint64{20}, requested(t, ps, lo, hi)); diff != "" {
+		t.Errorf("positions requested after RequestReplay of 20 (-want +got):\n%s", diff)
+	}
+	for i := range ps {
+		ps[i].ReplayRequested = time.Time{}
+	}
+	if diff := cmp.Diff([]subscription.Parked{parked(10, "a", 1), parked(20, "b", 1), parked(30, "c", 1)}, ps); diff != "" {
+		t.Errorf("RequestReplay changed more than the request (-want +got):\n%s", diff)
+	}
+	wantParked(t, b, "other", "another subscription's event at the same position", []subscription.Parked{parked(20, "b", 1)})
+	// Requested again: marked again, and still once.
+	mustRequestReplay(t, b, sub, 20, 1)
+	if got := requested(t, mustParked(t, b, sub), lo, time.Now()); !slices.Equal(got, []uint64{20}) {
+		t.Errorf("positions requested after a second request of 20: %v, want [20]", got)
+	}
+}
+
+func testRequestReplayAll[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	mustRegister(t, b, sub, 1, 0)
+	mustRequestReplay(t, b, sub, 0, 0) // none parked: no error
+	mustPark(t, b, sub, parked(30, "c", 1), parked(10, "a", 1), parked(1<<40, "big", 1))
+	lo, hi := mustRequestReplay(t, b, sub, 0, 3)
+	if diff := cmp.Diff([]uint64{10, 30, 1 << 40}, requested(t, mustParked(t, b, sub), lo, hi)); diff != "" {
+		t.Errorf("positions requested after RequestReplay of all (-want +got):\n%s", diff)
+	}
+}
+
+func testRequestReplayNotFound[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	mustRegister(t, b, sub, 1, 0)
+	mustPark(t, b, sub, parked(10, "a", 1))
+	for _, pos := range []uint64{11, 1 << 63, math.MaxUint64} {
+		n, err := b.RequestReplay(ctxTimeout(t), sub, pos)
+		wantErr(t, fmt.Sprintf("RequestReplay of position %d, not parked", pos), err, eventstore.ErrNotFound)
+		if n != 0 {
+			t.Errorf("RequestReplay of position %d, not parked: marked %d", pos, n)
+		}
+	}
+	for _, pos := range []uint64{0, 10} {
+		_, err := b.RequestReplay(ctxTimeout(t), "nosuch", pos)
+		wantErr(t, fmt.Sprintf("RequestReplay(%d) in an unknown subscription", pos), err, eventstore.ErrNotFound)
+	}
+	wantParked(t, b, sub, "after failed requests", []subscription.Parked{parked(10, "a", 1)})
+	if got := mustReplayRequests(t, b, sub); len(got) != 0 {
+		t.Errorf("ReplayRequests after failed requests: %+v, want none", got)
+	}
+}
+
+func testReplayRequestsOnly[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	mustRegister(t, b, sub, 1, 0)
+	if got := mustReplayRequests(t, b, sub); len(got) != 0 {
+		t.Errorf("ReplayRequests with nothing parked: %+v, want none", got)
+	}
+	mustPark(t, b, sub, parked(40, "d", 1), parked(30, "c", 1), parked(20, "b", 1), parked(10, "a", 1))
+	if got := mustReplayRequests(t, b, sub); len(got) != 0 {
+		t.Errorf("ReplayRequests with none requested: %+v, want none", got)
+	}
+	lo := time.Now()
+	mustRequestReplay(t, b, sub, 40, 1)
+	mustRequestReplay(t, b, sub, 10, 1)
+	mustRequestReplay(t, b, sub, 30, 1)
+	hi := time.Now()
+	got := mustReplayRequests(t, b, sub)
+	if diff := cmp.Diff([]uint64{10, 30, 40}, requested(t, got, lo, hi)); diff != "" {
+		t.Errorf("ReplayRequests: requested positions (-want +got):\n%s", diff)
+	}
+	if len(got) > 0 {
+		want := parked(10, "a", 1)
+		g := got[0]
+		g.ReplayRequested = time.Time{}
+		if diff := cmp.Diff(want, g); diff != "" {
+			t.Errorf("ReplayRequests' first event (-want +got):\n%s", diff)
+		}
+	}
+}
+
+func testReplayRequestsUnpark[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	mustRegister(t, b, sub, 1, 0)
+	mustPark(t, b, sub, parked(10, "a", 1), parked(20, "b", 1))
+	mustRequestReplay(t, b, sub, 0, 2)
+	if err := b.Unpark(ctxTimeout(t), sub, 10, nil); err != nil {
+		t.Fatalf("Unpark: %v", err)
+	}
+	if got := mustReplayRequests(t, b, sub); len(got) != 1 || got[0].Position != 20 {
+		t.Errorf("ReplayRequests after Unpark of 10: %+v, want position 20 only", got)
+	}
+}
+
+// requestedOne parks the event at position 10, requests its replay, and
+// returns it as ReplayRequests does.
+func requestedOne[Tx any](t *testing.T, b subscription.Backend[Tx]) subscription.Parked {
+	t.Helper()
+	mustRegister(t, b, sub, 1, 0)
+	mustPark(t, b, sub, parked(10, "a", 1), parked(20, "b", 1))
+	mustRequestReplay(t, b, sub, 10, 1)
+	reqs := mustReplayRequests(t, b, sub)
+	if len(reqs) != 1 || reqs[0].Position != 10 {
+		t.Fatalf("ReplayRequests: %+v, want position 10", reqs)
+	}
+	return reqs[0]
+}
+
+func mustClearReplay[Tx any](t *testing.T, b subscription.Backend[Tx], p subscription.Parked, want bool) {
+	t.Helper()
+	got, err := b.ClearReplay(ctxTimeout(t), sub, p)
+	if err != nil {
+		t.Fatalf("ClearReplay(%d): %v", p.Position, err)
+	}
+	if got != want {
+		t.Errorf("ClearReplay(%d) reported %v, want %v", p.Position, got, want)
+	}
+}
+
+func testClearReplayUpdates[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	p := requestedOne(t, b)
+	p.Error, p.Attempts, p.Time = "failed again", 2, p.Time.Add(time.Hour)
+	mustClearReplay(t, b, p, true)
+	want := parked(10, "failed again", 2)
+	want.Time = want.Time.Add(time.Hour)
+	wantParked(t, b, sub, "after ClearReplay", []subscription.Parked{want, parked(20, "b", 1)})
+	if got := mustReplayRequests(t, b, sub); len(got) != 0 {
+		t.Errorf("ReplayRequests after ClearReplay: %+v, want none", got)
+	}
+	// Cleared already: nothing more to do.
+	p.Error = "a third time"
+	mustClearReplay(t, b, p, false)
+	wantParked(t, b, sub, "after a second ClearReplay", []subscription.Parked{want, parked(20, "b", 1)})
+}
+
+func testClearReplayKeepsNewer[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	p := requestedOne(t, b)
+	// The clock must move past the first request's time, at the stored
+	// precision, for the second to differ from it.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(p.ReplayRequested.Add(10*time.Millisecond)) && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	mustRequestReplay(t, b, sub, 10, 1)
+	p.Error, p.Attempts = "failed again", 2
+	mustClearReplay(t, b, p, false)
+	ps := mustParked(t, b, sub)
+	if len(ps) != 2 || ps[0].Error != "a" || ps[0].ReplayRequested.IsZero() || !ps[0].ReplayRequested.After(p.ReplayRequested) {
+		t.Errorf("after ClearReplay of an older request: %+v, want position 10 unchanged, with the newer request (after %v)", ps, p.ReplayRequested)
+	}
+}
+
+func testClearReplayDiscarded[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	p := requestedOne(t, b)
+	if err := b.Unpark(ctxTimeout(t), sub, 10, nil); err != nil {
+		t.Fatalf("Unpark: %v", err)
+	}
+	p.Error = "failed again"
+	mustClearReplay(t, b, p, false)
+	wantParked(t, b, sub, "after ClearReplay of a discarded event", []subscription.Parked{parked(20, "b", 1)})
+}
+
+func testClearReplayUnknown[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	p := parked(10, "a", 1)
+	p.ReplayRequested = parkTime
+	_, err := b.ClearReplay(ctxTimeout(t), "nosuch", p)
+	wantErr(t, "ClearReplay in an unknown subscription", err, eventstore.ErrNotFound)
+}
+
+func testReplayRequestsUnknown[Tx any](t *testing.T, b subscription.Backend[Tx]) {
+	_, err := b.ReplayRequests(ctxTimeout(t), "nosuch")
+	wantErr(t, "ReplayRequests of an unknown subscription", err, eventstore.ErrNotFound)
+}
+
 // Unpark
 
 func testUnparkDeletes[Tx any](t *testing.T, b subscription.Backend[Tx]) {
@@ -1294,6 +1544,9 @@ func testCloseEveryMethod[Tx any](t *testing.T, b subscription.Backend[Tx], clos
 		{"Park", func() error { return b.Park(ctx, sub, parked(2, "y", 1)) }},
 		{"Parked", func() error { _, err := b.Parked(ctx, sub); return err }},
 		{"Unpark", func() error { return b.Unpark(ctx, sub, 1, calls.fn) }},
+		{"RequestReplay", func() error { _, err := b.RequestReplay(ctx, sub, 0); return err }},
+		{"ReplayRequests", func() error { _, err := b.ReplayRequests(ctx, sub); return err }},
+		{"ClearReplay", func() error { _, err := b.ClearReplay(ctx, sub, parked(1, "x", 1)); return err }},
 		{"Partitions", func() error { _, err := b.Partitions(ctx, ""); return err }},
 		{"Reset", func() error { return b.Reset(ctx, sub, 0) }},
 		{"Delete", func() error { return b.Delete(ctx, sub) }},
