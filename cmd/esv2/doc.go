@@ -26,7 +26,9 @@
 //     snapshots
 //   - export, import: JSON Lines out and in; import keeps stream versions,
 //     skips what the target has (so it is idempotent and resumes after an
-//     interruption) and appends in concurrent batches
+//     interruption) and appends in concurrent batches; positions are the
+//     target's own, and snapshots and subscriptions stay behind (a
+//     Repository takes its snapshots again; subscriptions start afresh)
 //   - verify: every invariant the adapter can check (see
 //     [eventstore.Inspector]), exit status 4 when one is broken
 //   - migrate: create or upgrade a PostgreSQL schema

@@ -36,7 +36,13 @@ event with its stream, version, position, ID, type, time, metadata and data
 prefix (a category), or a position range, to a file or to stdout.
 
 The output is what import reads: pipe one into the other to copy a store,
-from SQLite to PostgreSQL for instance. A progress bar shows on a terminal.`,
+from SQLite to PostgreSQL for instance. A progress bar shows on a terminal.
+
+Snapshots and subscription checkpoints are not exported. Snapshots are a
+cache of the events: a Repository on the new store loads from the events
+and takes its snapshots again as it saves. Subscriptions are positions in
+the old store's log, which the new store numbers afresh: start them again
+from the start (or reset them) on the new store.`,
 		Example: `  esv2 export --db app.db > app.jsonl
   esv2 export --db app.db --prefix order- --after 1000 --to 2000 --out orders.jsonl
   esv2 export --db app.db | esv2 import --dsn postgres://localhost/app`,
