@@ -15,8 +15,8 @@ import (
 )
 
 // The lifecycle workload: appends (with event IDs, retried with the same
-// IDs after an uncertain answer, and without IDs) race DeleteStream and
-// TruncateStream on a small set of shared streams, from several
+// IDs after an uncertain answer, and without IDs) and snapshot saves race
+// DeleteStream, TruncateStream and Purge on a small set of shared streams, from several
 // processes, while the parent kills the processes and (on PostgreSQL)
 // their server connections. Every operation is logged before the call and
 // after its answer, with the wall-clock times of both, so that the
@@ -31,6 +31,8 @@ const (
 	LAppendNI LKind = "appendni" // Append without IDs (Data = a marker), Any
 	LTruncate LKind = "truncate" // TruncateStream(Before)
 	LDelete   LKind = "delete"   // DeleteStream(Expected)
+	LSnapshot LKind = "snapshot" // SaveSnapshot at the version last learnt
+	LPurge    LKind = "purge"    // the store's Purge (housekeeping), concurrently with the rest
 )
 
 // LOp is one operation of the lifecycle workload, logged before the call
@@ -149,11 +151,15 @@ func (w *lifeWriter) run(ctx context.Context) error {
 			op.Kind = LAppend
 		case r < 83:
 			op.Kind = LAppendNI
+		case r < 86:
+			op.Kind = LSnapshot
 		case r < 98:
 			op.Kind = LTruncate
 			// Mostly inside the stream, sometimes 0 or past its end
 			// (refused), sometimes a second truncation at the same point.
 			op.Before = uint64(w.rng.IntN(int(w.known[stream]) + 3))
+		case w.rng.IntN(10) == 0:
+			op.Kind = LPurge // 1 in 500 operations
 		default:
 			op.Kind = LDelete
 			op.Expected = int64(eventstore.Any)
@@ -215,6 +221,13 @@ func (w *lifeWriter) do(ctx context.Context, op *LOp, big bool) error {
 		err = w.l.TruncateStream(ctx, op.Stream, op.Before)
 	case LDelete:
 		err = w.l.DeleteStream(ctx, op.Stream, eventstore.ExpectedVersion(op.Expected))
+	case LSnapshot:
+		op.Version = max(1, w.known[op.Stream])
+		err = w.s.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: op.Stream, Version: op.Version, Data: []byte(op.Key)})
+	case LPurge:
+		if p, ok := w.s.(interface{ Purge(context.Context) error }); ok {
+			err = p.Purge(ctx)
+		}
 	}
 	op.End = time.Now().UnixNano()
 	op.Outcome = ClassifyL(err)
@@ -299,6 +312,9 @@ type LifecycleInput struct {
 	Infos map[string]eventstore.StreamInfo
 	// Streams is Read(stream) of every stream the workload touched.
 	Streams map[string][]Stored
+	// Snapshots holds the version of every such stream's default
+	// snapshot, when it has one.
+	Snapshots map[string]uint64
 	// Head is Info(AllStreams).Position.
 	Head uint64
 	Ops  []LOp
@@ -316,7 +332,7 @@ func CollectLifecycle(ctx context.Context, s eventstore.Store, dir string) (Life
 	if err != nil {
 		return LifecycleInput{}, err
 	}
-	in := LifecycleInput{Ops: ops, Watches: watches, IDs: map[uint64]string{}, Infos: map[string]eventstore.StreamInfo{}, Streams: map[string][]Stored{}}
+	in := LifecycleInput{Ops: ops, Watches: watches, IDs: map[uint64]string{}, Snapshots: map[string]uint64{}, Infos: map[string]eventstore.StreamInfo{}, Streams: map[string][]Stored{}}
 	for r, err := range s.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{}) {
 		if err != nil {
 			return LifecycleInput{}, fmt.Errorf("read all: %w", err)
@@ -341,6 +357,12 @@ func CollectLifecycle(ctx context.Context, s eventstore.Store, dir string) (Life
 			list = append(list, Stored{Marker: lifeMarker(r.Data), Stream: r.StreamID, Version: r.Version, Position: r.Position})
 		}
 		in.Streams[op.Stream] = list
+		switch sn, err := s.LoadSnapshot(ctx, op.Stream, ""); {
+		case err == nil:
+			in.Snapshots[op.Stream] = sn.Version
+		case !errors.Is(err, eventstore.ErrNotFound):
+			return LifecycleInput{}, fmt.Errorf("load snapshot %q: %w", op.Stream, err)
+		}
 	}
 	info, err := s.Info(ctx, eventstore.AllStreams)
 	if err != nil {

@@ -33,8 +33,8 @@ const (
 //     append answered before it began, in any process, the appends whose
 //     events were later removed included (PositionReused);
 //   - after an acknowledged deletion, the stream has no event, Info says
-//     Deleted, and no append or truncation that began after the
-//     acknowledgement succeeded; after an acknowledged truncation, no
+//     Deleted, it keeps no snapshot, and no append, truncation or
+//     snapshot save that began after the acknowledgement succeeded; after an acknowledged truncation, no
 //     event below its bound is stored; Info reports Deleted only for a
 //     stream some deletion may have removed, and a refusal for deletion
 //     only after such a deletion began;
@@ -158,6 +158,9 @@ func CheckLifecycle(in LifecycleInput) []Violation {
 			if len(removers[s]) == 0 {
 				report(InfoMismatch, "stream %q reports Deleted, and no deletion of it was tried", s)
 			}
+			if v, ok := in.Snapshots[s]; ok {
+				report(Resurrected, "deleted stream %q keeps a snapshot at version %d", s, v)
+			}
 		case len(want) > 0 && want[len(want)-1].Version != info.Version:
 			report(InfoMismatch, "stream %q: Info.Version %d, last event stored v%d", s, info.Version, want[len(want)-1].Version)
 		case len(want) == 0 && info.Version > 0:
@@ -177,7 +180,7 @@ func CheckLifecycle(in LifecycleInput) []Violation {
 	for i := range in.Ops {
 		op := &in.Ops[i]
 		if op.Kind != LAppend && op.Kind != LAppendNI {
-			if op.Outcome == Acked && op.Kind == LTruncate {
+			if op.Outcome == Acked && (op.Kind == LTruncate || op.Kind == LSnapshot) {
 				for _, d := range ackedDel[op.Stream] {
 					if d.End < op.Start {
 						report(DeletedAccepts, "%s %q (%s) acknowledged, begun after the deletion %s was acknowledged", op.Kind, op.Stream, op.Key, d.Key)
