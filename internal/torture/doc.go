@@ -101,9 +101,9 @@
 // lifecycle ([RunLifecycleChild]): writers in several processes append
 // (with event IDs, retried with the same IDs after an uncertain answer,
 // and without IDs; now and then a 256 KiB event) to eight shared streams
-// per half-second slot of wall-clock time while they truncate them (at
-// random bounds, 0 and past the end included) and delete them, and each
-// process watches AllStreams. The parent SIGKILLs and restarts the
+// per half-second slot of wall-clock time and save their snapshots while
+// they truncate them (at random bounds, 0 and past the end included),
+// delete them and run Purge, and each process watches AllStreams. The parent SIGKILLs and restarts the
 // processes and, on PostgreSQL, terminates their connections every 10-50
 // ms, mostly those running a COMMIT (a group commit's or a deletion's).
 // Each operation is logged with the wall-clock times of its call and its
@@ -112,7 +112,8 @@
 // once or were removed by a deletion or truncation not answered before
 // they were appended, that positions are never given out again, that a
 // deleted stream accepts nothing after its deletion was acknowledged,
-// that surviving versions are contiguous and Info agrees, and that each
+// that a deleted stream keeps no snapshot, that surviving versions are
+// contiguous and Info agrees, and that each
 // watcher yields every surviving event once, in order (see its
 // documentation for the exact list). From a fresh handle the test then
 // appends to each deleted stream (refused), appends a new event (its

@@ -153,13 +153,13 @@ func (w *lifeWriter) run(ctx context.Context) error {
 			op.Kind = LAppendNI
 		case r < 86:
 			op.Kind = LSnapshot
-		case r < 98:
+		case r < 97:
 			op.Kind = LTruncate
 			// Mostly inside the stream, sometimes 0 or past its end
 			// (refused), sometimes a second truncation at the same point.
 			op.Before = uint64(w.rng.IntN(int(w.known[stream]) + 3))
 		case w.rng.IntN(10) == 0:
-			op.Kind = LPurge // 1 in 500 operations
+			op.Kind = LPurge // 3 in 1000 operations
 		default:
 			op.Kind = LDelete
 			op.Expected = int64(eventstore.Any)
