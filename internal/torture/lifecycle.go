@@ -72,6 +72,10 @@ const LifecycleStreams = 8
 // streams, before the next generation's (deletions end streams for good).
 const LifecycleSlot = 500 * time.Millisecond
 
+// LifecycleKeep is the stream the writers append to and truncate, never
+// delete, for the whole run; each process watches it.
+const LifecycleKeep = "life-keep"
+
 // LifecycleStream is the k-th shared stream of generation gen.
 func LifecycleStream(gen, k int) string { return fmt.Sprintf("life-%d-%d", gen, k) }
 
@@ -79,8 +83,9 @@ func LifecycleStream(gen, k int) string { return fmt.Sprintf("life-%d-%d", gen, 
 const BigPayload = 256 << 10
 
 // RunLifecycleChild runs the lifecycle workload on s until ctx ends: cfg.Writers
-// goroutines logging to Dir/life-<Child>.log, and a watcher of AllStreams
-// logging to Dir/lwatch-<Child>.log (resumed after its last logged event).
+// goroutines logging to Dir/life-<Child>.log, a watcher of AllStreams
+// logging to Dir/lwatch-<Child>.log and one of LifecycleKeep logging to
+// Dir/lkwatch-<Child>.log (each resumed after its last logged event).
 func RunLifecycleChild(ctx context.Context, s eventstore.Store, cfg Config) (err error) {
 	if _, ok := s.(eventstore.Lifecycle); !ok {
 		return fmt.Errorf("store %T cannot delete", s)
@@ -95,6 +100,11 @@ func RunLifecycleChild(ctx context.Context, s eventstore.Store, cfg Config) (err
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := watch(ctx, s, eventstore.AllStreams, filepath.Join(cfg.Dir, "lwatch-"+cfg.Child+".log")); err != nil {
+			cancel(err)
+		}
+	})
+	wg.Go(func() {
+		if err := watch(ctx, s, LifecycleKeep, filepath.Join(cfg.Dir, "lkwatch-"+cfg.Child+".log")); err != nil {
 			cancel(err)
 		}
 	})
@@ -144,6 +154,9 @@ func (w *lifeWriter) run(ctx context.Context) error {
 			gen--
 		}
 		stream := LifecycleStream(gen, w.rng.IntN(LifecycleStreams))
+		if w.rng.IntN(15) == 0 {
+			stream = LifecycleKeep
+		}
 		op := LOp{Stream: stream, Key: fmt.Sprintf("%s-r%d-g%d-%d", w.cfg.Child, w.cfg.Run, w.g, w.seq)}
 		w.seq++
 		switch r := w.rng.IntN(100); {
@@ -160,6 +173,9 @@ func (w *lifeWriter) run(ctx context.Context) error {
 			op.Before = uint64(w.rng.IntN(int(w.known[stream]) + 3))
 		case w.rng.IntN(10) == 0:
 			op.Kind = LPurge // 3 in 1000 operations
+		case stream == LifecycleKeep:
+			op.Kind = LTruncate
+			op.Before = uint64(w.rng.IntN(int(w.known[stream]) + 3))
 		default:
 			op.Kind = LDelete
 			op.Expected = int64(eventstore.Any)
@@ -278,9 +294,10 @@ func ReadLifecycleLogs(dir string) ([]LOp, error) {
 	return ops, nil
 }
 
-// ReadLifecycleWatches returns each child's AllStreams watch log.
+// ReadLifecycleWatches returns each child's watch logs, by file name
+// (lwatch-* of AllStreams, lkwatch-* of LifecycleKeep).
 func ReadLifecycleWatches(dir string) (map[string][]Seen, error) {
-	paths, err := filepath.Glob(filepath.Join(dir, "lwatch-*.log"))
+	paths, err := filepath.Glob(filepath.Join(dir, "l*watch-*.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +335,8 @@ type LifecycleInput struct {
 	// Head is Info(AllStreams).Position.
 	Head uint64
 	Ops  []LOp
-	// Watches are the AllStreams watch logs, by file.
+	// Watches are the watch logs, by file: "lwatch-*" of AllStreams,
+	// "lkwatch-*" of LifecycleKeep.
 	Watches map[string][]Seen
 }
 

@@ -3,6 +3,9 @@ package torture
 import (
 	"fmt"
 	"sort"
+	"strings"
+
+	"github.com/esv2/esv2/eventstore"
 )
 
 // The violations only the lifecycle checker reports.
@@ -41,7 +44,8 @@ const (
 //   - a surviving stream's versions are contiguous and end at Info's
 //     Version, and Info's Count is the number stored; Info(AllStreams)
 //     is at or above every position acknowledged or stored;
-//   - each AllStreams watcher (its runs across restarts) yielded
+//   - each watcher (of AllStreams, or of LifecycleKeep, a stream
+//     truncated and never deleted; its runs across restarts) yielded
 //     strictly increasing positions; each event it yielded is stored at
 //     that position as yielded or was removed by a deletion or
 //     truncation of its stream (not refused); and every stored event at
@@ -269,11 +273,18 @@ func CheckLifecycle(in LifecycleInput) []Violation {
 	sort.Strings(names)
 	for _, name := range names {
 		seen := in.Watches[name]
+		stream, list := eventstore.AllStreams, in.All
+		if strings.HasPrefix(name, "lkwatch-") {
+			stream, list = LifecycleKeep, perStream[LifecycleKeep]
+		}
 		got := map[uint64]bool{}
 		var last uint64
 		for i, w := range seen {
 			if i > 0 && w.Position <= seen[i-1].Position {
 				report(WatchWrong, "%s: p%d follows p%d", name, w.Position, seen[i-1].Position)
+			}
+			if stream != eventstore.AllStreams && w.Stream != stream {
+				report(WatchWrong, "%s: a watch of %q yielded %s@%d", name, stream, w.Stream, w.Version)
 			}
 			got[w.Position] = true
 			last = max(last, w.Position)
@@ -287,7 +298,7 @@ func CheckLifecycle(in LifecycleInput) []Violation {
 				report(WatchWrong, "%s: yielded %s@%d p%d, neither stored nor removed", name, w.Stream, w.Version, w.Position)
 			}
 		}
-		for _, r := range in.All {
+		for _, r := range list {
 			if r.Position > last {
 				break
 			}
