@@ -75,7 +75,9 @@ const (
 	// and no position is at or past the store's high-water mark.
 	CheckPositions = "positions"
 	// CheckStreams: the streams table has one row per stream with events,
-	// agreeing with them (version, last time), and none without events.
+	// agreeing with them (version, last time), and none without events
+	// but a deleted stream's tombstone, which has no events and no
+	// snapshots.
 	CheckStreams = "streams"
 	// CheckHead: the store's head (last position, count, last time)
 	// agrees with the events.

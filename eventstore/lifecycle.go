@@ -27,7 +27,10 @@ import (
 //     a *StreamDeletedError (ErrStreamDeleted), whatever the expected
 //     version, an empty batch and a batch of the deleted events' own IDs
 //     (a retry of a command whose stream is gone) included: nothing is
-//     written. The IDs of the deleted events are deleted with them: an
+//     written. A snapshot of a deleted stream is refused the same way
+//     (SaveSnapshot answers a *StreamDeletedError and stores nothing),
+//     also one saved while the deletion commits: a deleted stream keeps
+//     no snapshot. The IDs of the deleted events are deleted with them: an
 //     event with one of those IDs appended to another stream is a new
 //     event there. Reading a deleted stream yields nothing; Info reports
 //     Deleted, the last Version and a Count of 0; watchers of it wait for

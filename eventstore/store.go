@@ -61,8 +61,9 @@ type Store interface {
 	// SaveSnapshot stores s as the latest snapshot of (s.StreamID, s.Name),
 	// unless a snapshot with a higher version is already stored there. A
 	// snapshot past the stream's head (its version, or the last global
-	// position for AllStreams) is refused with a *ValidationError and
-	// nothing is written.
+	// position for AllStreams) is refused with a *ValidationError, and a
+	// snapshot of a deleted stream with a *StreamDeletedError (see
+	// [Lifecycle]); nothing is written then.
 	SaveSnapshot(ctx context.Context, s Snapshot) error
 
 	// LoadSnapshot returns the latest snapshot of (streamID, name), or an

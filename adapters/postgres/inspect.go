@@ -158,6 +158,10 @@ func (s *Store) Verify(ctx context.Context) ([]eventstore.Problem, error) {
 				AND NOT EXISTS (SELECT 1 FROM ` + sc + `.events e WHERE e.stream_id = s.stream_id)`},
 		{eventstore.CheckStreams, `SELECT s.stream_id, 0::bigint, 'stream is deleted but has events'
 			FROM ` + sc + `.streams s WHERE s.deleted AND EXISTS (SELECT 1 FROM ` + sc + `.events e WHERE e.stream_id = s.stream_id)`},
+		// A deleted stream takes no snapshot; a store written before that
+		// was enforced may keep one saved after the deletion.
+		{eventstore.CheckStreams, `SELECT s.stream_id, 0::bigint, 'stream is deleted but keeps snapshot ' || quote_literal(n.name) || ' at version ' || n.version
+			FROM ` + sc + `.streams s JOIN ` + sc + `.snapshots n ON n.stream_id = s.stream_id WHERE s.deleted`},
 		// Positions are gapless as allocated: the events stored are the
 		// head minus those removed (migration 9), which Info counts.
 		{eventstore.CheckHead, `SELECT '', h, 'head ' || h || ' minus ' || hw.removed || ' events removed is ' || (h - hw.removed) || ', the events number ' || e.n

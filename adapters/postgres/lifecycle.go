@@ -88,13 +88,17 @@ func (d *pgDriver) DeleteStream(ctx context.Context, streamID string, expected e
 		if deleted {
 			return nil
 		}
+		// The tombstone first: its row lock orders the deletion with
+		// snapshot saves (queries.saveSnap reads the row FOR SHARE), so
+		// that a snapshot saved meanwhile is either refused or committed
+		// before the DELETE below, which then removes it.
+		if _, err := tx.Exec(ctx, "UPDATE "+d.schema+".streams SET deleted = true, last_version = $2::bigint, first_version = $2::bigint + 1 WHERE stream_id = $1", streamID, int64(v)); err != nil {
+			return err
+		}
 		if err := d.removeEvents(ctx, tx, streamID, 0); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM "+d.schema+".snapshots WHERE stream_id = $1", streamID); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, "UPDATE "+d.schema+".streams SET deleted = true, last_version = $2::bigint, first_version = $2::bigint + 1 WHERE stream_id = $1", streamID, int64(v))
+		_, err = tx.Exec(ctx, "DELETE FROM "+d.schema+".snapshots WHERE stream_id = $1", streamID)
 		return err
 	})
 }

@@ -288,15 +288,21 @@ func buildQueries(schema string) queries {
 		// INSERT's own statement, and it returns the head so that a
 		// refusal can say so (issue 9 item 7). Versions only grow, so a
 		// head seen by the statement cannot be undone by a concurrent
-		// change.
+		// change. A deleted stream takes no snapshot (d): its streams row
+		// is read FOR SHARE, so that a deletion committing meanwhile is
+		// waited for and seen (READ COMMITTED re-reads a locked row's
+		// latest version), and a deletion that comes after waits for the
+		// save to commit (it updates that row first) and then removes
+		// the snapshot with the others.
 		saveSnap: "WITH head AS (SELECT CASE WHEN $6::boolean THEN (SELECT greatest(coalesce(max(position), 0), (SELECT position FROM " + schema + ".high_water)) FROM " + schema + ".events) " +
 			"ELSE greatest(coalesce((SELECT max(version) FROM " + schema + ".events WHERE stream_id = $1), 0), " +
-			"coalesce((SELECT last_version FROM " + schema + ".streams WHERE stream_id = $1), 0)) END AS v), " +
+			"coalesce((SELECT last_version FROM " + schema + ".streams WHERE stream_id = $1), 0)) END AS v, " +
+			"NOT $6::boolean AND coalesce((SELECT deleted FROM " + schema + ".streams WHERE stream_id = $1 FOR SHARE), false) AS d), " +
 			"saved AS (INSERT INTO " + schema + ".snapshots AS sn (stream_id, name, version, schema_tag, data, saved_at) " +
-			"SELECT $1, $2, $3, $4, $5, now() FROM head WHERE head.v >= $3 " +
+			"SELECT $1, $2, $3, $4, $5, now() FROM head WHERE head.v >= $3 AND NOT head.d " +
 			"ON CONFLICT (stream_id, name) DO UPDATE SET version = excluded.version, schema_tag = excluded.schema_tag, data = excluded.data, saved_at = excluded.saved_at " +
 			"WHERE sn.version <= excluded.version) " +
-			"SELECT v FROM head",
+			"SELECT v, d FROM head",
 		loadSnap: "SELECT version, schema_tag, data, saved_at FROM " + schema + ".snapshots WHERE stream_id = $1 AND name = $2",
 		cols:     cols,
 		// "IS NOT NULL" lets the partial unique index on event_id serve

@@ -11,8 +11,9 @@ import (
 // SaveSnapshot stores snap as the latest snapshot of (StreamID, Name)
 // unless one with a higher version is stored there already (then it does
 // nothing and returns nil). A snapshot past the stream's head is refused
-// with a *eventstore.ValidationError, checked by the saving statement
-// itself (see queries.saveSnap). Time is set by the database.
+// with a *eventstore.ValidationError, and a deleted stream's with a
+// *eventstore.StreamDeletedError, checked by the saving statement itself
+// (see queries.saveSnap). Time is set by the database.
 func (d *pgDriver) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
 	if d.closed.Load() {
 		return eventstore.ErrClosed
@@ -24,10 +25,14 @@ func (d *pgDriver) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) e
 		data = []byte{}
 	}
 	var head int64
+	var deleted bool
 	err := d.pool.QueryRow(ctx, d.q.saveSnap, snap.StreamID, snap.Name, int64(snap.Version), snap.Schema, data,
-		snap.StreamID == eventstore.AllStreams).Scan(&head)
+		snap.StreamID == eventstore.AllStreams).Scan(&head, &deleted)
 	if err != nil {
 		return d.callErr(ctx, err, "save snapshot")
+	}
+	if deleted {
+		return &eventstore.StreamDeletedError{StreamID: snap.StreamID, Version: uint64(head)}
 	}
 	return driver.SnapshotPastHead(snap, uint64(head))
 }

@@ -169,6 +169,10 @@ var sqliteChecks = []struct{ check, query string }{
 		WHERE s.stream_id IS NULL OR s.version != m.v OR s.last_time != e.time`},
 	{eventstore.CheckStreams, `SELECT s.stream_id, 0, 'stream is deleted but has events'
 		FROM streams s WHERE s.deleted != 0 AND EXISTS (SELECT 1 FROM events e WHERE e.stream_id = s.stream_id)`},
+	// A deleted stream takes no snapshot; a store written before that
+	// was enforced may keep one saved after the deletion.
+	{eventstore.CheckStreams, `SELECT s.stream_id, 0, 'stream is deleted but keeps snapshot ' || quote(n.name) || ' at version ' || n.version
+		FROM streams s JOIN snapshots n ON n.stream_id = s.stream_id WHERE s.deleted != 0`},
 	// Rows without events are tombstones of deleted streams (issue 12; a
 	// truncation keeps the last event).
 	{eventstore.CheckStreams, `SELECT s.stream_id, 0, 'streams row at version ' || s.version || ' has no events'

@@ -24,20 +24,25 @@ func (d *drv) SaveSnapshot(ctx context.Context, sn eventstore.Snapshot) error {
 }
 
 // snapshotHead is the head a snapshot may not pass: the stream's version,
-// or the last position for the all-streams log. It runs in the writer's
-// transaction, before the save, so nothing can append or remove between
-// the check and the write.
+// or the last position for the all-streams log; and whether the stream is
+// deleted (a deleted stream takes no snapshot, as it takes no event). It
+// runs in the writer's transaction, before the save, so nothing can
+// append or remove between the check and the write.
 const snapshotHead = `SELECT CASE WHEN ?1 THEN (SELECT position FROM head WHERE id = 1)
-	ELSE coalesce((SELECT version FROM streams WHERE stream_id = ?2), 0) END`
+	ELSE coalesce((SELECT version FROM streams WHERE stream_id = ?2), 0) END,
+	coalesce((SELECT deleted FROM streams WHERE stream_id = ?2), 0)`
 
 // saveSnapshot runs one snapshot save inside the writer's transaction.
 func (w *writer) saveSnapshot(ctx context.Context, sn *eventstore.Snapshot) error {
 	// A snapshot past the head would be trusted by a load and make every
 	// later append conflict (issue 9 item 7). Snapshot saves are rare: the
 	// statement is not worth keeping prepared.
-	var head int64
-	if err := w.conn.QueryRowContext(ctx, snapshotHead, sn.StreamID == eventstore.AllStreams, sn.StreamID).Scan(&head); err != nil {
+	var head, deleted int64
+	if err := w.conn.QueryRowContext(ctx, snapshotHead, sn.StreamID == eventstore.AllStreams, sn.StreamID).Scan(&head, &deleted); err != nil {
 		return translateError(err, nil)
+	}
+	if deleted != 0 {
+		return &eventstore.StreamDeletedError{StreamID: sn.StreamID, Version: uint64(head)}
 	}
 	if err := driver.SnapshotPastHead(*sn, uint64(head)); err != nil {
 		return err

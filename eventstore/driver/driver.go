@@ -92,8 +92,10 @@ type Driver interface {
 
 	// SaveSnapshot stores s as the latest snapshot of (s.StreamID, s.Name)
 	// unless one with a higher version is stored, and refuses one past the
-	// stream's head with [SnapshotPastHead], checked atomically with the
-	// write. s is valid and its Name is set.
+	// stream's head with [SnapshotPastHead] and one of a deleted stream
+	// with a *eventstore.StreamDeletedError, checked atomically with the
+	// write (a deletion committing meanwhile included). s is valid and
+	// its Name is set.
 	SaveSnapshot(ctx context.Context, s eventstore.Snapshot) error
 
 	// LoadSnapshot returns the latest snapshot of (streamID, name), or an

@@ -26,6 +26,7 @@ func lifecycleTests(f Features) []test {
 		{"Delete/Again", leaf(testDeleteAgain)},
 		{"Delete/AppendRefused", leaf(testDeleteAppendRefused)},
 		{"Delete/IDRetryRefused", leaf(testDeleteIDRetry)},
+		{"Delete/SnapshotRefused", leaf(testDeleteSnapshotRefused)},
 		{"Delete/NewestPositionsNotReused", leaf(testDeleteNewestPositions)},
 		{"Delete/InvalidInput", leaf(testDeleteInvalid)},
 		{"Delete/StreamHandle", leaf(testDeleteHandle)},
@@ -229,6 +230,28 @@ func testDeleteIDRetry(t *testing.T, s eventstore.Store) {
 		t.Errorf("an ID of a deleted event appended to another stream: %+v, want it stored as new", res)
 	}
 	wantInfo(t, s, "a", 2, 0, true)
+}
+
+// testDeleteSnapshotRefused: a deleted stream takes no snapshot, as it
+// takes no event. A snapshot saved after the deletion (a repository's
+// save that follows its append, racing the deletion; a snapshot job that
+// loaded the stream before) would keep the deleted stream's state in the
+// store after the deletion that removed it was acknowledged, and a load
+// would answer that state.
+func testDeleteSnapshotRefused(t *testing.T, s eventstore.Store) {
+	mustAppend(t, s, "a", eventstore.NoStream, numbered(2, "t", "a")...)
+	mustDelete(t, s, "a", eventstore.Exact(2))
+	for _, v := range []uint64{2, 1, 0} {
+		err := s.SaveSnapshot(ctxTimeout(t), eventstore.Snapshot{StreamID: "a", Version: v, Data: []byte("state")})
+		wantDeleted(t, fmt.Sprintf("SaveSnapshot at version %d of a deleted stream", v), err, "a", 2)
+	}
+	_, err := s.LoadSnapshot(ctxTimeout(t), "a", "")
+	wantErr(t, "LoadSnapshot of a deleted stream", err, eventstore.ErrNotFound)
+	// Another stream's snapshots are still taken.
+	mustAppend(t, s, "b", eventstore.NoStream, ev("t", "b"))
+	if err := s.SaveSnapshot(ctxTimeout(t), eventstore.Snapshot{StreamID: "b", Version: 1}); err != nil {
+		t.Errorf("SaveSnapshot of a live stream: %v", err)
+	}
 }
 
 // testDeleteNewestPositions is issue 12's user trial: deleting the stream

@@ -106,6 +106,7 @@ type bugs struct {
 	deleteKeepsSnapshots bool // DeleteStream leaves the stream's snapshots
 	appendAfterDelete    bool // a deleted stream takes appends again
 	deletedIDRetry       bool // the IDs of a deleted stream's events stay, and their append passes for a retry
+	snapshotAfterDelete  bool // a deleted stream takes snapshots
 	deleteIgnoresExpect  bool // DeleteStream never conflicts
 	truncateTakesAll     bool // TruncateStream may remove the last event too
 	truncateOffByOne     bool // TruncateStream removes version before too
@@ -643,6 +644,9 @@ func (m *memStore) SaveSnapshot(ctx context.Context, s eventstore.Snapshot) erro
 		if err := validate.SnapshotHead(s, head); err != nil {
 			return err
 		}
+	}
+	if m.db.deleted[s.StreamID] && !m.bugs.snapshotAfterDelete {
+		return &eventstore.StreamDeletedError{StreamID: s.StreamID, Version: m.version(s.StreamID)}
 	}
 	s.Name = snapName(s.Name)
 	k := [2]string{s.StreamID, s.Name}

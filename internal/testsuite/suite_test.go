@@ -76,6 +76,7 @@ var mutants = map[string]struct {
 	"deleteKeepsSnapshots":  {bugs{deleteKeepsSnapshots: true}, "Lifecycle/Delete/RemovesEventsAndSnapshots"},
 	"appendAfterDelete":     {bugs{appendAfterDelete: true}, "Lifecycle/Delete/AppendRefused"},
 	"deletedIDRetry":        {bugs{deletedIDRetry: true}, "Lifecycle/Delete/IDRetryRefused"},
+	"snapshotAfterDelete":   {bugs{snapshotAfterDelete: true}, "Lifecycle/Delete/SnapshotRefused"},
 	"deleteIgnoresExpect":   {bugs{deleteIgnoresExpect: true}, "Lifecycle/Delete/ExpectedVersionConflict"},
 	"truncateTakesAll":      {bugs{truncateTakesAll: true}, "Lifecycle/Truncate/KeepsLastEvent"},
 	"truncateOffByOne":      {bugs{truncateOffByOne: true}, "Lifecycle/Truncate/KeepsTail"},

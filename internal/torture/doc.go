@@ -95,6 +95,35 @@
 // while writing the run; its window is too narrow for the terminations
 // to hit often).
 //
+// # Lifecycle run
+//
+// TestTortureLifecycle (subtests sqlite and postgres) tortures the stream
+// lifecycle ([RunLifecycleChild]): writers in several processes append
+// (with event IDs, retried with the same IDs after an uncertain answer,
+// and without IDs; now and then a 256 KiB event) to eight shared streams
+// per half-second slot of wall-clock time and save their snapshots while
+// they truncate them (at random bounds, 0 and past the end included),
+// delete them and run Purge, and each process watches AllStreams. The parent SIGKILLs and restarts the
+// processes and, on PostgreSQL, terminates their connections every 10-50
+// ms, mostly those running a COMMIT (a group commit's or a deletion's).
+// Each operation is logged with the wall-clock times of its call and its
+// answer, so that [CheckLifecycle] can order the operations answered
+// before another began: it checks that acknowledged events are stored
+// once or were removed by a deletion or truncation not answered before
+// they were appended, that positions are never given out again, that a
+// deleted stream accepts nothing after its deletion was acknowledged,
+// that a deleted stream keeps no snapshot, that surviving versions are
+// contiguous and Info agrees, and that each
+// watcher yields every surviving event once, in order (see its
+// documentation for the exact list). From a fresh handle the test then
+// appends to each deleted stream (refused), appends a new event (its
+// position above all handed out) and runs Verify (what esv2 verify runs).
+// It fails with a position given out again when PostgreSQL's deletions
+// skip raising high_water, or when SQLite's sequence is lowered to the
+// highest stored position after a deletion (both tried).
+//
+//	go test -tags torture -run TortureLifecycle -count=1 ./internal/torture/ -torture.rounds=10 -torture.round=3s
+//
 // The program in cmd/pgterminate measures the same workloads in one
 // process for a longer time (the figures: 16 goroutines,
 // terminations every 30 ms for 30 s).

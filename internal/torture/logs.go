@@ -22,6 +22,8 @@ type line struct {
 	Ack   *Ack   `json:"a,omitempty"`
 	Seen  *Seen  `json:"w,omitempty"`
 	Op    *Op    `json:"o,omitempty"`
+	// LOp is an operation of the lifecycle workload (kind "l").
+	LOp *LOp `json:"l,omitempty"`
 	// Delivery is a delivered event of the subscription workload.
 	Delivery *Delivery `json:"d,omitempty"`
 	// Stream is the watched stream of a header.

@@ -95,6 +95,9 @@ func child(name string) error {
 		defer stop()
 		return subChild(ctx, s, name, run)
 	}
+	if os.Getenv(envMode) == modeLifecycle {
+		return torture.RunLifecycleChild(ctx, s, torture.Config{Dir: os.Getenv(envDir), Child: name, Run: run, Writers: nw, Seed: seed})
+	}
 	if os.Getenv(envMode) == "commit" {
 		return torture.RunCommitChild(ctx, s, torture.CommitConfig{Dir: os.Getenv(envDir), Child: name, Run: run, Writers: nw, Seed: seed})
 	}
@@ -327,7 +330,7 @@ func terminateEvery(ctx context.Context, t *testing.T, admin *pgx.Conn, app stri
 		query := terminateQuery + ` AND state = 'active'`
 		commit := rand.N(8) != 0
 		if commit {
-			query += ` AND query = 'COMMIT'`
+			query += ` AND lower(query) = 'commit'` // a group's COMMIT, a deletion's commit (pgx)
 		}
 		// Not cancelled with ctx: pgx closes a connection whose query is
 		// cancelled, and the next round needs it.
