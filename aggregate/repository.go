@@ -78,7 +78,8 @@ type Config[S, E any] struct {
 	// attempts of Update. After failed attempt n, Update waits a random
 	// time up to 2^(n-1) units (capped at 32), a unit being the time the
 	// failed attempt took or RetryDelay, whichever is longer. 0 means
-	// DefaultRetryDelay; a negative value retries at once.
+	// DefaultRetryDelay; a negative value retries at once. An Update that
+	// holds the stream's cross-process lock retries at once (see Update).
 	RetryDelay time.Duration
 
 	// CommandKey is the secret HMAC key of the command IDs given with
