@@ -808,10 +808,14 @@ func (r *Repository[S, E]) lockStream(ctx context.Context, id string) (func(cont
 }
 
 // lockErr turns the store's answer that it cannot lock streams into nil,
-// and remembers it.
+// and remembers it. An invalid stream ID is nil too: the load reports it,
+// as over any store.
 func (r *Repository[S, E]) lockErr(err error) error {
 	if errors.Is(err, errors.ErrUnsupported) {
 		r.noLocker.Store(true)
+		return nil
+	}
+	if errors.Is(err, eventstore.ErrInvalidInput) {
 		return nil
 	}
 	if err != nil {

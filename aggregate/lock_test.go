@@ -1,7 +1,9 @@
 package aggregate_test
 
 import (
+	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,4 +43,19 @@ func BenchmarkUpdateUncontended(b *testing.B) {
 	}
 	b.ReportMetric(float64(took[0].Microseconds())/float64(n), "lock-µs/update")
 	b.ReportMetric(float64(took[1].Microseconds())/float64(n), "nolock-µs/update")
+}
+
+// An Update of an ID no stream can have fails the same way on every
+// store: with the load's validation error, not the stream lock's.
+func TestUpdateInvalidIDSameOnEveryStore(t *testing.T) {
+	eachStore(t, func(t *testing.T, store eventstore.Store) {
+		repo := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{})
+		_, err := repo.Update(t.Context(), eventstore.AllStreams, func(Counter) ([]CounterEvent, error) {
+			return []CounterEvent{Added{By: 1}}, nil
+		})
+		var ve *eventstore.ValidationError
+		if !errors.As(err, &ve) || strings.Contains(err.Error(), "lock") {
+			t.Fatalf("Update(AllStreams): %v, want the load's *ValidationError", err)
+		}
+	})
 }
