@@ -42,7 +42,10 @@
 // [Repository.Update] is a command handler in one call: it loads the
 // aggregate, asks a decide function for the events (or an error, which it
 // returns wrapped and saves nothing), saves them, and on a concurrency
-// conflict loads again and retries, up to Config.MaxAttempts times.
+// conflict loads again and retries, up to Config.MaxAttempts times. Updates
+// of one aggregate take turns within the Repository and, over a store that
+// can lock streams ([eventstore.StreamLocker], PostgreSQL), across
+// processes once the aggregate is contended (see Repository.Update).
 //
 // Give a command an ID with [WithCommandID] and running it again does
 // nothing more and still succeeds: each event's ID is derived from the

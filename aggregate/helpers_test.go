@@ -33,7 +33,7 @@ var stores = []storeFactory{
 	{"sqlite-file", func(t *testing.T) eventstore.Store {
 		return openSQLite(t, filepath.Join(t.TempDir(), "events.db"))
 	}},
-	{"postgres", openPostgres},
+	{"postgres", func(t *testing.T) eventstore.Store { return openPostgres(t) }},
 }
 
 func openSQLite(t testing.TB, path string) eventstore.Store {
@@ -53,7 +53,7 @@ func openSQLite(t testing.TB, path string) eventstore.Store {
 // openPostgres opens a store on a fresh schema of the database named by
 // ESV2_POSTGRES_DSN, dropped when the test ends; it skips the test when the
 // variable is unset.
-func openPostgres(t *testing.T) eventstore.Store {
+func openPostgres(t testing.TB) eventstore.Store {
 	t.Helper()
 	schema := pgtest.FreshSchema(t, "esv2_aggregate_test_") // dropped after the store closes
 	dsn := pgtest.DSN(t)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/esv2/esv2/codec"
@@ -77,7 +78,8 @@ type Config[S, E any] struct {
 	// attempts of Update. After failed attempt n, Update waits a random
 	// time up to 2^(n-1) units (capped at 32), a unit being the time the
 	// failed attempt took or RetryDelay, whichever is longer. 0 means
-	// DefaultRetryDelay; a negative value retries at once.
+	// DefaultRetryDelay; a negative value retries at once. An Update that
+	// holds the stream's cross-process lock retries at once (see Update).
 	RetryDelay time.Duration
 
 	// CommandKey is the secret HMAC key of the command IDs given with
@@ -100,6 +102,11 @@ type Repository[S, E any] struct {
 	snapEnc  codec.Encoding
 	snapName string
 	updates  streamLocks // one Update at a time per aggregate
+	// locker is the store's cross-process stream lock, nil when the store
+	// has none; noLocker is set once the store said it cannot lock
+	// (errors.ErrUnsupported), so that Updates stop asking.
+	locker   eventstore.StreamLocker
+	noLocker atomic.Bool
 }
 
 // NewRepository returns a repository of the aggregates described by cfg,
@@ -146,6 +153,7 @@ func NewRepository[S, E any](store eventstore.Store, cfg Config[S, E]) (*Reposit
 		cfg.RetryDelay = DefaultRetryDelay
 	}
 	r := &Repository[S, E]{store: store, cfg: cfg, snapEnc: cfg.SnapshotEncoding, snapName: cfg.SnapshotName}
+	r.locker, _ = store.(eventstore.StreamLocker)
 	if r.snapEnc == nil {
 		r.snapEnc = cfg.Codec.Encoding()
 	}
@@ -610,13 +618,36 @@ func (r *Repository[S, E]) saveSnapshot(ctx context.Context, a *Aggregate[S, E])
 // with its state, records the events decide returns and saves them.
 //
 // Updates of one aggregate through one Repository run one at a time (a
-// waiting Update's ctx ends its wait), so the goroutines of a process never make each other's saves conflict: each
-// command is decided on the state the one before it saved. Conflicts come
-// only from other processes or Repositories writing the stream. When
-// the save meets a concurrency conflict it pauses briefly (a random time
-// that grows with each attempt) and starts again from the load, up to
-// Config.MaxAttempts times, so decide always judges the latest state and
-// must be free of side effects. It returns the aggregate as saved.
+// waiting Update's ctx ends its wait), so the goroutines of a process
+// never make each other's saves conflict: each command is decided on the
+// state the one before it saved. Conflicts come only from other processes
+// or Repositories writing the stream. When the save meets a concurrency
+// conflict it starts again from the load, up to Config.MaxAttempts times,
+// so decide always judges the latest state and must be free of side
+// effects. It returns the aggregate as saved.
+//
+// # Turns across processes
+//
+// Over a store that can lock streams across processes
+// ([eventstore.StreamLocker]: PostgreSQL), Updates of a contended
+// aggregate also take turns with other processes. An Update tries first
+// without the lock (one look says whether another holds or awaits it; if
+// so, it waits for the lock instead), so an aggregate that only this
+// process writes costs nothing more. After a conflict it holds the lock
+// for its remaining attempts, and for a while (a second after the last
+// conflict or sighting of the lock) every Update of the aggregate through
+// this Repository takes the lock from its first attempt. An Update
+// holding the lock can lose only to writers that were saving without it
+// when it took it: at most one per other Repository, since each of their
+// next Updates sees the lock held and waits. So with two processes an
+// Update meets at most two conflicts (its first attempt, and one under
+// the lock) and never gives up with 3 attempts or more; writers that do
+// not take the lock (plain Appends, stores without the ability) still
+// race as before. The lock is advisory and only spares attempts: expected
+// versions still decide every save, so a lock lost with its database
+// session costs a conflict at worst, never a lost or doubled event.
+// Without the lock, a conflict is followed by a short random pause that
+// grows with each attempt, so that rivals spread out.
 //
 // An error from decide is returned at once, wrapped (errors.Is and
 // errors.As see it), and nothing is saved. Deciding no events saves
@@ -663,6 +694,17 @@ func (r *Repository[S, E]) update(ctx context.Context, id string, decide func(S)
 		return nil, 0, fmt.Errorf("aggregate: update %q: %w", id, err)
 	}
 	defer unlock()
+	// held releases the cross-process lock of the stream, when this
+	// Update holds it (see Update).
+	var held func(context.Context) error
+	defer func() {
+		if held != nil {
+			r.unlockStream(ctx, id, held)
+		}
+	}()
+	if held, err = r.firstLock(ctx, id); err != nil {
+		return nil, 0, fmt.Errorf("aggregate: update %q: %w", id, err)
+	}
 	start := time.Now()
 	a, err := r.Load(ctx, id)
 	if err != nil {
@@ -711,8 +753,20 @@ func (r *Repository[S, E]) update(ctx context.Context, id string, decide func(S)
 			return nil, attempt, fmt.Errorf("aggregate: update %q: %w after %d attempts: %w", id, ErrGaveUp, attempt, err)
 		}
 		r.log(ctx, slog.LevelDebug, "esv2: update conflict, retrying", id, attempt, err)
-		if err := r.pause(ctx, attempt, time.Since(start)); err != nil {
-			return nil, attempt, fmt.Errorf("aggregate: update %q: %w", id, err)
+		r.updates.markContended(id, time.Now())
+		if held == nil {
+			if held, err = r.lockStream(ctx, id); err != nil {
+				return nil, attempt, fmt.Errorf("aggregate: update %q: %w", id, err)
+			}
+		}
+		// Under the lock no pause: the writers this Update can still lose
+		// to were already saving when it took the lock (see Update), and
+		// the one that just won is done. Without it (a store that cannot
+		// lock), writers spread out by pausing.
+		if held == nil {
+			if err := r.pause(ctx, attempt, time.Since(start)); err != nil {
+				return nil, attempt, fmt.Errorf("aggregate: update %q: %w", id, err)
+			}
 		}
 		// Load again rather than roll back to the state before Record: an
 		// Evolve that changes a map of the state in place would have
@@ -723,6 +777,69 @@ func (r *Repository[S, E]) update(ctx context.Context, id string, decide func(S)
 		}
 	}
 }
+
+// firstLock decides whether an Update's first attempt takes the stream's
+// cross-process lock, and takes it if so: when the stream is contended
+// (see contendedFor), or when another holder has or awaits the lock (one
+// look, StreamLocked); then the stream is contended. It returns nil when
+// the Update goes without the lock.
+func (r *Repository[S, E]) firstLock(ctx context.Context, id string) (func(context.Context) error, error) {
+	if r.locker == nil || r.noLocker.Load() {
+		return nil, nil
+	}
+	if !r.updates.contended(id, time.Now()) {
+		locked, err := r.locker.StreamLocked(ctx, id)
+		if err != nil || !locked {
+			return nil, r.lockErr(err)
+		}
+		r.updates.markContended(id, time.Now())
+	}
+	return r.lockStream(ctx, id)
+}
+
+// lockStream waits for the stream's cross-process lock. It returns nil
+// (and no error) when the store cannot lock streams.
+func (r *Repository[S, E]) lockStream(ctx context.Context, id string) (func(context.Context) error, error) {
+	if r.locker == nil || r.noLocker.Load() {
+		return nil, nil
+	}
+	unlock, err := r.locker.LockStream(ctx, id)
+	return unlock, r.lockErr(err)
+}
+
+// lockErr turns the store's answer that it cannot lock streams into nil,
+// and remembers it. An invalid stream ID is nil too: the load reports it,
+// as over any store.
+func (r *Repository[S, E]) lockErr(err error) error {
+	if errors.Is(err, errors.ErrUnsupported) {
+		r.noLocker.Store(true)
+		return nil
+	}
+	if errors.Is(err, eventstore.ErrInvalidInput) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("lock stream: %w", err)
+	}
+	return nil
+}
+
+// unlockStream releases the stream's cross-process lock. The Update's
+// outcome stands whatever happens here: the store releases a lock it
+// could not unlock by ending the session that held it (see
+// eventstore.StreamLocker), so a failure is only logged.
+func (r *Repository[S, E]) unlockStream(ctx context.Context, id string, unlock func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+	defer cancel()
+	if err := unlock(ctx); err != nil && r.cfg.Logger != nil {
+		r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "esv2: update could not unlock its stream (the store released it)",
+			slog.String("stream", id), slog.String("error", err.Error()))
+	}
+}
+
+// unlockTimeout bounds the release of a stream's lock: past it the store
+// gives up on telling the database and ends the lock's session.
+const unlockTimeout = 5 * time.Second
 
 // pause waits a random time that grows with the attempt number, so that
 // writers contending for one stream spread out instead of colliding again.

@@ -62,6 +62,14 @@
 // the tail; no version or position is ever given out again. A load that
 // needs truncated events fails with [ErrTruncated].
 //
+// # Locking a stream
+//
+// Stores whose database can hold a lock across processes implement
+// [StreamLocker] (PostgreSQL, through the front; on SQLite the methods
+// answer errors.ErrUnsupported). Package aggregate takes a stream's lock
+// for the Updates of a contended aggregate, so that processes take turns
+// instead of conflicting.
+//
 // # Errors
 //
 // Adapters translate database errors; callers only ever see the sentinels

@@ -155,6 +155,23 @@
 // translated in one function and never reach callers raw for a condition
 // the eventstore contract names.
 //
+// # Stream locks
+//
+// [Store.LockStream] and [Store.StreamLocked] (eventstore.StreamLocker,
+// which package aggregate uses to make the Updates of a contended
+// aggregate take turns across processes) use a session-level advisory
+// lock whose key is derived from the schema and the stream ID. A held
+// lock keeps a connection of a small pool of the store's own (at most 16
+// connections, idle ones closed after 30 s), apart from the store's pool
+// so that holders never starve the loads and appends they are waiting
+// to make. A wait whose context ends is cancelled on the server; a
+// connection goes back to that pool only after pg_advisory_unlock said
+// it released the lock, and is closed otherwise (ending the session ends
+// the lock). StreamLocked is one statement, pg_try_advisory_xact_lock_shared,
+// which keeps nothing. Like the LISTEN connection, the lock connections
+// need session state, so they must not go through a pgbouncer in
+// transaction mode.
+//
 // # Watching, LISTEN and pgbouncer
 //
 // Watching is the front's (see package eventstore/driver): its watchers

@@ -100,6 +100,13 @@ type pgDriver struct {
 	listenerPID atomic.Uint32
 	// listening is signalled each time the listener has (re)subscribed.
 	listening chan struct{}
+
+	// locks holds the connections of stream locks (see lockPool), made
+	// at the first LockStream, and held the locks LockStream returned
+	// that are not unlocked yet (see closeLocks); lockMu guards both.
+	lockMu sync.Mutex
+	locks  *pgxpool.Pool
+	held   map[*heldLock]struct{}
 }
 
 // Open connects to the database at dsn with a pgxpool.Pool owned by the
@@ -253,6 +260,7 @@ func (d *pgDriver) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	_, _ = d.pool.Exec(ctx, d.q.retireOutcome, d.writerID)
 	cancel()
+	d.closeLocks()
 	if d.ownsPool {
 		d.pool.Close()
 	}

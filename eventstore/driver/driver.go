@@ -269,3 +269,16 @@ func Translated(err error) bool {
 		errors.Is(err, eventstore.ErrUnknownOutcome) || errors.Is(err, eventstore.ErrStreamDeleted) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
+
+// StreamLocker is implemented by drivers that can lock a stream across
+// processes: the front's [eventstore.StreamLocker] methods answer
+// errors.ErrUnsupported without it. The front has checked the context,
+// that the store is open and the stream ID (a valid ID, never AllStreams).
+// The rules are [eventstore.StreamLocker]'s; above all, a LockStream that
+// returns an error holds nothing and acquires nothing later, and an unlock
+// that fails still releases the lock (on PostgreSQL, by closing the
+// session rather than handing it back to a pool).
+type StreamLocker interface {
+	LockStream(ctx context.Context, streamID string) (unlock func(context.Context) error, err error)
+	StreamLocked(ctx context.Context, streamID string) (bool, error)
+}

@@ -54,8 +54,9 @@ const (
 // when they are called, and yield the error as their only element.
 type Front struct {
 	d       Driver
-	finder  EventFinder // nil when the driver has no such ability
-	deleter Deleter     // nil when the driver has no such ability
+	finder  EventFinder  // nil when the driver has no such ability
+	deleter Deleter      // nil when the driver has no such ability
+	locker  StreamLocker // nil when the driver has no such ability
 	// partitions: the driver applies Filter.Partitions (PartitionReader).
 	partitions bool
 	cfg        Config
@@ -67,8 +68,9 @@ type Front struct {
 }
 
 var (
-	_ eventstore.Store     = (*Front)(nil)
-	_ eventstore.Lifecycle = (*Front)(nil)
+	_ eventstore.Store        = (*Front)(nil)
+	_ eventstore.Lifecycle    = (*Front)(nil)
+	_ eventstore.StreamLocker = (*Front)(nil)
 )
 
 // New returns the front over d. If d is a [Listener], New calls its Listen
@@ -83,6 +85,7 @@ func New(d Driver, cfg Config) *Front {
 	f := &Front{d: d, cfg: cfg, hub: watch.NewHub()}
 	f.finder, _ = d.(EventFinder)
 	f.deleter, _ = d.(Deleter)
+	f.locker, _ = d.(StreamLocker)
 	if pr, ok := d.(PartitionReader); ok {
 		f.partitions = pr.ReadsPartitions()
 	}
@@ -678,6 +681,40 @@ func (f *Front) DeleteSnapshots(ctx context.Context, streamID, name string) erro
 		return unsupported("delete snapshots")
 	}
 	return f.deleter.DeleteSnapshots(ctx, streamID, name)
+}
+
+// LockStream locks a stream across processes; see
+// [eventstore.StreamLocker.LockStream]. Over a driver without the
+// [StreamLocker] ability it returns an error satisfying errors.Is(err,
+// errors.ErrUnsupported).
+func (f *Front) LockStream(ctx context.Context, streamID string) (unlock func(context.Context) error, err error) {
+	if err := f.check(ctx); err != nil {
+		return nil, err
+	}
+	if err := validate.LockStream(streamID); err != nil {
+		return nil, err
+	}
+	if f.locker == nil {
+		return nil, unsupported("lock streams")
+	}
+	return f.locker.LockStream(ctx, streamID)
+}
+
+// StreamLocked reports whether another holder has, or waits for, a
+// stream's lock; see [eventstore.StreamLocker.StreamLocked]. Over a driver
+// without the [StreamLocker] ability it returns an error satisfying
+// errors.Is(err, errors.ErrUnsupported).
+func (f *Front) StreamLocked(ctx context.Context, streamID string) (bool, error) {
+	if err := f.check(ctx); err != nil {
+		return false, err
+	}
+	if err := validate.LockStream(streamID); err != nil {
+		return false, err
+	}
+	if f.locker == nil {
+		return false, unsupported("lock streams")
+	}
+	return f.locker.StreamLocked(ctx, streamID)
 }
 
 func unsupported(what string) error {

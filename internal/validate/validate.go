@@ -266,3 +266,8 @@ func lifecycleStream(streamID, what string) error {
 	}
 	return nil
 }
+
+// LockStream checks the stream ID of a LockStream or StreamLocked.
+func LockStream(streamID string) error {
+	return lifecycleStream(streamID, "locked")
+}
