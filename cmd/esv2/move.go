@@ -132,6 +132,7 @@ func exportEvents(ctx context.Context, s eventstore.Store, w io.Writer, f events
 func (a *app) importCommand() *cobra.Command {
 	var in string
 	var batch int
+	var truncated bool
 	cmd := &cobra.Command{
 		Use:   "import",
 		Short: "Append events from JSON Lines (export's output), keeping stream versions",
@@ -145,6 +146,14 @@ interrupted (Ctrl-C, a lost connection) resumes when run again with the
 same input. Events keep their IDs, types, metadata, times and data bytes;
 positions are the target's own. An event ID already stored in another
 stream is an error, as is a version gap between the input and the target.
+
+A stream the source had truncated starts past version 1 in the input. With
+--truncated, import stores placeholder events (type esv2.import.placeholder)
+below its first version and truncates them away once that event is stored,
+so the stream keeps its versions; watchers of the target see the
+placeholders come and go, and a run that stopped in between removes them
+when run again. Without it, such a stream is a version gap. A deleted
+stream is not exported (it has no events), so its ID is free in the target.
 
 Events are appended in batches of up to --batch lines, the streams of a
 batch concurrently. A progress bar shows on a terminal.`,
@@ -171,7 +180,7 @@ batch concurrently. A progress bar shows on a terminal.`,
 			}
 			return a.withStore(ctx, readWrite, func(c *conn) error {
 				bar := a.newProgress(size, "import", "", true)
-				im := &importer{store: c.store, batch: batch, workers: 32, progress: func(_, bytes int64) { bar.set(bytes) }}
+				im := &importer{store: c.store, batch: batch, workers: 32, truncated: truncated, progress: func(_, bytes int64) { bar.set(bytes) }}
 				st, err := im.run(ctx, r)
 				bar.finish()
 				if err != nil {
@@ -191,6 +200,7 @@ batch concurrently. A progress bar shows on a terminal.`,
 	f := cmd.Flags()
 	f.StringVarP(&in, "in", "i", "", "read `FILE` instead of stdin")
 	f.IntVar(&batch, "batch", 2000, "lines per batch (`N`)")
+	f.BoolVar(&truncated, "truncated", false, "import a stream whose input starts past version 1 as truncated before that version")
 	return cmd
 }
 
@@ -208,10 +218,17 @@ type importer struct {
 	// progress, if set, is called after each batch with the lines and
 	// bytes read so far.
 	progress func(lines, bytes int64)
+	// truncated accepts a stream new to the target whose input starts
+	// past version 1, as a stream truncated before that version.
+	truncated bool
 
 	mu       sync.Mutex
 	versions map[string]uint64 // the target's version of each stream seen
-	stats    importStats
+	// cut holds, for a stream the source had truncated, the version its
+	// input starts at: the placeholders import appended below it are to
+	// be truncated away (see appendStream).
+	cut   map[string]uint64
+	stats importStats
 }
 
 // importLine is one decoded input line.
@@ -228,6 +245,7 @@ const maxAppend = 500
 
 func (im *importer) run(ctx context.Context, r io.Reader) (importStats, error) {
 	im.versions = make(map[string]uint64)
+	im.cut = make(map[string]uint64)
 	br := bufio.NewReaderSize(r, 1<<16)
 	var lineNo, bytes int64
 	var pending []importLine
@@ -339,27 +357,59 @@ func (im *importer) flush(ctx context.Context, lines []importLine) error {
 	return g.Wait()
 }
 
+// placeholderType is the type of the events import appends in front of a
+// stream whose input starts past version 1 (the source had truncated it),
+// so that its events keep their versions; the truncation that follows
+// removes them. A watcher of the target sees them come and go.
+const placeholderType = "esv2.import.placeholder"
+
 func (im *importer) appendStream(ctx context.Context, id string, lines []importLine) error {
 	im.mu.Lock()
 	cur, known := im.versions[id]
+	cut, cutting := im.cut[id]
 	im.mu.Unlock()
 	if !known {
 		info, err := im.store.Info(ctx, id)
 		if err != nil {
 			return fmt.Errorf("stream %q: %w", id, err)
 		}
+		if info.Deleted {
+			return fmt.Errorf("line %d: stream %q: %w in the target", lines[0].line, id, eventstore.ErrStreamDeleted)
+		}
 		cur = info.Version
+		// An earlier run may have stopped between a truncated stream's
+		// placeholders and their truncation.
+		if cur > 0 && info.Count == cur {
+			if cut, err = im.placeholdersEnd(ctx, id); err != nil {
+				return err
+			}
+			cutting = cut > 0
+		}
 	}
 	var skipped int64
 	var evs []eventstore.Event
+	fill := 0 // placeholders at the front of evs
 	next := cur
 	for _, l := range lines {
 		switch {
 		case l.version <= cur:
 			skipped++ // the target has it: stored by an earlier run
 			continue
+		case l.version != next+1 && ((next == 0 && im.truncated) || (cutting && next < cut)):
+			// The input starts past version 1 (or, on a resumed run,
+			// past the placeholders stored so far): fill the versions
+			// below with placeholders, truncated away once it is stored.
+			for range l.version - next - 1 {
+				evs = append(evs, eventstore.Event{Type: placeholderType})
+				fill++
+			}
+			cut, cutting = l.version, true
 		case l.version != next+1:
-			return fmt.Errorf("line %d: stream %q: version %d does not follow version %d (the target's, or the input's line before)", l.line, id, l.version, next)
+			hint := ""
+			if next == 0 {
+				hint = "; if the source truncated it, --truncated imports it truncated the same way"
+			}
+			return fmt.Errorf("line %d: stream %q: version %d does not follow version %d (the target's, or the input's line before)%s", l.line, id, l.version, next, hint)
 		}
 		next = l.version
 		evs = append(evs, l.event)
@@ -377,14 +427,54 @@ func (im *importer) appendStream(ctx context.Context, id string, lines []importL
 			return fmt.Errorf("stream %q: append versions %d to %d: the stream is at version %d after it: %d of the events' IDs were already stored at other versions",
 				id, cur+1, want, res.Version, len(res.Duplicates))
 		}
+		ph := min(fill, k)
+		fill -= ph
 		im.mu.Lock()
-		im.stats.Appended += int64(k)
+		im.stats.Appended += int64(k - ph)
 		im.mu.Unlock()
 		cur, evs = want, evs[k:]
 	}
+	if cutting && cur >= cut {
+		lc, ok := im.store.(eventstore.Lifecycle)
+		if !ok {
+			return fmt.Errorf("stream %q starts at version %d, and the target cannot truncate streams: %w", id, cut, errors.ErrUnsupported)
+		}
+		if err := lc.TruncateStream(ctx, id, cut); err != nil {
+			return fmt.Errorf("stream %q: truncate the placeholders before version %d: %w", id, cut, err)
+		}
+		cutting = false
+	}
 	im.mu.Lock()
 	im.versions[id] = cur
+	if cutting {
+		im.cut[id] = cut
+	} else {
+		delete(im.cut, id)
+	}
 	im.stats.Skipped += skipped
 	im.mu.Unlock()
 	return nil
+}
+
+// placeholdersEnd returns the version of stream id's first event that is
+// not a placeholder (its version + 1 when they all are), or 0 when its
+// first event is not one.
+func (im *importer) placeholdersEnd(ctx context.Context, id string) (uint64, error) {
+	var v uint64
+	for r, err := range im.store.Read(ctx, id, eventstore.ReadOptions{}) {
+		if err != nil {
+			return 0, fmt.Errorf("stream %q: %w", id, err)
+		}
+		if r.Type != placeholderType {
+			if v == 0 {
+				return 0, nil
+			}
+			return r.Version, nil
+		}
+		v = r.Version
+	}
+	if v == 0 {
+		return 0, nil
+	}
+	return v + 1, nil
 }
