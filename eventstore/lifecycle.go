@@ -53,6 +53,20 @@ import (
 // Watchers and subscriptions see every surviving event once, in order:
 // positions of deleted events are skipped, never waited for, and a
 // subscription's checkpoint (a position) is never moved by a deletion.
+//
+// A deletion or truncation whose connection was lost while it committed
+// answers an error wrapping ErrConnectionLost of package
+// eventstore/driver (or the context's error):
+// it may or may not have happened. Running it again is safe: deleting a
+// deleted stream with Any (or its last version) succeeds and does
+// nothing, and a truncation at a bound already applied does nothing.
+//
+// Appends are not undone by a removal: an idempotent retry of an append
+// whose events were truncated or deleted (its IDs left with them) is a
+// new append and stores them again, after the events kept (with Any) —
+// a retry with the append's original expectation meets a conflict
+// instead. Retry appends with their original expectation, not Any, where
+// data removed on purpose must stay removed.
 type Lifecycle interface {
 	// DeleteStream deletes a stream if its version matches expected:
 	// its events and snapshots are removed and a tombstone keeps its last
