@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -14,29 +15,11 @@ import (
 // deleted and truncated.
 func TestMigrateFrom3(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:3] {
-		if _, err := db.ExecContext(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, q := range []string{
-		"PRAGMA user_version = 3",
+	path := fileAtSchema(t, 3,
 		"INSERT INTO events (stream_id, version, type, time) VALUES ('a', 1, 'T', 1), ('a', 2, 'T', 2), ('b', 1, 'T', 3)",
 		"INSERT INTO streams VALUES ('a', 2, 2), ('b', 1, 3)",
 		"UPDATE head SET position = 3, count = 3, last_time = 3",
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	)
 	s, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
@@ -61,4 +44,31 @@ func TestMigrateFrom3(t *testing.T) {
 	if problems, err := s.Verify(ctx); err != nil || len(problems) != 0 {
 		t.Errorf("Verify: %v, %v", problems, err)
 	}
+}
+
+// fileAtSchema writes a database file at schema version n, as a release
+// of that schema left it (its first n migrations), with the rows that
+// stmts insert, and returns its path.
+func fileAtSchema(t *testing.T, n int, stmts ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:n] {
+		if _, err := db.ExecContext(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range append([]string{fmt.Sprintf("PRAGMA user_version = %d", n)}, stmts...) {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -2,8 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"path/filepath"
 	"testing"
 
 	"github.com/esv2/esv2/subscription"
@@ -14,29 +12,11 @@ import (
 // of them requested, and a replay of one can then be requested.
 func TestMigrateFrom6(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:6] {
-		if _, err := db.ExecContext(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, q := range []string{
-		"PRAGMA user_version = 6",
+	path := fileAtSchema(t, 6,
 		"INSERT INTO subscriptions (name, partition, position, updated) VALUES ('orders', 0, 7, 1)",
 		"INSERT INTO subscription_parked VALUES ('orders', 3, 'a', 1, 'T', 'id-3', 'boom', 4, 1000)",
 		"INSERT INTO subscription_parked VALUES ('orders', 5, 'b', 2, 'T', 'id-5', 'bang', 4, 2000)",
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	)
 	s, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
