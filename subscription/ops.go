@@ -166,6 +166,12 @@ func RequestReplay[Tx any](ctx context.Context, store Store[Tx], name string, po
 	if position == 0 {
 		return 0, fmt.Errorf("subscription %q: no parked event at position 0: %w", name, eventstore.ErrNotFound)
 	}
+	return requestReplay(ctx, b, name, position)
+}
+
+// requestReplay marks the parked event of name at position (every one
+// with position 0).
+func requestReplay(ctx context.Context, b core, name string, position uint64) (int, error) {
 	n, err := b.RequestReplay(ctx, name, position)
 	if err != nil {
 		return 0, fmt.Errorf("subscription %q: request replay: %w", name, err)
@@ -185,11 +191,7 @@ func RequestReplayAll[Tx any](ctx context.Context, store Store[Tx], name string)
 	if err := checkName("subscription name", name); err != nil {
 		return 0, err
 	}
-	n, err := b.RequestReplay(ctx, name, 0)
-	if err != nil {
-		return 0, fmt.Errorf("subscription %q: request replay: %w", name, err)
-	}
-	return n, nil
+	return requestReplay(ctx, b, name, 0)
 }
 
 // ReplayParked hands the parked event at position to the subscription's

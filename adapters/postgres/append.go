@@ -197,14 +197,7 @@ func (w *writer) takeAfter(group []*appendReq) []*appendReq {
 	for _, r := range group {
 		size += max(len(r.events), 1)
 		bytes += r.size
-		for i := range r.events {
-			if id := r.events[i].ID; id != "" {
-				if ids == nil {
-					ids = make(map[string]struct{})
-				}
-				ids[id] = struct{}{}
-			}
-		}
+		ids = r.addIDs(ids)
 	}
 scan:
 	for n < len(w.queue) {
@@ -220,14 +213,7 @@ scan:
 				}
 			}
 		}
-		for i := range r.events {
-			if id := r.events[i].ID; id != "" {
-				if ids == nil {
-					ids = make(map[string]struct{})
-				}
-				ids[id] = struct{}{}
-			}
-		}
+		ids = r.addIDs(ids)
 		size += k
 		bytes += r.size
 		n++
@@ -256,6 +242,20 @@ scan:
 		return []*appendReq{} // not nil: the queue may hold more
 	}
 	return out
+}
+
+// addIDs adds the IDs of r's events to ids, made when first needed, and
+// returns it.
+func (r *appendReq) addIDs(ids map[string]struct{}) map[string]struct{} {
+	for i := range r.events {
+		if id := r.events[i].ID; id != "" {
+			if ids == nil {
+				ids = make(map[string]struct{})
+			}
+			ids[id] = struct{}{}
+		}
+	}
+	return ids
 }
 
 // close refuses new appends, fails the queued ones with ErrClosed and

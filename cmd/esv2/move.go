@@ -152,7 +152,7 @@ A stream the source had truncated starts past version 1 in the input. With
 below its first version and truncates them away once that event is stored,
 so the stream keeps its versions; watchers of the target see the
 placeholders come and go, and a run that stopped in between removes them
-when run again. Without it, such a stream is a version gap. A deleted
+when run again with --truncated. Without it, such a stream is a version gap. A deleted
 stream is not exported (it has no events), so its ID is free in the target.
 
 Events are appended in batches of up to --batch lines, the streams of a
@@ -377,9 +377,10 @@ func (im *importer) appendStream(ctx context.Context, id string, lines []importL
 			return fmt.Errorf("line %d: stream %q: %w in the target", lines[0].line, id, eventstore.ErrStreamDeleted)
 		}
 		cur = info.Version
-		// An earlier run may have stopped between a truncated stream's
-		// placeholders and their truncation.
-		if cur > 0 && info.Count == cur {
+		// An earlier --truncated run may have stopped between a stream's
+		// placeholders and their truncation (only such a run writes
+		// placeholders: a plain import pays no read for this).
+		if im.truncated && cur > 0 && info.Count == cur {
 			if cut, err = im.placeholdersEnd(ctx, id); err != nil {
 				return err
 			}
@@ -460,6 +461,14 @@ func (im *importer) appendStream(ctx context.Context, id string, lines []importL
 // not a placeholder (its version + 1 when they all are), or 0 when its
 // first event is not one.
 func (im *importer) placeholdersEnd(ctx context.Context, id string) (uint64, error) {
+	for r, err := range im.store.Read(ctx, id, eventstore.ReadOptions{Limit: 1}) {
+		if err != nil {
+			return 0, fmt.Errorf("stream %q: %w", id, err)
+		}
+		if r.Type != placeholderType {
+			return 0, nil
+		}
+	}
 	var v uint64
 	for r, err := range im.store.Read(ctx, id, eventstore.ReadOptions{}) {
 		if err != nil {
