@@ -104,10 +104,7 @@ func RunChild(ctx context.Context, s eventstore.Store, cfg Config) (err error) {
 	}
 	<-ctx.Done()
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	return failure(ctx)
 }
 
 type writer struct {
@@ -298,4 +295,13 @@ func Collect(ctx context.Context, s eventstore.Store, dir string) (Input, Logs, 
 		in.Streams[stream] = evs
 	}
 	return in, logs, nil
+}
+
+// failure is the error a child's workers ended ctx with, nil when it ended
+// as a round does (cancelled or past its deadline).
+func failure(ctx context.Context) error {
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
 }

@@ -164,10 +164,7 @@ func RunCommitChild(ctx context.Context, s eventstore.Store, cfg CommitConfig) (
 		})
 	}
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	return failure(ctx)
 }
 
 type commitWriter struct {

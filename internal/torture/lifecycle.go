@@ -118,10 +118,7 @@ func RunLifecycleChild(ctx context.Context, s eventstore.Store, cfg Config) (err
 		})
 	}
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	return failure(ctx)
 }
 
 type lifeWriter struct {
