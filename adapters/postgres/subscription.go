@@ -147,8 +147,6 @@ ORDER BY p.position`,
 FROM (SELECT EXISTS (SELECT 1 FROM ` + subs + ` WHERE name = $1) AS ok) s
 LEFT JOIN ` + parked + ` p ON s.ok AND p.name = $1 AND p.replay_requested IS NOT NULL
 ORDER BY p.position`,
-		// ok false when the subscription does not exist; position 0
-		// marks all of its parked events.
 		// ok false when the subscription does not exist; the row
 		// changes only under the request the member saw.
 		clearReplay: `WITH sub AS (SELECT EXISTS (SELECT 1 FROM ` + subs + ` WHERE name = $1 AND partition = 0) AS ok),
@@ -158,6 +156,8 @@ cleared AS (
 	RETURNING 1
 )
 SELECT sub.ok, (SELECT count(*) FROM cleared) FROM sub`,
+		// ok false when the subscription does not exist; position 0
+		// marks all of its parked events.
 		requestReplay: `WITH sub AS (SELECT EXISTS (SELECT 1 FROM ` + subs + ` WHERE name = $1 AND partition = 0) AS ok),
 marked AS (
 	UPDATE ` + parked + ` p SET replay_requested = clock_timestamp()
@@ -516,8 +516,9 @@ func (b *subBackend) RequestReplay(ctx context.Context, name string, position ui
 		return 0, err
 	}
 	const op = "request replay"
+	noEvent := fmt.Errorf("postgres: %s: subscription %q has no parked event at position %d: %w", op, name, position, eventstore.ErrNotFound)
 	if position > math.MaxInt64 {
-		return 0, fmt.Errorf("postgres: %s: subscription %q has no parked event at position %d: %w", op, name, position, eventstore.ErrNotFound)
+		return 0, noEvent
 	}
 	ctx, done, err := b.begin(ctx)
 	if err != nil {
@@ -533,7 +534,7 @@ func (b *subBackend) RequestReplay(ctx context.Context, name string, position ui
 	case !ok:
 		return 0, notFound(op, name)
 	case n == 0 && position != 0:
-		return 0, fmt.Errorf("postgres: %s: subscription %q has no parked event at position %d: %w", op, name, position, eventstore.ErrNotFound)
+		return 0, noEvent
 	}
 	return int(n), nil
 }
