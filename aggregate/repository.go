@@ -367,7 +367,10 @@ func (r *Repository[S, E]) fold(ctx context.Context, a *Aggregate[S, E], check u
 		after = check - 1
 	}
 	first := true
-	for rec, err := range r.store.Read(ctx, a.id, eventstore.ReadOptions{From: eventstore.After(after)}) {
+	// Folding uses each event's type, data, version and position, never
+	// its ID, metadata or time: the store need not read them.
+	opts := eventstore.ReadOptions{From: eventstore.After(after), Omit: eventstore.AllFields}
+	for rec, err := range r.store.Read(ctx, a.id, opts) {
 		if err != nil {
 			return false, fmt.Errorf("aggregate: load %q: %w", a.id, err)
 		}

@@ -104,7 +104,31 @@ type ReadOptions struct {
 	Until uint64
 	// Filter restricts the events returned. It runs in the database.
 	Filter Filter
+	// Omit names fields of the events that the caller does not use: a
+	// store may then leave them zero instead of reading them, which
+	// saves work per event on a long read (Repository.Load, which folds
+	// only types and data, omits FieldID, FieldMetadata and FieldTime).
+	// It is a hint: a store may fill them anyway. The zero value omits
+	// nothing; StreamID, Version, Position, Type and Data are always
+	// filled. Bits other than the Field constants are invalid.
+	Omit Fields
 }
+
+// Fields is a set of the optional fields of a [Recorded] event, for
+// [ReadOptions.Omit]: combine the Field constants with |.
+type Fields uint8
+
+const (
+	// FieldID is Event.ID.
+	FieldID Fields = 1 << iota
+	// FieldMetadata is Event.Metadata.
+	FieldMetadata
+	// FieldTime is Event.Time.
+	FieldTime
+
+	// AllFields is every Field constant.
+	AllFields = FieldID | FieldMetadata | FieldTime
+)
 
 // WatchOptions selects what Watch yields.
 type WatchOptions struct {

@@ -34,7 +34,7 @@ func TestCategoryAndTypePlans(t *testing.T) {
 		{"one type", eventstore.Filter{Types: []string{"t5"}}, "events_type"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			q, err := buildQuery(eventstore.AllStreams, false, c.filter)
+			q, err := buildQuery(eventstore.AllStreams, false, c.filter, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

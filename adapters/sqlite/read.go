@@ -50,6 +50,10 @@ type readQuery struct {
 	all      bool
 	streamID string
 	filter   []any // arguments of the filter conditions
+	// omit: the columns of these fields are not selected (see
+	// eventstore.ReadOptions.Omit); ncol is the number selected.
+	omit eventstore.Fields
+	ncol int
 
 	// lastFull says the previous page of the query was full (it reached
 	// its row limit or eventstore.PageBytes): the next one likely is too.
@@ -57,11 +61,33 @@ type readQuery struct {
 	lastFull bool
 }
 
-func buildQuery(streamID string, backwards bool, f eventstore.Filter) (*readQuery, error) {
-	q := &readQuery{all: streamID == eventstore.AllStreams, streamID: streamID}
+func buildQuery(streamID string, backwards bool, f eventstore.Filter, omit eventstore.Fields) (*readQuery, error) {
+	q := &readQuery{all: streamID == eventstore.AllStreams, streamID: streamID, omit: omit}
 	var b strings.Builder
+	// The columns, in the order decode and fetch expect them: position,
+	// [stream_id,] version, [event_id,] type, data, [metadata,] [time].
+	// A Load omits the bracketed ones it does not use: not reading them
+	// (and not making a time and an interface box per row) was a fifth of its
+	// instructions (BenchmarkLoadSides in cmd/esbench).
+	cols := []string{"position"}
 	if q.all {
-		b.WriteString("SELECT position, stream_id, version, coalesce(event_id, ''), type, data, metadata, time FROM events WHERE position >= ? AND position <= ?")
+		cols = append(cols, "stream_id")
+	}
+	cols = append(cols, "version")
+	if omit&eventstore.FieldID == 0 {
+		cols = append(cols, "coalesce(event_id, '')")
+	}
+	cols = append(cols, "type", "data")
+	if omit&eventstore.FieldMetadata == 0 {
+		cols = append(cols, "metadata")
+	}
+	if omit&eventstore.FieldTime == 0 {
+		cols = append(cols, "time")
+	}
+	q.ncol = len(cols)
+	b.WriteString("SELECT " + strings.Join(cols, ", ") + " FROM events WHERE ")
+	if q.all {
+		b.WriteString("position >= ? AND position <= ?")
 		if f.StreamPrefix != "" {
 			// A range on stream_id (BINARY collation compares bytes):
 			// [prefix, prefix with its last byte incremented). Valid UTF-8
@@ -80,7 +106,7 @@ func buildQuery(streamID string, backwards bool, f eventstore.Filter) (*readQuer
 			}
 		}
 	} else {
-		b.WriteString("SELECT position, version, coalesce(event_id, ''), type, data, metadata, time FROM events WHERE stream_id = ? AND version >= ? AND version <= ?")
+		b.WriteString("stream_id = ? AND version >= ? AND version <= ?")
 	}
 	switch len(f.Types) {
 	case 0:
@@ -140,7 +166,7 @@ func (d *drv) ReadPage(ctx context.Context, q *driver.Query, r driver.Range, pag
 	rq, _ := q.Prepared.(*readQuery)
 	if rq == nil {
 		var err error
-		if rq, err = buildQuery(q.StreamID, q.Backwards, q.Filter); err != nil {
+		if rq, err = buildQuery(q.StreamID, q.Backwards, q.Filter, q.Omit); err != nil {
 			return page, fmt.Errorf("%w: %w", eventstore.ErrInvalidInput, err)
 		}
 		q.Prepared = rq
@@ -196,19 +222,38 @@ func (d *drv) fetch(ctx context.Context, q *readQuery, lo, hi uint64, limit int,
 		pos, ver, t int64
 		md          sql.RawBytes
 		size, n     int
+		r           eventstore.Recorded
 	)
+	// The scan destinations, in the columns' order (see buildQuery).
+	dest := make([]any, 0, 8)
+	dest = append(dest, &pos)
+	if q.all {
+		dest = append(dest, &r.StreamID)
+	}
+	dest = append(dest, &ver)
+	if q.omit&eventstore.FieldID == 0 {
+		dest = append(dest, &r.ID)
+	}
+	dest = append(dest, &r.Type, &r.Data)
+	if q.omit&eventstore.FieldMetadata == 0 {
+		dest = append(dest, &md)
+	}
+	if q.omit&eventstore.FieldTime == 0 {
+		dest = append(dest, &t)
+	}
 	for size < eventstore.PageBytes && rows.Next() {
-		var r eventstore.Recorded
-		if q.all {
-			err = rows.Scan(&pos, &r.StreamID, &ver, &r.ID, &r.Type, &r.Data, &md, &t)
-		} else {
-			err = rows.Scan(&pos, &ver, &r.ID, &r.Type, &r.Data, &md, &t)
-			r.StreamID = q.streamID
-		}
-		if err != nil {
+		r = eventstore.Recorded{}
+		md = nil
+		if err = rows.Scan(dest...); err != nil {
 			return page, false, d.readError(ctx, err)
 		}
-		r.Position, r.Version, r.Time = uint64(pos), uint64(ver), time.Unix(0, t).UTC()
+		if !q.all {
+			r.StreamID = q.streamID
+		}
+		r.Position, r.Version = uint64(pos), uint64(ver)
+		if q.omit&eventstore.FieldTime == 0 {
+			r.Time = time.Unix(0, t).UTC()
+		}
 		if md != nil {
 			if r.Metadata, err = decodeMetadata(md); err != nil {
 				return page, false, fmt.Errorf("%w: event at position %d: malformed metadata: %w", ErrDatabase, pos, err)
@@ -272,11 +317,7 @@ func (d *drv) fetchRaw(ctx context.Context, q *readQuery, lo, hi uint64, limit i
 				err = cerr
 			}
 		}()
-		ncol := 7
-		if q.all {
-			ncol = 8
-		}
-		dest := make([]sqldriver.Value, ncol)
+		dest := make([]sqldriver.Value, q.ncol)
 		for size < eventstore.PageBytes {
 			if err := rows.Next(dest); errors.Is(err, io.EOF) {
 				return nil
@@ -300,40 +341,63 @@ func (d *drv) fetchRaw(ctx context.Context, q *readQuery, lo, hi uint64, limit i
 }
 
 // decode makes a Recorded of a row of q's columns as the driver returns
-// them: position, [stream_id,] version, event_id, type, data, metadata,
-// time.
+// them: position, [stream_id,] version, [event_id,] type, data,
+// [metadata,] [time] (see buildQuery).
 func (q *readQuery) decode(row []sqldriver.Value) (eventstore.Recorded, error) {
 	var r eventstore.Recorded
-	var ok [7]bool
 	var pos, ver, t int64
-	pos, ok[0] = row[0].(int64)
-	c := 1
-	if q.all {
-		r.StreamID, ok[1] = row[1].(string)
-		c = 2
-	} else {
-		r.StreamID, ok[1] = q.streamID, true
-	}
-	ver, ok[2] = row[c].(int64)
-	r.ID, ok[3] = row[c+1].(string)
-	r.Type, ok[4] = row[c+2].(string)
-	switch d := row[c+3].(type) {
-	case nil:
-		ok[5] = true
-	case []byte:
-		r.Data, ok[5] = d, true
-	}
-	t, ok[6] = row[c+5].(int64)
-	for _, good := range ok {
-		if !good {
-			types := make([]string, len(row))
-			for i, v := range row {
-				types[i] = fmt.Sprintf("%T", v)
-			}
-			return r, fmt.Errorf("%w: unexpected column types in events row: %s", ErrDatabase, strings.Join(types, ", "))
+	good := len(row) == q.ncol
+	var ok bool
+	c := 0
+	// next returns the next column's value (nil past the row's end,
+	// which good already reports).
+	next := func() sqldriver.Value {
+		c++
+		if c > len(row) {
+			return nil
 		}
+		return row[c-1]
 	}
-	switch md := row[c+4].(type) {
+	pos, ok = next().(int64)
+	good = good && ok
+	if q.all {
+		r.StreamID, ok = next().(string)
+		good = good && ok
+	} else {
+		r.StreamID = q.streamID
+	}
+	ver, ok = next().(int64)
+	good = good && ok
+	if q.omit&eventstore.FieldID == 0 {
+		r.ID, ok = next().(string)
+		good = good && ok
+	}
+	r.Type, ok = next().(string)
+	good = good && ok
+	switch d := next().(type) {
+	case nil:
+	case []byte:
+		r.Data = d
+	default:
+		good = false
+	}
+	var md sqldriver.Value
+	if q.omit&eventstore.FieldMetadata == 0 {
+		md = next()
+	}
+	if q.omit&eventstore.FieldTime == 0 {
+		t, ok = next().(int64)
+		good = good && ok
+		r.Time = time.Unix(0, t).UTC()
+	}
+	if !good {
+		types := make([]string, len(row))
+		for i, v := range row {
+			types[i] = fmt.Sprintf("%T", v)
+		}
+		return r, fmt.Errorf("%w: unexpected column types in events row: %s", ErrDatabase, strings.Join(types, ", "))
+	}
+	switch md := md.(type) {
 	case nil:
 	case string:
 		var err error
@@ -343,7 +407,7 @@ func (q *readQuery) decode(row []sqldriver.Value) (eventstore.Recorded, error) {
 	default:
 		return r, fmt.Errorf("%w: unexpected metadata type %T in events row", ErrDatabase, md)
 	}
-	r.Position, r.Version, r.Time = uint64(pos), uint64(ver), time.Unix(0, t).UTC()
+	r.Position, r.Version = uint64(pos), uint64(ver)
 	return r, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -284,33 +285,60 @@ func TestReadPagePaths(t *testing.T) {
 		{"AllStreams", driver.Query{StreamID: eventstore.AllStreams}},
 		{"Filtered", driver.Query{StreamID: eventstore.AllStreams, Filter: eventstore.Filter{Types: []string{"t0", "t2"}}}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rng := driver.Range{From: 1, To: 2 * n, Limit: 100}
-			if tc.q.Backwards {
-				rng.To = n - 5
-			}
-			// A fresh query's first page goes through the cached
-			// statement.
-			fresh := tc.q
-			want, err := d.ReadPage(ctx, &fresh, rng, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// After a full page, a large page goes through raw rows.
-			warm := tc.q
-			if first, err := d.ReadPage(ctx, &warm, driver.Range{From: 1, To: 2 * n, Limit: 1}, nil); err != nil || len(first) != 1 {
-				t.Fatalf("first page: %d events, %v", len(first), err)
-			}
-			got, err := d.ReadPage(ctx, &warm, rng, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(want) != rng.Limit {
-				t.Fatalf("page of %d events, want %d", len(want), rng.Limit)
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("raw rows differ from the prepared statement's (-prepared +raw):\n%s", diff)
-			}
-		})
+		var full []eventstore.Recorded // the page read with nothing omitted
+		for _, omit := range []eventstore.Fields{0, eventstore.AllFields, eventstore.FieldID, eventstore.FieldMetadata | eventstore.FieldTime, eventstore.FieldTime} {
+			t.Run(fmt.Sprintf("%s/omit=%d", tc.name, omit), func(t *testing.T) {
+				rng := driver.Range{From: 1, To: 2 * n, Limit: 100}
+				if tc.q.Backwards {
+					rng.To = n - 5
+				}
+				q := tc.q
+				q.Omit = omit
+				// A fresh query's first page goes through the cached
+				// statement.
+				fresh := q
+				want, err := d.ReadPage(ctx, &fresh, rng, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// After a full page, a large page goes through raw rows.
+				warm := q
+				if first, err := d.ReadPage(ctx, &warm, driver.Range{From: 1, To: 2 * n, Limit: 1}, nil); err != nil || len(first) != 1 {
+					t.Fatalf("first page: %d events, %v", len(first), err)
+				}
+				got, err := d.ReadPage(ctx, &warm, rng, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(want) != rng.Limit {
+					t.Fatalf("page of %d events, want %d", len(want), rng.Limit)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("raw rows differ from the prepared statement's (-prepared +raw):\n%s", diff)
+				}
+				if omit == 0 {
+					full = want
+					return
+				}
+				// The adapter does not read what is omitted: those
+				// fields are zero, the others as in a full read.
+				trimmed := make([]eventstore.Recorded, len(full))
+				for i, r := range full {
+					if omit&eventstore.FieldID != 0 {
+						r.ID = ""
+					}
+					if omit&eventstore.FieldMetadata != 0 {
+						r.Metadata = nil
+					}
+					if omit&eventstore.FieldTime != 0 {
+						r.Time = time.Time{}
+					}
+					trimmed[i] = r
+				}
+				if diff := cmp.Diff(trimmed, got); diff != "" {
+					t.Errorf("omitting %#x differs from the full read with those fields zero (-want +got):\n%s", uint8(omit), diff)
+				}
+			})
+		}
 	}
 }

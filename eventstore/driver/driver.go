@@ -124,6 +124,9 @@ type Query struct {
 	Filter eventstore.Filter
 	// Backwards reads from r.To down to r.From.
 	Backwards bool
+	// Omit is the read's eventstore.ReadOptions.Omit: fields the driver
+	// may leave zero rather than read (it may also fill them).
+	Omit eventstore.Fields
 	// Watch tells a watch's pages from a read's: they alternate between
 	// catch-up pages of any size and short live ones, so a guess about
 	// the next page drawn from the last one is often wrong.

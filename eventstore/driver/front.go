@@ -243,6 +243,9 @@ func (f *Front) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 	if opts.Limit < 0 {
 		return watch.ErrorSeq(&eventstore.ValidationError{Field: "limit", Index: -1, Reason: fmt.Sprintf("%d is negative", opts.Limit)})
 	}
+	if opts.Omit&^eventstore.AllFields != 0 {
+		return watch.ErrorSeq(&eventstore.ValidationError{Field: "omit", Index: -1, Reason: fmt.Sprintf("%#x has bits that name no field", uint8(opts.Omit))})
+	}
 	after, fromEnd := opts.From.Cursor()
 	if !opts.Backwards && (fromEnd || after >= math.MaxInt64) {
 		// From is a bound: past the end, or past every key a store can
@@ -253,7 +256,7 @@ func (f *Front) Read(ctx context.Context, streamID string, opts eventstore.ReadO
 		// The state of one iteration, made when it begins: an iterator
 		// ranged twice, or by two goroutines, shares none of it (drivers
 		// keep per-read state in the Query).
-		r := &reader{f: f, ctx: ctx, opts: opts, q: &Query{StreamID: streamID, Filter: opts.Filter, Backwards: opts.Backwards}}
+		r := &reader{f: f, ctx: ctx, opts: opts, q: &Query{StreamID: streamID, Filter: opts.Filter, Backwards: opts.Backwards, Omit: opts.Omit}}
 		r.run(yield)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"testing"
@@ -21,6 +22,7 @@ func readTests() []test {
 		{"Limit", leaf(testReadLimit)},
 		{"Until", leaf(testReadUntil)},
 		{"Paging", leaf(testReadPaging)},
+		{"Omit", leaf(testReadOmit)},
 		{"Filter/Types", leaf(testReadFilterTypes)},
 		{"Filter/Metadata", testReadFilterMetadata},
 		{"Filter/LimitCountsMatches", leaf(testReadFilterLimit)},
@@ -725,4 +727,71 @@ func testReadFromPastEnd(t *testing.T, s eventstore.Store) {
 			}
 		}
 	}
+}
+
+// testReadOmit reads with every set of ReadOptions.Omit, over pages of
+// every size (a store may select other columns when it omits some) and
+// with a filter: the fields that are always filled must be those of a full
+// read, and an omitted field either zero or the full read's (Omit is a
+// hint). A store that shifts columns when it leaves some out fails here.
+func testReadOmit(t *testing.T, s eventstore.Store) {
+	const n = 1500
+	evs := make([]eventstore.Event, n)
+	for i := range evs {
+		evs[i] = eventstore.Event{Type: fmt.Sprint("t", i%3), Data: []byte(fmt.Sprint("data-", i))}
+		if i%2 == 0 {
+			evs[i].ID = fmt.Sprint("omit-id-", i)
+		}
+		if i%5 != 0 {
+			evs[i].Metadata = map[string]string{"k": fmt.Sprint("v", i)}
+		}
+	}
+	for lo := 0; lo < n; lo += 500 {
+		mustAppend(t, s, "s", eventstore.Any, evs[lo:lo+500]...)
+		mustAppend(t, s, "other", eventstore.Any, ev("t0", fmt.Sprint("other-", lo)))
+	}
+	for _, stream := range []string{"s", eventstore.AllStreams} {
+		for _, opts := range []eventstore.ReadOptions{
+			{},
+			{Backwards: true},
+			{From: eventstore.After(100), Limit: 1200},
+			{Filter: eventstore.Filter{Types: []string{"t1"}}},
+		} {
+			full := readAll(t, s, stream, opts)
+			for omit := eventstore.Fields(1); omit <= eventstore.AllFields; omit++ {
+				o := opts
+				o.Omit = omit
+				got := readAll(t, s, stream, o)
+				what := fmt.Sprintf("Read(%q, %+v)", stream, o)
+				if len(got) != len(full) {
+					t.Errorf("%s: %d events, want %d", what, len(got), len(full))
+					continue
+				}
+				for i, g := range got {
+					if msg := omitted(g, full[i], omit); msg != "" {
+						t.Errorf("%s: event %d (%s@%d): %s", what, i, full[i].StreamID, full[i].Version, msg)
+						break
+					}
+				}
+			}
+		}
+	}
+}
+
+// omitted says how got, read with omit, differs from want, read in full,
+// beyond what omit allows; "" when it does not.
+func omitted(got, want eventstore.Recorded, omit eventstore.Fields) string {
+	switch {
+	case got.StreamID != want.StreamID || got.Version != want.Version || got.Position != want.Position:
+		return fmt.Sprintf("key %s@%d position %d, want %s@%d position %d", got.StreamID, got.Version, got.Position, want.StreamID, want.Version, want.Position)
+	case got.Type != want.Type || !bytes.Equal(got.Data, want.Data):
+		return fmt.Sprintf("type %q data %q, want %q %q", got.Type, got.Data, want.Type, want.Data)
+	case got.ID != want.ID && (omit&eventstore.FieldID == 0 || got.ID != ""):
+		return fmt.Sprintf("ID %q, want %q", got.ID, want.ID)
+	case !maps.Equal(got.Metadata, want.Metadata) && (omit&eventstore.FieldMetadata == 0 || got.Metadata != nil):
+		return fmt.Sprintf("metadata %v, want %v", got.Metadata, want.Metadata)
+	case !got.Time.Equal(want.Time) && (omit&eventstore.FieldTime == 0 || !got.Time.IsZero()):
+		return fmt.Sprintf("time %v, want %v", got.Time, want.Time)
+	}
+	return ""
 }

@@ -32,6 +32,7 @@ var mutants = map[string]struct {
 	"prefixIsLike":           {bugs{prefixIsLike: true}, "Read/AllStreams/StreamPrefix/Dash"},
 	"untilIgnored":           {bugs{untilIgnored: true}, "Read/Until"},
 	"partitionsIgnored":      {bugs{partitionsIgnored: true}, "Read/AllStreams/Partitions"},
+	"omitShiftsFields":       {bugs{omitShiftsFields: true}, "Read/Omit"},
 	"watchSkipsOne":          {bugs{watchSkipsOne: true}, "Watch/FromStart/Stream"},
 	"closeKeepsWatches":      {bugs{closeKeepsWatches: true}, "Watch/CloseEndsWatchers"},
 	"limitBeforeFilter":      {bugs{limitBeforeFilter: true}, "Read/Filter/LimitCountsMatches"},

@@ -148,6 +148,18 @@ func testReadInvalid(t *testing.T, newStore Factory) {
 			wantValidation(t, fmt.Sprintf("Read(%q) with a negative limit", stream), err)
 		}
 	})
+	t.Run("OmitUnknownField", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		mustAppend(t, s, "s", eventstore.NoStream, ev("t", "1"))
+		for _, stream := range []string{"s", eventstore.AllStreams} {
+			got, err := readErr(t, "Read", s.Read(ctxTimeout(t), stream, eventstore.ReadOptions{Omit: eventstore.AllFields + 1}))
+			if len(got) != 0 {
+				t.Errorf("Read(%q) omitting an unknown field yielded %d events before its error", stream, len(got))
+			}
+			wantValidation(t, fmt.Sprintf("Read(%q) omitting an unknown field", stream), err)
+		}
+	})
 }
 
 // testWatchInvalid checks that invalid watch arguments are refused: the
