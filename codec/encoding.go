@@ -36,6 +36,13 @@ type Encoding interface {
 // By default a stored field the Go type lacks is skipped: a renamed field
 // decodes as its zero value, silently. Msgpack{DisallowUnknownFields: true}
 // makes it an error instead (see the package doc, "Schema evolution").
+//
+// A registry decodes an event type that is a struct of fields of
+// predeclared scalar types only (bool, integers, floats, string: no
+// embedded structs, no methods that decode it, no tag options but
+// omitempty) without msgpack's reflection, to the same values and errors;
+// a type given its own decoder with msgpack.Register should not be such a
+// struct.
 type Msgpack struct {
 	// DisallowUnknownFields makes decoding fail on a map key that names
 	// no field of the struct decoded into (msgpack's

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/esv2/esv2/eventstore"
 )
@@ -103,15 +104,47 @@ func Register[T, E any](r *Registry[E], name string) error {
 	if err := checkImplements[T, E](name); err != nil {
 		return err
 	}
+	flat := newFlatStruct(reflect.TypeFor[T]())
 	return r.add(name, reflect.TypeFor[T](), func(ctx context.Context, enc Encoding, data []byte) (E, error) {
-		var t T
-		if err := unmarshalContext(ctx, enc, data, &t); err != nil {
+		t, err := decodeValue[T](ctx, enc, data, flat)
+		if err != nil {
 			var zero E
 			return zero, err
 		}
 		e, _ := any(t).(E) // checked by checkImplements
 		return e, nil
 	})
+}
+
+// decodeValue decodes data into a T with enc: with [Msgpack], through
+// flat when T has one (see flatStruct) and it takes data.
+func decodeValue[T any](ctx context.Context, enc Encoding, data []byte, flat *flatStruct) (T, error) {
+	var t T
+	if flat != nil && plainMsgpack(enc) {
+		// t does not escape here, so a decoded event costs one
+		// allocation fewer than through msgpack (its interface box
+		// is the only one, with its strings').
+		if flat.decode(data, unsafe.Pointer(&t)) {
+			return t, nil
+		}
+		var zero T
+		t = zero
+	}
+	p := new(T)
+	err := unmarshalContext(ctx, enc, data, p)
+	return *p, err
+}
+
+// plainMsgpack reports whether enc is the Msgpack encoding itself, which
+// flatStruct stands in for (not one wrapped, for Personal values).
+func plainMsgpack(enc Encoding) bool {
+	switch m := enc.(type) {
+	case Msgpack:
+		return true
+	case *Msgpack:
+		return m != nil
+	}
+	return false
 }
 
 // Upcast makes events stored under an old type name readable as current
@@ -131,9 +164,10 @@ func Upcast[Old, E any](r *Registry[E], oldName string, up func(Old) (E, error))
 	if up == nil {
 		return fmt.Errorf("codec: upcast %q: nil function", oldName)
 	}
+	flat := newFlatStruct(reflect.TypeFor[Old]())
 	return r.add(oldName, nil, func(ctx context.Context, enc Encoding, data []byte) (E, error) {
-		var old Old
-		if err := unmarshalContext(ctx, enc, data, &old); err != nil {
+		old, err := decodeValue[Old](ctx, enc, data, flat)
+		if err != nil {
 			var zero E
 			return zero, err
 		}
