@@ -159,6 +159,14 @@ func unmarshal(enc Encoding, data []byte, v any) (err error) {
 // store, a decoded [Personal] value is an error (ErrNoKeyStore) rather
 // than a value that looks forgotten.
 func unmarshalContext(ctx context.Context, enc Encoding, data []byte, v any) (err error) {
+	return unmarshalChecked(ctx, enc, data, v, true)
+}
+
+// unmarshalChecked is unmarshalContext that looks for unopened [Personal]
+// values only when mayHold says v's type can hold one: callers that know
+// the type beforehand (a registered event type) save a type lookup per
+// value.
+func unmarshalChecked(ctx context.Context, enc Encoding, data []byte, v any, mayHold bool) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%s decoding panicked: %v", enc.Name(), r)
@@ -172,7 +180,7 @@ func unmarshalContext(ctx context.Context, enc Encoding, data []byte, v any) (er
 	} else {
 		err = enc.Unmarshal(data, v)
 	}
-	if err != nil {
+	if err != nil || !mayHold {
 		return err
 	}
 	return checkOpened(v)

@@ -104,9 +104,9 @@ func Register[T, E any](r *Registry[E], name string) error {
 	if err := checkImplements[T, E](name); err != nil {
 		return err
 	}
-	flat := newFlatStruct(reflect.TypeFor[T]())
+	plan := newPlan[T]()
 	return r.add(name, reflect.TypeFor[T](), func(ctx context.Context, enc Encoding, data []byte) (E, error) {
-		t, err := decodeValue[T](ctx, enc, data, flat)
+		t, err := decodeValue[T](ctx, enc, data, plan)
 		if err != nil {
 			var zero E
 			return zero, err
@@ -116,11 +116,23 @@ func Register[T, E any](r *Registry[E], name string) error {
 	})
 }
 
+// plan is what decoding a registered type needs to know of it, worked
+// out once when it is registered.
+type plan struct {
+	flat     *flatStruct // nil when the type has none
+	personal bool        // mayHold: its values can hold a Personal
+}
+
+func newPlan[T any]() plan {
+	t := reflect.TypeFor[T]()
+	return plan{flat: newFlatStruct(t), personal: mayHold(reflect.PointerTo(t))}
+}
+
 // decodeValue decodes data into a T with enc: with [Msgpack], through
-// flat when T has one (see flatStruct) and it takes data.
-func decodeValue[T any](ctx context.Context, enc Encoding, data []byte, flat *flatStruct) (T, error) {
+// p.flat when T has one (see flatStruct) and it takes data.
+func decodeValue[T any](ctx context.Context, enc Encoding, data []byte, p plan) (T, error) {
 	var t T
-	if flat != nil && plainMsgpack(enc) {
+	if flat := p.flat; flat != nil && plainMsgpack(enc) {
 		// t does not escape here, so a decoded event costs one
 		// allocation fewer than through msgpack (its interface box
 		// is the only one, with its strings').
@@ -130,9 +142,9 @@ func decodeValue[T any](ctx context.Context, enc Encoding, data []byte, flat *fl
 		var zero T
 		t = zero
 	}
-	p := new(T)
-	err := unmarshalContext(ctx, enc, data, p)
-	return *p, err
+	v := new(T)
+	err := unmarshalChecked(ctx, enc, data, v, p.personal)
+	return *v, err
 }
 
 // plainMsgpack reports whether enc is the Msgpack encoding itself, which
@@ -164,9 +176,9 @@ func Upcast[Old, E any](r *Registry[E], oldName string, up func(Old) (E, error))
 	if up == nil {
 		return fmt.Errorf("codec: upcast %q: nil function", oldName)
 	}
-	flat := newFlatStruct(reflect.TypeFor[Old]())
+	plan := newPlan[Old]()
 	return r.add(oldName, nil, func(ctx context.Context, enc Encoding, data []byte) (E, error) {
-		old, err := decodeValue[Old](ctx, enc, data, flat)
+		old, err := decodeValue[Old](ctx, enc, data, plan)
 		if err != nil {
 			var zero E
 			return zero, err
