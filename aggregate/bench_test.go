@@ -69,7 +69,10 @@ func BenchmarkRead(b *testing.B) {
 
 // TestLoadAllocations guards "Load allocates nothing per event beyond
 // decoding": folding a stream may cost, per event, what the store's read
-// costs plus the decoded event (its value and its interface box), no more.
+// of the same fields costs (Load omits IDs, metadata and times) plus the
+// decoded event's interface box, no more. Added is a flat struct, which
+// the codec decodes without the value escaping (through msgpack, it cost
+// a second allocation).
 func TestLoadAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under -race")
@@ -88,7 +91,7 @@ func TestLoadAllocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	read := testing.AllocsPerRun(5, func() {
-		for _, err := range store.Read(ctx, "allocs", eventstore.ReadOptions{}) {
+		for _, err := range store.Read(ctx, "allocs", eventstore.ReadOptions{Omit: eventstore.AllFields}) {
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,7 +104,7 @@ func TestLoadAllocations(t *testing.T) {
 	})
 	perEvent := (load - read) / benchEvents
 	t.Logf("allocations: read %.0f, load %.0f: %.2f more per event", read, load, perEvent)
-	if perEvent > 2.1 {
-		t.Errorf("Load allocates %.2f more per event than the read under it, want at most 2 (decoded value and its box)", perEvent)
+	if perEvent > 1.1 {
+		t.Errorf("Load allocates %.2f more per event than the read under it, want at most 1 (the decoded event's box)", perEvent)
 	}
 }
