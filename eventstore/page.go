@@ -1,7 +1,7 @@
 package eventstore
 
 // PageBytes is the byte budget of one page of events: every page a store
-// reads (a Read's pages, the page it reads ahead where it does, a watch's
+// reads (a Read's pages, the pages it reads ahead where it does, a watch's
 // catch-up and live pages, filtered or not) ends at its row limit or as soon as its
 // events' sizes ([EventSize]) add up to PageBytes, whichever comes first,
 // and holds at least one event, so that an event larger than the budget is
@@ -9,7 +9,7 @@ package eventstore
 //
 // Pages sized in rows alone held up to 4,096 events: reading 1,200 events
 // of 1 MiB each peaked at 922 MB (issue 9 item 3). With 4 MiB, a reader
-// holds the page it yields and at most one page read ahead, about 10 MiB
+// holds the page it yields and at most two pages read ahead, about 15 MiB
 // of events at 1 MiB each, and stays well within 64 MB of its baseline
 // even with the garbage collector's headroom (GOGC=100 lets the heap reach
 // twice what is live). Small events never reach it: 4,096 events of 1 KiB

@@ -232,9 +232,9 @@
 // yielded, so the loop body holds none: it may append to the store (a
 // projection writing back) or read again whatever the pool's size. From
 // the large pages on (of an unfiltered read), the front fetches the next
-// page while the loop body consumes the current one (read-ahead, on for
-// this package), which keeps reading as fast as one cursor (cmd/esbench
-// read_stream). Keys are gapless and allocated in commit order, so the
+// two pages while the loop body consumes the current one (read-ahead, on
+// for this package), which keeps reading as fast as one cursor
+// (cmd/esbench read_stream). Keys are gapless and allocated in commit order, so the
 // pages join up without a snapshot. Filters run in SQL: event types with
 // = ANY, metadata with metadata->>key = value, = ANY(values) or
 // starts_with, and the stream prefix of AllStreams reads with starts_with

@@ -152,10 +152,11 @@ type Config struct {
 	// MaxPageRows caps the rows of one read page (pages start small and
 	// grow fourfold up to it); 0 means 1024.
 	MaxPageRows int
-	// ReadAhead makes a large unfiltered Read fetch its next page while
-	// the caller's loop runs on the current one, on a second connection:
-	// worth it where the database works apart from the caller (a server),
-	// not where it shares the caller's CPU (an embedded database).
+	// ReadAhead makes a large unfiltered Read fetch the two pages after
+	// the current one, one after the other, each on a connection of its
+	// own, while the caller's loop runs on it: worth it where the
+	// database works apart from the caller (a server), not where it
+	// shares the caller's CPU (an embedded database).
 	ReadAhead bool
 	// OwnNotices says the driver reports its own appends too, to the
 	// Notices given to Listen, when they commit (before their Append

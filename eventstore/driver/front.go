@@ -269,10 +269,56 @@ type reader struct {
 	q    *Query
 }
 
-// fetched is a page read ahead.
+// fetched is a page read ahead, and whether pages follow it.
 type fetched struct {
 	page []eventstore.Recorded
+	more bool
 	err  error
+}
+
+// pager is where a Read's next page starts, and how large it is.
+type pager struct {
+	rng             Range
+	size, remaining int // rows of the next page before the limit; rows left of opts.Limit
+	limit, maxRows  int // opts.Limit; Config.MaxPageRows
+	backwards       bool
+	streamID        string
+}
+
+// next returns the range of the next page and grows the size of the one
+// after it.
+func (p *pager) next() Range {
+	rng := p.rng
+	rng.Limit = p.size
+	p.size = min(p.size*4, p.maxRows)
+	if p.limit > 0 && p.remaining < rng.Limit {
+		rng.Limit = p.remaining
+	}
+	return rng
+}
+
+// advance moves p past page, read at rng, and reports whether pages may
+// follow it.
+func (p *pager) advance(page []eventstore.Recorded, rng Range) bool {
+	more := watch.PageFull(page, rng.Limit)
+	if p.limit > 0 {
+		if p.remaining -= len(page); p.remaining == 0 {
+			more = false
+		}
+	}
+	if !more {
+		return false
+	}
+	last := key(p.streamID, page[len(page)-1])
+	switch {
+	case p.backwards && last <= 1, !p.backwards && last >= math.MaxInt64:
+		return false
+	case p.backwards:
+		p.rng.To = last - 1
+	default:
+		p.rng.From = last + 1
+	}
+	return true
 }
 
 func (r *reader) run(yield func(eventstore.Recorded, error) bool) {
@@ -298,71 +344,28 @@ func (r *reader) run(yield func(eventstore.Recorded, error) bool) {
 			return
 		}
 	}
-	remaining := opts.Limit
-	size := min(firstPageRows, r.f.cfg.MaxPageRows)
-	if opts.Limit > size {
+	p := &pager{rng: rng, remaining: opts.Limit, limit: opts.Limit, maxRows: r.f.cfg.MaxPageRows,
+		backwards: opts.Backwards, streamID: r.q.StreamID}
+	p.size = min(firstPageRows, p.maxRows)
+	if opts.Limit > p.size {
 		// The caller said how many it wants: one page of them, not a
 		// small one and then the rest (a subscription's batch of 100
 		// cost two queries).
-		size = min(opts.Limit, r.f.cfg.MaxPageRows)
+		p.size = min(opts.Limit, p.maxRows)
 	}
-	// With Config.ReadAhead, from the first large page on (of an
-	// unfiltered read: with a selective filter the next page is a scan
-	// that a loop which breaks would have to wait for), the next page is
-	// fetched by a goroutine of its own while the loop body runs on the
-	// current one, so that the database and the consumer work at the
-	// same time. A loop that breaks waits for that fetch rather than
-	// cancel it: canceling a query can cost a pool its connection.
-	var next chan fetched
-	defer func() {
-		if next != nil {
-			<-next
-		}
-	}()
-	// spare is a page array no one uses, for the next page read ahead:
-	// one allocated per page (4,096 events of 160 bytes, zeroed, then
-	// collected) was a tenth of a catch-up's CPU time in madvise alone.
-	var page, spare []eventstore.Recorded
+	var page []eventstore.Recorded
 	for {
-		n := size
-		size = min(size*4, r.f.cfg.MaxPageRows)
-		if opts.Limit > 0 && remaining < n {
-			n = remaining
-		}
-		rng.Limit = n
+		rng := p.next()
 		var err error
-		if next != nil {
-			got := <-next
-			next = nil
-			page, err = got.page, got.err
-		} else {
-			page, err = r.f.readPage(r.ctx, r.q, rng, page[:0])
-		}
+		page, err = r.f.readPage(r.ctx, r.q, rng, page[:0])
 		if err != nil {
 			yield(eventstore.Recorded{}, err)
 			return
 		}
-		more := watch.PageFull(page, n)
-		if opts.Limit > 0 {
-			if remaining -= len(page); remaining == 0 {
-				more = false
-			}
-		}
-		if more {
-			last := key(r.q.StreamID, page[len(page)-1])
-			switch {
-			case opts.Backwards && last <= 1, !opts.Backwards && last >= math.MaxInt64:
-				more = false
-			case opts.Backwards:
-				rng.To = last - 1
-			default:
-				rng.From = last + 1
-			}
-		}
-		ahead := more && r.f.cfg.ReadAhead && n >= r.f.cfg.MaxPageRows/4 && unselective(opts.Filter)
-		if ahead {
-			next = r.fetchAhead(rng, size, remaining, spare)
-			spare = nil
+		more := p.advance(page, rng)
+		if more && r.f.cfg.ReadAhead && rng.Limit >= p.maxRows/4 && unselective(opts.Filter) {
+			r.ahead(p, page, yield)
+			return
 		}
 		for _, e := range page {
 			if !yield(e, nil) {
@@ -372,16 +375,86 @@ func (r *reader) run(yield func(eventstore.Recorded, error) bool) {
 		if !more {
 			return
 		}
-		if ahead {
-			// The page read ahead has an array of its own; this one
-			// is spare for the page after it (the loop body has
-			// copied what it keeps: events are values).
-			clear(page)
-			spare, page = page[:0], nil
-		} else {
-			// The array is reused for the next page, which may be
-			// shorter: it must not keep this page's events alive.
-			clear(page)
+		// The array is reused for the next page, which may be shorter:
+		// it must not keep this page's events alive.
+		clear(page)
+	}
+}
+
+// ahead yields page and the pages after it, which a goroutine of its own
+// reads while the loop body runs, up to two pages ahead (Config.ReadAhead,
+// from the first large page of an unfiltered read on: with a selective
+// filter the next page is a scan that a loop which breaks would have to
+// wait for), so that the database and the consumer work at the same time:
+// with one page ahead, the database sat idle whenever the loop body took
+// longer over a page than it over the next (a tenth of a
+// cmd/esbench load_aggregate on PostgreSQL). A loop that breaks waits for
+// the fetch under way rather than cancel it: canceling a query can cost a
+// pool its connection. p belongs to the goroutine.
+func (r *reader) ahead(p *pager, page []eventstore.Recorded, yield func(eventstore.Recorded, error) bool) {
+	// ch holds the page read ahead that the loop body has not reached;
+	// the goroutine reads the one after it meanwhile. free returns
+	// arrays the loop body is done with: one allocated per page (4,096
+	// events of 160 bytes, zeroed, then collected) was a tenth of a
+	// catch-up's CPU time in madvise alone.
+	ch := make(chan fetched, 1)
+	free := make(chan []eventstore.Recorded, 2)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			var into []eventstore.Recorded
+			select {
+			case into = <-free:
+			default:
+			}
+			rng := p.next()
+			got, err := r.f.readPage(r.ctx, r.q, rng, into)
+			more := err == nil && p.advance(got, rng)
+			select {
+			case ch <- fetched{page: got, more: more, err: err}:
+			case <-stop:
+				return
+			}
+			if !more {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	for {
+		for _, e := range page {
+			if !yield(e, nil) {
+				return
+			}
+		}
+		// The loop body has copied what it keeps: events are values.
+		clear(page)
+		select {
+		case free <- page[:0]:
+		default:
+		}
+		got := <-ch
+		if got.err != nil {
+			yield(eventstore.Recorded{}, got.err)
+			return
+		}
+		page = got.page
+		if !got.more {
+			for _, e := range page {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			return
 		}
 	}
 }
@@ -392,21 +465,6 @@ func unselective(f eventstore.Filter) bool {
 	p := f.Partitions
 	f.Partitions = eventstore.Partitions{}
 	return f.IsZero() && (p.Count == 0 || len(p.Of)*4 >= p.Count)
-}
-
-// fetchAhead starts reading the page at rng, of size rows (fewer when the
-// read's limit leaves fewer), into the array of into.
-func (r *reader) fetchAhead(rng Range, size, remaining int, into []eventstore.Recorded) chan fetched {
-	rng.Limit = size
-	if r.opts.Limit > 0 && remaining < size {
-		rng.Limit = remaining
-	}
-	ch := make(chan fetched, 1)
-	go func() {
-		p, err := r.f.readPage(r.ctx, r.q, rng, into)
-		ch <- fetched{p, err}
-	}()
-	return ch
 }
 
 // key returns the cursor of an event: its version in a stream, its

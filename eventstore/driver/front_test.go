@@ -301,3 +301,92 @@ func TestReadLimitIsOnePage(t *testing.T) {
 		}
 	}
 }
+
+// aheadDriver reports the start of every page read on started and counts
+// the reads under way.
+type aheadDriver struct {
+	flakyDriver
+	started chan uint64
+	running int // reads under way, under mu
+}
+
+func (d *aheadDriver) ReadPage(ctx context.Context, q *driver.Query, r driver.Range, page []eventstore.Recorded) ([]eventstore.Recorded, error) {
+	d.mu.Lock()
+	d.running++
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.running--
+		d.mu.Unlock()
+	}()
+	d.started <- r.From
+	return d.flakyDriver.ReadPage(ctx, q, r, page)
+}
+
+// TestReadAheadTwoPages: with Config.ReadAhead, the two pages after the
+// one the loop body is on are read while it runs (with one, the database
+// sat idle whenever the loop body was the slower), every event comes
+// once and in order, and a loop that breaks leaves no read under way
+// when it returns.
+func TestReadAheadTwoPages(t *testing.T) {
+	d := &aheadDriver{started: make(chan uint64, 100)}
+	f := driver.New(d, driver.Config{MaxPageRows: 8, ReadAhead: true})
+	defer f.Close()
+	ctx := t.Context()
+	events := make([]eventstore.Event, 100)
+	for i := range events {
+		events[i].Type = "t"
+	}
+	if _, err := f.Append(ctx, "s", eventstore.NoStream, events...); err != nil {
+		t.Fatal(err)
+	}
+	// The pages start at versions 1, 9, 17...: on the first event, the
+	// pages at 9 and 17 are read before the loop body goes on.
+	want := uint64(1)
+	for e, err := range f.Read(ctx, "s", eventstore.ReadOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Version != want {
+			t.Fatalf("event at version %d, want %d", e.Version, want)
+		}
+		want++
+		if e.Version != 1 {
+			continue
+		}
+		timeout := time.After(5 * time.Second)
+		for _, from := range []uint64{1, 9, 17} {
+			select {
+			case got := <-d.started:
+				if got != from {
+					t.Fatalf("page read from %d, want %d", got, from)
+				}
+			case <-timeout:
+				t.Fatalf("the page from %d was not read while the loop body ran on the first", from)
+			}
+		}
+	}
+	if want != 101 {
+		t.Fatalf("read up to version %d, want 100", want-1)
+	}
+	for len(d.started) > 0 {
+		<-d.started
+	}
+	for e, err := range f.Read(ctx, "s", eventstore.ReadOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Version == 20 {
+			break
+		}
+	}
+	d.mu.Lock()
+	running := d.running
+	d.mu.Unlock()
+	if running != 0 {
+		t.Errorf("%d page reads under way after the loop broke", running)
+	}
+	if n := len(d.started); n > 5 {
+		t.Errorf("%d pages read for a loop that broke in the third, want at most 5", n)
+	}
+}
