@@ -62,10 +62,10 @@ type pgDriver struct {
 	// listenCfg configures the LISTEN connection; nil without LISTEN.
 	listenCfg *pgx.ConnConfig
 
-	head atomic.Uint64 // highest position known committed
-	// othersAt is when another process's append was last seen, in Unix
-	// nanoseconds (see sawOthers).
-	othersAt atomic.Int64
+	head atomic.Uint64 // the settled head: no event at or below it can still commit
+	seen atomic.Uint64 // highest position known committed (see settle)
+
+	settleKick chan struct{} // wakes settle
 	// commitMu is held by the writer from sending a group until it has
 	// recorded the group's head (see commitGroup), and by the listener
 	// and the poll around their head checks.
@@ -165,6 +165,8 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, cfg config) (*
 		channel:   channelName(cfg.schema),
 		listening: make(chan struct{}, 1),
 		writerID:  newWriterID(),
+
+		settleKick: make(chan struct{}, 1),
 	}
 	d.q = buildQueries(d.schema)
 	if cfg.migrate {
@@ -175,10 +177,11 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, cfg config) (*
 		return nil, err
 	}
 	var head uint64
-	if err := pool.QueryRow(ctx, d.q.head).Scan(&head); err != nil {
+	if err := pool.QueryRow(ctx, d.q.head, d.lockKey).Scan(&head); err != nil {
 		return nil, translateError(err, opErr("read head"))
 	}
 	d.head.Store(head)
+	d.seen.Store(head)
 	// Outcome rows of stores that never closed (best effort; see
 	// queries.dropOutcomes).
 	_, _ = pool.Exec(ctx, d.q.dropOutcomes)
@@ -277,6 +280,81 @@ func (d *pgDriver) advanceHead(h uint64) bool {
 		}
 		if d.head.CompareAndSwap(cur, h) {
 			return true
+		}
+	}
+}
+
+// ownCommitted records that this store's group committed the written
+// positions ending at top. When they follow the settled head directly,
+// nothing below top can still commit and the head moves to top (the front
+// wakes the group's own watchers). Otherwise another process's group
+// holds positions between, or one rolled back and left them unused: the
+// settler finds out (see settle). The caller holds commitMu.
+func (d *pgDriver) ownCommitted(top, written uint64) {
+	d.see(top)
+	if !d.head.CompareAndSwap(top-written, top) {
+		d.unsettled()
+	}
+}
+
+// see records that position h is committed.
+func (d *pgDriver) see(h uint64) {
+	for {
+		cur := d.seen.Load()
+		if h <= cur || d.seen.CompareAndSwap(cur, h) {
+			return
+		}
+	}
+}
+
+// unsettled wakes the settler.
+func (d *pgDriver) unsettled() {
+	select {
+	case d.settleKick <- struct{}{}:
+	default:
+	}
+}
+
+// notified is the listener's: another session committed up to position
+// h. It reports whether that may be news to the watchers (h is past the
+// settled head); the settler then follows the head until it reaches h.
+// Like advanceHeadAfterCommit, it waits for a group commit in flight to
+// record its head first, so that this store's own NOTIFY is no news.
+func (d *pgDriver) notified(h uint64) bool {
+	d.commitMu.Lock()
+	defer d.commitMu.Unlock()
+	d.see(h)
+	if h <= d.head.Load() {
+		return false
+	}
+	d.unsettled()
+	return true
+}
+
+// settle moves the settled head up to the highest position seen
+// committed: while that is past the head, it reads the safe head, after
+// 5 ms and then twice as long each time up to 200 ms, and wakes every
+// watcher when the head moves. Commits are reported by their NOTIFY as
+// they come; this catches what no NOTIFY reports, a group that rolled
+// back below positions already committed.
+func (d *pgDriver) settle(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.settleKick:
+		}
+		wait := 5 * time.Millisecond
+		for d.seen.Load() > d.head.Load() {
+			if !sleep(ctx, wait) {
+				return
+			}
+			wait = min(2*wait, 200*time.Millisecond)
+			h, err := d.safeHead(ctx)
+			d.polls.Add(1)
+			if err == nil && d.advanceHeadAfterCommit(h) {
+				d.othersAppended()
+			}
 		}
 	}
 }
