@@ -517,7 +517,13 @@ func (d *pgDriver) execGroup(ctx context.Context, group []*appendReq, token uint
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	b.Queue(d.q.appendCall, a.params(d, d.writerID, int64(token))...)
+	// $17 false: the NOTIFY is sent below.
+	b.Queue(d.q.appendCall, append(a.params(d, d.writerID, int64(token)), false)...)
+	b.Queue("COMMIT")
+	// The NOTIFY, after the COMMIT (see queries.notifyCall): the server
+	// skips it if the group failed. Its results are not consulted.
+	b.Queue("BEGIN")
+	b.Queue(d.q.notifyCall, d.channel, d.writerID)
 	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
 	if h := d.hooks; h != nil && h.sent != nil {
@@ -600,7 +606,7 @@ func (d *pgDriver) callAppend(ctx context.Context, q querier, group []*appendReq
 	}
 	// No outcome row: the caller commits q's transaction and sees its
 	// result.
-	rows, err := q.Query(ctx, d.q.appendCall, a.params(d, "", 0)...)
+	rows, err := q.Query(ctx, d.q.appendCall, append(a.params(d, "", 0), true)...) // $17: it notifies
 	if err != nil {
 		return nil, err
 	}

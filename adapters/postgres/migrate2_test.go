@@ -67,7 +67,7 @@ func TestMigrateFromV1(t *testing.T) {
 	s := openStore(t, schema, WithoutListen(), WithoutPoll())
 	var def string
 	if err := s.d.pool.QueryRow(ctx, `SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-		WHERE n.nspname = $1 AND p.proname = 'append_batch' AND p.pronargs = 16`, schema).Scan(&def); err != nil {
+		WHERE n.nspname = $1 AND p.proname = 'append_batch' AND p.pronargs = 17`, schema).Scan(&def); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(def, "clock_timestamp()") {

@@ -55,10 +55,17 @@ BEGIN
 END
 $fn$;
 
--- append_batch (the version-6 signature, which the older ones call): the
--- shared lock, the drawn positions and their marker, the writer's count.
--- It returns its rows at the end, once the positions are known.
-CREATE OR REPLACE FUNCTION {schema}.append_batch(
+-- append_batch, version 11: the shared lock, the drawn positions and
+-- their marker, the writer's count. It returns its rows at the end, once
+-- the positions are known. p_notify false leaves the NOTIFY to the
+-- caller: PostgreSQL serialises the COMMITs of transactions that NOTIFY
+-- (a lock held until the commit's WAL flush is done, so that the queue
+-- stays in commit order), which would undo the side-by-side commits; the
+-- writer sends it after COMMIT, in a transaction of its own that does not
+-- wait for its flush (notifications do not outlive a crash anyway). The
+-- older signatures, still called by instances not yet upgraded, notify
+-- here as before.
+CREATE FUNCTION {schema}.append_batch(p_notify bool,
 	p_writer text, p_token bigint, p_lock bigint, p_channel text, p_ids bool, d_stream text[], d_hash bigint[],
 	r_sidx int[], r_expected bigint[], r_count int[],
 	e_req int[], e_id text[], e_type text[], e_data bytea[], e_meta jsonb[], e_time timestamptz[])
@@ -236,7 +243,9 @@ BEGIN
 		SELECT d.s, v_now FROM unnest(d_stream, d_created) AS d(s, created) WHERE d.created
 		ON CONFLICT (stream_id) DO NOTHING;
 		-- One NOTIFY per transaction, never per event.
-		PERFORM pg_notify(p_channel, v_head::text);
+		IF p_notify THEN
+			PERFORM pg_notify(p_channel, v_head::text);
+		END IF;
 	END IF;
 	IF v_now IS NULL THEN
 		v_now := clock_timestamp();
@@ -265,4 +274,15 @@ BEGIN
 		coalesce(ARRAY(SELECT jsonb_array_elements_text(x.e->1)::bigint), '{}'), x.e->>2, x.e->>3
 		FROM unnest(a_status, a_ver, a_pos, a_extra) WITH ORDINALITY AS x(s, v, p, e, k) ORDER BY x.k;
 END
+$fn$;
+
+CREATE OR REPLACE FUNCTION {schema}.append_batch(
+	p_writer text, p_token bigint, p_lock bigint, p_channel text, p_ids bool, d_stream text[], d_hash bigint[],
+	r_sidx int[], r_expected bigint[], r_count int[],
+	e_req int[], e_id text[], e_type text[], e_data bytea[], e_meta jsonb[], e_time timestamptz[])
+RETURNS TABLE (o_status int, o_version bigint, o_position bigint,
+	o_dup_index int[], o_dup_version bigint[], o_other_id text, o_other_stream text)
+LANGUAGE sql AS $fn$
+	SELECT * FROM {schema}.append_batch(true, p_writer, p_token, p_lock, p_channel, p_ids, d_stream, d_hash,
+		r_sidx, r_expected, r_count, e_req, e_id, e_type, e_data, e_meta, e_time)
 $fn$;
