@@ -73,7 +73,7 @@ func (d *pgDriver) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 	}
 	d.listenerPID.Store(conn.PgConn().PID())
 	d.connects.Add(1)
-	d.othersAppended() // catch up with whatever was missed while away
+	d.unknownChange() // catch up with whatever was missed while away
 	select {
 	case d.listening <- struct{}{}:
 	default:
@@ -86,7 +86,10 @@ func (d *pgDriver) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 		}
 		d.notes.Add(1)
 		h, err := strconv.ParseUint(n.Payload, 10, 64)
-		if err != nil || d.notified(h) {
+		switch {
+		case err != nil:
+			d.unknownChange()
+		case d.notified(h):
 			d.othersAppended()
 		}
 	}

@@ -49,6 +49,7 @@ type readState struct {
 
 	from, cols, key, order string // the template and its parts
 	all, backwards         bool   // a read of the whole log (key position); its direction
+	unknowns               uint64 // pgDriver.unknowns when the safe head was last read
 
 	pages      int // pages read so far
 	largest    int // size of the largest event of the last page
@@ -79,11 +80,23 @@ func (d *pgDriver) ReadPage(ctx context.Context, q *driver.Query, r driver.Range
 	}
 	to := r.To
 	if st.all {
-		safe, err := d.safeHead(ctx)
-		if err != nil {
-			return page, err
+		// A watch past its first page reads up to the settled head the
+		// store knows, without asking, while no position seen committed
+		// lies past it: what commits later (another process's NOTIFY)
+		// is seen and wakes the watch again, which then asks. A read,
+		// a watch's first page and one after a change of unknown
+		// positions ask: a read must see whatever committed before it
+		// began, even if no NOTIFY told of it yet.
+		safe, u := d.head.Load(), d.unknowns.Load()
+		if !q.Watch || st.pages == 0 || safe < d.seen.Load() || u != st.unknowns {
+			var err error
+			if safe, err = d.safeHead(ctx); err != nil {
+				return page, err
+			}
+			st.unknowns = u
 		}
 		if to = min(to, safe); to < r.From {
+			st.pages++
 			return page, nil // nothing settled past r.From yet
 		}
 	}

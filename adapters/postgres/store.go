@@ -64,6 +64,8 @@ type pgDriver struct {
 
 	head atomic.Uint64 // the settled head: no event at or below it can still commit
 	seen atomic.Uint64 // highest position known committed (see settle)
+	// unknowns counts the changes of unknown positions (unknownChange).
+	unknowns atomic.Uint64
 
 	settleKick chan struct{} // wakes settle
 	// commitMu is held by the writer from sending a group until it has
@@ -305,6 +307,14 @@ func (d *pgDriver) see(h uint64) {
 			return
 		}
 	}
+}
+
+// unknownChange wakes every watcher for appends of other processes whose
+// positions are not known (missed while the listener was away), and makes
+// their next page of the whole log ask for the safe head (see ReadPage).
+func (d *pgDriver) unknownChange() {
+	d.unknowns.Add(1)
+	d.othersAppended()
 }
 
 // unsettled wakes the settler.
