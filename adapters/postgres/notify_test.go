@@ -1,8 +1,14 @@
 package postgres
 
 import (
+	"context"
+	"errors"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/esv2/esv2/eventstore"
 )
@@ -50,5 +56,51 @@ func waitListening(t *testing.T, s *Store) {
 	case <-s.d.listening:
 	case <-time.After(waitTimeout):
 		t.Fatalf("listener not subscribed within %v", waitTimeout)
+	}
+}
+
+// TestNotifyAfterCommit: the writer's NOTIFY, sent after its COMMIT in a
+// transaction of its own (migrations/0011), carries the last position of
+// each group that stored events, once per group, and none for a group
+// that stored nothing.
+func TestNotifyAfterCommit(t *testing.T) {
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, testDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.d.channel}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, n := range []int{3, 1} {
+		events := make([]eventstore.Event, n)
+		for i := range events {
+			events[i] = evt("x")
+		}
+		res, err := s.Append(ctx, "s", eventstore.Any, events...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, strconv.FormatUint(res.Position, 10))
+	}
+	// Stores nothing: a conflict.
+	if _, err := s.Append(ctx, "s", eventstore.NoStream, evt("x")); !errors.Is(err, eventstore.ErrConcurrency) {
+		t.Fatalf("append expecting no stream: %v, want a conflict", err)
+	}
+	var got []string
+	for {
+		wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		got = append(got, n.Payload)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("notifications (-want +got):\n%s", diff)
 	}
 }
