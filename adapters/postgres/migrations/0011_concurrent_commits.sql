@@ -206,6 +206,7 @@ BEGIN
 		-- the session-level lock p_lock # 1 (released at once, not at
 		-- commit): the next v_head positions of the sequence, and the
 		-- marker, a transaction-level advisory lock on the first of them
+		-- (shared: a key another schema's marker may share never blocks)
 		-- (classid: p_lock's low 15 bits, then the position's bits 32-47;
 		-- objid: its low 32 bits) that pg_locks shows until this
 		-- transaction commits or aborts. safe_head reads the sequence,
@@ -220,7 +221,7 @@ BEGIN
 				RAISE EXCEPTION 'esv2: positions past 2^48 are not supported' USING ERRCODE = 'ES002';
 			END IF;
 			v_lo := (v_start + 1) & 4294967295;
-			PERFORM pg_advisory_xact_lock((((p_lock & 32767) << 16) | ((v_start + 1) >> 32))::int,
+			PERFORM pg_advisory_xact_lock_shared((((p_lock & 32767) << 16) | ((v_start + 1) >> 32))::int,
 				(v_lo - CASE WHEN v_lo >= 2147483648 THEN 4294967296 ELSE 0 END)::int);
 			PERFORM setval('{schema}.positions', v_start + v_head, true);
 			-- Under the lock: times follow the position order.
