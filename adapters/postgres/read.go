@@ -49,7 +49,7 @@ type readState struct {
 
 	from, cols, key, order string // the template and its parts
 	all, backwards         bool   // a read of the whole log (key position); its direction
-	unknowns               uint64 // pgDriver.unknowns when the safe head was last read
+	safe, unknowns         uint64 // the safe head last asked, and pgDriver.unknowns then
 
 	pages      int // pages read so far
 	largest    int // size of the largest event of the last page
@@ -80,20 +80,22 @@ func (d *pgDriver) ReadPage(ctx context.Context, q *driver.Query, r driver.Range
 	}
 	to := r.To
 	if st.all {
-		// A watch past its first page reads up to the settled head the
-		// store knows, without asking, while no position seen committed
-		// lies past it: what commits later (another process's NOTIFY)
-		// is seen and wakes the watch again, which then asks. A read,
-		// a watch's first page and one after a change of unknown
-		// positions ask: a read must see whatever committed before it
-		// began, even if no NOTIFY told of it yet.
-		safe, u := d.head.Load(), d.unknowns.Load()
-		if !q.Watch || st.pages == 0 || safe < d.seen.Load() || u != st.unknowns {
+		// The first page of a read or watch asks for the safe head: it
+		// must see whatever committed before it began, even if no
+		// NOTIFY told of it yet. Later pages read without asking up to
+		// the safe head last asked or the settled head the store knows
+		// (its own commits, the settler, the poll), whichever is
+		// higher, unless a position seen committed (another process's
+		// NOTIFY) lies past it, positions unknown changed (a listener
+		// reconnect), or the page starts past it: then they ask. What
+		// commits later is seen, and wakes the watches again.
+		safe, u := max(st.safe, d.head.Load()), d.unknowns.Load()
+		if st.pages == 0 || safe < d.seen.Load() || u != st.unknowns || safe < r.From {
 			var err error
 			if safe, err = d.safeHead(ctx); err != nil {
 				return page, err
 			}
-			st.unknowns = u
+			st.safe, st.unknowns = safe, u
 		}
 		if to = min(to, safe); to < r.From {
 			st.pages++
