@@ -94,3 +94,46 @@ func TestReadBreakReleasesConnection(t *testing.T) {
 		t.Errorf("after break: %d connections acquired, want 0", got)
 	}
 }
+
+// TestLingerWaitsForTheGroupsCallers: after a group of n appends, the
+// writer waits until n more appends are queued (its callers, appending
+// again) or its time is up, so that the callers of a busy store do not
+// split into two cohorts taking turns; after a lone append it does not
+// wait at all.
+func TestLingerWaitsForTheGroupsCallers(t *testing.T) {
+	w := newWriter(&pgDriver{cfg: config{groupEvents: 100}})
+	start := time.Now()
+	w.linger(1, time.Minute)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("linger after a lone append took %v, want no wait", d)
+	}
+
+	w.queue = []*appendReq{{}} // one queued while the group committed
+	done := make(chan struct{})
+	go func() {
+		w.linger(2, time.Minute)
+		close(done)
+	}()
+	for i := range 2 {
+		select {
+		case <-done:
+			t.Fatalf("linger after a group of 2 ended with %d of its callers' appends queued", i)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if err := w.submit(&appendReq{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(waitTimeout):
+		t.Fatal("linger did not end once the group's callers had appended again")
+	}
+
+	w.queue = nil
+	start = time.Now()
+	w.linger(5, 50*time.Millisecond)
+	if d := time.Since(start); d < 50*time.Millisecond || d > waitTimeout {
+		t.Errorf("linger with no append coming took %v, want its 50ms", d)
+	}
+}

@@ -259,12 +259,9 @@ func buildQueries(schema string) queries {
 		// The writer's call leaves the NOTIFY to notifyCall (see
 		// migrations/0011); $17 says whether the call sends it itself.
 		appendCall: "SELECT o_status, o_version, o_position, o_dup_index, o_dup_version, o_other_id, o_other_stream FROM " + schema + ".append_batch($17, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-		// Sent after the group's COMMIT, in the same round trip, inside a
-		// transaction of its own that does not wait for its WAL flush:
-		// the writer's newest group's last position, read from its
-		// outcome row ($2), to the channel $1.
-		notifyCall: "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, x.m::text) FROM " +
-			"(SELECT max(p) AS m FROM " + schema + ".append_outcomes o, unnest(o.positions) AS p WHERE o.writer_id = $2) x WHERE x.m > 0",
+		// The announcer's NOTIFY of position $2 on channel $1, in a
+		// transaction of its own that does not wait for its WAL flush.
+		notifyCall: "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)",
 		// A stream's version is its last event's, or the one its row
 		// keeps when that event was removed (migrations/0007).
 		streamHead: "SELECT greatest(coalesce(e.version, 0), coalesce(st.last_version, 0)), coalesce(e.position, 0), e.occurred_at, " +
