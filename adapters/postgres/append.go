@@ -172,7 +172,50 @@ func (w *writer) run() {
 			if group == nil {
 				break
 			}
+			start := time.Now()
 			w.d.commitGroup(group)
+			w.linger(len(group), min(time.Since(start)/2, maxLinger))
+		}
+	}
+}
+
+// maxLinger bounds how long the writer waits after a group for its
+// callers' next appends (see linger).
+const maxLinger = 2 * time.Millisecond
+
+// linger waits, after a group of n appends was answered, until those
+// callers may have appended again (n more appends are queued than were
+// when it began, up to a group's limit), or for d, whichever comes first.
+// Without it the callers of a busy store split into two cohorts that take
+// turns: the writer takes the appends queued while a group committed, a
+// moment before the group's callers, just answered, append again, and so
+// every group carries half of them (32 of 64 goroutines, 8 of 16).
+// Waiting for them merges the cohorts, and a group carries all; a caller
+// that appends one event at a time (n = 1) never waits. d is half the
+// last group's commit, at most maxLinger: the cost of a lone group's
+// wait, next to the commit it follows.
+func (w *writer) linger(n int, d time.Duration) {
+	if n < 2 || d <= 0 {
+		return
+	}
+	w.mu.Lock()
+	want := min(len(w.queue)+n, w.d.cfg.groupEvents)
+	w.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		w.mu.Lock()
+		queued := len(w.queue)
+		w.mu.Unlock()
+		if queued >= want {
+			return
+		}
+		select {
+		case <-w.wake:
+		case <-t.C:
+			return
+		case <-w.stop:
+			return
 		}
 	}
 }
@@ -184,26 +227,14 @@ func (w *writer) run() {
 // appends sends the second to the next group. Appends whose context
 // ended are answered with its error and not sent.
 func (w *writer) take() []*appendReq {
-	return w.takeAfter(nil)
-}
-
-// takeAfter is take for a group that already holds group: what it takes
-// joins group within the same limits (see execGroup). Unlike take it
-// returns nil, not an empty group, when it takes nothing to send.
-func (w *writer) takeAfter(group []*appendReq) []*appendReq {
 	w.mu.Lock()
 	n, size, bytes := 0, 0, 0
 	var ids map[string]struct{}
-	for _, r := range group {
-		size += max(len(r.events), 1)
-		bytes += r.size
-		ids = r.addIDs(ids)
-	}
 scan:
 	for n < len(w.queue) {
 		r := w.queue[n]
 		k := max(len(r.events), 1)
-		if (n > 0 || len(group) > 0) && (size+k > w.d.cfg.groupEvents || bytes+r.size > w.d.cfg.groupBytes) {
+		if n > 0 && (size+k > w.d.cfg.groupEvents || bytes+r.size > w.d.cfg.groupBytes) {
 			break
 		}
 		for i := range r.events {
@@ -238,7 +269,7 @@ scan:
 		}
 		out = append(out, r)
 	}
-	if len(out) == 0 && group == nil {
+	if len(out) == 0 {
 		return []*appendReq{} // not nil: the queue may hold more
 	}
 	return out
@@ -322,7 +353,7 @@ func (d *pgDriver) commitGroup(group []*appendReq) {
 	for attempt := 1; ; attempt++ {
 		d.commitMu.Lock()
 		token := d.tokens.Add(1)
-		rows, oc, err = d.execGroup(d.bgCtx, &group, token)
+		rows, oc, err = d.execGroup(d.bgCtx, group, token)
 		if oc == unknown {
 			d.commitMu.Unlock()
 			rows, oc, err = d.resolveGroup(group, token, err)
@@ -351,18 +382,7 @@ func (d *pgDriver) commitGroup(group []*appendReq) {
 		}
 	}
 	if top > 0 {
-		prev := d.head.Load()
-		d.advanceHead(top)
-		if prev+written != top {
-			// Positions are gapless and in commit order, so another
-			// process committed just before this group. Its NOTIFY, if
-			// the listener gets it now, carries a head below this one
-			// and is no news: report its appends here, as changes to
-			// unknown streams. (This group's own watchers are woken by
-			// the front when each Append returns.)
-			d.sawOthers()
-			d.othersAppended()
-		}
+		d.ownCommitted(top, written)
 	}
 	d.commitMu.Unlock()
 	for i, r := range group {
@@ -526,49 +546,28 @@ type querier interface {
 // the COMMIT are sent as one pipelined batch: one round trip, as the bare
 // statement took.
 //
-// While other processes append to the schema (seen within lockFirstWindow),
-// the group waits for the ordering lock first, in a round trip of its own,
-// and then takes in every append queued meanwhile (group grows): the wait
-// is the time other processes' commits take, and a group chosen before it
-// would leave the appends that arrive during it to a transaction of their
-// own. Alone, the lock is free and the one round trip is kept.
-func (d *pgDriver) execGroup(ctx context.Context, group *[]*appendReq, token uint64) ([]groupRow, outcome, error) {
+// Groups of several processes commit side by side (migrations/0011), so
+// that their COMMITs share WAL flushes.
+func (d *pgDriver) execGroup(ctx context.Context, group []*appendReq, token uint64) ([]groupRow, outcome, error) {
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return nil, notWritten, err
 	}
 	defer conn.Release()
-	lockFirst := d.othersActive()
-	if lockFirst {
-		// Nothing is written before the append call is sent: any error
-		// until then leaves the group not written.
-		lb := &pgx.Batch{}
-		lb.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-		lb.Queue("SELECT pg_advisory_xact_lock($1)", d.lockKey)
-		if err := conn.SendBatch(ctx, lb).Close(); err != nil {
-			d.rollback(conn)
-			return nil, notWritten, err
-		}
-		if d.writer != nil {
-			*group = append(*group, d.writer.takeAfter(*group)...)
-		}
-	}
-	a, err := buildGroupArgs(*group)
+	a, err := buildGroupArgs(group)
 	if err != nil {
-		d.rollback(conn)
 		return nil, notWritten, err
 	}
 	b := &pgx.Batch{}
-	if !lockFirst {
-		b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	}
-	b.Queue(d.q.appendCall, a.params(d, d.writerID, int64(token))...)
+	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	// $17 false: the announcer sends the NOTIFY (see announce).
+	b.Queue(d.q.appendCall, append(a.params(d, d.writerID, int64(token)), false)...)
 	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
 	if h := d.hooks; h != nil && h.sent != nil {
 		h.sent(conn.Conn().PgConn())
 	}
-	out, beforeCommit, err := batchGroup(br, len(*group), !lockFirst)
+	out, beforeCommit, err := batchGroup(br, len(group))
 	cerr := br.Close()
 	if h := d.hooks; err == nil && h != nil && h.committed != nil {
 		cerr = h.committed(conn.Conn().PgConn(), cerr)
@@ -603,35 +602,14 @@ func (d *pgDriver) rollback(conn *pgxpool.Conn) {
 	}
 }
 
-// lockFirstWindow is how long after another process's append was last
-// seen (sawOthers) the writer takes the ordering lock before it chooses
-// the rest of its group (see execGroup).
-const lockFirstWindow = time.Second
-
-// sawOthers records that another process appended to the schema: its
-// positions came between this store's, or the listener or the poll saw
-// the head move.
-func (d *pgDriver) sawOthers() {
-	d.othersAt.Store(time.Now().UnixNano())
-}
-
-// othersActive reports whether another process appended within
-// lockFirstWindow.
-func (d *pgDriver) othersActive() bool {
-	t := d.othersAt.Load()
-	return t != 0 && time.Since(time.Unix(0, t)) < lockFirstWindow
-}
-
 // batchGroup reads the results of execGroup's batch. Only a nil error
 // means the group is committed. beforeCommit reports that the error came
 // from the BEGIN or the call, before the COMMIT's result was awaited:
 // with a server error there, the server skips the rest of the pipeline
 // and the COMMIT never runs.
-func batchGroup(br pgx.BatchResults, n int, begin bool) (out []groupRow, beforeCommit bool, err error) {
-	if begin {
-		if _, err := br.Exec(); err != nil {
-			return nil, true, err
-		}
+func batchGroup(br pgx.BatchResults, n int) (out []groupRow, beforeCommit bool, err error) {
+	if _, err := br.Exec(); err != nil {
+		return nil, true, err
 	}
 	rows, err := br.Query()
 	if err != nil {
@@ -666,7 +644,7 @@ func (d *pgDriver) callAppend(ctx context.Context, q querier, group []*appendReq
 	}
 	// No outcome row: the caller commits q's transaction and sees its
 	// result.
-	rows, err := q.Query(ctx, d.q.appendCall, a.params(d, "", 0)...)
+	rows, err := q.Query(ctx, d.q.appendCall, append(a.params(d, "", 0), true)...) // $17: it notifies
 	if err != nil {
 		return nil, err
 	}

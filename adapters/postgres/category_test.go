@@ -50,7 +50,7 @@ func TestCategoryAndTypePlans(t *testing.T) {
 			{"one type", eventstore.Filter{Types: []string{"t5"}}, "events_type"},
 		} {
 			q := &driver.Query{StreamID: eventstore.AllStreams, Filter: c.filter}
-			sql, args := s.d.prepare(q).query(driver.Range{From: 1, To: math.MaxInt64, Limit: maxReadPage}, false)
+			sql, args := s.d.prepare(q).query(driver.Range{From: 1, To: math.MaxInt64, Limit: maxReadPage}, math.MaxInt64, false)
 			// A prepared statement, as pgx runs the page query, so that the
 			// plan cache mode applies.
 			if _, err := conn.Conn().Prepare(ctx, "plan", "EXPLAIN "+sql); err != nil {
@@ -101,7 +101,7 @@ func TestReadToEndPlanWithoutStatistics(t *testing.T) {
 		{"backwards from the end", true, driver.Range{From: 1, To: 99000, Limit: maxReadPage}},
 	} {
 		q := &driver.Query{StreamID: eventstore.AllStreams, Backwards: c.backwards}
-		sql, args := s.d.prepare(q).query(c.r, false)
+		sql, args := s.d.prepare(q).query(c.r, c.r.To, false)
 		rows, err := s.d.pool.Query(ctx, "EXPLAIN "+sql, args...)
 		if err != nil {
 			t.Fatal(err)

@@ -71,44 +71,69 @@
 // A sequence value is taken at INSERT but becomes visible at COMMIT, so with
 // plain sequences a transaction that started later can commit (and be read)
 // before an earlier one; a reader that checkpoints at the highest position
-// it saw would then skip the earlier event forever. This adapter closes
-// that gap by serialising position allocation: append_batch takes a
-// transaction-scoped advisory lock (a fixed key derived from the schema
-// name) before it reads max(position) and inserts, and PostgreSQL releases
-// that lock only after the commit is visible to other sessions. Positions
-// are therefore allocated in commit order, gapless (a rolled-back append
-// gives its positions to the next one), and every reader sees a prefix of
-// the log: [Store.Read] of AllStreams from a checkpoint and [Store.Watch]
-// with [eventstore.After] never skip an event. Because positions are
-// gapless, Info(AllStreams).Count is the head position, read without
-// counting rows. Events appended without a Time are stamped with
-// clock_timestamp() read after the lock is taken (not now(), the start
-// of the transaction, before the wait), so the times the store gives
-// follow positions, across processes too (schema version 2).
+// it saw would then skip the earlier event forever.
 //
-// The cost is that appends to a schema commit one at a time, across all
-// processes: the lock is held for the append statement plus its commit
-// (one WAL flush). The alternatives DESIGN.md lists were weighed: waiting
-// at gaps (Marten's high-water mark) makes every reader pay a timeout
-// whenever a writer stalls or rolls back, and reading below
-// pg_snapshot_xmin (xid8) makes one long transaction anywhere in the
-// database delay every watcher; the lock keeps readers simple and
-// immediate, and group commit (next section) recovers the throughput that
-// serialising would otherwise cost within a process. On the project's
-// 2-core machine (fsync on), `go test -run '^$' -bench
-// 'AppendParallel64|AppendOne$' -benchtime 3000x` measured one append
-// alone at 0.83 ms, most of it the commit's WAL flush, and 64 goroutines
-// appending one event each at 23,077 appends/s, 31.9 appends per
-// transaction; absolute figures swing several-fold with the machine's
-// load (3 ms and 3,200 appends/s in an earlier, busier run), the appends
-// per transaction do not. Several
-// processes appending to one schema share that ceiling: a group commit
-// cannot span processes. While other processes append (their positions
-// came between this store's, or the listener or the poll saw the head
-// move, within the last second), the writer takes the lock in a round
-// trip of its own before it chooses the rest of its group, so that the
-// appends that queue up while it waits for the others' commits join the
-// group rather than wait for the next one.
+// Until schema version 11 this adapter serialised appends: append_batch
+// held a transaction-scoped advisory lock from reading max(position) to
+// its COMMIT, so positions were gapless and committed in order. But the
+// lock spanned the COMMIT's WAL flush, and several processes' appends
+// could never share one: 4 processes x 16 goroutines appended at 0.34x
+// to 0.59x the rate of 1 process x 64 (cmd/esbench append_multiprocess).
+//
+// Since version 11 appends commit side by side. append_batch takes that
+// lock shared (deletions and truncations still take it exclusively, so
+// they wait for the appends in flight and hold new ones back), checks its
+// requests, then draws its positions from the sequence positions in a
+// short critical section under a session-level lock, released at once;
+// there it also takes its marker, a transaction-level advisory lock whose
+// key encodes the first position it drew, which pg_locks shows until the
+// transaction commits or aborts (PostgreSQL releases locks only after the
+// commit is visible). The function safe_head() reads the sequence, then
+// the markers, then the newest committed position, each in a statement of
+// its own: every position at or below the lowest of (sequence, first
+// marker - 1, newest committed) has committed or never will. Readers of
+// the whole log stop there: each page of a Read or Watch of AllStreams
+// reads the safe head just before it (one more query per page), and Head
+// and Info(AllStreams) report it. So [Store.Read] of AllStreams from a
+// checkpoint and [Store.Watch] with [eventstore.After] never skip an
+// event, and an append held uncommitted (a stalled writer, a long
+// transaction) holds back the readers of the whole log past it, never
+// the writers (TestGlobalOrder holds one).
+//
+// Positions still increase and are never reused, but a group that rolls
+// back after drawing leaves its positions unused (holes, as deletions
+// leave). So the store's count is no longer the head minus the events
+// removed: each writer counts what it stored in its append_outcomes row,
+// in the same transaction, and Info(AllStreams).Count is those counts
+// plus high_water.counted (the rows dropped and the events stored before
+// version 11) minus high_water.removed; esv2 verify checks it against
+// count(*). A rolled-back group sends no NOTIFY: the store follows the
+// safe head (every 5 to 200 ms) while a position it saw committed is past
+// it, and wakes the watchers when it moves.
+//
+// PostgreSQL serialises the COMMITs of transactions that NOTIFY (a lock
+// held until the commit's flush, to keep the notification queue in commit
+// order), so the writer sends its NOTIFY after its COMMIT, in the same
+// round trip, in a transaction of its own with synchronous_commit off.
+//
+// The sequence's value a reader saw is durable once a group past it
+// commits (its commit flushes the sequence's WAL record before it): safe
+// head never passes the newest committed position, so a crash cannot hand
+// out again a position a reader has passed. Events appended without a
+// Time are stamped with clock_timestamp() read under the drawing lock, so
+// the times the store gives follow positions, across processes too.
+//
+// The alternatives DESIGN.md lists were weighed: waiting at gaps (Marten's
+// high-water mark) makes every reader pay a timeout whenever a writer
+// stalls or rolls back, and reading below pg_snapshot_xmin (xid8) makes
+// one long transaction anywhere in the database delay every watcher; the
+// markers delay readers only for the appends of this schema still in
+// flight, and only those.
+//
+// Instances of a release before version 11 still running during a rolling
+// upgrade append correctly (their append_batch signatures go through the
+// new one), but read the whole log without the safe head: replace them
+// promptly, and do not run subscriptions on them meanwhile.
 //
 // # Appending and group commit
 //
@@ -197,8 +222,9 @@
 // A change seen by LISTEN or the poll names no streams, so it wakes every
 // watcher; the store's own commits, which the writer has recorded before
 // either can see them, are not reported, and wake only their streams'
-// watchers. A commit of the store that finds another process's just
-// before it (positions are gapless) reports that one.
+// watchers. A commit of the store whose positions do not follow the safe
+// head directly (another process's group drew positions between) is
+// followed until the safe head passes it (see "Global order").
 //
 // A watcher whose page read finds its pooled connection lost (a
 // terminated backend, a server restart) gets an error wrapping
@@ -234,7 +260,8 @@
 // the large pages on (of an unfiltered read), the front fetches the next
 // two pages while the loop body consumes the current one (read-ahead, on
 // for this package), which keeps reading as fast as one cursor
-// (cmd/esbench read_stream). Keys are gapless and allocated in commit order, so the
+// (cmd/esbench read_stream). A stream's versions are dense and committed
+// in order, and a page of the whole log ends at the safe head, so the
 // pages join up without a snapshot. Filters run in SQL: event types with
 // = ANY, metadata with metadata->>key = value, = ANY(values) or
 // starts_with, and the stream prefix of AllStreams reads with starts_with
@@ -297,7 +324,7 @@
 // # Deletion and erasure
 //
 // DeleteStream, TruncateStream and DeleteSnapshots (eventstore.Lifecycle)
-// take the append lock, raise the high-water mark to the last position
+// take the append lock exclusively, raise the high-water mark to the last position
 // handed out (migration 6) and remove rows in one transaction; a deleted
 // stream's streams row is its tombstone (migration 9). The rows leave the
 // tables' files only through VACUUM: [Store.Purge] (online; frees the

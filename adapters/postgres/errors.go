@@ -106,8 +106,8 @@ func translateError(err error, c errCtx) error {
 
 // retryable reports whether an append that failed with err should simply
 // be run again: the database refused it because of a concurrent writer
-// (one that did not take the store's advisory lock, or a serialization
-// failure), and a second run under the lock will see the real state.
+// (a group committing side by side, or a serialization failure), and a
+// second run will see the real state.
 func retryable(err error) bool {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
@@ -117,7 +117,11 @@ func retryable(err error) bool {
 	case codeSerializationFailure, codeDeadlockDetected:
 		return true
 	case codeUniqueViolation:
-		return pgErr.ConstraintName != constraintEventID
+		// Appends commit side by side (migrations/0011): a group that
+		// stores an event ID or a stream version a concurrent group
+		// committed first fails on the unique index, having written
+		// nothing, and its retry sees that group's events.
+		return true
 	}
 	return false
 }

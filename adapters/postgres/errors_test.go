@@ -28,7 +28,7 @@ func TestTranslateError(t *testing.T) {
 		check     func(error) string
 		retryable bool
 	}{
-		{name: "event ID taken", err: fmt.Errorf("wrapped: %w", dupID), is: eventstore.ErrIdempotency, check: func(err error) string {
+		{name: "event ID taken", err: fmt.Errorf("wrapped: %w", dupID), is: eventstore.ErrIdempotency, retryable: true, check: func(err error) string {
 			var ie *eventstore.IdempotencyError
 			if !errors.As(err, &ie) || ie.EventID != "e-1" || ie.StreamID != "s" {
 				return fmt.Sprintf("%#v, want IdempotencyError{EventID: e-1, StreamID: s}", err)

@@ -95,66 +95,45 @@ func TestReadBreakReleasesConnection(t *testing.T) {
 	}
 }
 
-// TestGroupWaitsForTheLockFirst: while other processes append (here: the
-// ordering lock is held by another session and another process's append
-// was seen), the writer takes the lock before it chooses its group, so
-// the appends that queue up during the wait commit with the one that
-// started it, in one transaction, instead of a transaction each side of
-// the wait (issue 13 item 4: 4 processes × 16 goroutines put 8 appends in
-// a transaction, against 33 for one process × 64).
-func TestGroupWaitsForTheLockFirst(t *testing.T) {
-	s := newTestStore(t, WithoutListen(), WithoutPoll())
-	ctx := t.Context()
-	holder, err := s.d.pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
+// TestLingerWaitsForTheGroupsCallers: after a group of n appends, the
+// writer waits until n more appends are queued (its callers, appending
+// again) or its time is up, so that the callers of a busy store do not
+// split into two cohorts taking turns; after a lone append it does not
+// wait at all.
+func TestLingerWaitsForTheGroupsCallers(t *testing.T) {
+	w := newWriter(&pgDriver{cfg: config{groupEvents: 100}})
+	start := time.Now()
+	w.linger(1, time.Minute)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("linger after a lone append took %v, want no wait", d)
 	}
-	defer holder.Release()
-	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", s.d.lockKey); err != nil {
-		t.Fatal(err)
+
+	w.queue = []*appendReq{{}} // one queued while the group committed
+	done := make(chan struct{})
+	go func() {
+		w.linger(2, time.Minute)
+		close(done)
+	}()
+	for i := range 2 {
+		select {
+		case <-done:
+			t.Fatalf("linger after a group of 2 ended with %d of its callers' appends queued", i)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if err := w.submit(&appendReq{}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	s.d.sawOthers()
-	before := s.Stats()
-	const appends = 10
-	var g errgroup.Group
-	g.Go(func() error {
-		_, err := s.Append(ctx, "first", eventstore.NoStream, evt("x"))
-		return err
-	})
-	// The first append's group is waiting for the lock when the others
-	// arrive.
-	waitFor(t, "the writer to wait for the ordering lock", func() (bool, error) {
-		var waiting bool
-		err := s.d.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-			AND ((classid::bigint << 32) | objid::bigint) = $1)`, s.d.lockKey).Scan(&waiting)
-		return waiting, err
-	})
-	for i := 1; i < appends; i++ {
-		g.Go(func() error {
-			_, err := s.Append(ctx, fmt.Sprintf("later-%d", i), eventstore.NoStream, evt("x"))
-			return err
-		})
+	select {
+	case <-done:
+	case <-time.After(waitTimeout):
+		t.Fatal("linger did not end once the group's callers had appended again")
 	}
-	waitFor(t, "the later appends to queue", func() (bool, error) {
-		s.d.writer.mu.Lock()
-		defer s.d.writer.mu.Unlock()
-		return len(s.d.writer.queue) == appends-1, nil
-	})
-	if _, err := holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", s.d.lockKey); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	after := s.Stats()
-	if got := after.Commits - before.Commits; got != 1 {
-		t.Errorf("%d appends made while the lock was held took %d transactions, want 1", appends, got)
-	}
-	info, err := s.Info(ctx, eventstore.AllStreams)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Count != appends || info.Position != appends {
-		t.Errorf("store holds %d events up to position %d, want %d", info.Count, info.Position, appends)
+
+	w.queue = nil
+	start = time.Now()
+	w.linger(5, 50*time.Millisecond)
+	if d := time.Since(start); d < 50*time.Millisecond || d > waitTimeout {
+		t.Errorf("linger with no append coming took %v, want its 50ms", d)
 	}
 }

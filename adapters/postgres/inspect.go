@@ -162,12 +162,18 @@ func (s *Store) Verify(ctx context.Context) ([]eventstore.Problem, error) {
 		// was enforced may keep one saved after the deletion.
 		{eventstore.CheckStreams, `SELECT s.stream_id, 0::bigint, 'stream is deleted but keeps snapshot ' || quote_literal(n.name) || ' at version ' || n.version
 			FROM ` + sc + `.streams s JOIN ` + sc + `.snapshots n ON n.stream_id = s.stream_id WHERE s.deleted`},
-		// Positions are gapless as allocated: the events stored are the
-		// head minus those removed (migration 9), which Info counts.
-		{eventstore.CheckHead, `SELECT '', h, 'head ' || h || ' minus ' || hw.removed || ' events removed is ' || (h - hw.removed) || ', the events number ' || e.n
-			FROM (SELECT coalesce(max(position), 0) AS m, count(*) AS n FROM ` + sc + `.events) e, ` + sc + `.high_water hw,
-				LATERAL (SELECT greatest(e.m, hw.position) AS h) x
-			WHERE h - hw.removed != e.n`},
+		// The events stored are those the writers counted minus those
+		// removed (migrations/0011), which Info counts; the count and the
+		// events commit together, so one snapshot sees both agree.
+		{eventstore.CheckHead, `SELECT '', x.c, 'the writers counted ' || x.c || ' events stored (' || hw.counted || ' + ' || o.s || ' minus ' || hw.removed || ' removed), the events number ' || e.n
+			FROM (SELECT count(*) AS n FROM ` + sc + `.events) e, ` + sc + `.high_water hw,
+				(SELECT coalesce(sum(events), 0) AS s FROM ` + sc + `.append_outcomes) o,
+				LATERAL (SELECT hw.counted + o.s - hw.removed AS c) x
+			WHERE x.c != e.n`},
+		// Positions are drawn from the sequence: one past it would be
+		// handed out again.
+		{eventstore.CheckHead, `SELECT '', e.m, 'position ' || e.m || ' is past the sequence ` + sc + `.positions at ' || q.last_value
+			FROM (SELECT max(position) AS m FROM ` + sc + `.events) e, ` + sc + `.positions q WHERE e.m > q.last_value`},
 		{eventstore.CheckEventIDs, `SELECT '', 0::bigint, 'the unique index ` + constraintEventID + ` is missing, not unique or not valid'
 			WHERE NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 				JOIN pg_namespace n ON n.oid = c.relnamespace

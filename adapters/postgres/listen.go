@@ -24,6 +24,7 @@ const (
 // watchers itself, and only theirs.
 func (d *pgDriver) Listen(n driver.Notices) {
 	d.notices = n
+	d.bg.Go(func() { d.settle(d.bgCtx) })
 	if d.listenCfg != nil {
 		d.bg.Go(func() { d.listen(d.bgCtx, d.listenCfg) })
 	}
@@ -72,7 +73,7 @@ func (d *pgDriver) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 	}
 	d.listenerPID.Store(conn.PgConn().PID())
 	d.connects.Add(1)
-	d.othersAppended() // catch up with whatever was missed while away
+	d.unknownChange() // catch up with whatever was missed while away
 	select {
 	case d.listening <- struct{}{}:
 	default:
@@ -85,8 +86,10 @@ func (d *pgDriver) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 		}
 		d.notes.Add(1)
 		h, err := strconv.ParseUint(n.Payload, 10, 64)
-		if err != nil || d.advanceHeadAfterCommit(h) {
-			d.sawOthers()
+		switch {
+		case err != nil:
+			d.unknownChange()
+		case d.notified(h):
 			d.othersAppended()
 		}
 	}
@@ -106,13 +109,12 @@ func (d *pgDriver) poll(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		var h int64
-		err := d.pool.QueryRow(ctx, d.q.head).Scan(&h)
+		err := d.pool.QueryRow(ctx, d.q.head, d.lockKey).Scan(&h)
 		d.polls.Add(1)
 		if err != nil {
 			continue // transient; the next tick tries again
 		}
 		if d.advanceHeadAfterCommit(uint64(h)) {
-			d.sawOthers()
 			d.othersAppended()
 		}
 	}

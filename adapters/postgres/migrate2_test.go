@@ -67,7 +67,7 @@ func TestMigrateFromV1(t *testing.T) {
 	s := openStore(t, schema, WithoutListen(), WithoutPoll())
 	var def string
 	if err := s.d.pool.QueryRow(ctx, `SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-		WHERE n.nspname = $1 AND p.proname = 'append_batch' AND p.pronargs = 16`, schema).Scan(&def); err != nil {
+		WHERE n.nspname = $1 AND p.proname = 'append_batch' AND p.pronargs = 17`, schema).Scan(&def); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(def, "clock_timestamp()") {
@@ -82,11 +82,11 @@ func TestMigrateFromV1(t *testing.T) {
 	}
 }
 
-// TestTimeTakenAfterLock: an event the store stamps gets a time taken
-// after its append waited for the lock, not the start of its
-// transaction: an append held up behind another transaction is stamped
-// after that one committed, so times follow positions.
-func TestTimeTakenAfterLock(t *testing.T) {
+// TestTimeTakenAtDraw: an event the store stamps gets the time its
+// positions were drawn, not the start of its transaction (migrations 2
+// and 11), so that times follow positions: an append made in a
+// transaction that began earlier is stamped after the append it follows.
+func TestTimeTakenAtDraw(t *testing.T) {
 	s := newTestStore(t, WithoutListen(), WithoutPoll())
 	ctx := t.Context()
 	tx, err := s.d.pool.Begin(ctx)
@@ -94,34 +94,30 @@ func TestTimeTakenAfterLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := rawAppend(ctx, s, tx, "first", evt("f")); err != nil {
+	var began time.Time
+	if err := tx.QueryRow(ctx, "SELECT now()").Scan(&began); err != nil {
 		t.Fatal(err)
 	}
-	late := make(chan error, 1)
-	go func() {
-		_, err := s.Append(ctx, "second", eventstore.Any, evt("s"))
-		late <- err
-	}()
-	waitFor(t, "the append waits on the append lock", func() (bool, error) {
-		n, err := lockWaiters(ctx, s)
-		return n == 1, err
-	})
-	var released time.Time
-	if err := s.d.pool.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&released); err != nil {
+	first, err := s.Append(ctx, "first", eventstore.Any, evt("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := rawAppend(ctx, s, tx, "second", evt("s"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-late; err != nil {
-		t.Fatalf("append: %v", err)
+	got, err := eventstore.Collect(s.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{}))
+	if err != nil || len(got) != 2 {
+		t.Fatalf("read back %d events, %v; want 2", len(got), err)
 	}
-	got, err := eventstore.Collect(s.Read(ctx, "second", eventstore.ReadOptions{}))
-	if err != nil || len(got) != 1 {
-		t.Fatalf("read back %d events, %v; want 1", len(got), err)
+	if got[0].Position != first.Position || got[1].Position != second.Position {
+		t.Fatalf("read back positions %d, %d; want %d, %d", got[0].Position, got[1].Position, first.Position, second.Position)
 	}
-	if got[0].Time.Before(released) {
-		t.Errorf("event stamped %v, before the lock it waited for was released (%v)", got[0].Time, released.UTC())
+	if !got[1].Time.After(got[0].Time) || !got[1].Time.After(began) {
+		t.Errorf("second event stamped %v, first %v, its transaction began %v: want the second after both", got[1].Time, got[0].Time, began.UTC())
 	}
 }
 

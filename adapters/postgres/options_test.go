@@ -34,6 +34,7 @@ func TestOptionsRefuseBadValues(t *testing.T) {
 		"WithGroupCommitLimit(-5)":    WithGroupCommitLimit(-5),
 		"WithCloseTimeout(-1ns)":      WithCloseTimeout(-1),
 		"WithCloseTimeout(-1 minute)": WithCloseTimeout(-time.Minute),
+		"WithNotifyInterval(-1ns)":    WithNotifyInterval(-1),
 	}
 	// A pool that is never connected: pgxpool connects lazily.
 	pool, err := pgxpool.New(t.Context(), "postgres://nobody@127.0.0.1:1/none?connect_timeout=1")
@@ -80,13 +81,13 @@ func TestOptionsRefuseBadValues(t *testing.T) {
 func TestOptionsAccepted(t *testing.T) {
 	cfg, err := applyOptions([]Option{
 		WithSchema("s"), WithPollInterval(time.Nanosecond), WithMaxEventSize(1), WithMaxAppendSize(maxAppendLimit),
-		WithGroupCommitLimit(1), WithCloseTimeout(0), WithListenDSN("postgres://u@h/db"), nil,
+		WithGroupCommitLimit(1), WithCloseTimeout(0), WithListenDSN("postgres://u@h/db"), WithNotifyInterval(0), nil,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.schema != "s" || cfg.pollInterval != time.Nanosecond || cfg.maxEventSize != 1 || cfg.maxAppend != maxAppendLimit ||
-		cfg.groupEvents != 1 || cfg.closeTimeout != 0 || cfg.listenCfg == nil || cfg.listenCfg.Host != "h" {
+		cfg.groupEvents != 1 || cfg.closeTimeout != 0 || cfg.listenCfg == nil || cfg.listenCfg.Host != "h" || cfg.notifyInterval != 0 {
 		t.Errorf("config %+v", cfg)
 	}
 	if cfg, err := applyOptions([]Option{WithoutPoll()}); err != nil || cfg.pollInterval != 0 {

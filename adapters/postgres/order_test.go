@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -16,8 +17,10 @@ import (
 // first delivered event misses nothing.
 func TestGlobalOrder(t *testing.T) {
 	t.Run("EarlierAppendCommitsLast", func(t *testing.T) {
-		// tx holds an append uncommitted (and with it the append lock);
-		// a later append from the store must wait, then follow it.
+		// tx holds an append uncommitted; a later append from the store
+		// commits first, side by side (migrations/0011). Until tx commits,
+		// no reader of the whole log passes tx's position: the watch,
+		// Read and Head stop below it.
 		s := newTestStore(t)
 		ctx := t.Context()
 		w := startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart()})
@@ -31,26 +34,16 @@ func TestGlobalOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-
-		late := make(chan error, 1)
-		var lateRes eventstore.AppendResult
-		go func() {
-			var err error
-			lateRes, err = s.Append(ctx, "late", eventstore.Any, evt("l1"))
-			late <- err
-		}()
-		waitFor(t, "the later append waits on the append lock", func() (bool, error) {
-			n, err := lockWaiters(ctx, s)
-			return n == 1, err
-		})
-		if err := tx.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-late; err != nil {
+		late, err := s.Append(ctx, "late", eventstore.Any, evt("l1"))
+		if err != nil {
 			t.Fatalf("later append: %v", err)
 		}
-		if early.Position >= lateRes.Position {
-			t.Errorf("positions: early %d, late %d; want early < late", early.Position, lateRes.Position)
+		if early.Position >= late.Position {
+			t.Errorf("positions: early %d, late %d; want early < late", early.Position, late.Position)
+		}
+		checkHeld(t, s, w, early.Position-1)
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
 		}
 		checkDelivery(t, s, w, []string{"early@1", "late@1"})
 	})
@@ -84,44 +77,91 @@ func TestGlobalOrder(t *testing.T) {
 	})
 
 	t.Run("Rollback", func(t *testing.T) {
-		// tx appends and holds the lock, a store append waits, tx rolls
-		// back: the waiting append takes the position tx had; nothing is
-		// skipped or delivered twice.
+		// tx appends and holds its positions, a store append commits
+		// after them, tx rolls back: its positions stay unused, and the
+		// watch, woken by no NOTIFY, still gets the later append once the
+		// settler sees the head move; nothing is skipped or delivered
+		// twice, and the store's count leaves the unused position out.
 		s := newTestStore(t)
 		ctx := t.Context()
 		if _, err := s.Append(ctx, "before", eventstore.Any, evt("b1")); err != nil {
 			t.Fatal(err)
 		}
 		w := startWatch(t, s, eventstore.AllStreams, eventstore.WatchOptions{From: eventstore.FromStart()})
+		if got := w.next(t, 1); got[0].StreamID != "before" {
+			t.Fatalf("first delivered %s, want before", got[0].StreamID)
+		}
 
 		tx, err := s.d.pool.Begin(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx))
-		if _, err := rawAppend(ctx, s, tx, "doomed", evt("d1")); err != nil {
+		doomed, err := rawAppend(ctx, s, tx, "doomed", evt("d1"))
+		if err != nil {
 			t.Fatal(err)
 		}
-		late := make(chan error, 1)
-		go func() {
-			_, err := s.Append(ctx, "late", eventstore.Any, evt("l1"))
-			late <- err
-		}()
-		waitFor(t, "the later append waits on the append lock", func() (bool, error) {
-			n, err := lockWaiters(ctx, s)
-			return n == 1, err
-		})
+		if _, err := s.Append(ctx, "late", eventstore.Any, evt("l1")); err != nil {
+			t.Fatalf("later append: %v", err)
+		}
+		checkHeld(t, s, w, doomed.Position-1)
 		if err := tx.Rollback(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := <-late; err != nil {
-			t.Fatalf("later append: %v", err)
+		if got := w.next(t, 1); got[0].StreamID != "late" {
+			t.Fatalf("after the rollback the watch delivered %s, want late", got[0].StreamID)
+		}
+		info, err := s.Info(ctx, eventstore.AllStreams)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Count != 2 || info.Position != doomed.Position+1 {
+			t.Errorf("Info(AllStreams) after the rollback: count %d position %d, want 2 and %d", info.Count, info.Position, doomed.Position+1)
 		}
 		if _, err := s.Append(ctx, "after", eventstore.Any, evt("a1")); err != nil {
 			t.Fatal(err)
 		}
-		checkDelivery(t, s, w, []string{"before@1", "late@1", "after@1"})
+		all, err := eventstore.Collect(s.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"before@1", "late@1", "after@1"}, streamsOf(all)); diff != "" {
+			t.Errorf("read after the rollback (-want +got):\n%s", diff)
+		}
+		checkIncreasing(t, "read", all)
+		if got := w.next(t, 1); got[0].StreamID != "after" {
+			t.Fatalf("the watch delivered %s, want after", got[0].StreamID)
+		}
+		w.expectNothingBut(t, s)
 	})
+}
+
+// checkHeld checks, while an append is held uncommitted at position
+// head+1 and a later one has committed, that the whole log stops at head:
+// Head and Info report it, Read returns nothing past it, and the watch
+// delivers nothing (it is given 200 ms to).
+func checkHeld(t *testing.T, s *Store, w *watcher, head uint64) {
+	t.Helper()
+	ctx := t.Context()
+	info, err := s.Info(ctx, eventstore.AllStreams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Position != head {
+		t.Errorf("Info(AllStreams).Position while an earlier append is held: %d, want %d", info.Position, head)
+	}
+	got, err := eventstore.Collect(s.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{From: eventstore.After(head)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Errorf("Read(AllStreams) after %d while an earlier append is held: %s, want nothing", head, streamsOf(got))
+	}
+	select {
+	case r := <-w.events:
+		t.Errorf("the watch delivered %s@%d at position %d past an append held at %d", r.StreamID, r.Version, r.Position, head+1)
+	case <-time.After(200 * time.Millisecond):
+	}
 }
 
 // checkDelivery checks that the watcher yields exactly want (as

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -60,6 +61,82 @@ func TestWriterBypassingTheLock(t *testing.T) {
 			if diff := cmp.Diff(tc.want, <-done); diff != "" {
 				t.Errorf("append racing a lockless writer (-want +got):\n%s", diff)
 			}
+		})
+	}
+}
+
+// TestAppendsRacingSideBySide: appends commit side by side
+// (migrations/0011), so two that store the same stream version or event
+// ID race on the unique indexes instead of queueing for a lock: the
+// second waits for the first's transaction, fails having written nothing,
+// and its retry answers as if it had come after.
+func TestAppendsRacingSideBySide(t *testing.T) {
+	withID := func(id string) eventstore.Event { e := evt("x"); e.ID = id; return e }
+	for _, tc := range []struct {
+		name     string
+		stream   string
+		expected eventstore.ExpectedVersion
+		event    eventstore.Event
+		want     string
+	}{
+		{"StreamVersionNoStream", "s", eventstore.NoStream, evt("x"), "conflict: actual 1"},
+		{"StreamVersionAny", "s", eventstore.Any, evt("x"), "ok: version 2, 1 appended"},
+		{"EventIDInAnotherStream", "other", eventstore.Any, withID("id-1"), "idempotency: id-1 in s"},
+		{"EventIDRetried", "s", eventstore.NoStream, withID("id-1"), "ok: version 1, 0 appended"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestStore(t, WithoutListen(), WithoutPoll())
+			ctx := t.Context()
+			tx, err := s.d.pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(context.WithoutCancel(ctx))
+			if _, err := rawAppend(ctx, s, tx, "s", withID("id-1")); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan string, 1)
+			go func() {
+				res, err := s.Append(ctx, tc.stream, tc.expected, tc.event)
+				var ce *eventstore.ConflictError
+				var ie *eventstore.IdempotencyError
+				switch {
+				case errors.As(err, &ce):
+					done <- "conflict: actual " + eventstore.Exact(ce.Actual).String()
+				case errors.As(err, &ie):
+					done <- "idempotency: " + ie.EventID + " in " + ie.StoredIn
+				case err != nil:
+					done <- "error: " + err.Error()
+				default:
+					done <- fmt.Sprintf("ok: version %d, %d appended", res.Version, res.Appended)
+				}
+			}()
+			waitFor(t, "the append to wait for the held one's transaction", func() (bool, error) {
+				var n int
+				err := s.d.pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0",
+					s.d.schema+".append_batch").Scan(&n)
+				return n == 1, err
+			})
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, <-done); diff != "" {
+				t.Errorf("append racing a held one (-want +got):\n%s", diff)
+			}
+			all, err := eventstore.Collect(s.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, r := range all {
+				if r.ID != "" {
+					ids = append(ids, r.StreamID+"/"+r.ID)
+				}
+			}
+			if diff := cmp.Diff([]string{"s/id-1"}, ids); diff != "" {
+				t.Errorf("event IDs stored (-want +got):\n%s", diff)
+			}
+			checkIncreasing(t, "read", all)
 		})
 	}
 }

@@ -50,6 +50,8 @@ type readState struct {
 	args []any // its arguments after $1-$3: stream, filter values
 
 	from, cols, key, order string // the template and its parts
+	all, backwards         bool   // a read of the whole log (key position); its direction
+	safe, unknowns         uint64 // the safe head last asked, and pgDriver.unknowns then
 
 	pages      int // pages read so far
 	largest    int // size of the largest event of the last page
@@ -59,8 +61,12 @@ type readState struct {
 // ReadPage appends to page the events of q with keys in [r.From, r.To],
 // at most r.Limit and up to eventstore.PageBytes, in one query; see
 // driver.Driver.ReadPage. The connection goes back to the pool before it
-// returns. Keys are gapless and allocated in commit order (see doc.go),
-// so the front's pages join up without a snapshot.
+// returns. A stream's versions are dense and committed in order. The
+// whole log's positions are not (appends commit side by side, see
+// migrations/0011), so a page of it goes no further than the safe head,
+// read just before it in a statement of its own: no event below the
+// page's last can commit after it, and the front's pages join up
+// without a snapshot.
 //
 // A read that failed because the connection was lost returns an error
 // wrapping driver.ErrConnectionLost, which the front's watches retry.
@@ -74,7 +80,31 @@ func (d *pgDriver) ReadPage(ctx context.Context, q *driver.Query, r driver.Range
 	if !cut && st.largest*r.Limit >= eventstore.PageBytes {
 		st.cutForGood, cut = true, true
 	}
-	sql, args := st.query(r, cut)
+	to := r.To
+	if st.all {
+		// The first page of a read or watch asks for the safe head: it
+		// must see whatever committed before it began, even if no
+		// NOTIFY told of it yet. Later pages read without asking up to
+		// the safe head last asked or the settled head the store knows
+		// (its own commits, the settler, the poll), whichever is
+		// higher, unless a position seen committed (another process's
+		// NOTIFY) lies past it, positions unknown changed (a listener
+		// reconnect), or the page starts past it: then they ask. What
+		// commits later is seen, and wakes the watches again.
+		safe, u := max(st.safe, d.head.Load()), d.unknowns.Load()
+		if st.pages == 0 || safe < d.seen.Load() || u != st.unknowns || safe < r.From {
+			var err error
+			if safe, err = d.safeHead(ctx); err != nil {
+				return page, err
+			}
+			st.safe, st.unknowns = safe, u
+		}
+		if to = min(to, safe); to < r.From {
+			st.pages++
+			return page, nil // nothing settled past r.From yet
+		}
+	}
+	sql, args := st.query(r, to, cut)
 	start := len(page)
 	page, full, err := d.fetch(ctx, sql, args, page)
 	if err != nil {
@@ -91,16 +121,21 @@ func (d *pgDriver) ReadPage(ctx context.Context, q *driver.Query, r driver.Range
 	return page, nil
 }
 
-// query returns the text and arguments of the page at r.
-func (st *readState) query(r driver.Range, cut bool) (string, []any) {
+// query returns the text and arguments of the page at r, read no
+// further than to (r.To, or the safe head below it for the whole log).
+// The range's shape follows r.To: to bounds an open end as a filter,
+// not as the index condition (see keyRange).
+func (st *readState) query(r driver.Range, to uint64, cut bool) (string, []any) {
 	args := make([]any, 0, 3+len(st.args))
-	args = append(args, int64(r.From), int64(r.To), int64(r.Limit))
+	args = append(args, int64(r.From), int64(to), int64(r.Limit))
 	args = append(args, st.args...)
 	shape := 0
 	if r.From <= 1 {
 		shape |= openStart
 	}
-	if r.To >= math.MaxInt64 {
+	if r.To >= math.MaxInt64 && (!st.all || !st.backwards) {
+		// A backward read of the whole log starts at the safe head: a
+		// bound of the index walk, as "key <= $2".
 		shape |= openEnd
 	}
 	c := 0
@@ -109,11 +144,21 @@ func (st *readState) query(r driver.Range, cut bool) (string, []any) {
 	}
 	if st.sql[c][shape] == "" {
 		from := strings.Replace(st.from, keyRangeMark, keyRange(st.key, shape), 1)
-		if cut {
+		// A forward read of the whole log drops the rows past $2 (the
+		// safe head) above its LIMIT, where the planner cannot push the
+		// bound down into the index walk (see keyRange).
+		past := ""
+		if st.all && !st.backwards && shape&openEnd != 0 {
+			past = " AND " + st.key + " <= $2"
+		}
+		switch {
+		case cut:
 			st.sql[c][shape] = "SELECT " + st.cols + " FROM (SELECT " + st.cols + ", sum(" + eventSizeSQL + ") OVER (ORDER BY " + st.order +
 				" ROWS UNBOUNDED PRECEDING) - (" + eventSizeSQL + ") AS bytes_before" + from +
-				") AS page WHERE bytes_before < " + strconv.Itoa(eventstore.PageBytes) + " ORDER BY " + st.order
-		} else {
+				") AS page WHERE bytes_before < " + strconv.Itoa(eventstore.PageBytes) + past + " ORDER BY " + st.order
+		case past != "":
+			st.sql[c][shape] = "SELECT " + st.cols + " FROM (SELECT " + st.cols + from + ") AS page WHERE true" + past + " ORDER BY " + st.order
+		default:
 			st.sql[c][shape] = "SELECT " + st.cols + from
 		}
 	}
@@ -135,7 +180,9 @@ const (
 // 4,096-event page (60 ms a page against 1.3 ms for the index walk that
 // "key >= $1" alone gets; issue 11's sub_catchup). $1 and $2 stay in the
 // text, as conditions on no row, so that every shape takes the same
-// arguments.
+// arguments. A forward read of the whole log to its end stops at the
+// safe head ($2) all the same: query drops the rows past it above the
+// LIMIT.
 func keyRange(key string, shape int) string {
 	switch shape {
 	case openStart | openEnd:
@@ -287,7 +334,7 @@ func (d *pgDriver) prepare(q *driver.Query) *readState {
 	}
 	from := b.String()
 	cols := d.q.cols
-	st := &readState{args: args[3:], from: from, cols: cols, key: key, order: order}
+	st := &readState{args: args[3:], from: from, cols: cols, key: key, order: order, all: q.StreamID == eventstore.AllStreams, backwards: q.Backwards}
 	q.Prepared = st
 	return st
 }
@@ -525,7 +572,7 @@ func (sc *scanner) scan(rows pgx.Row) (eventstore.Recorded, error) {
 }
 
 // Head returns the current version of a stream, or the head position for
-// AllStreams.
+// AllStreams: the safe head (see safeHead).
 func (d *pgDriver) Head(ctx context.Context, streamID string) (uint64, error) {
 	if d.closed.Load() {
 		return 0, eventstore.ErrClosed
@@ -535,7 +582,7 @@ func (d *pgDriver) Head(ctx context.Context, streamID string) (uint64, error) {
 	var v int64
 	var err error
 	if streamID == eventstore.AllStreams {
-		err = d.pool.QueryRow(ctx, d.q.head).Scan(&v)
+		err = d.pool.QueryRow(ctx, d.q.head, d.lockKey).Scan(&v)
 	} else {
 		err = d.pool.QueryRow(ctx, d.q.streamVersion, streamID).Scan(&v)
 	}
@@ -548,9 +595,9 @@ func (d *pgDriver) Head(ctx context.Context, streamID string) (uint64, error) {
 // Info describes streamID, or the whole store for eventstore.AllStreams
 // (Version 0, Position the head). A stream without events has Version 0
 // and is not an error. Versions are dense from the first kept
-// (first_version), and positions gapless as allocated, so both counts are
-// read without a scan: a stream's is its version minus the versions
-// truncated, the store's its head minus the events removed (high_water).
+// (first_version), so a stream's count is its version minus the versions
+// truncated; the store's is kept by its writers (migrations/0011). Both
+// are read without a scan.
 func (d *pgDriver) Info(ctx context.Context, streamID string) (eventstore.StreamInfo, error) {
 	if d.closed.Load() {
 		return eventstore.StreamInfo{}, eventstore.ErrClosed
@@ -565,10 +612,10 @@ func (d *pgDriver) Info(ctx context.Context, streamID string) (eventstore.Stream
 		err         error
 	)
 	if streamID == eventstore.AllStreams {
-		var removed int64
-		err = d.pool.QueryRow(ctx, d.q.allHead).Scan(&p, &removed, &at)
+		var count int64
+		err = d.pool.QueryRow(ctx, d.q.allHead, d.lockKey).Scan(&p, &count, &at)
 		if err == nil {
-			info.Position, info.Count = uint64(p), uint64(max(p-removed, 0))
+			info.Position, info.Count = uint64(p), uint64(max(count, 0))
 		}
 	} else {
 		err = d.pool.QueryRow(ctx, d.q.streamHead, streamID).Scan(&v, &p, &at, &first, &deleted)
@@ -603,4 +650,20 @@ func (d *pgDriver) FindEvent(ctx context.Context, eventID string) (eventstore.Re
 		return eventstore.Recorded{}, fmt.Errorf("postgres: find event %q: %w", eventID, eventstore.ErrNotFound)
 	}
 	return page[0], nil
+}
+
+// safeHead returns the last position of the whole log a reader may pass:
+// every event at or below it has committed or never will (see
+// migrations/0011, safe_head).
+func (d *pgDriver) safeHead(ctx context.Context) (uint64, error) {
+	if d.closed.Load() {
+		return 0, eventstore.ErrClosed
+	}
+	ctx, done := d.callCtx(ctx)
+	defer done()
+	var h int64
+	if err := d.pool.QueryRow(ctx, d.q.head, d.lockKey).Scan(&h); err != nil {
+		return 0, d.callErr(ctx, err, "read head")
+	}
+	return uint64(h), nil
 }

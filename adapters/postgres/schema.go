@@ -21,7 +21,7 @@ import (
 
 // SchemaVersion is the version of the database schema this package writes
 // and reads.
-const SchemaVersion = 10
+const SchemaVersion = 11
 
 // ErrSchemaVersion reports a database schema this package cannot use: not
 // created yet, older than SchemaVersion without WithMigrate, or newer than
@@ -235,6 +235,7 @@ func readVersion(ctx context.Context, q interface {
 type queries struct {
 	head          string
 	appendCall    string
+	notifyCall    string
 	streamHead    string
 	streamVersion string
 	allHead       string
@@ -251,10 +252,16 @@ type queries struct {
 func buildQueries(schema string) queries {
 	const cols = "position, stream_id, version, event_id, type, data, metadata, occurred_at"
 	return queries{
-		// The head is never below the high-water mark: the newest events
-		// may have been deleted (issue 12), their positions not reused.
-		head:       "SELECT greatest(coalesce(max(position), 0), (SELECT position FROM " + schema + ".high_water)) FROM " + schema + ".events",
-		appendCall: "SELECT o_status, o_version, o_position, o_dup_index, o_dup_version, o_other_id, o_other_stream FROM " + schema + ".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+		// The head is the last position no event can still commit below
+		// (migrations/0011): appends commit side by side. $1 is the
+		// append lock's key.
+		head: "SELECT " + schema + ".safe_head($1)",
+		// The writer's call leaves the NOTIFY to notifyCall (see
+		// migrations/0011); $17 says whether the call sends it itself.
+		appendCall: "SELECT o_status, o_version, o_position, o_dup_index, o_dup_version, o_other_id, o_other_stream FROM " + schema + ".append_batch($17, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+		// The announcer's NOTIFY of position $2 on channel $1, in a
+		// transaction of its own that does not wait for its WAL flush.
+		notifyCall: "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)",
 		// A stream's version is its last event's, or the one its row
 		// keeps when that event was removed (migrations/0007).
 		streamHead: "SELECT greatest(coalesce(e.version, 0), coalesce(st.last_version, 0)), coalesce(e.position, 0), e.occurred_at, " +
@@ -263,8 +270,10 @@ func buildQueries(schema string) queries {
 			"LEFT JOIN LATERAL (SELECT version, position, occurred_at FROM " + schema + ".events WHERE stream_id = x.id ORDER BY version DESC LIMIT 1) e ON true",
 		streamVersion: "SELECT greatest(coalesce((SELECT max(version) FROM " + schema + ".events WHERE stream_id = $1), 0), " +
 			"coalesce((SELECT last_version FROM " + schema + ".streams WHERE stream_id = $1), 0))",
-		allHead: "SELECT greatest(coalesce(e.position, 0), hw.position), hw.removed, e.occurred_at FROM " + schema + ".high_water hw " +
-			"LEFT JOIN LATERAL (SELECT position, occurred_at FROM " + schema + ".events ORDER BY position DESC LIMIT 1) e ON true",
+		// The store's head, count (see migrations/0011) and newest time.
+		allHead: "SELECT s.h, hw.counted + coalesce((SELECT sum(o.events) FROM " + schema + ".append_outcomes o), 0) - hw.removed, " +
+			"(SELECT occurred_at FROM " + schema + ".events WHERE position <= s.h ORDER BY position DESC LIMIT 1) " +
+			"FROM (SELECT " + schema + ".safe_head($1) AS h) s, " + schema + ".high_water hw",
 		// See lookupOutcome and migrations/0003.
 		fenceOutcome: "INSERT INTO " + schema + ".append_outcomes AS o (writer_id, token, updated_at) VALUES ($1, $2, now()) " +
 			"ON CONFLICT (writer_id) DO UPDATE SET token = excluded.token, statuses = NULL, versions = NULL, positions = NULL, extras = NULL, updated_at = excluded.updated_at " +
@@ -282,7 +291,10 @@ func buildQueries(schema string) queries {
 		// look-up runs within cfg.resolveTimeout of its group, and no
 		// server session outlives a day waiting for the append lock
 		// unnoticed, so no row in use is that old.
-		dropOutcomes: "DELETE FROM " + schema + ".append_outcomes WHERE updated_at < now() - interval '1 day'",
+		// The events they counted move to high_water.counted in the same
+		// statement, so that the store's count stays (migrations/0011).
+		dropOutcomes: "WITH gone AS (DELETE FROM " + schema + ".append_outcomes WHERE updated_at < now() - interval '1 day' RETURNING events) " +
+			"UPDATE " + schema + ".high_water SET counted = counted + (SELECT coalesce(sum(events), 0) FROM gone) WHERE EXISTS (SELECT 1 FROM gone)",
 		// The head a snapshot may not pass ($6: the all-streams log's
 		// last position, else the stream's version) is read by the
 		// INSERT's own statement, and it returns the head so that a

@@ -774,7 +774,7 @@ func TestSubscriptionMigrateFromV3(t *testing.T) {
 	// Its signature had no d_hash (the 7th parameter since version 6).
 	params := a.params(v3, "", 0)
 	params = append(params[:6:6], params[7:]...)
-	if _, err := other.d.pool.Exec(ctx, strings.Replace(v3.q.appendCall, ", $16)", ")", 1), params...); err != nil {
+	if _, err := other.d.pool.Exec(ctx, "SELECT * FROM "+sane+".append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)", params...); err != nil {
 		t.Fatal(err)
 	}
 

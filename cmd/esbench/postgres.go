@@ -73,10 +73,13 @@ func attachPostgres(ctx context.Context, dsn, schema string, store *postgres.Sto
 // pgDriver is the bare driver (pgx over a pgxpool) on the adapter's tables
 // (see adapters/postgres/schema.go).
 //
-// What its writes keep, as the adapter does: positions are gapless and in
-// commit order, allocated as max(position)+1 under the same
-// transaction-scoped advisory lock the adapter takes (the key derived as
-// the adapter derives it); the stream's version is read from the events'
+// What its writes keep, as the adapter does: positions are in commit
+// order, allocated under the adapter's append lock taken exclusively (the
+// key derived as the adapter derives it; the adapter's own appends take
+// it shared, see adapters/postgres/migrations/0011), past the greater of
+// the newest position and the adapter's positions sequence, which its
+// allocation moves on in the same statement so that the adapter's next
+// appends follow; the stream's version is read from the events'
 // (stream_id, version) index and checked under that lock, and a new
 // stream is registered in the streams table in the same transaction.
 // What they skip: event IDs (none in the benchmark, so the adapter skips
@@ -96,10 +99,11 @@ func newPGDriver(pool *pgxpool.Pool, schema string) *pgDriver {
 	h.Write([]byte("esv2:append:" + schema)) // as adapters/postgres advisoryKey("append", schema)
 	return &pgDriver{
 		pool: pool, schema: schema, lockKey: int64(h.Sum64()),
-		qHead: "SELECT (SELECT coalesce(max(position), 0) FROM " + s + ".events), " +
+		// $2 events: the head before them, the sequence moved past them.
+		qHead: "SELECT (SELECT setval('" + s + ".positions', greatest(coalesce(max(position), 0), (SELECT last_value FROM " + s + ".positions)) + $2) - $2 FROM " + s + ".events), " +
 			"(SELECT coalesce(max(version), 0) FROM " + s + ".events WHERE stream_id = $1)",
 		qInsertOne: "INSERT INTO " + s + ".events (position, stream_id, version, event_id, type, data, metadata, occurred_at) VALUES (" +
-			"(SELECT coalesce(max(position), 0) + 1 FROM " + s + ".events), $1, " +
+			"(SELECT setval('" + s + ".positions', greatest(coalesce(max(position), 0), (SELECT last_value FROM " + s + ".positions)) + 1) FROM " + s + ".events), $1, " +
 			"(SELECT coalesce(max(version), 0) + 1 FROM " + s + ".events WHERE stream_id = $1), NULL, $2, $3, NULL, now())",
 		qStream: "INSERT INTO " + s + ".streams (stream_id, created_at) VALUES ($1, now()) ON CONFLICT (stream_id) DO NOTHING",
 		qRead: "SELECT position, stream_id, version, event_id, type, data, metadata, occurred_at FROM " + s +
@@ -127,7 +131,7 @@ func (d *pgDriver) appendBatch(ctx context.Context, stream string, version uint6
 	b := &pgx.Batch{}
 	b.Queue("SELECT pg_advisory_xact_lock($1)", d.lockKey)
 	var head, cur int64
-	b.Queue(d.qHead, stream).QueryRow(func(r pgx.Row) error { return r.Scan(&head, &cur) })
+	b.Queue(d.qHead, stream, int64(len(data))).QueryRow(func(r pgx.Row) error { return r.Scan(&head, &cur) })
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return err
 	}

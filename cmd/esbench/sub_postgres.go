@@ -113,7 +113,8 @@ func (d *pgDriver) bulkLoad(ctx context.Context, prefix string, streams, n int, 
 	}
 	s := pgx.Identifier{d.schema}.Sanitize()
 	var head int64
-	if err := tx.QueryRow(ctx, "SELECT coalesce(max(position), 0) FROM "+s+".events").Scan(&head); err != nil {
+	// As the bare driver's appends allocate (see pgDriver).
+	if err := tx.QueryRow(ctx, "SELECT setval('"+s+".positions', greatest(coalesce(max(position), 0), (SELECT last_value FROM "+s+".positions)) + $1) - $1 FROM "+s+".events", int64(n)).Scan(&head); err != nil {
 		return 0, 0, err
 	}
 	now := time.Now()
