@@ -112,6 +112,13 @@ func newPGDriver(pool *pgxpool.Pool, schema string) *pgDriver {
 	}
 }
 
+// analyze gathers the planner's statistics of the events table (see
+// bench.appendBatch).
+func (d *pgDriver) analyze(ctx context.Context) error {
+	_, err := d.pool.Exec(ctx, "ANALYZE "+pgx.Identifier{d.schema, "events"}.Sanitize())
+	return err
+}
+
 func (d *pgDriver) close() error {
 	d.pool.Close()
 	return nil
