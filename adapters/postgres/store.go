@@ -309,11 +309,13 @@ func (d *pgDriver) advanceHead(h uint64) bool {
 // holds positions between, or one rolled back and left them unused: the
 // settler finds out (see settle). The caller holds commitMu.
 func (d *pgDriver) ownCommitted(top, written uint64) {
-	d.announce(top)
 	d.see(top)
 	if !d.head.CompareAndSwap(top-written, top) {
 		d.unsettled()
 	}
+	// Last: the listener, getting this NOTIFY back, finds the head
+	// recorded and takes it for no news (see notified).
+	d.announce(top)
 }
 
 // announce has the announcer tell other processes (NOTIFY) that this
