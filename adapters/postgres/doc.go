@@ -108,13 +108,22 @@
 // plus high_water.counted (the rows dropped and the events stored before
 // version 11) minus high_water.removed; esv2 verify checks it against
 // count(*). A rolled-back group sends no NOTIFY: the store follows the
-// safe head (every 5 to 200 ms) while a position it saw committed is past
-// it, and wakes the watchers when it moves.
+// safe head (every 50 ms to 1 s) while a position it saw committed is
+// past it, and wakes the watchers when it moves.
 //
 // PostgreSQL serialises the COMMITs of transactions that NOTIFY (a lock
 // held until the commit's flush, to keep the notification queue in commit
-// order), so the writer sends its NOTIFY after its COMMIT, in the same
-// round trip, in a transaction of its own with synchronous_commit off.
+// order), so a group's transaction does not NOTIFY: a goroutine of the
+// store sends the NOTIFY after the commit, in a transaction of its own
+// with synchronous_commit off, at once after a quiet moment and then at
+// most once per [WithNotifyInterval] (each NOTIFY wakes every listening
+// session, which cost several processes appending side by side a third
+// of their rate when every commit sent one).
+//
+// The writer also lingers after a group, up to half its commit time, for
+// the group's callers to append again: without it the callers of a busy
+// store split into two cohorts taking turns, and every group carried half
+// of them.
 //
 // The sequence's value a reader saw is durable once a group past it
 // commits (its commit flushes the sequence's WAL record before it): safe
@@ -144,7 +153,7 @@
 // refused before it is queued, as PostgreSQL takes no message of 1 GiB or
 // more) and runs them
 // as one call of append_batch: one statement, one round trip, one
-// transaction, one WAL flush and one NOTIFY for the whole group, with the
+// transaction, one WAL flush and one NOTIFY (see above) for the whole group, with the
 // events passed as arrays and inserted with unnest (no statement per
 // event). Inside, each append is checked on its own against the state
 // left by the ones before it: the stream's version against the
