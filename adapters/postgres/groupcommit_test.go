@@ -77,6 +77,7 @@ func TestReadBreakReleasesConnection(t *testing.T) {
 	if _, err := s.Append(t.Context(), "s", eventstore.NoStream, evs...); err != nil {
 		t.Fatal(err)
 	}
+	waitAnnounced(t, s)
 	n := 0
 	for _, err := range s.Read(t.Context(), "s", eventstore.ReadOptions{}) {
 		if err != nil {
@@ -136,4 +137,13 @@ func TestLingerWaitsForTheGroupsCallers(t *testing.T) {
 	if d := time.Since(start); d < 50*time.Millisecond || d > waitTimeout {
 		t.Errorf("linger with no append coming took %v, want its 50ms", d)
 	}
+}
+
+// waitAnnounced waits until the store's announcer has sent the NOTIFY of
+// its last commit, and so holds no connection of the pool.
+func waitAnnounced(t *testing.T, s *Store) {
+	t.Helper()
+	waitFor(t, "the announcer to send its NOTIFY", func() (bool, error) {
+		return s.d.announced.Load() >= s.d.announceTop.Load(), nil
+	})
 }

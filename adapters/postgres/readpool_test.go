@@ -101,6 +101,7 @@ func TestReadPages(t *testing.T) {
 	if _, err := s.Append(t.Context(), "s", eventstore.NoStream, evs...); err != nil {
 		t.Fatal(err)
 	}
+	waitAnnounced(t, s)                  // its connection is not the reads'
 	seq := func(from, to int) []uint64 { // from..to inclusive, either way
 		var out []uint64
 		for v := from; ; {

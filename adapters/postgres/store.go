@@ -74,7 +74,7 @@ type pgDriver struct {
 	// the announcer NOTIFYs; announced, the last it sent (its own, and
 	// Close's after it stopped).
 	announceTop  atomic.Uint64
-	announced    uint64
+	announced    atomic.Uint64
 	announceKick chan struct{}
 	// commitMu is held by the writer from sending a group until it has
 	// recorded the group's head (see commitGroup), and by the listener
@@ -268,7 +268,7 @@ func (d *pgDriver) Close() error {
 	d.stopCancel() // bgCtx too
 	d.bg.Wait()
 	// The last commits' NOTIFY, if the announcer had not sent it.
-	if top := d.announceTop.Load(); top > d.announced {
+	if top := d.announceTop.Load(); top > d.announced.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, _ = d.pool.Exec(ctx, d.q.notifyCall, d.channel, strconv.FormatUint(top, 10))
 		cancel()
@@ -360,7 +360,7 @@ func (d *pgDriver) announcer(ctx context.Context) {
 			return
 		case <-d.announceKick:
 		}
-		for top := d.announceTop.Load(); top > d.announced; top = d.announceTop.Load() {
+		for top := d.announceTop.Load(); top > d.announced.Load(); top = d.announceTop.Load() {
 			if _, err := d.pool.Exec(ctx, d.q.notifyCall, d.channel, strconv.FormatUint(top, 10)); err != nil {
 				if !sleep(ctx, backoff) {
 					return
@@ -369,7 +369,7 @@ func (d *pgDriver) announcer(ctx context.Context) {
 				continue
 			}
 			backoff = listenMinBackoff
-			d.announced = top
+			d.announced.Store(top)
 			// Commits within the interval of this send share the next
 			// one (WithNotifyInterval).
 			if !sleep(ctx, d.cfg.notifyInterval) {
