@@ -32,6 +32,7 @@ func TestOwnAppendsNotReportedAsOthers(t *testing.T) {
 		if _, err := s.Append(t.Context(), "a", eventstore.Exact(uint64(i)), evt("x")); err != nil {
 			t.Fatal(err)
 		}
+		waitAnnounced(t, s) // one NOTIFY each, none coalesced
 	}
 	w.next(t, appends)
 	waitFor(t, "the listener to receive the appends' notifications", func() (bool, error) {
@@ -73,7 +74,7 @@ func TestNotifyAfterCommit(t *testing.T) {
 		want     []int // the appends (1-based) whose position a NOTIFY carries
 	}{
 		{"EveryCommit", 0, []int{3, 1, 0}, []int{1, 2}},
-		{"Coalesced", 300 * time.Millisecond, []int{3, 1, 2, 0}, []int{1, 3}},
+		{"Coalesced", time.Second, []int{3, 1, 2, 0}, []int{1, 3}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newTestStore(t, WithoutListen(), WithoutPoll(), WithNotifyInterval(tc.interval))
@@ -104,6 +105,12 @@ func TestNotifyAfterCommit(t *testing.T) {
 					t.Fatal(err)
 				}
 				positions = append(positions, strconv.FormatUint(res.Position, 10))
+				if len(positions) == 1 || tc.interval == 0 {
+					// Sent before the next append: the first at once, and
+					// with no interval each; the later ones of the
+					// interval share one.
+					waitAnnounced(t, s)
+				}
 			}
 			var want []string
 			for _, i := range tc.want {
