@@ -183,8 +183,10 @@ const DefaultNotifyInterval = 50 * time.Millisecond
 // to d late. Each NOTIFY costs the server a wake-up of every listening
 // session, and several processes appending side by side, each announcing
 // every commit, ran at 0.76-0.83x the rate of one process against
-// 0.91-0.93x with 50 ms (cmd/esbench append_multiprocess). 0 announces
-// every commit. d must not be negative.
+// 0.91-0.93x with 50 ms (cmd/esbench append_multiprocess). With 0 a
+// NOTIFY follows each send at once: commits made while one is being sent
+// share the next, which carries the newest position. d must not be
+// negative.
 func WithNotifyInterval(d time.Duration) Option {
 	return optcheck.NonNegative("postgres: WithNotifyInterval", d, func(c *config) { c.notifyInterval = d })
 }
