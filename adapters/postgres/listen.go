@@ -108,13 +108,12 @@ func (d *pgDriver) poll(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		var h int64
-		err := d.pool.QueryRow(ctx, d.q.head, d.lockKey).Scan(&h)
+		h, err := d.safeHead(ctx)
 		d.polls.Add(1)
 		if err != nil {
 			continue // transient; the next tick tries again
 		}
-		if d.advanceHeadAfterCommit(uint64(h)) {
+		if d.advanceHeadAfterCommit(h) {
 			d.othersAppended()
 		}
 	}

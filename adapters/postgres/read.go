@@ -574,19 +574,16 @@ func (sc *scanner) scan(rows pgx.Row) (eventstore.Recorded, error) {
 // Head returns the current version of a stream, or the head position for
 // AllStreams: the safe head (see safeHead).
 func (d *pgDriver) Head(ctx context.Context, streamID string) (uint64, error) {
+	if streamID == eventstore.AllStreams {
+		return d.safeHead(ctx)
+	}
 	if d.closed.Load() {
 		return 0, eventstore.ErrClosed
 	}
 	ctx, done := d.callCtx(ctx)
 	defer done()
 	var v int64
-	var err error
-	if streamID == eventstore.AllStreams {
-		err = d.pool.QueryRow(ctx, d.q.head, d.lockKey).Scan(&v)
-	} else {
-		err = d.pool.QueryRow(ctx, d.q.streamVersion, streamID).Scan(&v)
-	}
-	if err != nil {
+	if err := d.pool.QueryRow(ctx, d.q.streamVersion, streamID).Scan(&v); err != nil {
 		return 0, d.callErr(ctx, err, "read head")
 	}
 	return uint64(v), nil

@@ -290,13 +290,16 @@ func (d *pgDriver) Close() error {
 
 // advanceHead records that position h is committed and reports whether
 // it is news.
-func (d *pgDriver) advanceHead(h uint64) bool {
+func (d *pgDriver) advanceHead(h uint64) bool { return raise(&d.head, h) }
+
+// raise sets a to h if h is higher, and reports whether it did.
+func raise(a *atomic.Uint64, h uint64) bool {
 	for {
-		cur := d.head.Load()
+		cur := a.Load()
 		if h <= cur {
 			return false
 		}
-		if d.head.CompareAndSwap(cur, h) {
+		if a.CompareAndSwap(cur, h) {
 			return true
 		}
 	}
@@ -321,12 +324,7 @@ func (d *pgDriver) ownCommitted(top, written uint64) {
 // announce has the announcer tell other processes (NOTIFY) that this
 // store committed up to position top.
 func (d *pgDriver) announce(top uint64) {
-	for {
-		cur := d.announceTop.Load()
-		if top <= cur || d.announceTop.CompareAndSwap(cur, top) {
-			break
-		}
-	}
+	raise(&d.announceTop, top)
 	select {
 	case d.announceKick <- struct{}{}:
 	default:
@@ -380,14 +378,7 @@ func (d *pgDriver) announcer(ctx context.Context) {
 }
 
 // see records that position h is committed.
-func (d *pgDriver) see(h uint64) {
-	for {
-		cur := d.seen.Load()
-		if h <= cur || d.seen.CompareAndSwap(cur, h) {
-			return
-		}
-	}
-}
+func (d *pgDriver) see(h uint64) { raise(&d.seen, h) }
 
 // unknownChange wakes every watcher for appends of other processes whose
 // positions are not known (missed while the listener was away), and makes
