@@ -100,6 +100,14 @@
 // transaction) holds back the readers of the whole log past it, never
 // the writers (TestGlobalOrder holds one).
 //
+// Groups that append to the same stream do not run side by side: since
+// version 12 each group first takes a transaction-level advisory lock on
+// each of its streams (keyed by the stream's hash, in key order), so a
+// group waits for the one that has the stream in flight and then reads
+// the version it left. Without the locks both read the stream's version
+// before either committed, the second failed on the (stream, version)
+// key, and under contention an append expecting Any ran out of retries.
+//
 // Positions still increase and are never reused, but a group that rolls
 // back after drawing leaves its positions unused (holes, as deletions
 // leave). So the store's count is no longer the head minus the events

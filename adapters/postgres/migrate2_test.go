@@ -67,11 +67,11 @@ func TestMigrateFromV1(t *testing.T) {
 	s := openStore(t, schema, WithoutListen(), WithoutPoll())
 	var def string
 	if err := s.d.pool.QueryRow(ctx, `SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-		WHERE n.nspname = $1 AND p.proname = 'append_batch' AND p.pronargs = 17`, schema).Scan(&def); err != nil {
+		WHERE n.nspname = $1 AND p.proname = 'append_batch_unlocked' AND p.pronargs = 17`, schema).Scan(&def); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(def, "clock_timestamp()") {
-		t.Errorf("append_batch after migrating does not use clock_timestamp():\n%s", def)
+		t.Errorf("append_batch_unlocked (append_batch's body since migration 12) after migrating does not use clock_timestamp():\n%s", def)
 	}
 	res, err := s.Append(ctx, "old", eventstore.Exact(2), evt("c"))
 	if err != nil {
