@@ -14,7 +14,7 @@ import (
 const (
 	categoryStreamEvents = 100
 	maxCategories        = 1000
-	categoryReps         = 20
+	categoryReps         = 200
 )
 
 // readCategory (read_category, issue 13 item 2) appends cfg.events events
