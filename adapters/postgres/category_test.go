@@ -36,6 +36,11 @@ func TestCategoryAndTypePlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Release()
+	// The page that asks for the safe head reads its bound from this
+	// setting, which fetchSafe's statement before it sets.
+	if _, err := conn.Exec(ctx, "SELECT set_config('"+safeHeadSetting+"', '1000000', false)"); err != nil {
+		t.Fatal(err)
+	}
 	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
 		if _, err := conn.Exec(ctx, "SET plan_cache_mode = "+mode); err != nil {
 			t.Fatal(err)
@@ -49,27 +54,29 @@ func TestCategoryAndTypePlans(t *testing.T) {
 			{"stream prefix within a category", eventstore.Filter{StreamPrefix: "c7-3"}, "events_category"},
 			{"one type", eventstore.Filter{Types: []string{"t5"}}, "events_type"},
 		} {
-			q := &driver.Query{StreamID: eventstore.AllStreams, Filter: c.filter}
-			sql, args := s.d.prepare(q).query(driver.Range{From: 1, To: math.MaxInt64, Limit: maxReadPage}, math.MaxInt64, false)
-			// A prepared statement, as pgx runs the page query, so that the
-			// plan cache mode applies.
-			if _, err := conn.Conn().Prepare(ctx, "plan", "EXPLAIN "+sql); err != nil {
-				t.Fatal(err)
-			}
-			rows, err := conn.Query(ctx, "plan", args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := conn.Conn().Deallocate(ctx, "plan"); err != nil {
-				t.Fatal(err)
-			}
-			p := strings.Join(plan, "\n")
-			if !strings.Contains(p, " "+c.index) || strings.Contains(p, "Seq Scan") || strings.Contains(p, "events_pkey") {
-				t.Errorf("%s, %s: the page does not read %s:\n%s", mode, c.name, c.index, p)
+			for _, ask := range []bool{false, true} {
+				q := &driver.Query{StreamID: eventstore.AllStreams, Filter: c.filter}
+				sql, args := s.d.prepare(q).query(driver.Range{From: 1, To: math.MaxInt64, Limit: maxReadPage}, math.MaxInt64, false, ask)
+				// A prepared statement, as pgx runs the page query, so that the
+				// plan cache mode applies.
+				if _, err := conn.Conn().Prepare(ctx, "plan", "EXPLAIN "+sql); err != nil {
+					t.Fatal(err)
+				}
+				rows, err := conn.Query(ctx, "plan", args...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := conn.Conn().Deallocate(ctx, "plan"); err != nil {
+					t.Fatal(err)
+				}
+				p := strings.Join(plan, "\n")
+				if !strings.Contains(p, " "+c.index) || strings.Contains(p, "Seq Scan") || strings.Contains(p, "events_pkey") {
+					t.Errorf("%s, %s, asking for the safe head %v: the page does not read %s:\n%s", mode, c.name, ask, c.index, p)
+				}
 			}
 		}
 	}
@@ -100,19 +107,33 @@ func TestReadToEndPlanWithoutStatistics(t *testing.T) {
 		{"forwards to the end", false, driver.Range{From: 1000, To: math.MaxInt64, Limit: maxReadPage}},
 		{"backwards from the end", true, driver.Range{From: 1, To: 99000, Limit: maxReadPage}},
 	} {
-		q := &driver.Query{StreamID: eventstore.AllStreams, Backwards: c.backwards}
-		sql, args := s.d.prepare(q).query(c.r, c.r.To, false)
-		rows, err := s.d.pool.Query(ctx, "EXPLAIN "+sql, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := strings.Join(plan, "\n")
-		if !strings.Contains(p, "Index Scan") || strings.Contains(p, "Sort") || strings.Contains(p, "Bitmap") {
-			t.Errorf("%s: the page does not walk the position index:\n%s", c.name, p)
+		for _, ask := range []bool{false, true} {
+			q := &driver.Query{StreamID: eventstore.AllStreams, Backwards: c.backwards}
+			sql, args := s.d.prepare(q).query(c.r, c.r.To, false, ask)
+			// In a transaction, as fetchSafe runs the page that asks,
+			// after the statement that sets its bound.
+			tx, err := s.d.pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, "SELECT set_config('"+safeHeadSetting+"', '99500', true)"); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := tx.Query(ctx, "EXPLAIN "+sql, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			p := strings.Join(plan, "\n")
+			if !strings.Contains(p, "Index Scan") || strings.Contains(p, "Sort") || strings.Contains(p, "Bitmap") {
+				t.Errorf("%s, asking for the safe head %v: the page does not walk the position index:\n%s", c.name, ask, p)
+			}
 		}
 	}
 }

@@ -92,9 +92,11 @@
 // the markers, then the newest committed position, each in a statement of
 // its own: every position at or below the lowest of (sequence, first
 // marker - 1, newest committed) has committed or never will. Readers of
-// the whole log stop there: each page of a Read or Watch of AllStreams
-// reads the safe head just before it (one more query per page), and Head
-// and Info(AllStreams) report it. So [Store.Read] of AllStreams from a
+// the whole log stop there: the first page of a Read or Watch of
+// AllStreams reads the safe head just before it, in a statement of its
+// own sent in the same round trip, later pages read up to the head the
+// store knows settled and ask again only when a commit past it was seen,
+// and Head and Info(AllStreams) report it. So [Store.Read] of AllStreams from a
 // checkpoint and [Store.Watch] with [eventstore.After] never skip an
 // event, and an append held uncommitted (a stalled writer, a long
 // transaction) holds back the readers of the whole log past it, never

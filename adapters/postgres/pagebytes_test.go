@@ -42,7 +42,7 @@ func TestPageCutByServer(t *testing.T) {
 	}
 	versions := func(q *driver.Query, r driver.Range) []uint64 {
 		t.Helper()
-		sql, args := s.d.prepare(q).query(r, r.To, true)
+		sql, args := s.d.prepare(q).query(r, r.To, true, false)
 		rows, err := s.d.pool.Query(t.Context(), sql, args...)
 		if err != nil {
 			t.Fatal(err)

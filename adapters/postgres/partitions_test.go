@@ -94,7 +94,7 @@ func TestPartitionsPlan(t *testing.T) {
 	for _, of := range [][]int{{0, 3, 6, 9}, {1, 2, 4, 5, 7, 8, 10, 11}, {5}} {
 		q := &driver.Query{StreamID: eventstore.AllStreams, Filter: eventstore.Filter{Partitions: eventstore.Partitions{Count: 12, Of: of}}}
 		st := s.d.prepare(q)
-		sql, args := st.query(driver.Range{From: 1, To: math.MaxInt64, Limit: maxReadPage}, math.MaxInt64, false)
+		sql, args := st.query(driver.Range{From: 1, To: math.MaxInt64, Limit: maxReadPage}, math.MaxInt64, false, false)
 		rows, err := s.d.pool.Query(ctx, "EXPLAIN "+sql, args...)
 		if err != nil {
 			t.Fatal(err)
@@ -128,7 +128,7 @@ func TestPartitionsGenericPlan(t *testing.T) {
 	}
 	q := &driver.Query{StreamID: eventstore.AllStreams, Filter: eventstore.Filter{Partitions: eventstore.Partitions{Count: 12, Of: []int{0, 3, 6, 9}}}}
 	st := s.d.prepare(q)
-	sql, _ := st.query(driver.Range{From: 1, To: 70000, Limit: maxReadPage}, 70000, false)
+	sql, _ := st.query(driver.Range{From: 1, To: 70000, Limit: maxReadPage}, 70000, false, false)
 	conn, err := s.d.pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)

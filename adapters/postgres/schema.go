@@ -234,6 +234,7 @@ func readVersion(ctx context.Context, q interface {
 // per store. pgx prepares and caches each per connection.
 type queries struct {
 	head          string
+	setHead       string
 	appendCall    string
 	notifyCall    string
 	streamHead    string
@@ -256,6 +257,9 @@ func buildQueries(schema string) queries {
 		// (migrations/0011): appends commit side by side. $1 is the
 		// append lock's key.
 		head: "SELECT " + schema + ".safe_head($1)",
+		// The same, also left in the transaction's safeHeadSetting for
+		// the page query after it (see fetchSafe).
+		setHead: "SELECT set_config('" + safeHeadSetting + "', " + schema + ".safe_head($1)::text, true)::int8",
 		// The writer's call leaves the NOTIFY to notifyCall (see
 		// migrations/0011); $17 says whether the call sends it itself.
 		appendCall: "SELECT o_status, o_version, o_position, o_dup_index, o_dup_version, o_other_id, o_other_stream FROM " + schema + ".append_batch($17, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",

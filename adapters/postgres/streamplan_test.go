@@ -35,7 +35,7 @@ func TestStreamPagePlan(t *testing.T) {
 		} {
 			for _, cut := range []bool{false, true} {
 				st := s.d.prepare(&driver.Query{StreamID: "s-1"})
-				sql, args := st.query(rng, rng.To, cut)
+				sql, args := st.query(rng, rng.To, cut, false)
 				rows, err := s.d.pool.Query(ctx, "EXPLAIN "+sql, args...)
 				if err != nil {
 					t.Fatal(err)
