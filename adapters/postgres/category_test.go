@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/esv2/esv2/eventstore"
@@ -134,6 +135,62 @@ func TestReadToEndPlanWithoutStatistics(t *testing.T) {
 			if !strings.Contains(p, "Index Scan") || strings.Contains(p, "Sort") || strings.Contains(p, "Bitmap") {
 				t.Errorf("%s, asking for the safe head %v: the page does not walk the position index:\n%s", c.name, ask, p)
 			}
+		}
+	}
+}
+
+// TestLargeCategoryRead: a read of a category of several pages, whose
+// events come after the rest of the log, returns the category's events
+// exactly, in order, forwards and backwards: not the stream named as the
+// category, nor a longer category sharing its first letters.
+func TestLargeCategoryRead(t *testing.T) {
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
+	ctx := t.Context()
+	// 100,000 events over 1,000 small categories, then 20,000 of "big"
+	// over 7 streams, with the stream "big" and the category "bigx"
+	// among them.
+	if _, err := s.d.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %[1]s.events (position, stream_id, stream_hash, version, type, data, occurred_at)
+		SELECT g, CASE WHEN g <= 100000 THEN 'c' || (g %% 1000) || '-1'
+		               WHEN g %% 100 = 0 THEN 'big'
+		               WHEN g %% 100 = 1 THEN 'bigx-1'
+		               ELSE 'big-' || (g %% 7) END,
+		       0, g, 't', '\x00', now()
+		FROM generate_series(1, 120000) AS g`, s.d.schema)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.d.pool.Exec(ctx, "SELECT setval('"+s.d.schema+".positions', 120000); ANALYZE "+s.d.schema+".events"); err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	rows, err := s.d.pool.Query(ctx, "SELECT position FROM "+s.d.schema+".events WHERE stream_id LIKE 'big-%' ORDER BY position")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < 3*maxReadPage {
+		t.Fatalf("%d events in the category, want several pages", len(want))
+	}
+
+	f := eventstore.Filter{StreamPrefix: "big-"}
+	for _, backwards := range []bool{false, true} {
+		var got []int64
+		for r, err := range s.Read(ctx, eventstore.AllStreams, eventstore.ReadOptions{Filter: f, Backwards: backwards}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, int64(r.Position))
+		}
+		w := want
+		if backwards {
+			w = make([]int64, len(want))
+			for i, p := range want {
+				w[len(want)-1-i] = p
+			}
+		}
+		if diff := cmp.Diff(w, got); diff != "" {
+			t.Errorf("read of the category, backwards %v (-want +got):\n%s", backwards, diff)
 		}
 	}
 }
