@@ -443,7 +443,7 @@ func (d *pgDriver) fetchSafe(ctx context.Context, sql string, args []any, page [
 	b.Queue(sql, args...)
 	b.Queue("COMMIT")
 	br := d.pool.SendBatch(ctx, b)
-	defer br.Close()
+	defer func() { _ = br.Close() }() // closed below on success; after a failure, its first error is the one returned
 	var h int64
 	_, err := br.Exec()
 	if err == nil {

@@ -52,7 +52,7 @@ func TestAppendWaitsForHeldAppendToItsStream(t *testing.T) {
 				var n int
 				err := s.d.pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks
 					WHERE locktype = 'advisory' AND NOT granted AND objsubid = 2 AND classid::bigint = $1 AND objid::bigint = $2`,
-					int64((32768|s.d.lockKey&32767)<<16), int64(eventstore.StreamHash("x"))).Scan(&n)
+					(32768|s.d.lockKey&32767)<<16, int64(eventstore.StreamHash("x"))).Scan(&n)
 				return n == 1, err
 			})
 			// ...while appends to other streams go on.
