@@ -18,9 +18,19 @@ func countOnly(s Counter, e CounterEvent) Counter {
 
 const benchEvents = 1000
 
-func benchStream(b *testing.B) (eventstore.Store, *aggregate.Repository[Counter, CounterEvent]) {
+// benchStores are the stores the benchmarks run on; the postgres one
+// needs ESV2_POSTGRES_DSN.
+var benchStores = []struct {
+	name string
+	open func(testing.TB) eventstore.Store
+}{
+	{"sqlite", func(tb testing.TB) eventstore.Store { return openSQLite(tb, "") }},
+	{"postgres", openPostgres},
+}
+
+func benchStream(b *testing.B, open func(testing.TB) eventstore.Store) (eventstore.Store, *aggregate.Repository[Counter, CounterEvent]) {
 	b.Helper()
-	store := openSQLite(b, "")
+	store := open(b)
 	repo := newRepo(b, store, aggregate.Config[Counter, CounterEvent]{Evolve: countOnly})
 	a, err := repo.Load(b.Context(), "bench")
 	if err != nil {
@@ -40,30 +50,38 @@ func benchStream(b *testing.B) (eventstore.Store, *aggregate.Repository[Counter,
 //
 //	go test -run XXX -bench 'Load|Read' -benchtime 200x ./aggregate
 func BenchmarkLoad(b *testing.B) {
-	_, repo := benchStream(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		a, err := repo.Load(b.Context(), "bench")
-		if err != nil || a.Version() != benchEvents {
-			b.Fatal(a, err)
-		}
+	for _, bs := range benchStores {
+		b.Run(bs.name, func(b *testing.B) {
+			_, repo := benchStream(b, bs.open)
+			b.ReportAllocs()
+			for b.Loop() {
+				a, err := repo.Load(b.Context(), "bench")
+				if err != nil || a.Version() != benchEvents {
+					b.Fatal(a, err)
+				}
+			}
+		})
 	}
 }
 
 func BenchmarkRead(b *testing.B) {
-	store, _ := benchStream(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		n := 0
-		for _, err := range store.Read(b.Context(), "bench", eventstore.ReadOptions{}) {
-			if err != nil {
-				b.Fatal(err)
+	for _, bs := range benchStores {
+		b.Run(bs.name, func(b *testing.B) {
+			store, _ := benchStream(b, bs.open)
+			b.ReportAllocs()
+			for b.Loop() {
+				n := 0
+				for _, err := range store.Read(b.Context(), "bench", eventstore.ReadOptions{}) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					n++
+				}
+				if n != benchEvents {
+					b.Fatal(n)
+				}
 			}
-			n++
-		}
-		if n != benchEvents {
-			b.Fatal(n)
-		}
+		})
 	}
 }
 

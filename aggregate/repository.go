@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
@@ -325,9 +326,24 @@ func (r *Repository[S, E]) load(ctx context.Context, a *Aggregate[S, E]) error {
 			return err
 		}
 		if a.snapshot > 0 {
-			ahead, err := r.fold(ctx, a, a.snapshot)
-			if err != nil || !ahead {
+			// The repository snapshots every SnapshotEvery events, so the
+			// stream rarely holds more after the snapshot: asking for
+			// that many (and the snapshot's own event) reads them in one
+			// page, where a read of unknown length starts with a small
+			// one and grows (one round trip less on PostgreSQL). A
+			// longer tail is read on by the fold below.
+			limit := 0
+			if n := r.cfg.SnapshotEvery; n > 0 && n < math.MaxInt32 {
+				limit = int(n) + 1
+			}
+			ahead, full, err := r.fold(ctx, a, a.snapshot, limit)
+			switch {
+			case err != nil:
 				return err
+			case full:
+				return r.foldRest(ctx, a)
+			case !ahead:
+				return nil
 			}
 			// The stream ends before the snapshot's version: written
 			// before stores refused such snapshots, or by hand. Trusting
@@ -337,7 +353,12 @@ func (r *Repository[S, E]) load(ctx context.Context, a *Aggregate[S, E]) error {
 			r.reset(a)
 		}
 	}
-	_, err := r.fold(ctx, a, 0)
+	return r.foldRest(ctx, a)
+}
+
+// foldRest folds the stream's events after a.version into a.
+func (r *Repository[S, E]) foldRest(ctx context.Context, a *Aggregate[S, E]) error {
+	_, _, err := r.fold(ctx, a, 0, 0)
 	return err
 }
 
@@ -358,21 +379,24 @@ func (r *Repository[S, E]) reset(a *Aggregate[S, E]) {
 // (a.version is then a snapshot's version, check) it reads from the
 // snapshot's own event, which it does not fold, to learn in the same read
 // whether the stream reaches the snapshot at all; ahead reports that it
-// does not, and a is then left half-folded for the caller to reset.
-func (r *Repository[S, E]) fold(ctx context.Context, a *Aggregate[S, E], check uint64) (ahead bool, err error) {
+// does not, and a is then left half-folded for the caller to reset. A
+// limit > 0 caps the events read; full reports that it read that many,
+// and the caller folds on from a.version.
+func (r *Repository[S, E]) fold(ctx context.Context, a *Aggregate[S, E], check uint64, limit int) (ahead, full bool, err error) {
 	evolve := r.cfg.Evolve
 	reg := r.cfg.Codec
 	after := a.version
 	if check > 0 {
 		after = check - 1
 	}
-	first := true
+	first, n := true, 0
 	// Folding uses each event's type, data, version and position, never
 	// its ID, metadata or time: the store need not read them.
-	opts := eventstore.ReadOptions{From: eventstore.After(after), Omit: eventstore.AllFields}
+	opts := eventstore.ReadOptions{From: eventstore.After(after), Omit: eventstore.AllFields, Limit: limit}
 	for rec, err := range r.store.Read(ctx, a.id, opts) {
+		n++
 		if err != nil {
-			return false, fmt.Errorf("aggregate: load %q: %w", a.id, err)
+			return false, false, fmt.Errorf("aggregate: load %q: %w", a.id, err)
 		}
 		if first {
 			first = false
@@ -384,13 +408,13 @@ func (r *Repository[S, E]) fold(ctx context.Context, a *Aggregate[S, E], check u
 			// (With a snapshot, a.version is check: its own event may
 			// have been removed, the next one may not.)
 			if want := a.version + 1; rec.Version > want {
-				return false, fmt.Errorf("aggregate: load %q: %w", a.id,
+				return false, false, fmt.Errorf("aggregate: load %q: %w", a.id,
 					&eventstore.TruncatedError{StreamID: a.id, Need: want, First: rec.Version})
 			}
 		}
 		e, err := reg.DecodeRecordedContext(ctx, &rec)
 		if err != nil {
-			return false, fmt.Errorf("aggregate: load %q: %w", a.id, err)
+			return false, false, fmt.Errorf("aggregate: load %q: %w", a.id, err)
 		}
 		a.state = evolve(a.state, e)
 		a.version = rec.Version
@@ -400,7 +424,7 @@ func (r *Repository[S, E]) fold(ctx context.Context, a *Aggregate[S, E], check u
 	// refused: Save says so), or one that ends before the snapshot. A
 	// truncation always keeps the last event, so a truncated stream is
 	// never read empty: its gap shows in the first event read, above.
-	return first && check > 0, nil
+	return first && check > 0, limit > 0 && n == limit, nil
 }
 
 // loadSnapshot starts a from its stream's snapshot when there is a usable

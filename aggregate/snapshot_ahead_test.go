@@ -200,3 +200,30 @@ func TestNewRepositoryChecksInitState(t *testing.T) {
 type opaqueJSON struct{ codec.JSON }
 
 func (opaqueJSON) Name() string { return "opaque" }
+
+// TestSnapshotTailOfAnyLength: Load reads the events after a snapshot in
+// one page of SnapshotEvery events (and the snapshot's own), then reads
+// on: a tail as long as that page, or longer (events saved by a
+// repository that does not snapshot), is folded whole, on every store.
+func TestSnapshotTailOfAnyLength(t *testing.T) {
+	eachStore(t, func(t *testing.T, store eventstore.Store) {
+		snapping := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{SnapshotEvery: 3, SnapshotSchema: "v1"})
+		plain := newRepo(t, store, aggregate.Config[Counter, CounterEvent]{})
+		for tail := range 9 {
+			id := fmt.Sprintf("c%d", tail)
+			saveBatch(t, snapping, id, Added{By: 1}, Added{By: 2}, Added{By: 3})
+			want := Counter{N: 6, Log: []int64{1, 2, 3}}
+			for i := range tail {
+				by := int64(10 + i)
+				saveBatch(t, plain, id, Added{By: by})
+				want.N += by
+				want.Log = append(want.Log, by)
+			}
+			a := mustLoad(t, t.Context(), snapping, id)
+			if diff := cmp.Diff(want, a.State()); diff != "" || a.SnapshotVersion() != 3 || a.Version() != uint64(3+tail) {
+				t.Errorf("tail %d: loaded version %d from snapshot %d (want %d, 3); state (-want +got):\n%s",
+					tail, a.Version(), a.SnapshotVersion(), 3+tail, diff)
+			}
+		}
+	})
+}
