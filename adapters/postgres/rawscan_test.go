@@ -72,3 +72,71 @@ func TestScannerDecode(t *testing.T) {
 		t.Fatalf("read %d rows, want %d", n, 3*len(times))
 	}
 }
+
+// TestScannerDecodeOmitted: the columns of a read that omits fields
+// (readColumns) are still read raw, decode and scan agree on them, the
+// omitted fields are zero and the others those of the full read.
+func TestScannerDecodeOmitted(t *testing.T) {
+	s := newTestStore(t, WithoutListen(), WithoutPoll())
+	ctx := t.Context()
+	at := time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC)
+	if _, err := s.Append(ctx, "s-1", eventstore.Any,
+		eventstore.Event{ID: "id-1", Type: "a", Data: []byte{1}, Metadata: map[string]string{"k": "v"}, Time: at},
+		eventstore.Event{Type: "b", Time: at}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(omit eventstore.Fields) (raw, scanned []eventstore.Recorded) {
+		t.Helper()
+		cols, _ := readColumns(omit)
+		rows, err := s.d.pool.Query(ctx, "SELECT "+cols+" FROM "+s.d.schema+".events ORDER BY position")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		if !rawColumns(rows.FieldDescriptions()) {
+			t.Fatalf("omit %#x: the columns are not read raw: %+v", omit, rows.FieldDescriptions())
+		}
+		var dec, sc scanner
+		for rows.Next() {
+			got, err := dec.next(rows)
+			if err != nil {
+				t.Fatalf("omit %#x: decode: %v", omit, err)
+			}
+			want, err := sc.scan(rows)
+			if err != nil {
+				t.Fatalf("omit %#x: scan: %v", omit, err)
+			}
+			raw, scanned = append(raw, got), append(scanned, want)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return raw, scanned
+	}
+	full, _ := read(0)
+	if len(full) != 2 || full[0].ID == "" || full[0].Metadata == nil || full[0].Time.IsZero() {
+		t.Fatalf("full read: %+v", full)
+	}
+	for _, omit := range []eventstore.Fields{eventstore.FieldID, eventstore.FieldMetadata, eventstore.FieldTime, eventstore.AllFields} {
+		raw, scanned := read(omit)
+		if diff := cmp.Diff(scanned, raw); diff != "" {
+			t.Errorf("omit %#x: decode differs from scan (-scan +decode):\n%s", omit, diff)
+		}
+		want := make([]eventstore.Recorded, len(full))
+		for i, r := range full {
+			if omit&eventstore.FieldID != 0 {
+				r.ID = ""
+			}
+			if omit&eventstore.FieldMetadata != 0 {
+				r.Metadata = nil
+			}
+			if omit&eventstore.FieldTime != 0 {
+				r.Time = time.Time{}
+			}
+			want[i] = r
+		}
+		if diff := cmp.Diff(want, raw); diff != "" {
+			t.Errorf("omit %#x: (-want +got):\n%s", omit, diff)
+		}
+	}
+}

@@ -51,6 +51,7 @@ type readState struct {
 	args []any // its arguments after $1-$3: stream, filter values
 
 	from, cols, key, order string // the template and its parts
+	size                   string // an event's size in SQL, as the client counts it (readColumns)
 	all, backwards         bool   // a read of the whole log (key position); its direction
 	safe, unknowns         uint64 // the safe head last asked, and pgDriver.unknowns then
 
@@ -166,8 +167,8 @@ func (st *readState) query(r driver.Range, to uint64, cut, ask bool) (string, []
 		}
 		switch {
 		case cut:
-			st.sql[c][a][shape] = "SELECT " + st.cols + " FROM (SELECT " + st.cols + ", sum(" + eventSizeSQL + ") OVER (ORDER BY " + st.order +
-				" ROWS UNBOUNDED PRECEDING) - (" + eventSizeSQL + ") AS bytes_before" + from +
+			st.sql[c][a][shape] = "SELECT " + st.cols + " FROM (SELECT " + st.cols + ", sum(" + st.size + ") OVER (ORDER BY " + st.order +
+				" ROWS UNBOUNDED PRECEDING) - (" + st.size + ") AS bytes_before" + from +
 				") AS page WHERE bytes_before < " + strconv.Itoa(eventstore.PageBytes) + past + " ORDER BY " + st.order
 		case past != "":
 			st.sql[c][a][shape] = "SELECT " + st.cols + " FROM (SELECT " + st.cols + from + ") AS page WHERE true" + past + " ORDER BY " + st.order
@@ -225,6 +226,29 @@ func largestEvent(page []eventstore.Recorded) int {
 // Kept in int4, so that the running sum is an int8 sum, not a numeric one.
 const eventSizeSQL = "octet_length(data) + CASE WHEN metadata IS NULL THEN 0 ELSE " +
 	"coalesce((SELECT sum(octet_length(k) + octet_length(v)) FROM jsonb_each_text(metadata) AS m(k, v))::int4, 0) END"
+
+// readColumns returns the columns of a read's page query (those of
+// queries.cols, in order, each of its type, an omitted one as a NULL) and
+// the expression of an event's size that cuts its pages. The size counts
+// what the client keeps, as watch.PageFull does: with the metadata
+// omitted, the data alone. Counting more would end a page early whose
+// events the front, summing them without their metadata, takes for
+// fewer than a page's worth, and so for the end of the read.
+func readColumns(omit eventstore.Fields) (cols, size string) {
+	col := func(f eventstore.Fields, name, typ string) string {
+		if omit&f != 0 {
+			return "NULL::" + typ + " AS " + name
+		}
+		return name
+	}
+	cols = "position, stream_id, version, " + col(eventstore.FieldID, "event_id", "text") + ", type, data, " +
+		col(eventstore.FieldMetadata, "metadata", "jsonb") + ", " + col(eventstore.FieldTime, "occurred_at", "timestamptz")
+	size = eventSizeSQL
+	if omit&eventstore.FieldMetadata != 0 {
+		size = "octet_length(data)"
+	}
+	return cols, size
+}
 
 // keyRangeMark stands for the key range in the page query's text until
 // prepare writes each shape of it (keyRange).
@@ -347,8 +371,8 @@ func (d *pgDriver) prepare(q *driver.Query) *readState {
 		b.WriteString(" LIMIT $3")
 	}
 	from := b.String()
-	cols := d.q.cols
-	st := &readState{args: args[3:], from: from, cols: cols, key: key, order: order, all: q.StreamID == eventstore.AllStreams, backwards: q.Backwards}
+	cols, size := readColumns(q.Omit)
+	st := &readState{args: args[3:], from: from, cols: cols, size: size, key: key, order: order, all: q.StreamID == eventstore.AllStreams, backwards: q.Backwards}
 	q.Prepared = st
 	return st
 }
@@ -515,7 +539,7 @@ type scanner struct {
 	stream, typ       string
 	eventID           pgtype.Text
 	data, meta        []byte
-	at                time.Time
+	at                pgtype.Timestamptz // NULL: omitted (see readColumns)
 }
 
 // next returns the current row of rows as a Recorded.
@@ -560,7 +584,8 @@ func rawColumns(fds []pgconn.FieldDescription) bool {
 // decode turns the binary values of a row of queries.cols (see
 // rawColumns) into a Recorded, as scan does through pgx.
 func (sc *scanner) decode(v [][]byte) (eventstore.Recorded, error) {
-	if len(v) != len(rawOIDs) || len(v[0]) != 8 || len(v[2]) != 8 || len(v[7]) != 8 || v[1] == nil || v[4] == nil {
+	// A NULL time is an omitted one (see readColumns).
+	if len(v) != len(rawOIDs) || len(v[0]) != 8 || len(v[2]) != 8 || (v[7] != nil && len(v[7]) != 8) || v[1] == nil || v[4] == nil {
 		return eventstore.Recorded{}, errors.New("postgres: read: malformed row")
 	}
 	position := int64(binary.BigEndian.Uint64(v[0]))
@@ -570,9 +595,12 @@ func (sc *scanner) decode(v [][]byte) (eventstore.Recorded, error) {
 	if string(v[4]) != sc.typ {
 		sc.typ = string(v[4])
 	}
-	at, err := timestamptz(v[7])
-	if err != nil {
-		return eventstore.Recorded{}, fmt.Errorf("postgres: read: event at position %d: %w", position, err)
+	var at time.Time
+	if v[7] != nil {
+		var err error
+		if at, err = timestamptz(v[7]); err != nil {
+			return eventstore.Recorded{}, fmt.Errorf("postgres: read: event at position %d: %w", position, err)
+		}
 	}
 	r := eventstore.Recorded{
 		Event:    eventstore.Event{Type: sc.typ, Time: at},
@@ -626,11 +654,17 @@ func (sc *scanner) scan(rows pgx.Row) (eventstore.Recorded, error) {
 			ID:   sc.eventID.String,
 			Type: sc.typ,
 			Data: sc.data,
-			Time: sc.at.UTC(),
 		},
 		StreamID: sc.stream,
 		Version:  uint64(sc.version),
 		Position: uint64(sc.position),
+	}
+	if sc.at.Valid {
+		if sc.at.InfinityModifier != pgtype.Finite {
+			// As scanning into a time.Time makes it, and decode.
+			return eventstore.Recorded{}, fmt.Errorf("postgres: read: event at position %d: occurred_at is infinite", sc.position)
+		}
+		r.Time = sc.at.Time.UTC()
 	}
 	if len(r.Data) == 0 {
 		r.Data = nil
