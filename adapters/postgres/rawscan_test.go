@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/esv2/esv2/eventstore"
+	"github.com/esv2/esv2/internal/adaptertest"
 )
 
 // TestScannerDecode checks that rows decoded from their raw binary values
@@ -122,19 +123,7 @@ func TestScannerDecodeOmitted(t *testing.T) {
 		if diff := cmp.Diff(scanned, raw); diff != "" {
 			t.Errorf("omit %#x: decode differs from scan (-scan +decode):\n%s", omit, diff)
 		}
-		want := make([]eventstore.Recorded, len(full))
-		for i, r := range full {
-			if omit&eventstore.FieldID != 0 {
-				r.ID = ""
-			}
-			if omit&eventstore.FieldMetadata != 0 {
-				r.Metadata = nil
-			}
-			if omit&eventstore.FieldTime != 0 {
-				r.Time = time.Time{}
-			}
-			want[i] = r
-		}
+		want := adaptertest.Omitted(full, omit)
 		if diff := cmp.Diff(want, raw); diff != "" {
 			t.Errorf("omit %#x: (-want +got):\n%s", omit, diff)
 		}

@@ -9,13 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/esv2/esv2/adapters/sqlite"
 	"github.com/esv2/esv2/eventstore"
 	"github.com/esv2/esv2/eventstore/driver"
+	"github.com/esv2/esv2/internal/adaptertest"
 )
 
 // TestReadPages reads more events than one page holds, forwards,
@@ -322,19 +322,7 @@ func TestReadPagePaths(t *testing.T) {
 				}
 				// The adapter does not read what is omitted: those
 				// fields are zero, the others as in a full read.
-				trimmed := make([]eventstore.Recorded, len(full))
-				for i, r := range full {
-					if omit&eventstore.FieldID != 0 {
-						r.ID = ""
-					}
-					if omit&eventstore.FieldMetadata != 0 {
-						r.Metadata = nil
-					}
-					if omit&eventstore.FieldTime != 0 {
-						r.Time = time.Time{}
-					}
-					trimmed[i] = r
-				}
+				trimmed := adaptertest.Omitted(full, omit)
 				if diff := cmp.Diff(trimmed, got); diff != "" {
 					t.Errorf("omitting %#x differs from the full read with those fields zero (-want +got):\n%s", uint8(omit), diff)
 				}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/esv2/esv2/eventstore"
 )
@@ -106,4 +107,23 @@ func CheckTranslation(t *testing.T, translate func(error) error) {
 			t.Errorf("translate(%v) = %v, want errors.Is %v", err, got, err)
 		}
 	}
+}
+
+// Omitted returns events as a read with omit returns them from a store
+// that leaves the omitted fields zero (eventstore.ReadOptions.Omit).
+func Omitted(events []eventstore.Recorded, omit eventstore.Fields) []eventstore.Recorded {
+	out := make([]eventstore.Recorded, len(events))
+	for i, r := range events {
+		if omit&eventstore.FieldID != 0 {
+			r.ID = ""
+		}
+		if omit&eventstore.FieldMetadata != 0 {
+			r.Metadata = nil
+		}
+		if omit&eventstore.FieldTime != 0 {
+			r.Time = time.Time{}
+		}
+		out[i] = r
+	}
+	return out
 }
