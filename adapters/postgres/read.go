@@ -371,8 +371,8 @@ func (d *pgDriver) prepare(q *driver.Query) *readState {
 		b.WriteString(" LIMIT $3")
 	}
 	from := b.String()
-	cols, size := readColumns(q.Omit)
-	st := &readState{args: args[3:], from: from, cols: cols, size: size, key: key, order: order, all: q.StreamID == eventstore.AllStreams, backwards: q.Backwards}
+	pc := d.q.pageCols[q.Omit&eventstore.AllFields] // the front refuses other bits
+	st := &readState{args: args[3:], from: from, cols: pc.cols, size: pc.size, key: key, order: order, all: q.StreamID == eventstore.AllStreams, backwards: q.Backwards}
 	q.Prepared = st
 	return st
 }

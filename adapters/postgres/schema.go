@@ -248,11 +248,19 @@ type queries struct {
 	loadSnap      string
 	findEvent     string
 	cols          string
+	// pageCols holds, for each eventstore.Fields value a read omits,
+	// its page query's columns and event size (readColumns), built once.
+	pageCols [eventstore.AllFields + 1]struct{ cols, size string }
 }
 
 func buildQueries(schema string) queries {
-	const cols = "position, stream_id, version, event_id, type, data, metadata, occurred_at"
+	var pageCols [eventstore.AllFields + 1]struct{ cols, size string }
+	for omit := range pageCols {
+		pageCols[omit].cols, pageCols[omit].size = readColumns(eventstore.Fields(omit))
+	}
+	cols := pageCols[0].cols
 	return queries{
+		pageCols: pageCols,
 		// The head is the last position no event can still commit below
 		// (migrations/0011): appends commit side by side. $1 is the
 		// append lock's key.

@@ -97,6 +97,7 @@ func newPGDriver(pool *pgxpool.Pool, schema string) *pgDriver {
 	s := pgx.Identifier{schema}.Sanitize()
 	h := fnv.New64a()
 	h.Write([]byte("esv2:append:" + schema)) // as adapters/postgres advisoryKey("append", schema)
+	readSQL := "SELECT position, stream_id, version, event_id, type, data, metadata, occurred_at FROM " + s + ".events WHERE stream_id = $1 AND "
 	return &pgDriver{
 		pool: pool, schema: schema, lockKey: int64(h.Sum64()),
 		// $2 events: the head before them, the sequence moved past them.
@@ -106,8 +107,7 @@ func newPGDriver(pool *pgxpool.Pool, schema string) *pgDriver {
 			"(SELECT setval('" + s + ".positions', greatest(coalesce(max(position), 0), (SELECT last_value FROM " + s + ".positions)) + 1) FROM " + s + ".events), $1, " +
 			"(SELECT coalesce(max(version), 0) + 1 FROM " + s + ".events WHERE stream_id = $1), NULL, $2, $3, NULL, now())",
 		qStream: "INSERT INTO " + s + ".streams (stream_id, created_at) VALUES ($1, now()) ON CONFLICT (stream_id) DO NOTHING",
-		qRead: "SELECT position, stream_id, version, event_id, type, data, metadata, occurred_at FROM " + s +
-			".events WHERE stream_id = $1 AND version >= $2 ORDER BY version",
+		qRead:   readSQL + "version >= $2 ORDER BY version",
 		// A read from past the stream's start (the events after a
 		// snapshot, a watch's catch-up) is a statement of its own: pgx
 		// prepares each text once per connection, and PostgreSQL, after
@@ -115,9 +115,8 @@ func newPGDriver(pool *pgxpool.Pool, schema string) *pgDriver {
 		// generically for good, as a scan of the whole stream (180-260 ms
 		// for load_snapshot's 100 events after a snapshot, against 1 ms
 		// for the library).
-		qReadTail: "SELECT position, stream_id, version, event_id, type, data, metadata, occurred_at FROM " + s +
-			".events WHERE stream_id = $1 AND version > $2 ORDER BY version",
-		qSnap: "SELECT version, schema_tag, data FROM " + s + ".snapshots WHERE stream_id = $1 AND name = $2",
+		qReadTail: readSQL + "version > $2 ORDER BY version",
+		qSnap:     "SELECT version, schema_tag, data FROM " + s + ".snapshots WHERE stream_id = $1 AND name = $2",
 	}
 }
 
