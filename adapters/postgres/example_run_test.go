@@ -8,8 +8,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// TestExample runs Example (which has no Output comment because it needs a
-// database) so that it keeps working, then drops its schema.
+// TestExample runs Example and ExampleNew (which have no Output comment
+// because they need a database) so that they keep working, then drops
+// their schema.
 func TestExample(t *testing.T) {
 	dsn := os.Getenv("ESV2_POSTGRES_DSN")
 	if dsn == "" {
@@ -28,4 +29,5 @@ func TestExample(t *testing.T) {
 		}
 	})
 	Example()
+	ExampleNew()
 }

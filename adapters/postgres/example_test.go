@@ -6,6 +6,8 @@ import (
 	"log"
 	"os"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/esv2/esv2/adapters/postgres"
 	"github.com/esv2/esv2/eventstore"
 )
@@ -59,4 +61,37 @@ func ExampleWithListenDSN() {
 		return
 	}
 	defer store.Close()
+}
+
+// Make a store over a pool of your own, configured as Open configures its
+// pool: with JIT compilation off in its sessions. It needs a database: set
+// ESV2_POSTGRES_DSN.
+func ExampleNew() {
+	dsn := os.Getenv("ESV2_POSTGRES_DSN")
+	if dsn == "" {
+		return
+	}
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg.MaxConns = 8
+	postgres.JITOff(cfg)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close() // the pool stays yours: store.Close leaves it open
+
+	store, err := postgres.New(ctx, pool, postgres.WithSchema("esv2_example"), postgres.WithMigrate())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	var jit string
+	if err := pool.QueryRow(ctx, "SHOW jit").Scan(&jit); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("jit:", jit) // jit: off
 }

@@ -125,6 +125,7 @@ func (a *app) openPostgres(ctx context.Context, dsn string, mode openMode) (*con
 		// best-effort housekeeping at open fails harmlessly.
 		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
 	}
+	postgres.JITOff(cfg) // as postgres.Open: reads page through long streams
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, openErr(fmt.Errorf("postgres: %w", err))
