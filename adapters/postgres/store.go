@@ -152,8 +152,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 
 // New returns a store over pool, which stays the caller's: Close does not
 // close it. Give the pool's config to [JITOff] before making the pool,
-// unless its sessions run with jit off already. The schema is migrated first when WithMigrate is given;
-// otherwise it must already be at the version this package writes. A
+// unless its sessions run with jit off already. The schema is migrated
+// first when WithMigrate is given; otherwise it must already be at the
+// version this package writes. A
 // schema written by a newer version of this package is refused with a
 // *SchemaVersionError. An option given a value it cannot take is refused
 // with an error satisfying errors.Is(err, eventstore.ErrInvalidInput).
